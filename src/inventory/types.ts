@@ -1,0 +1,104 @@
+// The shapes every part of neverpull-guard agrees on: the NodeImageSet custom resource
+// (what the agent publishes), the Node facts the webhook needs, and the read side of the
+// inventory that the decision engine consumes.
+
+export const GROUP = 'neverpull.dev'
+export const VERSION = 'v1alpha1'
+export const NODE_IMAGE_SET_KIND = 'NodeImageSet'
+export const NODE_IMAGE_SET_PLURAL = 'nodeimagesets'
+export const MODE_LABEL = 'neverpull.dev/mode'
+
+/** One image as the container runtime lists it over CRI (runtime.v1.Image). */
+export interface RuntimeImage {
+  /** Image ID, e.g. `sha256:4d1f...` (containerd: the config digest). */
+  id: string
+  /** Normalised tag references, e.g. `docker.io/library/nginx:1.27`. */
+  repoTags: string[]
+  /** Normalised digest references, e.g. `docker.io/library/nginx@sha256:...`. */
+  repoDigests: string[]
+  /** Bytes, as the runtime reports them. */
+  size: number
+  pinned: boolean
+}
+
+export interface RuntimeInfo {
+  /** `containerd`, `cri-o`, `docker` ... (RuntimeService/Version runtime_name). */
+  name: string
+  version: string
+  /** The CRI endpoint the agent used, e.g. `unix:///run/containerd/containerd.sock`. */
+  endpoint: string
+}
+
+export interface NodeImageSetCondition {
+  type: string
+  status: 'True' | 'False' | 'Unknown'
+  reason?: string
+  message?: string
+  lastTransitionTime?: string
+}
+
+/** The NodeImageSet custom resource, cluster-scoped, named after its node. */
+export interface NodeImageSet {
+  apiVersion: `${typeof GROUP}/${typeof VERSION}`
+  kind: typeof NODE_IMAGE_SET_KIND
+  metadata: {
+    name: string
+    resourceVersion?: string
+    uid?: string
+    creationTimestamp?: string
+    ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>
+    labels?: Record<string, string>
+  }
+  spec: {
+    nodeName: string
+    runtime?: RuntimeInfo
+    images: RuntimeImage[]
+  }
+  status?: {
+    /** RFC 3339 time the agent last confirmed the list against the runtime. */
+    observedTime?: string
+    conditions?: NodeImageSetCondition[]
+  }
+}
+
+export type TaintEffect = 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute'
+
+export interface Taint {
+  key: string
+  value?: string
+  effect: TaintEffect
+}
+
+export interface Toleration {
+  key?: string
+  operator?: 'Exists' | 'Equal'
+  value?: string
+  effect?: TaintEffect | ''
+  tolerationSeconds?: number
+}
+
+/** What the webhook keeps of a Node object. */
+export interface NodeFacts {
+  name: string
+  labels: Record<string, string>
+  taints: Taint[]
+  unschedulable: boolean
+  /** Ready condition: true, false, or undefined when not reported. */
+  ready: boolean | undefined
+  /**
+   * `status.images[].names` flattened (repo digests and tags as the kubelet reports them,
+   * at most 50 images). Presence there proves presence; absence proves nothing.
+   */
+  statusImageNames: string[]
+}
+
+/** What the webhook keeps of a NodeImageSet. */
+export interface NodeImages {
+  nodeName: string
+  runtime?: RuntimeInfo
+  images: RuntimeImage[]
+  /** ms since epoch of status.observedTime; NaN when never observed. */
+  observedAt: number
+}
+
+export type Mode = 'enforce' | 'warn' | 'audit' | 'off'
