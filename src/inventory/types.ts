@@ -102,3 +102,17 @@ export interface NodeImages {
 }
 
 export type Mode = 'enforce' | 'warn' | 'audit' | 'off'
+
+/**
+ * The write side of the inventory. The static file loader and the cluster informers both
+ * feed one of these; the index behind it answers the decision engine's questions.
+ * Every call is incremental: one node, one image set, one namespace at a time.
+ */
+export interface InventorySink {
+  upsertNode(node: NodeFacts): void
+  removeNode(name: string): void
+  upsertImages(images: NodeImages): void
+  removeImages(nodeName: string): void
+  /** `undefined` clears the namespace's mode (the global mode applies). */
+  setNamespaceMode(namespace: string, mode: Mode | undefined): void
+}
