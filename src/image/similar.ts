@@ -1,0 +1,89 @@
+// "Did you mean ...?" for image names: a bounded edit distance and a nearest-names search over
+// a node's image keys. Called per missing image over hundreds of names, so no allocation per
+// comparison: two DP rows live in one module-level buffer that only ever grows.
+
+let rows = new Int32Array(2 * 128)
+
+/**
+ * Levenshtein distance between a and b, or max + 1 as soon as it is certain to exceed max.
+ * Only the diagonal band |i - j| <= max is computed: O(len * max).
+ */
+export function editDistance(a: string, b: string, max: number): number {
+  max = max > 0 ? Math.floor(max) : 0
+  const over = max + 1
+  if (a === b) return 0
+  const la = a.length
+  const lb = b.length
+  if (la - lb > max || lb - la > max) return over
+  if (la === 0) return lb
+  if (lb === 0) return la
+
+  const width = lb + 1
+  if (rows.length < 2 * width) rows = new Int32Array(2 * width * 2)
+  const buf = rows
+  let prev = 0
+  let cur = width
+
+  const firstHi = lb < max ? lb : max
+  for (let j = 0; j <= firstHi; j++) buf[j] = j
+  if (firstHi < lb) buf[firstHi + 1] = over
+
+  for (let i = 1; i <= la; i++) {
+    const lo = i - max > 1 ? i - max : 1
+    const hi = i + max < lb ? i + max : lb
+    // Cells left of the band cost more than max: any value > max is as good as the truth.
+    let left = lo === 1 ? (i <= max ? i : over) : over
+    buf[cur + lo - 1] = left
+    let rowMin = left
+    const ca = a.charCodeAt(i - 1)
+    for (let j = lo; j <= hi; j++) {
+      let v = (buf[prev + j - 1] as number) + (ca === b.charCodeAt(j - 1) ? 0 : 1)
+      const up = (buf[prev + j] as number) + 1
+      if (up < v) v = up
+      if (left + 1 < v) v = left + 1
+      if (v > over) v = over
+      buf[cur + j] = v
+      left = v
+      if (v < rowMin) rowMin = v
+    }
+    if (hi < lb) buf[cur + hi + 1] = over
+    if (rowMin > max) return over
+    const t = prev
+    prev = cur
+    cur = t
+  }
+  const d = buf[prev + lb] as number
+  return d > max ? over : d
+}
+
+/**
+ * Candidates within distance max of wanted (wanted itself excluded), closest first, ties in
+ * string order, at most limit. Once limit names are held, the bound tightens to the worst of them.
+ */
+export function nearest(wanted: string, candidates: Iterable<string>, max: number, limit: number): string[] {
+  const names: string[] = []
+  const dists: number[] = []
+  if (limit <= 0 || max < 0) return names
+  let bound = max
+  const lw = wanted.length
+  for (const c of candidates) {
+    if (c === wanted) continue
+    const diff = c.length - lw
+    if (diff > bound || -diff > bound) continue
+    const d = editDistance(wanted, c, bound)
+    if (d > bound) continue
+    // Insertion into the small sorted result; equal names are kept once.
+    let k = names.length
+    while (k > 0 && ((dists[k - 1] as number) > d || ((dists[k - 1] as number) === d && (names[k - 1] as string) > c))) k--
+    if (k > 0 && dists[k - 1] === d && names[k - 1] === c) continue
+    if (k >= limit) continue
+    names.splice(k, 0, c)
+    dists.splice(k, 0, d)
+    if (names.length > limit) {
+      names.pop()
+      dists.pop()
+    }
+    if (names.length === limit) bound = dists[limit - 1] as number
+  }
+  return names
+}
