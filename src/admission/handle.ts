@@ -1,0 +1,132 @@
+import { decide, resolveMode, type Decision, type Subject } from '../decision/decide.js'
+import { denialMessage, warningsFor } from '../decision/messages.js'
+import type { InventoryView } from '../inventory/index.js'
+import type { Mode } from '../inventory/types.js'
+import { carriesPodTemplate, extractPodTemplate } from '../workload/pod-template.js'
+import {
+  allowed,
+  denied,
+  errored,
+  parseReview,
+  toReview,
+  type AdmissionRequest,
+  type AdmissionReviewReply,
+} from './review.js'
+
+export interface HandleContext {
+  inventory: InventoryView
+  /** The mode for namespaces without a `neverpull.dev/mode` label. */
+  mode: Mode
+  now: number
+}
+
+/** What one review did, for the log line and the metrics. */
+export interface ReviewRecord {
+  uid: string
+  kind: string
+  namespace: string
+  name: string
+  operation: string
+  user: string
+  dryRun: boolean
+  /** allow | warn | deny as answered; `invalid` for a malformed review; `skip` when not checked. */
+  decision: 'allow' | 'warn' | 'deny' | 'invalid' | 'skip'
+  mode?: Mode
+  /** What the checks found before the mode applied (audit logs a would-be denial). */
+  outcome?: Decision['outcome']
+  findings?: Array<{ container: string; image: string; reason: string; severity: string }>
+  error?: string
+}
+
+export interface Handled {
+  reply: AdmissionReviewReply
+  record: ReviewRecord
+}
+
+function subjectOf(r: AdmissionRequest): Subject {
+  return { kind: r.kind.kind, namespace: r.namespace ?? '', name: r.name ?? '', operation: r.operation }
+}
+
+function baseRecord(r: AdmissionRequest): ReviewRecord {
+  return {
+    uid: r.uid,
+    kind: r.subResource ? `${r.kind.kind}/${r.subResource}` : r.kind.kind,
+    namespace: r.namespace ?? '',
+    name: r.name ?? '',
+    operation: r.operation,
+    user: r.userInfo?.username ?? '',
+    dryRun: r.dryRun === true,
+    decision: 'skip',
+  }
+}
+
+/**
+ * One AdmissionReview in, one out. Never throws: a malformed review is answered with
+ * allowed=false and code 400, anything this webhook does not check is allowed untouched.
+ */
+export function handleReview(body: unknown, ctx: HandleContext): Handled {
+  const parsed = parseReview(body)
+  if (!parsed.ok) {
+    return {
+      reply: toReview(parsed.version, errored(parsed.uid, 400, parsed.error)),
+      record: {
+        uid: parsed.uid,
+        kind: '',
+        namespace: '',
+        name: '',
+        operation: '',
+        user: '',
+        dryRun: false,
+        decision: 'invalid',
+        error: parsed.error,
+      },
+    }
+  }
+  const { request, apiVersion } = parsed.review
+  const record = baseRecord(request)
+  const reply = (response: ReturnType<typeof allowed>): Handled => ({ reply: toReview(apiVersion, response), record })
+
+  const checked =
+    (request.operation === 'CREATE' || request.operation === 'UPDATE') &&
+    carriesPodTemplate(request.kind.group, request.kind.kind) &&
+    (request.subResource === undefined || request.subResource === '' || request.subResource === 'ephemeralcontainers')
+  if (!checked) return reply(allowed(request.uid))
+
+  const mode = resolveMode(ctx.inventory, request.namespace ?? '', ctx.mode)
+  record.mode = mode
+  if (mode === 'off') return reply(allowed(request.uid))
+
+  const current = extractPodTemplate(request.kind.kind, request.object)
+  if (!current.ok) {
+    record.decision = 'invalid'
+    record.error = current.error
+    return reply(errored(request.uid, 400, `malformed ${request.kind.kind}: ${current.error}`))
+  }
+  if (current.template === null) return reply(allowed(request.uid))
+
+  let previous = null
+  if (request.operation === 'UPDATE') {
+    const old = extractPodTemplate(request.kind.kind, request.oldObject)
+    previous = old.ok ? old.template : null
+  }
+
+  const subject = subjectOf(request)
+  const decision = decide(ctx.inventory, {
+    subject,
+    template: current.template,
+    previous: request.operation === 'UPDATE' ? previous : undefined,
+    mode,
+    now: ctx.now,
+  })
+  record.decision = decision.verdict
+  record.outcome = decision.outcome
+  record.findings = decision.findings.map((f) => ({
+    container: f.container.name,
+    image: f.container.image,
+    reason: f.reason,
+    severity: f.severity,
+  }))
+  const warnings = warningsFor(decision, subject)
+  if (decision.verdict === 'deny') return reply(denied(request.uid, denialMessage(decision, subject), warnings))
+  return reply(allowed(request.uid, warnings))
+}

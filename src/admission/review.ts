@@ -1,0 +1,140 @@
+import { Ajv, type ValidateFunction } from 'ajv'
+
+// The AdmissionReview envelope (admission.k8s.io/v1, and v1beta1 answered in kind). The
+// apiserver treats anything but an HTTP 200 AdmissionReview with the request's uid as
+// "failed calling webhook", so every parseable request gets one, even a malformed one.
+
+export const V1 = 'admission.k8s.io/v1'
+export const V1BETA1 = 'admission.k8s.io/v1beta1'
+export type ReviewVersion = typeof V1 | typeof V1BETA1
+
+export interface GroupVersionKind {
+  group: string
+  version: string
+  kind: string
+}
+
+export interface AdmissionRequest {
+  uid: string
+  kind: GroupVersionKind
+  resource: { group: string; version: string; resource: string }
+  subResource?: string
+  name?: string
+  namespace?: string
+  operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT'
+  userInfo?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> }
+  object?: unknown
+  oldObject?: unknown
+  dryRun?: boolean
+}
+
+export interface AdmissionReview {
+  apiVersion: ReviewVersion
+  kind: 'AdmissionReview'
+  request: AdmissionRequest
+}
+
+export interface Status {
+  code: number
+  reason?: string
+  message: string
+}
+
+export interface AdmissionResponse {
+  uid: string
+  allowed: boolean
+  status?: Status
+  warnings?: string[]
+}
+
+export interface AdmissionReviewReply {
+  apiVersion: ReviewVersion
+  kind: 'AdmissionReview'
+  response: AdmissionResponse
+}
+
+const gvk = {
+  type: 'object',
+  required: ['kind'],
+  properties: { group: { type: 'string' }, version: { type: 'string' }, kind: { type: 'string' } },
+} as const
+
+const schema = {
+  type: 'object',
+  required: ['apiVersion', 'kind', 'request'],
+  properties: {
+    apiVersion: { enum: [V1, V1BETA1] },
+    kind: { const: 'AdmissionReview' },
+    request: {
+      type: 'object',
+      required: ['uid', 'kind', 'operation'],
+      properties: {
+        uid: { type: 'string', minLength: 1, maxLength: 128 },
+        kind: gvk,
+        resource: {
+          type: 'object',
+          properties: { group: { type: 'string' }, version: { type: 'string' }, resource: { type: 'string' } },
+        },
+        subResource: { type: 'string' },
+        name: { type: 'string' },
+        namespace: { type: 'string' },
+        operation: { enum: ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] },
+        userInfo: {
+          type: 'object',
+          properties: {
+            username: { type: 'string' },
+            uid: { type: 'string' },
+            groups: { type: 'array', items: { type: 'string' } },
+            extra: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } } },
+          },
+        },
+        dryRun: { type: 'boolean' },
+      },
+    },
+  },
+} as const
+
+const ajv = new Ajv({ allErrors: false, strict: false })
+const validate: ValidateFunction = ajv.compile(schema)
+
+export type Parsed =
+  | { ok: true; review: AdmissionReview }
+  | { ok: false; version: ReviewVersion; uid: string; error: string }
+
+function peek(body: unknown, key: string): unknown {
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined
+}
+
+export function parseReview(body: unknown): Parsed {
+  if (validate(body)) return { ok: true, review: body as AdmissionReview }
+  const e = validate.errors?.[0]
+  const where = e === undefined || e.instancePath === '' ? 'the body' : e.instancePath.slice(1).replaceAll('/', '.')
+  const what = e?.keyword === 'enum' || e?.keyword === 'const' ? `must be one of ${JSON.stringify(e.params['allowedValues'] ?? e.params['allowedValue'])}` : (e?.message ?? 'is invalid')
+  const request = peek(body, 'request')
+  const uid = peek(request, 'uid')
+  const version = peek(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1
+  return {
+    ok: false,
+    version,
+    uid: typeof uid === 'string' ? uid : '',
+    error: `malformed AdmissionReview: ${where} ${what}`,
+  }
+}
+
+export function allowed(uid: string, warnings: string[] = []): AdmissionResponse {
+  return warnings.length > 0 ? { uid, allowed: true, warnings } : { uid, allowed: true }
+}
+
+export function denied(uid: string, message: string, warnings: string[] = []): AdmissionResponse {
+  const response: AdmissionResponse = { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message } }
+  if (warnings.length > 0) response.warnings = warnings
+  return response
+}
+
+export function errored(uid: string, code: number, message: string): AdmissionResponse {
+  return { uid, allowed: false, status: { code, reason: code === 400 ? 'BadRequest' : 'InternalError', message } }
+}
+
+export function toReview(version: ReviewVersion, response: AdmissionResponse): AdmissionReviewReply {
+  return { apiVersion: version, kind: 'AdmissionReview', response }
+}

@@ -1,0 +1,240 @@
+import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
+import { editDistance, nearest } from '../image/similar.js'
+import type { InventoryView } from '../inventory/index.js'
+import { bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../inventory/node-set.js'
+import type { Mode } from '../inventory/types.js'
+import { eligibleNodes, type Eligibility } from '../placement/placement.js'
+import type { ContainerFacts, PodTemplateFacts } from '../workload/pod-template.js'
+
+// The admission decision, pure: the same facts and the same inventory give the same answer.
+// For each container with imagePullPolicy: Never, with E = eligible nodes, H = nodes that
+// have the image, U = eligible nodes whose image list is missing or stale:
+//   E empty                      -> warn (the scheduler will explain the placement)
+//   E∩H empty, U empty           -> deny (image is definitely on none of them)
+//   E∩H empty, U not empty       -> warn (never deny on missing data)
+//   E∩H not empty, E ⊄ H         -> warn; a DaemonSet missing it on known nodes -> deny
+//   E ⊆ H                        -> allow
+// then: an UPDATE that did not change a container's image or policy, or a mirror pod,
+// never denies for it; and the namespace's mode turns denials into warnings (warn),
+// into log lines (audit), or skips the check (off).
+
+export type Severity = 'ok' | 'warn' | 'deny'
+
+export type Reason =
+  | 'present'
+  | 'missing'
+  | 'partial'
+  | 'unknown'
+  | 'no-eligible-nodes'
+  | 'unknown-node'
+  | 'invalid-reference'
+
+/** Up to NAMES_SHOWN node names, and how many there are in all. */
+export interface NodeList {
+  names: string[]
+  count: number
+}
+
+export interface Finding {
+  container: ContainerFacts
+  reason: Reason
+  severity: Severity
+  /** CREATE, or an UPDATE that changed this container's image or pull policy. */
+  changed: boolean
+  /** The runtime lookup key (`docker.io/library/nginx:1.27`), when the reference parses. */
+  key?: string
+  /** The parse error, for invalid-reference. */
+  error?: string
+  eligible: number
+  present: NodeList
+  missing: NodeList
+  unknown: NodeList
+  /** Nodes outside the eligible set that have the image. */
+  elsewhere: NodeList
+  /** Short references of similar images the nodes hold ("did you mean"). */
+  suggestions: string[]
+  /** The node named by spec.nodeName, when the inventory does not know it. */
+  nodeName?: string
+}
+
+export interface Subject {
+  kind: string
+  namespace: string
+  name: string
+  operation: string
+}
+
+export interface DecideInput {
+  subject: Subject
+  template: PodTemplateFacts
+  /** The template before an UPDATE; undefined on CREATE. */
+  previous?: PodTemplateFacts | null
+  mode: Mode
+  now: number
+}
+
+export type Verdict = 'allow' | 'warn' | 'deny'
+
+export interface Decision {
+  mode: Mode
+  /** What the checks found before the mode was applied. */
+  outcome: Verdict
+  /** What the request gets: audit and warn never deny. */
+  verdict: Verdict
+  findings: Finding[]
+}
+
+export const NAMES_SHOWN = 3
+
+const EMPTY: NodeList = Object.freeze({ names: [], count: 0 }) as NodeList
+
+function names(view: InventoryView, bits: Bits, keep: (slot: number) => boolean, count: number): NodeList {
+  if (count === 0) return EMPTY
+  const out: string[] = []
+  bitsForEach(bits, (slot) => {
+    if (!keep(slot)) return true
+    out.push(view.nameOf(slot))
+    return out.length < NAMES_SHOWN
+  })
+  return { names: out, count }
+}
+
+/** The namespace label wins over the global mode. */
+export function resolveMode(view: InventoryView, namespace: string, global: Mode): Mode {
+  return view.namespaceMode(namespace) ?? global
+}
+
+export function isNever(c: ContainerFacts): boolean {
+  return c.pullPolicy === 'Never'
+}
+
+function changedContainer(c: ContainerFacts, previous: PodTemplateFacts | null | undefined): boolean {
+  if (previous === undefined || previous === null) return true
+  for (const p of previous.containers) {
+    if (p.kind === c.kind && p.name === c.name) return p.image !== c.image || p.pullPolicy !== c.pullPolicy
+  }
+  return true
+}
+
+/** Images the nodes hold that the person may have meant. */
+export function suggest(view: InventoryView, key: string): string[] {
+  const repository = repositoryOfKey(key)
+  if (repository === undefined) return []
+  const wanted = key.includes('@')
+  const same = view.repositoryKeys(repository)
+  if (same !== undefined && same.size > 0) {
+    const candidates: string[] = []
+    for (const k of same) if (k !== key && k.includes('@') === wanted) candidates.push(k)
+    if (candidates.length === 0) for (const k of same) if (k !== key) candidates.push(k)
+    candidates.sort((a, b) => editDistance(key, a, 64) - editDistance(key, b, 64) || (a < b ? -1 : 1))
+    return candidates.slice(0, NAMES_SHOWN).map(shortRef)
+  }
+  const out: string[] = []
+  const tail = key.slice(repository.length)
+  for (const repo of nearest(repository, view.repositories(), 2, NAMES_SHOWN)) {
+    const keys = view.repositoryKeys(repo)
+    if (keys === undefined) continue
+    if (keys.has(repo + tail)) {
+      out.push(shortRef(repo + tail))
+      continue
+    }
+    for (const k of keys) {
+      if (!k.includes('@')) {
+        out.push(shortRef(k))
+        break
+      }
+    }
+  }
+  return out
+}
+
+function check(
+  view: InventoryView,
+  c: ContainerFacts,
+  where: Eligibility,
+  fresh: Bits,
+  perNode: boolean,
+): Omit<Finding, 'changed' | 'container'> {
+  const base = {
+    eligible: where.count,
+    present: EMPTY,
+    missing: EMPTY,
+    unknown: EMPTY,
+    elsewhere: EMPTY,
+    suggestions: [] as string[],
+  }
+  const parsed = lookupKey(c.image)
+  if (!parsed.ok) return { ...base, reason: 'invalid-reference', severity: 'deny', error: parsed.error }
+  const key = parsed.key
+  if (where.unknownNodeName !== undefined) {
+    return { ...base, key, reason: 'unknown-node', severity: 'warn', nodeName: where.unknownNodeName }
+  }
+  if (where.count === 0) return { ...base, key, reason: 'no-eligible-nodes', severity: 'warn' }
+
+  const E = where.nodes
+  const H = view.nodesWithImage(key)
+  const have = H === undefined ? 0 : H.countIn(E)
+  if (have === where.count) {
+    return { ...base, key, reason: 'present', severity: 'ok', present: names(view, E, () => true, have) }
+  }
+  // Eligible nodes without a current image list, not counting those where Node.status.images
+  // already proves the image is present.
+  const stale = E.slice()
+  bitsAndNot(stale, fresh)
+  const unknownCount = bitsCount(stale) - (H === undefined ? 0 : H.countIn(stale))
+  const missingCount = where.count - have - unknownCount
+  const has = (slot: number): boolean => H !== undefined && H.has(slot)
+  const finding = {
+    ...base,
+    key,
+    present: names(view, E, has, have),
+    missing: names(view, E, (s) => !has(s) && bitsHas(fresh, s), missingCount),
+    unknown: names(view, stale, (s) => !has(s), unknownCount),
+  }
+  if (H !== undefined && H.size > have) {
+    const elsewhere: string[] = []
+    H.forEach((slot) => {
+      if (!bitsHas(E, slot) && elsewhere.length < NAMES_SHOWN) elsewhere.push(view.nameOf(slot))
+    })
+    elsewhere.sort()
+    finding.elsewhere = { names: elsewhere, count: H.size - have }
+  }
+  if (have === 0) {
+    if (unknownCount > 0) return { ...finding, reason: 'unknown', severity: 'warn' }
+    return { ...finding, reason: 'missing', severity: 'deny', suggestions: suggest(view, key) }
+  }
+  const severity: Severity = perNode && missingCount > 0 ? 'deny' : 'warn'
+  return { ...finding, reason: 'partial', severity }
+}
+
+function worst(a: Verdict, b: Severity): Verdict {
+  if (a === 'deny' || b === 'deny') return 'deny'
+  if (a === 'warn' || b === 'warn') return 'warn'
+  return 'allow'
+}
+
+export function decide(view: InventoryView, input: DecideInput): Decision {
+  const { template, previous, mode } = input
+  const findings: Finding[] = []
+  if (mode === 'off') return { mode, outcome: 'allow', verdict: 'allow', findings }
+
+  let where: Eligibility | undefined
+  let fresh: Bits | undefined
+  let outcome: Verdict = 'allow'
+  for (const c of template.containers) {
+    if (!isNever(c)) continue
+    where ??= eligibleNodes(view, template.placement)
+    fresh ??= view.freshNodes(input.now)
+    const changed = changedContainer(c, previous)
+    const result = check(view, c, where, fresh, template.perNode)
+    // A denial needs a change the person just made; what already runs (or a mirror of a
+    // static pod the kubelet already started) is only ever warned about.
+    const severity: Severity = result.severity === 'deny' && (!changed || template.mirror) ? 'warn' : result.severity
+    findings.push({ ...result, container: c, changed, severity })
+    outcome = worst(outcome, severity)
+  }
+  let verdict: Verdict = outcome
+  if (mode === 'warn' && verdict === 'deny') verdict = 'warn'
+  if (mode === 'audit') verdict = 'allow'
+  return { mode, outcome, verdict, findings }
+}

@@ -1,0 +1,162 @@
+import type { ContainerFacts } from '../workload/pod-template.js'
+import type { Decision, Finding, NodeList, Subject } from './decide.js'
+
+// Text for the person at the terminal. kubectl prints a denial as
+//   Error from server (Forbidden): error when creating "app.yaml": admission webhook "NAME" denied the request: <message>
+// and each warning as `Warning: <text>`. The apiserver silently drops a warning with a
+// control character, so every piece of user input is escaped, and a warning is one line of
+// at most 256 runes (past 4096 runes in all the apiserver truncates them to 256 each).
+
+export const MAX_WARNING_RUNES = 256
+
+/** Escapes control characters and lone surrogates so the text survives the apiserver. */
+export function clean(s: string): string {
+  let out = ''
+  for (const ch of s) {
+    const code = ch.codePointAt(0)!
+    if (code < 0x20 || code === 0x7f || (code >= 0x80 && code < 0xa0)) {
+      out += `\\x${code.toString(16).padStart(2, '0')}`
+    } else if (code >= 0xd800 && code <= 0xdfff) {
+      out += '\\ufffd'
+    } else {
+      out += ch
+    }
+  }
+  return out
+}
+
+function quote(s: string, max = 120): string {
+  const c = clean(s)
+  const runes = [...c]
+  return `"${runes.length > max ? runes.slice(0, max - 1).join('') + '…' : c}"`
+}
+
+/** Cuts to at most `max` runes, marking the cut. */
+export function cap(s: string, max = MAX_WARNING_RUNES): string {
+  const runes = [...s]
+  return runes.length <= max ? s : runes.slice(0, max - 1).join('') + '…'
+}
+
+const KIND_WORDS: Record<ContainerFacts['kind'], string> = {
+  container: 'container',
+  initContainer: 'init container',
+  ephemeralContainer: 'ephemeral container',
+}
+
+function who(c: ContainerFacts): string {
+  return `${KIND_WORDS[c.kind]} ${quote(c.name, 63)}`
+}
+
+function list(nodes: NodeList): string {
+  if (nodes.count === 0) return ''
+  const more = nodes.count - nodes.names.length
+  const shown = nodes.names.map((n) => clean(n)).join(', ')
+  return more > 0 ? `${shown} and ${more} more` : shown
+}
+
+function nodesWord(n: number): string {
+  return n === 1 ? '1 eligible node' : `${n} eligible nodes`
+}
+
+export function subjectText(s: Subject): string {
+  return s.name === '' ? `this ${s.kind}` : `${s.kind} ${clean(s.namespace === '' ? s.name : `${s.namespace}/${s.name}`)}`
+}
+
+/** The one-line summary of a finding, used both in denials and as a warning. */
+export function findingLine(f: Finding, subject: Subject): string {
+  const image = quote(f.container.image)
+  const c = who(f.container)
+  switch (f.reason) {
+    case 'invalid-reference':
+      return `${c}: image ${image} is not a valid image reference (${clean(f.error ?? 'invalid')}); the kubelet will fail with InvalidImageName`
+    case 'unknown-node':
+      return `${c}: node ${quote(f.nodeName ?? '')} is not in neverpull-guard's inventory, so image ${image} with imagePullPolicy: Never was not checked`
+    case 'no-eligible-nodes':
+      return `${c}: no node matches the nodeSelector, affinity and tolerations of ${subjectText(subject)}, so image ${image} was not checked`
+    case 'unknown':
+      return (
+        `${c}: cannot confirm image ${image} (imagePullPolicy: Never): ` +
+        (f.missing.count > 0 ? `not on ${list(f.missing)}; ` : '') +
+        `${f.unknown.count} of ${nodesWord(f.eligible)} have no current image list (${list(f.unknown)})`
+      )
+    case 'missing': {
+      const elsewhere = f.elsewhere.count > 0 ? `; it is only on ${list(f.elsewhere)}, which the placement excludes` : ''
+      const hint = f.suggestions.length > 0 ? `; did you mean ${f.suggestions.join(', ')}?` : ''
+      const where = f.eligible === 1 ? `is not on the only eligible node (${list(f.missing)})` : `is on none of the ${nodesWord(f.eligible)} (${list(f.missing)})`
+      return `${c}: image ${image} (imagePullPolicy: Never) ${where}${elsewhere}${hint}`
+    }
+    case 'partial': {
+      const absent = f.missing.count > 0 ? `missing on ${list(f.missing)}` : `${f.unknown.count} without a current image list (${list(f.unknown)})`
+      const consequence = f.severity === 'deny' ? 'its daemon pods there would fail with ErrImageNeverPull' : 'pods placed elsewhere fail with ErrImageNeverPull'
+      return `${c}: image ${image} (imagePullPolicy: Never) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}), ${absent}; ${consequence}`
+    }
+    case 'present':
+      return `${c}: image ${image} is on all ${nodesWord(f.eligible)}`
+  }
+}
+
+function imagesOf(findings: Finding[]): string[] {
+  return [...new Set(findings.filter((f) => f.reason !== 'invalid-reference').map((f) => clean(f.container.image)))]
+}
+
+/** The fix as lines for a denial: every way out, spelled out. */
+function fixLines(findings: Finding[]): string[] {
+  const images = imagesOf(findings)
+  const lines: string[] = []
+  if (images.length > 0) {
+    const img = images.length === 1 ? images[0]! : 'IMAGE'
+    lines.push(
+      'Fix, any one of:',
+      `- load the image onto those nodes: kind load docker-image ${img} | minikube image load ${img} | ` +
+        'ctr -n k8s.io images import IMAGE.tar on each node (an image loaded only with docker load, ' +
+        "or into another containerd namespace than k8s.io, is invisible to the kubelet)",
+      '- pin the pod to nodes that have the image (nodeSelector or node affinity)',
+      '- set imagePullPolicy: IfNotPresent so the kubelet may pull it',
+    )
+  }
+  if (findings.some((f) => f.reason === 'invalid-reference')) {
+    lines.push('Fix the image reference: [registry/]repository[:tag][@sha256:digest], repository in lowercase.')
+  }
+  return lines
+}
+
+/** The fix as one warning line. */
+function fixWarning(findings: Finding[]): string {
+  const images = imagesOf(findings)
+  if (images.length === 0) return 'Fix the image reference: [registry/]repository[:tag][@sha256:digest], repository in lowercase'
+  const img = images.length === 1 && images[0]!.length <= 48 ? images[0]! : 'IMAGE'
+  return (
+    `Fix: load the image onto the nodes (kind load docker-image ${img}, minikube image load ${img}, ` +
+    'or ctr -n k8s.io images import), pin the pod to nodes that have it, or use imagePullPolicy: IfNotPresent'
+  )
+}
+
+/**
+ * The denial message: a first line that stands on its own, then one line per finding and
+ * the fix. kubectl prints it as is after "denied the request: ".
+ */
+export function denialMessage(decision: Decision, subject: Subject): string {
+  const denied = decision.findings.filter((f) => f.severity === 'deny')
+  const first = denied[0]
+  if (first === undefined) return ''
+  const lines: string[] = []
+  if (denied.length === 1) {
+    lines.push(`${subjectText(subject)}: ${findingLine(first, subject)}`)
+  } else {
+    const names = denied.map((f) => `${who(f.container)} (${quote(f.container.image, 60)})`).join(', ')
+    lines.push(`${subjectText(subject)}: ${denied.length} containers with imagePullPolicy: Never would fail: ${names}`)
+    for (const f of denied) lines.push(`- ${findingLine(f, subject)}`)
+  }
+  lines.push(...fixLines(denied))
+  return lines.join('\n')
+}
+
+/** One warning per finding that is not fine, plus the fix, each one line and capped. */
+export function warningsFor(decision: Decision, subject: Subject): string[] {
+  if (decision.mode === 'audit' || decision.mode === 'off') return []
+  const warned = decision.findings.filter((f) => f.severity === 'warn' || (f.severity === 'deny' && decision.verdict !== 'deny'))
+  const out = warned.map((f) => cap(findingLine(f, subject)))
+  const actionable = warned.filter((f) => f.reason === 'missing' || f.reason === 'partial' || f.reason === 'invalid-reference')
+  if (actionable.length > 0) out.push(cap(fixWarning(actionable)))
+  return out
+}

@@ -1,0 +1,84 @@
+import { readFile } from 'node:fs/promises'
+import { parseAllDocuments } from 'yaml'
+import { namespaceMode, toNodeFacts, toNodeImages } from './convert.js'
+import { GROUP, type InventorySink } from './types.js'
+
+// A static inventory: what `kubectl get nodes,nodeimagesets,namespaces -o yaml` prints (a
+// List), or several documents. A snapshot is taken as the truth at the time it is loaded:
+// its image lists count as observed now, so an offline check can deny like the webhook.
+
+export interface LoadSummary {
+  nodes: number
+  imageSets: number
+  namespaces: number
+  /** Objects of other kinds, ignored. */
+  ignored: number
+}
+
+export class InventoryFileError extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`)
+  }
+}
+
+function items(doc: unknown): unknown[] {
+  if (doc === null || doc === undefined) return []
+  if (typeof doc !== 'object') return [doc]
+  const kind = (doc as { kind?: unknown }).kind
+  const list = (doc as { items?: unknown }).items
+  if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(list)) return list.flatMap(items)
+  return [doc]
+}
+
+/**
+ * Parses inventory text into the sink. All-or-nothing: every object is validated before the
+ * first one reaches the sink, so a bad file never leaves half an inventory behind.
+ */
+export function loadInventoryText(text: string, file: string, sink: InventorySink, now: number): LoadSummary {
+  const docs = parseAllDocuments(text)
+  const objects: unknown[] = []
+  for (const [i, doc] of docs.entries()) {
+    const error = doc.errors[0]
+    if (error !== undefined) throw new InventoryFileError(file, `document ${i + 1}: ${error.message}`)
+    objects.push(...items(doc.toJS({ maxAliasCount: 100 })))
+  }
+  const apply: Array<() => void> = []
+  const summary: LoadSummary = { nodes: 0, imageSets: 0, namespaces: 0, ignored: 0 }
+  for (const [i, obj] of objects.entries()) {
+    const o = obj as { kind?: unknown; apiVersion?: unknown; metadata?: { name?: unknown } }
+    if (typeof o !== 'object' || o === null) throw new InventoryFileError(file, `object ${i + 1} is not an object`)
+    if (o.kind === 'Node' && o.apiVersion === 'v1') {
+      const r = toNodeFacts(obj)
+      if (!r.ok) throw new InventoryFileError(file, `object ${i + 1}: ${r.error}`)
+      apply.push(() => sink.upsertNode(r.value))
+      summary.nodes++
+    } else if (o.kind === 'NodeImageSet' && typeof o.apiVersion === 'string' && o.apiVersion.startsWith(`${GROUP}/`)) {
+      const r = toNodeImages(obj)
+      if (!r.ok) throw new InventoryFileError(file, `object ${i + 1}: ${r.error}`)
+      apply.push(() => sink.upsertImages({ ...r.value, observedAt: now }))
+      summary.imageSets++
+    } else if (o.kind === 'Namespace' && o.apiVersion === 'v1' && typeof o.metadata?.name === 'string') {
+      const name = o.metadata.name
+      const mode = namespaceMode(obj)
+      apply.push(() => sink.setNamespaceMode(name, mode))
+      summary.namespaces++
+    } else {
+      summary.ignored++
+    }
+  }
+  for (const f of apply) f()
+  return summary
+}
+
+export async function loadInventoryFile(file: string, sink: InventorySink, now: number): Promise<LoadSummary> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new InventoryFileError(file, `cannot read inventory: ${(err as Error).message}`)
+  }
+  return loadInventoryText(text, file, sink, now)
+}

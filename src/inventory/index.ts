@@ -1,0 +1,368 @@
+import { nodeStatusImageKey, repositoryOfKey, runtimeImageKeys } from '../image/reference.js'
+import { bitsClear, bitsSet, NodeSet, wordsFor, type Bits } from './node-set.js'
+import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeInfo, Taint } from './types.js'
+
+/** A NoSchedule/NoExecute taint and the nodes that carry it. */
+export interface TaintGroup {
+  readonly taint: Taint
+  readonly nodes: Bits
+}
+
+/**
+ * What the decision engine may ask of the inventory. Every answer is computed from indexes
+ * kept up to date one node at a time, so no question costs a scan over all nodes' labels or
+ * images. Returned bitsets belong to the index: read them, never write them.
+ */
+export interface InventoryView {
+  /** Words in a node bitset right now. */
+  readonly words: number
+  readonly nodeCount: number
+  readonly imageSetCount: number
+  /** Slots of nodes whose Node object we hold. */
+  nodes(): Bits
+  slotOf(name: string): number | undefined
+  nameOf(slot: number): string
+  node(slot: number): NodeFacts | undefined
+  labelKey(key: string): Bits | undefined
+  labelValue(key: string, value: string): Bits | undefined
+  labelValues(key: string): ReadonlyMap<string, Bits> | undefined
+  taintGroups(): Iterable<TaintGroup>
+  cordoned(): Bits
+  nodesWithImage(key: string): NodeSet | undefined
+  /** Nodes whose NodeImageSet was observed within the staleness window before `now`. */
+  freshNodes(now: number): Bits
+  /** When the node's image list was last observed (ms), NaN when never. */
+  observedAt(slot: number): number
+  runtimeOf(slot: number): RuntimeInfo | undefined
+  /** Lookup keys known for a repository (`docker.io/library/nginx`), for "did you mean". */
+  repositoryKeys(repository: string): ReadonlySet<string> | undefined
+  repositories(): Iterable<string>
+  namespaceMode(namespace: string): Mode | undefined
+  readonly staleAfterMs: number
+}
+
+export interface IndexOptions {
+  /** A node's image list older than this is unknown, never proof of absence. */
+  staleAfterMs: number
+}
+
+const FILTERING_EFFECTS: ReadonlySet<string> = new Set(['NoSchedule', 'NoExecute'])
+
+function taintId(t: Taint): string {
+  return `${t.key}\u0000${t.value ?? ''}\u0000${t.effect}`
+}
+
+export class InventoryIndex implements InventorySink, InventoryView {
+  readonly staleAfterMs: number
+  private capacity = 64
+  private slots = new Map<string, number>()
+  private names: string[] = []
+  private free: number[] = []
+  private facts: Array<NodeFacts | undefined> = []
+  private setKeys: Array<Set<string> | undefined> = []
+  private statusKeys: Array<Set<string> | undefined> = []
+  private observed: number[] = []
+  private runtimes: Array<RuntimeInfo | undefined> = []
+  private nodeBits: Bits
+  private setBits: Bits
+  private cordonBits: Bits
+  private keyBits = new Map<string, Bits>()
+  private valueBits = new Map<string, Map<string, Bits>>()
+  private taints = new Map<string, { taint: Taint; nodes: Bits; count: number }>()
+  private images = new Map<string, NodeSet>()
+  private repos = new Map<string, Set<string>>()
+  private modes = new Map<string, Mode>()
+  private imageSets = 0
+  private freshCache: { at: number; version: number; bits: Bits } | undefined
+  private version = 0
+
+  constructor(options: IndexOptions) {
+    this.staleAfterMs = options.staleAfterMs
+    const w = wordsFor(this.capacity)
+    this.nodeBits = new Uint32Array(w)
+    this.setBits = new Uint32Array(w)
+    this.cordonBits = new Uint32Array(w)
+  }
+
+  get words(): number {
+    return wordsFor(this.capacity)
+  }
+
+  get nodeCount(): number {
+    let n = 0
+    for (const f of this.facts) if (f !== undefined) n++
+    return n
+  }
+
+  get imageSetCount(): number {
+    return this.imageSets
+  }
+
+  // ---- write side ----
+
+  upsertNode(node: NodeFacts): void {
+    const slot = this.slotFor(node.name)
+    const old = this.facts[slot]
+    if (old !== undefined) this.unindexNode(slot, old)
+    this.facts[slot] = node
+    bitsSet(this.nodeBits, slot)
+    for (const key in node.labels) {
+      this.bitsIn(this.keyBits, key, slot)
+      let values = this.valueBits.get(key)
+      if (values === undefined) this.valueBits.set(key, (values = new Map()))
+      this.bitsIn(values, node.labels[key]!, slot)
+    }
+    for (const t of node.taints) {
+      if (!FILTERING_EFFECTS.has(t.effect)) continue
+      const id = taintId(t)
+      let group = this.taints.get(id)
+      if (group === undefined) this.taints.set(id, (group = { taint: t, nodes: new Uint32Array(this.words), count: 0 }))
+      bitsSet(group.nodes, slot)
+      group.count++
+    }
+    if (node.unschedulable) bitsSet(this.cordonBits, slot)
+    const keys = new Set<string>()
+    for (const name of node.statusImageNames) {
+      const key = nodeStatusImageKey(name)
+      if (key !== undefined) keys.add(key)
+    }
+    this.replaceKeys(slot, this.statusKeys, keys, this.setKeys)
+    this.version++
+  }
+
+  removeNode(name: string): void {
+    const slot = this.slots.get(name)
+    if (slot === undefined) return
+    const old = this.facts[slot]
+    if (old !== undefined) this.unindexNode(slot, old)
+    this.facts[slot] = undefined
+    this.replaceKeys(slot, this.statusKeys, new Set(), this.setKeys)
+    this.release(slot)
+    this.version++
+  }
+
+  upsertImages(set: NodeImages): void {
+    const slot = this.slotFor(set.nodeName)
+    const keys = new Set<string>()
+    for (const image of set.images) for (const key of runtimeImageKeys(image)) keys.add(key)
+    if (this.setKeys[slot] === undefined) this.imageSets++
+    this.replaceKeys(slot, this.setKeys, keys, this.statusKeys)
+    this.setKeys[slot] = keys
+    this.observed[slot] = set.observedAt
+    this.runtimes[slot] = set.runtime
+    bitsSet(this.setBits, slot)
+    this.version++
+  }
+
+  removeImages(nodeName: string): void {
+    const slot = this.slots.get(nodeName)
+    if (slot === undefined || this.setKeys[slot] === undefined) return
+    this.replaceKeys(slot, this.setKeys, new Set(), this.statusKeys)
+    this.setKeys[slot] = undefined
+    this.imageSets--
+    this.observed[slot] = Number.NaN
+    this.runtimes[slot] = undefined
+    bitsClear(this.setBits, slot)
+    this.release(slot)
+    this.version++
+  }
+
+  setNamespaceMode(namespace: string, mode: Mode | undefined): void {
+    if (mode === undefined) this.modes.delete(namespace)
+    else this.modes.set(namespace, mode)
+  }
+
+  // ---- read side ----
+
+  nodes(): Bits {
+    return this.nodeBits
+  }
+
+  slotOf(name: string): number | undefined {
+    return this.slots.get(name)
+  }
+
+  nameOf(slot: number): string {
+    return this.names[slot] ?? `#${slot}`
+  }
+
+  node(slot: number): NodeFacts | undefined {
+    return this.facts[slot]
+  }
+
+  labelKey(key: string): Bits | undefined {
+    return this.keyBits.get(key)
+  }
+
+  labelValue(key: string, value: string): Bits | undefined {
+    return this.valueBits.get(key)?.get(value)
+  }
+
+  labelValues(key: string): ReadonlyMap<string, Bits> | undefined {
+    return this.valueBits.get(key)
+  }
+
+  taintGroups(): Iterable<TaintGroup> {
+    return this.taints.values()
+  }
+
+  cordoned(): Bits {
+    return this.cordonBits
+  }
+
+  nodesWithImage(key: string): NodeSet | undefined {
+    return this.images.get(key)
+  }
+
+  freshNodes(now: number): Bits {
+    // Freshness only changes with the clock or the data: reuse the answer within a second.
+    const cached = this.freshCache
+    const second = Math.floor(now / 1000)
+    if (cached !== undefined && cached.version === this.version && cached.at === second) return cached.bits
+    const bits = new Uint32Array(this.words)
+    const oldest = now - this.staleAfterMs
+    for (let slot = 0; slot < this.names.length; slot++) {
+      const at = this.observed[slot]
+      if (this.setKeys[slot] !== undefined && at !== undefined && at >= oldest) bitsSet(bits, slot)
+    }
+    this.freshCache = { at: second, version: this.version, bits }
+    return bits
+  }
+
+  observedAt(slot: number): number {
+    return this.observed[slot] ?? Number.NaN
+  }
+
+  runtimeOf(slot: number): RuntimeInfo | undefined {
+    return this.runtimes[slot]
+  }
+
+  repositoryKeys(repository: string): ReadonlySet<string> | undefined {
+    return this.repos.get(repository)
+  }
+
+  repositories(): Iterable<string> {
+    return this.repos.keys()
+  }
+
+  namespaceMode(namespace: string): Mode | undefined {
+    return this.modes.get(namespace)
+  }
+
+  // ---- internals ----
+
+  private slotFor(name: string): number {
+    const existing = this.slots.get(name)
+    if (existing !== undefined) return existing
+    const slot = this.free.pop() ?? this.names.length
+    if (slot >= this.capacity) this.grow(slot + 1)
+    this.slots.set(name, slot)
+    this.names[slot] = name
+    this.observed[slot] = Number.NaN
+    return slot
+  }
+
+  /** Frees the slot once neither a Node nor a NodeImageSet refers to it. */
+  private release(slot: number): void {
+    if (this.facts[slot] !== undefined || this.setKeys[slot] !== undefined) return
+    const name = this.names[slot]
+    if (name === undefined) return
+    this.slots.delete(name)
+    this.names[slot] = ''
+    this.free.push(slot)
+  }
+
+  private unindexNode(slot: number, node: NodeFacts): void {
+    bitsClear(this.nodeBits, slot)
+    for (const key in node.labels) {
+      const keyBits = this.keyBits.get(key)
+      if (keyBits !== undefined) bitsClear(keyBits, slot)
+      const values = this.valueBits.get(key)
+      const bits = values?.get(node.labels[key]!)
+      if (bits !== undefined) bitsClear(bits, slot)
+    }
+    for (const t of node.taints) {
+      if (!FILTERING_EFFECTS.has(t.effect)) continue
+      const id = taintId(t)
+      const group = this.taints.get(id)
+      if (group === undefined) continue
+      bitsClear(group.nodes, slot)
+      if (--group.count === 0) this.taints.delete(id)
+    }
+    bitsClear(this.cordonBits, slot)
+  }
+
+  /**
+   * Moves one source's keys for a node (its NodeImageSet, or its Node status) from the old
+   * set to `next`; a key leaves the node only when the other source does not hold it either.
+   */
+  private replaceKeys(
+    slot: number,
+    source: Array<Set<string> | undefined>,
+    next: Set<string>,
+    other: Array<Set<string> | undefined>,
+  ): void {
+    const previous = source[slot]
+    const otherKeys = other[slot]
+    if (previous !== undefined) {
+      for (const key of previous) {
+        if (!next.has(key) && otherKeys?.has(key) !== true) this.removeKey(key, slot)
+      }
+    }
+    for (const key of next) {
+      if (previous?.has(key) !== true) this.addKey(key, slot)
+    }
+    source[slot] = next
+  }
+
+  private addKey(key: string, slot: number): void {
+    let set = this.images.get(key)
+    if (set === undefined) {
+      this.images.set(key, (set = new NodeSet()))
+      const repo = repositoryOfKey(key)
+      if (repo !== undefined) {
+        let keys = this.repos.get(repo)
+        if (keys === undefined) this.repos.set(repo, (keys = new Set()))
+        keys.add(key)
+      }
+    }
+    set.add(slot)
+  }
+
+  private removeKey(key: string, slot: number): void {
+    const set = this.images.get(key)
+    if (set === undefined) return
+    set.delete(slot)
+    if (set.size > 0) return
+    this.images.delete(key)
+    const repo = repositoryOfKey(key)
+    if (repo === undefined) return
+    const keys = this.repos.get(repo)
+    keys?.delete(key)
+    if (keys?.size === 0) this.repos.delete(repo)
+  }
+
+  private bitsIn(map: Map<string, Bits>, key: string, slot: number): void {
+    let bits = map.get(key)
+    if (bits === undefined) map.set(key, (bits = new Uint32Array(this.words)))
+    bitsSet(bits, slot)
+  }
+
+  /** Doubles capacity and widens every node bitset the index owns. */
+  private grow(minimum: number): void {
+    while (this.capacity < minimum) this.capacity *= 2
+    const w = this.words
+    const widen = (bits: Bits): Bits => {
+      const next = new Uint32Array(w)
+      next.set(bits)
+      return next
+    }
+    this.nodeBits = widen(this.nodeBits)
+    this.setBits = widen(this.setBits)
+    this.cordonBits = widen(this.cordonBits)
+    for (const [k, b] of this.keyBits) this.keyBits.set(k, widen(b))
+    for (const values of this.valueBits.values()) for (const [v, b] of values) values.set(v, widen(b))
+    for (const group of this.taints.values()) group.nodes = widen(group.nodes)
+    this.freshCache = undefined
+  }
+}

@@ -1,0 +1,197 @@
+import type { InventoryView } from '../inventory/index.js'
+import { bitsAnd, bitsAndNot, bitsCount, bitsIsEmpty, bitsOr, bitsSet, type Bits } from '../inventory/node-set.js'
+import type { Taint, Toleration } from '../inventory/types.js'
+
+// Where a pod may land, by the scheduler's filter rules (pkg/scheduler/framework/plugins:
+// NodeName, NodeAffinity, TaintToleration, NodeUnschedulable). Only filters count: scores
+// (preferred affinity, ImageLocality) never make a node ineligible.
+
+export interface NodeSelectorRequirement {
+  key: string
+  operator: string
+  values?: string[]
+}
+
+export interface NodeSelectorTerm {
+  matchExpressions?: NodeSelectorRequirement[]
+  matchFields?: NodeSelectorRequirement[]
+}
+
+export interface Placement {
+  /** Set on bound pods: that node only, and the scheduler's filters are bypassed. */
+  nodeName?: string
+  nodeSelector?: Record<string, string>
+  /** requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms; undefined when absent. */
+  requiredTerms?: NodeSelectorTerm[]
+  tolerations: Toleration[]
+}
+
+export interface Eligibility {
+  nodes: Bits
+  count: number
+  /** `nodeName` names a node the inventory does not know. */
+  unknownNodeName?: string
+}
+
+export const UNSCHEDULABLE_TAINT: Taint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }
+
+/** v1.Toleration.ToleratesTaint */
+export function tolerates(toleration: Toleration, taint: Taint): boolean {
+  if (toleration.effect !== undefined && toleration.effect !== '' && toleration.effect !== taint.effect) return false
+  if (toleration.key !== undefined && toleration.key !== '' && toleration.key !== taint.key) return false
+  const operator = toleration.operator ?? 'Equal'
+  if (operator === 'Exists') return true
+  if (operator !== 'Equal') return false
+  // An empty key with Equal is rejected by API validation; never treat it as a wildcard.
+  if (toleration.key === undefined || toleration.key === '') return false
+  return (toleration.value ?? '') === (taint.value ?? '')
+}
+
+export function toleratesAny(tolerations: readonly Toleration[], taint: Taint): boolean {
+  for (const t of tolerations) if (tolerates(t, taint)) return true
+  return false
+}
+
+/**
+ * The tolerations the DaemonSet controller adds to every daemon pod
+ * (pkg/controller/daemon/util AddOrUpdateDaemonPodTolerations).
+ */
+export function daemonSetTolerations(hostNetwork: boolean): Toleration[] {
+  const tolerations: Toleration[] = [
+    { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' },
+    { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' },
+    { key: 'node.kubernetes.io/disk-pressure', operator: 'Exists', effect: 'NoSchedule' },
+    { key: 'node.kubernetes.io/memory-pressure', operator: 'Exists', effect: 'NoSchedule' },
+    { key: 'node.kubernetes.io/pid-pressure', operator: 'Exists', effect: 'NoSchedule' },
+    { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
+  ]
+  if (hostNetwork) {
+    tolerations.push({ key: 'node.kubernetes.io/network-unavailable', operator: 'Exists', effect: 'NoSchedule' })
+  }
+  return tolerations
+}
+
+function parseInteger(s: string): number | undefined {
+  return /^[+-]?\d+$/.test(s) ? Number(s) : undefined
+}
+
+/** Nodes matching one label requirement, written into out. */
+function matchLabel(view: InventoryView, r: NodeSelectorRequirement, out: Bits): void {
+  out.fill(0)
+  const values = r.values ?? []
+  switch (r.operator) {
+    case 'In':
+      for (const v of values) {
+        const bits = view.labelValue(r.key, v)
+        if (bits !== undefined) bitsOr(out, bits)
+      }
+      return
+    case 'NotIn':
+      out.set(view.nodes())
+      for (const v of values) {
+        const bits = view.labelValue(r.key, v)
+        if (bits !== undefined) bitsAndNot(out, bits)
+      }
+      return
+    case 'Exists': {
+      const bits = view.labelKey(r.key)
+      if (bits !== undefined) bitsOr(out, bits)
+      return
+    }
+    case 'DoesNotExist': {
+      out.set(view.nodes())
+      const bits = view.labelKey(r.key)
+      if (bits !== undefined) bitsAndNot(out, bits)
+      return
+    }
+    case 'Gt':
+    case 'Lt': {
+      const bound = values.length === 1 ? parseInteger(values[0]!) : undefined
+      if (bound === undefined) return
+      const byValue = view.labelValues(r.key)
+      if (byValue === undefined) return
+      for (const [value, bits] of byValue) {
+        const n = parseInteger(value)
+        if (n === undefined) continue
+        if (r.operator === 'Gt' ? n > bound : n < bound) bitsOr(out, bits)
+      }
+      return
+    }
+    default:
+      return
+  }
+}
+
+/** matchFields supports only metadata.name with In / NotIn. */
+function matchField(view: InventoryView, r: NodeSelectorRequirement, out: Bits): void {
+  out.fill(0)
+  if (r.key !== 'metadata.name') return
+  if (r.operator === 'In') {
+    for (const name of r.values ?? []) {
+      const slot = view.slotOf(name)
+      if (slot !== undefined) bitsSet(out, slot)
+    }
+    bitsAnd(out, view.nodes())
+  } else if (r.operator === 'NotIn') {
+    out.set(view.nodes())
+    for (const name of r.values ?? []) {
+      const slot = view.slotOf(name)
+      if (slot !== undefined) out[slot >>> 5] = out[slot >>> 5]! & ~(1 << (slot & 31))
+    }
+  }
+}
+
+/** The nodes a pod with this placement may be scheduled to, by the scheduler's filters. */
+export function eligibleNodes(view: InventoryView, placement: Placement): Eligibility {
+  const words = view.words
+  const nodes = new Uint32Array(words)
+  if (placement.nodeName !== undefined && placement.nodeName !== '') {
+    const slot = view.slotOf(placement.nodeName)
+    if (slot === undefined || view.node(slot) === undefined) {
+      return { nodes, count: 0, unknownNodeName: placement.nodeName }
+    }
+    bitsSet(nodes, slot)
+    return { nodes, count: 1 }
+  }
+  nodes.set(view.nodes())
+  const scratch = new Uint32Array(words)
+
+  const selector = placement.nodeSelector
+  if (selector !== undefined) {
+    for (const key in selector) {
+      const bits = view.labelValue(key, selector[key]!)
+      if (bits === undefined) return { nodes: new Uint32Array(words), count: 0 }
+      bitsAnd(nodes, bits)
+    }
+  }
+
+  const terms = placement.requiredTerms
+  if (terms !== undefined) {
+    const union = new Uint32Array(words)
+    const term = new Uint32Array(words)
+    for (const t of terms) {
+      const expressions = t.matchExpressions ?? []
+      const fields = t.matchFields ?? []
+      // An empty term matches no objects (component-helpers nodeaffinity).
+      if (expressions.length === 0 && fields.length === 0) continue
+      term.set(view.nodes())
+      for (const r of expressions) {
+        matchLabel(view, r, scratch)
+        bitsAnd(term, scratch)
+      }
+      for (const r of fields) {
+        matchField(view, r, scratch)
+        bitsAnd(term, scratch)
+      }
+      bitsOr(union, term)
+    }
+    bitsAnd(nodes, union)
+  }
+
+  for (const group of view.taintGroups()) {
+    if (!toleratesAny(placement.tolerations, group.taint)) bitsAndNot(nodes, group.nodes)
+  }
+  if (!toleratesAny(placement.tolerations, UNSCHEDULABLE_TAINT)) bitsAndNot(nodes, view.cordoned())
+
+  return { nodes, count: bitsIsEmpty(nodes) ? 0 : bitsCount(nodes) }
+}

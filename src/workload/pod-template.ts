@@ -1,0 +1,199 @@
+import type { Toleration } from '../inventory/types.js'
+import { daemonSetTolerations, type NodeSelectorTerm, type Placement } from '../placement/placement.js'
+
+// Where the pod spec lives in each object that carries one (KUBERNETES-FACTS §3), and the
+// facts the decision needs from it. The apiserver has validated and defaulted the object
+// before any validating webhook sees it, but the webhook must not trust a non-apiserver
+// caller: every field read here is type-checked, and a wrong type is an error, not a crash.
+
+export type ContainerKind = 'container' | 'initContainer' | 'ephemeralContainer'
+
+export interface ContainerFacts {
+  kind: ContainerKind
+  name: string
+  image: string
+  pullPolicy: string
+}
+
+export interface PodTemplateFacts {
+  /** The object's kind: Pod, Deployment, ... */
+  kind: string
+  /** DaemonSet: the image must be on every eligible node, and the controller's tolerations apply. */
+  perNode: boolean
+  /** A static pod's mirror, created by the kubelet for a pod that already runs or fails. */
+  mirror: boolean
+  placement: Placement
+  containers: ContainerFacts[]
+}
+
+export type Extracted =
+  | { ok: true; template: PodTemplateFacts | null }
+  | { ok: false; error: string }
+
+const KINDS: Record<string, { group: string; path: readonly string[] }> = {
+  Pod: { group: '', path: ['spec'] },
+  PodTemplate: { group: '', path: ['template', 'spec'] },
+  ReplicationController: { group: '', path: ['spec', 'template', 'spec'] },
+  Deployment: { group: 'apps', path: ['spec', 'template', 'spec'] },
+  ReplicaSet: { group: 'apps', path: ['spec', 'template', 'spec'] },
+  StatefulSet: { group: 'apps', path: ['spec', 'template', 'spec'] },
+  DaemonSet: { group: 'apps', path: ['spec', 'template', 'spec'] },
+  Job: { group: 'batch', path: ['spec', 'template', 'spec'] },
+  CronJob: { group: 'batch', path: ['spec', 'jobTemplate', 'spec', 'template', 'spec'] },
+}
+
+export function carriesPodTemplate(group: string, kind: string): boolean {
+  return KINDS[kind]?.group === group
+}
+
+export const POD_TEMPLATE_KINDS: readonly string[] = Object.keys(KINDS)
+
+type Json = Record<string, unknown>
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+class ShapeError extends Error {}
+
+function fail(path: string, what: string): never {
+  throw new ShapeError(`${path} ${what}`)
+}
+
+function optionalString(obj: Json, key: string, path: string): string | undefined {
+  const v = obj[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') fail(`${path}.${key}`, 'must be a string')
+  return v
+}
+
+function optionalArray(obj: Json, key: string, path: string): unknown[] {
+  const v = obj[key]
+  if (v === undefined || v === null) return []
+  if (!Array.isArray(v)) fail(`${path}.${key}`, 'must be an array')
+  return v
+}
+
+function stringMap(v: unknown, path: string): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined
+  if (!isObject(v)) fail(path, 'must be an object of strings')
+  for (const key in v) if (typeof v[key] !== 'string') fail(`${path}.${key}`, 'must be a string')
+  return v as Record<string, string>
+}
+
+function containers(spec: Json, key: string, kind: ContainerKind, path: string, out: ContainerFacts[]): void {
+  const list = optionalArray(spec, key, path)
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i]
+    const at = `${path}.${key}[${i}]`
+    if (!isObject(c)) fail(at, 'must be an object')
+    out.push({
+      kind,
+      name: optionalString(c, 'name', at) ?? '',
+      image: optionalString(c, 'image', at) ?? '',
+      pullPolicy: optionalString(c, 'imagePullPolicy', at) ?? '',
+    })
+  }
+}
+
+function requirements(v: unknown, path: string): NodeSelectorTerm['matchExpressions'] {
+  if (v === undefined || v === null) return undefined
+  if (!Array.isArray(v)) fail(path, 'must be an array')
+  return v.map((r, i) => {
+    const at = `${path}[${i}]`
+    if (!isObject(r)) fail(at, 'must be an object')
+    const values = optionalArray(r, 'values', at)
+    for (const value of values) if (typeof value !== 'string') fail(`${at}.values`, 'must be strings')
+    return {
+      key: optionalString(r, 'key', at) ?? '',
+      operator: optionalString(r, 'operator', at) ?? '',
+      values: values as string[],
+    }
+  })
+}
+
+function requiredTerms(spec: Json, path: string): NodeSelectorTerm[] | undefined {
+  const affinity = spec['affinity']
+  if (!isObject(affinity)) return undefined
+  const nodeAffinity = affinity['nodeAffinity']
+  if (!isObject(nodeAffinity)) return undefined
+  const required = nodeAffinity['requiredDuringSchedulingIgnoredDuringExecution']
+  if (!isObject(required)) return undefined
+  const at = `${path}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`
+  const terms = optionalArray(required, 'nodeSelectorTerms', at.slice(0, at.lastIndexOf('.')))
+  return terms.map((t, i) => {
+    if (!isObject(t)) fail(`${at}[${i}]`, 'must be an object')
+    const term: NodeSelectorTerm = {}
+    const expressions = requirements(t['matchExpressions'], `${at}[${i}].matchExpressions`)
+    const fields = requirements(t['matchFields'], `${at}[${i}].matchFields`)
+    if (expressions !== undefined) term.matchExpressions = expressions
+    if (fields !== undefined) term.matchFields = fields
+    return term
+  })
+}
+
+function tolerations(spec: Json, path: string): Toleration[] {
+  const list = optionalArray(spec, 'tolerations', path)
+  return list.map((t, i) => {
+    const at = `${path}.tolerations[${i}]`
+    if (!isObject(t)) fail(at, 'must be an object')
+    const toleration: Toleration = {}
+    const key = optionalString(t, 'key', at)
+    const operator = optionalString(t, 'operator', at)
+    const value = optionalString(t, 'value', at)
+    const effect = optionalString(t, 'effect', at)
+    if (key !== undefined) toleration.key = key
+    if (operator !== undefined) toleration.operator = operator as Toleration['operator']
+    if (value !== undefined) toleration.value = value
+    if (effect !== undefined) toleration.effect = effect as Toleration['effect']
+    return toleration
+  })
+}
+
+/**
+ * The pod template facts of an object of the given kind, `null` when the object carries no
+ * pod spec (a ReplicationController with a null template), or an error naming the field.
+ */
+export function extractPodTemplate(kind: string, object: unknown): Extracted {
+  const shape = KINDS[kind]
+  if (shape === undefined) return { ok: true, template: null }
+  try {
+    if (!isObject(object)) fail('object', 'must be an object')
+    let spec: unknown = object
+    let path = ''
+    for (const step of shape.path) {
+      path = path === '' ? step : `${path}.${step}`
+      if (!isObject(spec)) return { ok: true, template: null }
+      spec = spec[step]
+    }
+    if (spec === undefined || spec === null) return { ok: true, template: null }
+    if (!isObject(spec)) fail(path, 'must be an object')
+
+    const list: ContainerFacts[] = []
+    containers(spec, 'initContainers', 'initContainer', path, list)
+    containers(spec, 'containers', 'container', path, list)
+    containers(spec, 'ephemeralContainers', 'ephemeralContainer', path, list)
+
+    const perNode = kind === 'DaemonSet'
+    const placement: Placement = { tolerations: tolerations(spec, path) }
+    if (perNode) {
+      const hostNetwork = spec['hostNetwork'] === true
+      placement.tolerations = placement.tolerations.concat(daemonSetTolerations(hostNetwork))
+    }
+    const nodeName = optionalString(spec, 'nodeName', path)
+    if (nodeName !== undefined && nodeName !== '') placement.nodeName = nodeName
+    const selector = stringMap(spec['nodeSelector'], `${path}.nodeSelector`)
+    if (selector !== undefined) placement.nodeSelector = selector
+    const terms = requiredTerms(spec, path)
+    if (terms !== undefined) placement.requiredTerms = terms
+
+    const metadata = object['metadata']
+    const annotations = isObject(metadata) ? metadata['annotations'] : undefined
+    const mirror = kind === 'Pod' && isObject(annotations) && 'kubernetes.io/config.mirror' in annotations
+
+    return { ok: true, template: { kind, perNode, mirror, placement, containers: list } }
+  } catch (err) {
+    if (err instanceof ShapeError) return { ok: false, error: err.message }
+    throw err
+  }
+}

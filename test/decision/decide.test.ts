@@ -1,0 +1,176 @@
+import t from 'tap'
+import { decide, type Decision, type Subject } from '../../src/decision/decide.js'
+import { denialMessage, MAX_WARNING_RUNES, warningsFor } from '../../src/decision/messages.js'
+import type { Mode } from '../../src/inventory/types.js'
+import type { ContainerFacts, PodTemplateFacts } from '../../src/workload/pod-template.js'
+import { daemonSetTolerations, type Placement } from '../../src/placement/placement.js'
+import { buildIndex, NOW, STALE_MS } from '../helpers/inventory.js'
+
+const APP = 'docker.io/library/myapp:1.0'
+const index = buildIndex([
+  { name: 'a1', labels: { zone: 'a' }, images: [APP, 'docker.io/library/myapp:dev', 'docker.io/library/busybox:1.36'] },
+  { name: 'a2', labels: { zone: 'a' }, images: [APP, 'docker.io/library/busybox:1.36'] },
+  { name: 'b1', labels: { zone: 'b' }, images: ['docker.io/library/busybox:1.36', 'docker.io/library/myapp:dev'] },
+  { name: 'b2', labels: { zone: 'b' }, images: ['docker.io/library/busybox:1.36'], age: STALE_MS * 2 },
+  { name: 'c1', labels: { zone: 'c' } },
+  { name: 'g1', labels: { zone: 'g' }, taints: [{ key: 'gpu', effect: 'NoSchedule' }], images: ['docker.io/library/cuda:12'] },
+])
+
+const never = (image: string, name = 'app', kind: ContainerFacts['kind'] = 'container'): ContainerFacts => ({ kind, name, image, pullPolicy: 'Never' })
+
+function template(containers: ContainerFacts[], placement: Partial<Placement> = {}, extra: Partial<PodTemplateFacts> = {}): PodTemplateFacts {
+  return { kind: 'Pod', perNode: false, mirror: false, placement: { tolerations: [], ...placement }, containers, ...extra }
+}
+
+const subject: Subject = { kind: 'Pod', namespace: 'default', name: 'web', operation: 'CREATE' }
+
+function run(tpl: PodTemplateFacts, mode: Mode = 'enforce', previous?: PodTemplateFacts | null): Decision {
+  return decide(index, { subject, template: tpl, mode, now: NOW, ...(previous === undefined ? {} : { previous }) })
+}
+
+t.test('each branch of the decision', async (t) => {
+  const table: Array<[string, PodTemplateFacts, string, string]> = [
+    ['present on every eligible node', template([never('myapp:1.0')], { nodeSelector: { zone: 'a' } }), 'present', 'allow'],
+    ['missing on every eligible node, all known', template([never('myapp:2.0')], { nodeSelector: { zone: 'a' } }), 'missing', 'deny'],
+    ['present on some eligible nodes', template([never('myapp:dev')], { nodeSelector: { zone: 'a' } }), 'partial', 'warn'],
+    ['absent where known, unknown on others', template([never('myapp:1.0')], { nodeSelector: { zone: 'b' } }), 'unknown', 'warn'],
+    ['no current list anywhere eligible', template([never('myapp:1.0')], { nodeSelector: { zone: 'c' } }), 'unknown', 'warn'],
+    ['no eligible node', template([never('myapp:1.0')], { nodeSelector: { zone: 'z' } }), 'no-eligible-nodes', 'warn'],
+    ['bound to an unknown node', template([never('myapp:1.0')], { nodeName: 'ghost' }), 'unknown-node', 'warn'],
+    ['bound to a node that has it', template([never('myapp:dev')], { nodeName: 'b1' }), 'present', 'allow'],
+    ['bound to a node that lacks it', template([never('myapp:1.0')], { nodeName: 'b1' }), 'missing', 'deny'],
+    ['invalid reference', template([never('MyApp:1.0')]), 'invalid-reference', 'deny'],
+    ['a stale list that names the image still counts as present (stale data never denies)', template([never('busybox:1.36')], { nodeSelector: { zone: 'b' } }), 'present', 'allow'],
+  ]
+  for (const [name, tpl, reason, verdict] of table) {
+    const d = run(tpl)
+    t.equal(d.findings[0]?.reason, reason, `${name}: reason`)
+    t.equal(d.verdict, verdict, `${name}: verdict`)
+  }
+})
+
+t.test('containers without imagePullPolicy: Never are not checked', async (t) => {
+  const d = run(template([{ kind: 'container', name: 'x', image: 'nope:1', pullPolicy: 'IfNotPresent' }]))
+  t.same(d.findings, [])
+  t.equal(d.verdict, 'allow')
+})
+
+t.test('references match like the kubelet: familiar names, implied latest, digests, ids', async (t) => {
+  const image = index.node(index.slotOf('a1')!)
+  t.ok(image)
+  const forms = ['myapp:1.0', 'docker.io/library/myapp:1.0', 'index.docker.io/library/myapp:1.0', 'library/myapp:1.0']
+  for (const f of forms) t.equal(run(template([never(f)], { nodeSelector: { zone: 'a' } })).verdict, 'allow', f)
+  t.equal(run(template([never('myapp')], { nodeSelector: { zone: 'a' } })).findings[0]?.reason, 'missing', 'no tag means :latest')
+})
+
+t.test('DaemonSets need the image on every eligible node', async (t) => {
+  const ds = (image: string, placement: Partial<Placement> = {}) =>
+    template([never(image)], { tolerations: daemonSetTolerations(false), ...placement }, { kind: 'DaemonSet', perNode: true })
+  let d = run(ds('myapp:dev', { nodeSelector: { zone: 'a' } }))
+  t.equal(d.findings[0]?.reason, 'partial')
+  t.equal(d.verdict, 'deny', 'partial presence denies a DaemonSet')
+  t.match(denialMessage(d, subject), /is on 1 of 2 eligible nodes \(a1\), missing on a2/)
+  d = run(ds('busybox:1.36', { nodeSelector: { zone: 'b' } }))
+  t.equal(d.verdict, 'allow', 'stale b2 still proves nothing missing: busybox is present on both by their lists')
+  d = run(ds('myapp:dev', { nodeSelector: { zone: 'b' } }))
+  t.equal(d.findings[0]?.reason, 'partial')
+  t.equal(d.verdict, 'warn', 'missing only where the list is stale: warn, never deny on missing data')
+})
+
+t.test('UPDATE: only changed containers can deny', async (t) => {
+  const before = template([never('myapp:2.0'), never('myapp:1.0', 'side')], { nodeSelector: { zone: 'a' } })
+  const same = template([never('myapp:2.0'), never('myapp:1.0', 'side')], { nodeSelector: { zone: 'a' } })
+  let d = run(same, 'enforce', before)
+  t.equal(d.verdict, 'warn', 'unchanged missing image: warn, so relabels and scaling are never blocked')
+  t.equal(d.findings[0]?.changed, false)
+  const changed = template([never('myapp:2.0'), never('myapp:3.0', 'side')], { nodeSelector: { zone: 'a' } })
+  d = run(changed, 'enforce', before)
+  t.equal(d.verdict, 'deny')
+  t.same(d.findings.map((f) => [f.container.name, f.changed, f.severity]), [['app', false, 'warn'], ['side', true, 'deny']])
+  const policyChanged = template([never('myapp:2.0')], { nodeSelector: { zone: 'a' } })
+  const wasIfNotPresent = template([{ kind: 'container', name: 'app', image: 'myapp:2.0', pullPolicy: 'IfNotPresent' }], { nodeSelector: { zone: 'a' } })
+  t.equal(run(policyChanged, 'enforce', wasIfNotPresent).verdict, 'deny', 'switching to Never is a change')
+  t.equal(run(policyChanged, 'enforce', null).verdict, 'deny', 'no previous template: every container is new')
+})
+
+t.test('mirror pods are never denied', async (t) => {
+  const d = run(template([never('myapp:2.0')], { nodeName: 'a1' }, { mirror: true }))
+  t.equal(d.outcome, 'warn')
+})
+
+t.test('modes', async (t) => {
+  const tpl = template([never('myapp:2.0')], { nodeSelector: { zone: 'a' } })
+  const enforce = run(tpl, 'enforce')
+  t.equal(enforce.verdict, 'deny')
+  const warn = run(tpl, 'warn')
+  t.equal(warn.verdict, 'warn')
+  t.equal(warn.outcome, 'deny', 'the outcome still says what enforce would do')
+  t.ok(warningsFor(warn, subject).length >= 2, 'the denial becomes a warning plus the fix')
+  const audit = run(tpl, 'audit')
+  t.equal(audit.verdict, 'allow')
+  t.equal(audit.outcome, 'deny')
+  t.same(warningsFor(audit, subject), [], 'audit only logs and counts')
+  const off = run(tpl, 'off')
+  t.same(off.findings, [])
+  t.equal(off.verdict, 'allow')
+})
+
+t.test('one denial lists every failing container, and names nodes and the fix', async (t) => {
+  const d = run(template([never('myapp:2.0'), never('busybox:9', 'setup', 'initContainer'), never('myapp:1.0', 'ok')], { nodeSelector: { zone: 'a' } }))
+  t.equal(d.verdict, 'deny')
+  const msg = denialMessage(d, subject)
+  const [first, ...rest] = msg.split('\n')
+  t.match(first, /^Pod default\/web: 2 containers with imagePullPolicy: Never would fail: container "app" \("myapp:2.0"\), init container "setup" \("busybox:9"\)$/)
+  t.match(rest[0], /container "app": image "myapp:2.0" \(imagePullPolicy: Never\) is on none of the 2 eligible nodes \(a1, a2\); did you mean myapp:1.0/)
+  t.match(rest[1], /init container "setup": image "busybox:9" .* did you mean busybox:1.36\?/)
+  t.match(msg, /kind load docker-image IMAGE/)
+  t.match(msg, /ctr -n k8s.io images import/)
+  t.match(msg, /imagePullPolicy: IfNotPresent/)
+  t.notMatch(msg, /"ok"/, 'containers that are fine are not in the denial')
+})
+
+t.test('a single denial has a self-sufficient first line', async (t) => {
+  const d = run(template([never('myapp:2.0')], { nodeSelector: { zone: 'a' } }))
+  const first = denialMessage(d, subject).split('\n')[0]!
+  t.equal(first, 'Pod default/web: container "app": image "myapp:2.0" (imagePullPolicy: Never) is on none of the 2 eligible nodes (a1, a2); did you mean myapp:1.0, myapp:dev?')
+})
+
+t.test('the image elsewhere and near-miss repository names', async (t) => {
+  let d = run(template([never('cuda:12')], { nodeSelector: { zone: 'a' } }))
+  t.match(denialMessage(d, subject), /it is only on g1, which the placement excludes/)
+  d = run(template([never('myap:1.0')], { nodeSelector: { zone: 'a' } }))
+  t.match(denialMessage(d, subject), /did you mean myapp:1.0\?/, 'a typo in the repository finds the same tag')
+  d = run(template([never('zzzzzz:1')], { nodeSelector: { zone: 'a' } }))
+  t.notMatch(denialMessage(d, subject), /did you mean/, 'nothing similar: no suggestion')
+})
+
+t.test('partial and unknown warnings', async (t) => {
+  let w = warningsFor(run(template([never('myapp:dev')], { nodeSelector: { zone: 'a' } })), subject)
+  t.match(w[0], /^container "app": image "myapp:dev" \(imagePullPolicy: Never\) is on 1 of 2 eligible nodes \(a1\), missing on a2; pods placed elsewhere fail with ErrImageNeverPull$/)
+  t.match(w[1], /^Fix: load the image onto the nodes \(kind load docker-image myapp:dev/)
+  w = warningsFor(run(template([never('myapp:1.0')], { nodeSelector: { zone: 'b' } })), subject)
+  t.match(w[0], /cannot confirm image "myapp:1.0" \(imagePullPolicy: Never\): not on b1; 1 of 2 eligible nodes have no current image list \(b2\)/)
+  t.equal(w.length, 1, 'no fix line when nothing is known to be wrong')
+  w = warningsFor(run(template([never('myapp:1.0')], { nodeSelector: { zone: 'z' } })), subject)
+  t.match(w[0], /no node matches the nodeSelector, affinity and tolerations of Pod default\/web/)
+})
+
+t.test('warnings are single lines of at most 256 runes, whatever the input', async (t) => {
+  const evil = 'x'.repeat(300) + '\n\u0007\u0085' + '\ud800'
+  const d = run(template([never(evil, 'c\nd'), never('é'.repeat(200) + ':1', 'ü'.repeat(100))], { nodeSelector: { zone: 'a' } }), 'warn')
+  const warnings = warningsFor(d, subject)
+  t.ok(warnings.length >= 2)
+  for (const w of warnings) {
+    t.ok([...w].length <= MAX_WARNING_RUNES, `${[...w].length} runes`)
+    t.notMatch(w, /[\u0000-\u001f\u007f-\u009f]/, 'no control characters')
+    t.notMatch(w, /[\ud800-\udfff]/u, 'no lone surrogates')
+  }
+  const msg = denialMessage(run(template([never(evil, 'c\nd')], { nodeSelector: { zone: 'a' } })), subject)
+  t.notMatch(msg.split('\n')[0]!, /\u0007/, 'user input never injects lines or controls into the denial')
+})
+
+t.test('many eligible nodes are summarised', async (t) => {
+  const big = buildIndex(Array.from({ length: 40 }, (_, i) => ({ name: `n${String(i).padStart(2, '0')}`, images: [] })))
+  const d = decide(big, { subject, template: template([never('myapp:2.0')]), mode: 'enforce', now: NOW })
+  t.match(denialMessage(d, subject), /is on none of the 40 eligible nodes \(n00, n01, n02 and 37 more\)/)
+})

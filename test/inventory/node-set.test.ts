@@ -1,0 +1,69 @@
+import t from 'tap'
+import {
+  bitsCount,
+  bitsForEach,
+  bitsHas,
+  bitsSet,
+  NodeSet,
+  wordsFor,
+} from '../../src/inventory/node-set.js'
+
+t.test('a NodeSet stays a list for few nodes and turns into a bitset for many, with the same answers', async (t) => {
+  const set = new NodeSet()
+  const mask = new Uint32Array(wordsFor(400))
+  for (let s = 0; s < 400; s += 3) bitsSet(mask, s)
+  const expected = new Set<number>()
+  for (let s = 0; s < 300; s += 2) {
+    set.add(s)
+    expected.add(s)
+    t.equal(set.size, expected.size)
+  }
+  set.add(4) // duplicate
+  t.equal(set.size, expected.size, 'adding twice counts once')
+  for (const s of [0, 2, 298, 150]) {
+    set.delete(s)
+    expected.delete(s)
+  }
+  set.delete(1) // absent
+  t.equal(set.size, expected.size)
+  let inMask = 0
+  for (const s of expected) if (s % 3 === 0) inMask++
+  t.equal(set.countIn(mask), inMask, 'countIn agrees with a plain Set')
+  const out = new Uint32Array(wordsFor(400))
+  set.intersectInto(mask, out)
+  t.equal(bitsCount(out), inMask)
+  const seen: number[] = []
+  set.forEach((s) => seen.push(s))
+  t.same(seen.sort((a, b) => a - b), [...expected].sort((a, b) => a - b))
+  t.ok(set.has(4) && !set.has(0) && !set.has(399))
+})
+
+t.test('sparse sets answer countIn and has the same way', async (t) => {
+  const set = new NodeSet()
+  set.add(70)
+  set.add(3)
+  const mask = new Uint32Array(wordsFor(128))
+  bitsSet(mask, 70)
+  t.equal(set.countIn(mask), 1)
+  set.delete(70)
+  t.equal(set.countIn(mask), 0)
+  t.equal(set.size, 1)
+})
+
+t.test('bitsForEach visits ascending slots and stops when asked', async (t) => {
+  const bits = new Uint32Array(3)
+  for (const s of [0, 31, 32, 63, 95]) bitsSet(bits, s)
+  const seen: number[] = []
+  bitsForEach(bits, (s) => {
+    seen.push(s)
+  })
+  t.same(seen, [0, 31, 32, 63, 95])
+  const first: number[] = []
+  bitsForEach(bits, (s) => {
+    first.push(s)
+    return first.length < 2
+  })
+  t.same(first, [0, 31])
+  t.notOk(bitsHas(bits, 1))
+  t.notOk(bitsHas(bits, 10_000), 'slots past the end are absent')
+})

@@ -1,0 +1,102 @@
+import t from 'tap'
+import { bitsForEach } from '../../src/inventory/node-set.js'
+import type { Taint, Toleration } from '../../src/inventory/types.js'
+import {
+  daemonSetTolerations,
+  eligibleNodes,
+  tolerates,
+  type Placement,
+} from '../../src/placement/placement.js'
+import { buildIndex } from '../helpers/inventory.js'
+
+const index = buildIndex([
+  { name: 'a1', labels: { zone: 'a', disk: 'ssd', cores: '8' } },
+  { name: 'a2', labels: { zone: 'a', disk: 'hdd', cores: '16' } },
+  { name: 'b1', labels: { zone: 'b', disk: 'ssd', cores: '32', gpu: 'true' }, taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }] },
+  { name: 'b2', labels: { zone: 'b', cores: 'many' }, taints: [{ key: 'maint', effect: 'NoExecute' }] },
+  { name: 'c1', labels: { zone: 'c' }, unschedulable: true },
+  { name: 'c2', labels: { zone: 'c' }, taints: [{ key: 'soft', effect: 'PreferNoSchedule' }] },
+])
+
+function eligible(p: Partial<Placement>): string[] {
+  const r = eligibleNodes(index, { tolerations: [], ...p })
+  const names: string[] = []
+  bitsForEach(r.nodes, (s) => {
+    names.push(index.nameOf(s))
+  })
+  t.equal(r.count, names.length, 'count matches the bitset')
+  return names.sort()
+}
+
+const expr = (key: string, operator: string, values?: string[]) => ({ matchExpressions: [{ key, operator, ...(values ? { values } : {}) }] })
+
+const cases: Array<[string, Partial<Placement>, string[]]> = [
+  ['no constraints: untainted, uncordoned nodes (PreferNoSchedule never filters)', {}, ['a1', 'a2', 'c2']],
+  ['nodeSelector, one pair', { nodeSelector: { zone: 'a' } }, ['a1', 'a2']],
+  ['nodeSelector, every pair must match', { nodeSelector: { zone: 'a', disk: 'ssd' } }, ['a1']],
+  ['nodeSelector on a label no node has', { nodeSelector: { zone: 'z' } }, []],
+  ['In', { requiredTerms: [expr('disk', 'In', ['ssd', 'nvme'])] }, ['a1']],
+  ['NotIn matches nodes without the label too', { requiredTerms: [expr('disk', 'NotIn', ['hdd'])] }, ['a1', 'c2']],
+  ['Exists', { requiredTerms: [expr('disk', 'Exists')] }, ['a1', 'a2']],
+  ['DoesNotExist', { requiredTerms: [expr('disk', 'DoesNotExist')] }, ['c2']],
+  ['Gt compares integers and skips non-integer values', { requiredTerms: [expr('cores', 'Gt', ['10'])], tolerations: [{ operator: 'Exists' }] }, ['a2', 'b1']],
+  ['Lt', { requiredTerms: [expr('cores', 'Lt', ['10'])] }, ['a1']],
+  ['Gt with two values matches nothing', { requiredTerms: [expr('cores', 'Gt', ['1', '2'])] }, []],
+  ['Gt with a non-integer matches nothing', { requiredTerms: [expr('cores', 'Gt', ['x'])] }, []],
+  ['unknown operator matches nothing', { requiredTerms: [expr('zone', 'Like', ['a'])] }, []],
+  ['terms are ORed', { requiredTerms: [expr('zone', 'In', ['a']), expr('zone', 'In', ['c'])] }, ['a1', 'a2', 'c2']],
+  [
+    'expressions in a term are ANDed',
+    { requiredTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }, { key: 'disk', operator: 'In', values: ['hdd'] }] }] },
+    ['a2'],
+  ],
+  ['an empty term list matches nothing', { requiredTerms: [] }, []],
+  ['an empty term matches nothing', { requiredTerms: [{}] }, []],
+  ['an empty term beside a real one', { requiredTerms: [{}, expr('zone', 'In', ['a'])] }, ['a1', 'a2']],
+  ['matchFields metadata.name In', { requiredTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['a2', 'nope'] }] }] }, ['a2']],
+  ['matchFields metadata.name NotIn', { requiredTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['a2'] }] }] }, ['a1', 'c2']],
+  ['matchFields on another field matches nothing', { requiredTerms: [{ matchFields: [{ key: 'metadata.uid', operator: 'In', values: ['a2'] }] }] }, []],
+  ['nodeSelector and affinity both apply', { nodeSelector: { zone: 'a' }, requiredTerms: [expr('disk', 'In', ['ssd'])] }, ['a1']],
+  ['Equal toleration of the gpu taint', { tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }] }, ['a1', 'a2', 'b1', 'c2']],
+  ['toleration with the wrong value', { tolerations: [{ key: 'dedicated', value: 'cpu', effect: 'NoSchedule' }] }, ['a1', 'a2', 'c2']],
+  ['toleration with the wrong effect', { tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoExecute' }] }, ['a1', 'a2', 'c2']],
+  ['Exists with an empty key tolerates every taint, the cordon included', { tolerations: [{ operator: 'Exists' }] }, ['a1', 'a2', 'b1', 'b2', 'c1', 'c2']],
+  ['a cordoned node needs the unschedulable toleration', { tolerations: [{ key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' }] }, ['a1', 'a2', 'c1', 'c2']],
+  ['nodeName bypasses taints and cordons', { nodeName: 'c1', nodeSelector: { zone: 'a' } }, ['c1']],
+]
+
+for (const [name, placement, expected] of cases) {
+  t.same(eligible(placement), expected, name)
+}
+
+t.test('nodeName of a node the inventory does not know', async (t) => {
+  const r = eligibleNodes(index, { nodeName: 'ghost', tolerations: [] })
+  t.equal(r.count, 0)
+  t.equal(r.unknownNodeName, 'ghost')
+})
+
+t.test('tolerates follows v1.Toleration.ToleratesTaint', async (t) => {
+  const taint: Taint = { key: 'k', value: 'v', effect: 'NoSchedule' }
+  const table: Array<[Toleration, boolean]> = [
+    [{ key: 'k', operator: 'Equal', value: 'v', effect: 'NoSchedule' }, true],
+    [{ key: 'k', value: 'v' }, true], // operator defaults to Equal, empty effect matches all
+    [{ key: 'k', operator: 'Exists' }, true],
+    [{ operator: 'Exists' }, true],
+    [{ operator: 'Exists', effect: 'NoExecute' }, false],
+    [{ key: 'k', value: 'w' }, false],
+    [{ key: 'other', operator: 'Exists' }, false],
+    [{ value: 'v' }, false], // empty key with Equal is not a wildcard
+    [{ key: 'k', operator: 'Gt' as Toleration['operator'], value: 'v' }, false],
+  ]
+  for (const [toleration, expected] of table) t.equal(tolerates(toleration, taint), expected, JSON.stringify(toleration))
+  t.ok(tolerates({ key: 'n', operator: 'Equal' }, { key: 'n', effect: 'NoSchedule' }), 'empty value equals a taint without value')
+})
+
+t.test('DaemonSet pods get the controller tolerations', async (t) => {
+  const keys = daemonSetTolerations(false).map((x) => `${x.key}:${x.effect}`)
+  t.ok(keys.includes('node.kubernetes.io/unschedulable:NoSchedule'))
+  t.ok(keys.includes('node.kubernetes.io/not-ready:NoExecute'))
+  t.notOk(keys.includes('node.kubernetes.io/network-unavailable:NoSchedule'))
+  t.ok(daemonSetTolerations(true).some((x) => x.key === 'node.kubernetes.io/network-unavailable'))
+  t.same(eligible({ tolerations: daemonSetTolerations(false) }), ['a1', 'a2', 'c1', 'c2'], 'cordoned nodes still run daemons')
+})
