@@ -1,0 +1,136 @@
+import { Ajv } from 'ajv'
+import { parseArgs } from 'node:util'
+import { parseDuration } from './duration.js'
+import type { Mode } from '../inventory/types.js'
+
+// Every setting of the webhook, from flags first and then NEVERPULL_* environment
+// variables, validated once here; nothing else reads process.env.
+
+export interface WebhookConfig {
+  port: number
+  host: string
+  /** Plain-HTTP listener for probes and Prometheus; 0 turns it off. */
+  metricsPort: number
+  tlsCert: string
+  tlsKey: string
+  inventoryFile?: string
+  kubeconfig?: string
+  mode: Exclude<Mode, 'off'>
+  /** A NodeImageSet older than this is unknown: 3 × the agent's 5 min heartbeat. */
+  staleAfterMs: number
+  /** After SIGTERM, keep serving this long while endpoints drain, then close. */
+  shutdownDelayMs: number
+  logLevel: string
+  /** `npm start`: dev certificates in certs/, the example inventory, loopback only. */
+  dev: boolean
+}
+
+export const WEBHOOK_USAGE = `Usage: neverpull-guard webhook [flags]
+
+Flags (environment variable in brackets):
+  --port N              HTTPS port for /validate, /healthz, /readyz, /metrics (8443) [NEVERPULL_PORT]
+  --host ADDR           listen address (0.0.0.0; 127.0.0.1 with --dev) [NEVERPULL_HOST]
+  --metrics-port N      plain-HTTP port for probes and Prometheus, 0 = off (9090) [NEVERPULL_METRICS_PORT]
+  --tls-cert FILE       serving certificate, reloaded when it changes [NEVERPULL_TLS_CERT]
+  --tls-key FILE        its private key [NEVERPULL_TLS_KEY]
+  --inventory-file FILE static inventory (kubectl get nodes,nodeimagesets -o yaml) [NEVERPULL_INVENTORY_FILE]
+  --kubeconfig FILE     watch a cluster with this kubeconfig (default: in-cluster, else ~/.kube/config) [KUBECONFIG]
+  --mode MODE           enforce | warn | audit, for namespaces without the neverpull.dev/mode label (enforce) [NEVERPULL_MODE]
+  --stale-after DUR     a node image list older than this is unknown (15m) [NEVERPULL_STALE_AFTER]
+  --shutdown-delay DUR  keep serving after SIGTERM while endpoints drain (5s) [NEVERPULL_SHUTDOWN_DELAY]
+  --log-level LEVEL     fatal | error | warn | info | debug | trace (info) [NEVERPULL_LOG_LEVEL]
+  --dev                 dev certificates in certs/, examples/inventory.yaml, listen on 127.0.0.1
+`
+
+const schema = {
+  type: 'object',
+  required: ['port', 'host', 'metricsPort', 'tlsCert', 'tlsKey', 'mode', 'staleAfterMs', 'shutdownDelayMs', 'logLevel', 'dev'],
+  additionalProperties: false,
+  properties: {
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    host: { type: 'string', minLength: 1 },
+    metricsPort: { type: 'integer', minimum: 0, maximum: 65535 },
+    tlsCert: { type: 'string', minLength: 1 },
+    tlsKey: { type: 'string', minLength: 1 },
+    inventoryFile: { type: 'string', minLength: 1 },
+    kubeconfig: { type: 'string', minLength: 1 },
+    mode: { enum: ['enforce', 'warn', 'audit'] },
+    staleAfterMs: { type: 'number', exclusiveMinimum: 0 },
+    shutdownDelayMs: { type: 'number', minimum: 0 },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    dev: { type: 'boolean' },
+  },
+} as const
+
+const validate = new Ajv({ allErrors: true, strict: false }).compile(schema)
+
+export type ConfigResult = { ok: true; config: WebhookConfig } | { ok: false; error: string }
+
+function integer(text: string | undefined): number | string | undefined {
+  if (text === undefined) return undefined
+  return /^\d+$/.test(text) ? Number(text) : text
+}
+
+export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigResult {
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'inventory-file': { type: 'string' },
+        kubeconfig: { type: 'string' },
+        mode: { type: 'string' },
+        'stale-after': { type: 'string' },
+        'shutdown-delay': { type: 'string' },
+        'log-level': { type: 'string' },
+        dev: { type: 'boolean' },
+      },
+    }).values
+  } catch (err) {
+    return { ok: false, error: (err as Error).message }
+  }
+  const dev = values.dev === true
+  const durations: Array<[string, string]> = [
+    ['--stale-after', values['stale-after'] ?? env['NEVERPULL_STALE_AFTER'] ?? '15m'],
+    ['--shutdown-delay', values['shutdown-delay'] ?? env['NEVERPULL_SHUTDOWN_DELAY'] ?? (dev ? '0s' : '5s')],
+  ]
+  const ms: number[] = []
+  for (const [flag, text] of durations) {
+    const d = parseDuration(text)
+    if (d === undefined) return { ok: false, error: `${flag}: "${text}" is not a duration (examples: 500ms, 10s, 5m, 1h)` }
+    ms.push(d)
+  }
+  const candidate: Record<string, unknown> = {
+    port: integer(values.port ?? env['NEVERPULL_PORT']) ?? 8443,
+    host: values.host ?? env['NEVERPULL_HOST'] ?? (dev ? '127.0.0.1' : '0.0.0.0'),
+    metricsPort: integer(values['metrics-port'] ?? env['NEVERPULL_METRICS_PORT']) ?? (dev ? 0 : 9090),
+    tlsCert: values['tls-cert'] ?? env['NEVERPULL_TLS_CERT'] ?? (dev ? 'certs/tls.crt' : '/etc/neverpull/tls/tls.crt'),
+    tlsKey: values['tls-key'] ?? env['NEVERPULL_TLS_KEY'] ?? (dev ? 'certs/tls.key' : '/etc/neverpull/tls/tls.key'),
+    mode: values.mode ?? env['NEVERPULL_MODE'] ?? 'enforce',
+    staleAfterMs: ms[0],
+    shutdownDelayMs: ms[1],
+    logLevel: values['log-level'] ?? env['NEVERPULL_LOG_LEVEL'] ?? 'info',
+    dev,
+  }
+  const inventoryFile = values['inventory-file'] ?? env['NEVERPULL_INVENTORY_FILE'] ?? (dev ? 'examples/inventory.yaml' : undefined)
+  if (inventoryFile !== undefined) candidate['inventoryFile'] = inventoryFile
+  const kubeconfig = values.kubeconfig ?? (inventoryFile === undefined ? env['KUBECONFIG'] : undefined)
+  if (kubeconfig !== undefined) candidate['kubeconfig'] = kubeconfig
+  if (!validate(candidate)) {
+    const messages = (validate.errors ?? []).map((e) => {
+      const field = e.instancePath.slice(1)
+      const flag = `--${field.replace(/Ms$/, '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+      const allowed = e.keyword === 'enum' ? ` (one of ${(e.params['allowedValues'] as string[]).join(', ')})` : ''
+      return `${flag} ${JSON.stringify(candidate[field])}: ${e.message ?? 'invalid'}${allowed}`
+    })
+    return { ok: false, error: messages.join('; ') }
+  }
+  return { ok: true, config: candidate as unknown as WebhookConfig }
+}

@@ -1,0 +1,83 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { ReviewRecord } from '../admission/handle.js'
+import type { InventoryView } from '../inventory/index.js'
+import { bitsCount } from '../inventory/node-set.js'
+
+export interface Metrics {
+  readonly registry: Registry
+  observeReview(record: ReviewRecord, seconds: number): void
+  inventorySkipped(kind: string): void
+}
+
+export interface MetricsOptions {
+  inventory: InventoryView
+  now: () => number
+  /** Process metrics (CPU, memory, event loop lag); off in tests that build many apps. */
+  processMetrics?: boolean
+}
+
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry()
+  if (options.processMetrics === true) collectDefaultMetrics({ register: registry, prefix: 'neverpull_' })
+  const requests = new Counter({
+    name: 'neverpull_admission_requests_total',
+    help: 'AdmissionReviews answered, by object kind, operation and decision (allow, warn, deny, invalid, skip)',
+    labelNames: ['kind', 'operation', 'decision'] as const,
+    registers: [registry],
+  })
+  const findings = new Counter({
+    name: 'neverpull_findings_total',
+    help: 'Containers with imagePullPolicy: Never checked, by reason and by mode; audit counts would-be denials here',
+    labelNames: ['reason', 'severity', 'mode'] as const,
+    registers: [registry],
+  })
+  const duration = new Histogram({
+    name: 'neverpull_admission_duration_seconds',
+    help: 'Time to decide one AdmissionReview, body parsing excluded',
+    labelNames: ['kind'] as const,
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+    registers: [registry],
+  })
+  const skipped = new Counter({
+    name: 'neverpull_inventory_skipped_total',
+    help: 'Malformed inventory objects skipped (the last good data for that node is kept)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  })
+  const inventory = options.inventory
+  new Gauge({
+    name: 'neverpull_inventory_nodes',
+    help: 'Nodes known to the webhook',
+    registers: [registry],
+    collect() {
+      this.set(inventory.nodeCount)
+    },
+  })
+  new Gauge({
+    name: 'neverpull_inventory_image_sets',
+    help: 'NodeImageSets known to the webhook',
+    registers: [registry],
+    collect() {
+      this.set(inventory.imageSetCount)
+    },
+  })
+  new Gauge({
+    name: 'neverpull_inventory_fresh_nodes',
+    help: 'Nodes whose image list was observed within the staleness window',
+    registers: [registry],
+    collect() {
+      this.set(bitsCount(inventory.freshNodes(options.now())))
+    },
+  })
+  return {
+    registry,
+    observeReview(record, seconds) {
+      requests.inc({ kind: record.kind || 'unknown', operation: record.operation || 'unknown', decision: record.decision })
+      duration.observe({ kind: record.kind || 'unknown' }, seconds)
+      for (const f of record.findings ?? []) findings.inc({ reason: f.reason, severity: f.severity, mode: record.mode ?? '' })
+    },
+    inventorySkipped(kind) {
+      skipped.inc({ kind })
+    },
+  }
+}

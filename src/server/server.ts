@@ -1,0 +1,144 @@
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import { readFile } from 'node:fs/promises'
+import { ensureDevCertificates } from '../certs/files.js'
+import { watchTls, type TlsWatcher } from '../certs/reload.js'
+import type { WebhookConfig } from '../config/webhook.js'
+import { loadInventoryFile, type LoadSummary } from '../inventory/file.js'
+import { InventoryIndex } from '../inventory/index.js'
+import { createMetrics } from './metrics.js'
+import { opsApp, webhookApp } from './app.js'
+
+/**
+ * The apiserver's webhook client keeps idle connections for 90 s (Go's http.Transport
+ * default); the server keeps them a little longer so it never closes one the client is
+ * about to reuse, which would fail that admission call.
+ */
+export const KEEP_ALIVE_MS = 95_000
+
+/** TLS 1.2 at least; for 1.2, only forward-secret AEAD suites. TLS 1.3 suites are all modern. */
+export const TLS_OPTIONS = {
+  minVersion: 'TLSv1.2',
+  ciphers: [
+    'TLS_AES_128_GCM_SHA256',
+    'TLS_AES_256_GCM_SHA384',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+  honorCipherOrder: true,
+} as const
+
+export interface RunningWebhook {
+  app: FastifyInstance
+  ops?: FastifyInstance
+  url: string
+  inventory: InventoryIndex
+  summary?: LoadSummary
+  /** Stop reporting ready, wait `shutdownDelayMs` for endpoints to drain, finish in-flight requests, exit. */
+  shutdown(): Promise<void>
+}
+
+export interface StartOptions {
+  /** Pino destination; stdout when absent. */
+  logStream?: NodeJS.WritableStream
+  now?: () => number
+}
+
+export async function startWebhook(config: WebhookConfig, options: StartOptions = {}): Promise<RunningWebhook> {
+  const now = options.now ?? Date.now
+  if (config.dev) await ensureDevCertificates('certs')
+  const [cert, key] = await Promise.all([readFile(config.tlsCert, 'utf8'), readFile(config.tlsKey, 'utf8')])
+
+  const inventory = new InventoryIndex({ staleAfterMs: config.staleAfterMs })
+  let ready = false
+  let draining = false
+  const isReady = (): boolean => ready && !draining
+
+  const logger = {
+    level: config.logLevel,
+    redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password'],
+    ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+  }
+  const app = Fastify({
+    https: { cert, key, ...TLS_OPTIONS },
+    logger,
+    // One log line per admission, written by the route with the review's fields.
+    logController: new LogController({ disableRequestLogging: true }),
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    // Requests that arrive on open connections while closing are still answered: a 503
+    // would be "failed calling webhook" for the apiserver, and a failed pod create.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+  })
+  const metrics = createMetrics({ inventory, now, processMetrics: true })
+  await app.register(webhookApp, { inventory, mode: config.mode, metrics, ready: isReady, now })
+
+  let summary: LoadSummary | undefined
+  let stopWatch: (() => Promise<void>) | undefined
+  if (config.inventoryFile !== undefined) {
+    summary = await loadInventoryFile(config.inventoryFile, inventory, now())
+    ready = true
+    app.log.info({ inventory: config.inventoryFile, ...summary }, 'inventory loaded')
+  } else {
+    const { KubeConfig } = await import('@kubernetes/client-node')
+    const { startInventoryWatch } = await import('../inventory/watch.js')
+    const kubeConfig = new KubeConfig()
+    if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig)
+    else kubeConfig.loadFromDefault()
+    const watch = startInventoryWatch({
+      kubeConfig,
+      sink: inventory,
+      log: app.log,
+      metrics: { skipped: (kind: string) => metrics.inventorySkipped(kind) },
+      onSynced: () => {
+        ready = true
+        app.log.info({ nodes: inventory.nodeCount, imageSets: inventory.imageSetCount }, 'inventory synced')
+      },
+    })
+    stopWatch = () => watch.close()
+  }
+
+  let tlsWatcher: TlsWatcher | undefined = watchTls({
+    certPath: config.tlsCert,
+    keyPath: config.tlsKey,
+    current: { cert, key },
+    onChange: (files) => {
+      app.server.setSecureContext({ cert: files.cert, key: files.key, ...TLS_OPTIONS })
+      app.log.info({ cert: config.tlsCert }, 'serving certificate reloaded')
+    },
+    onError: (err) => app.log.error({ err }, 'serving certificate not reloaded; keeping the current one'),
+  })
+
+  const address = await app.listen({ port: config.port, host: config.host })
+
+  let ops: FastifyInstance | undefined
+  if (config.metricsPort !== 0) {
+    ops = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS })
+    await ops.register(opsApp, { metrics, ready: isReady })
+    await ops.listen({ port: config.metricsPort, host: config.host })
+  }
+
+  let closing: Promise<void> | undefined
+  const shutdown = (): Promise<void> => {
+    closing ??= (async () => {
+      draining = true
+      app.log.info({ delayMs: config.shutdownDelayMs }, 'shutting down: not ready, draining')
+      await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
+      tlsWatcher?.close()
+      tlsWatcher = undefined
+      await app.close()
+      await ops?.close()
+      await stopWatch?.()
+    })()
+    return closing
+  }
+
+  const result: RunningWebhook = { app, url: address, inventory, shutdown }
+  if (ops !== undefined) result.ops = ops
+  if (summary !== undefined) result.summary = summary
+  return result
+}

@@ -1,0 +1,58 @@
+import { request } from 'node:https'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { ensureCertificates } from '../../src/certs/files.js'
+import { webhookConfig } from '../../src/config/webhook.js'
+import { startWebhook } from '../../src/server/server.js'
+import { review } from '../helpers/fixtures.js'
+
+function post(url: string, ca: string, body: unknown): Promise<{ status: number; json: any; protocol: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/validate?timeout=10s`, { method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = []
+      const protocol = (res.socket as import('node:tls').TLSSocket).getProtocol() ?? ''
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()), protocol })
+      })
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify(body))
+  })
+}
+
+t.test('the webhook over real HTTPS, verified against the CA it was issued by', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'neverpull-https-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 30, force: false, now: new Date() })
+  const parsed = webhookConfig(
+    ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
+      '--inventory-file', 'examples/inventory.yaml', '--shutdown-delay', '0s', '--log-level', 'info'],
+    {},
+  )
+  if (!parsed.ok) throw new Error(parsed.error)
+  const lines: string[] = []
+  const logStream = new Writable({ write(chunk, _, cb) { lines.push(String(chunk)); cb() } })
+  const running = await startWebhook(parsed.config, { logStream })
+  t.teardown(() => running.shutdown())
+  const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
+  const url = running.url.replace('localhost', '127.0.0.1')
+
+  const body = review('deployment-update-image')
+  const denied = await post(url, ca, body)
+  t.equal(denied.status, 200)
+  t.equal(denied.json.response.uid, body['request'].uid)
+  t.equal(denied.json.response.allowed, false)
+  t.equal(denied.protocol, 'TLSv1.3', 'TLS 1.3 preferred')
+  const allowed = await post(url, ca, review('pod-create'))
+  t.equal(allowed.json.response.allowed, true)
+
+  await t.rejects(post(url, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', body), 'a client with another CA refuses the server')
+
+  const log = lines.map((l) => JSON.parse(l)).find((l) => l.admission?.decision === 'deny')
+  t.ok(log, 'one log line per admission')
+  t.match(log.admission, { uid: body['request'].uid, kind: 'Deployment', namespace: 'default', name: 'api', operation: 'UPDATE', user: body['request'].userInfo.username, decision: 'deny' })
+})
