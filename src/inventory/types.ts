@@ -57,6 +57,8 @@ export interface NodeImageSet {
   status?: {
     /** RFC 3339 time the agent last confirmed the list against the runtime. */
     observedTime?: string
+    /** spec.images.length, for the printer column (a JSONPath cannot count an array). */
+    imageCount?: number
     conditions?: NodeImageSetCondition[]
   }
 }

@@ -1,0 +1,285 @@
+import { createHash } from 'node:crypto'
+import {
+  GROUP,
+  NODE_IMAGE_SET_KIND,
+  VERSION,
+  type NodeImageSet,
+  type NodeImageSetCondition,
+  type RuntimeImage,
+  type RuntimeInfo,
+} from '../inventory/types.js'
+import type { CriClient } from './cri.js'
+import type { NodeImageSetStatus, Publisher } from './publish.js'
+
+export const DEFAULT_INTERVAL_MS = 10_000
+export const DEFAULT_HEARTBEAT_MS = 5 * 60_000
+export const DEFAULT_BACKOFF_INITIAL_MS = 1_000
+// Below the heartbeat, so a failing agent still reports at least as often as a healthy one.
+export const DEFAULT_BACKOFF_MAX_MS = 60_000
+
+export const CONDITION_RUNTIME_REACHABLE = 'RuntimeReachable'
+export const CONDITION_PUBLISHED = 'Published'
+
+export interface Clock {
+  now(): number
+  /** Resolves after `ms`, or early when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal.aborted) return resolve()
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      signal.addEventListener('abort', done, { once: true })
+    }),
+}
+
+/** The subset of pino the agent uses. */
+export interface AgentLogger {
+  debug(obj: object, msg: string): void
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
+
+const silentLogger: AgentLogger = { debug() {}, info() {}, warn() {}, error() {} }
+
+export interface AgentOptions {
+  nodeName: string
+  cri: Pick<CriClient, 'listImages' | 'version'>
+  publisher: Publisher
+  clock?: Clock
+  logger?: AgentLogger
+  intervalMs?: number
+  heartbeatMs?: number
+  backoffInitialMs?: number
+  backoffMaxMs?: number
+}
+
+export interface TickResult {
+  /** How long to wait before the next tick. */
+  delayMs: number
+  runtimeOk: boolean
+  /** Every call to the publisher succeeded (or none was needed). */
+  publishOk: boolean
+  specPublished: boolean
+  statusPublished: boolean
+}
+
+export interface Agent {
+  /** One iteration: read the runtime, publish what changed. Never throws. */
+  tick(): Promise<TickResult>
+  /** Ticks until stop(); resolves when the loop has ended. */
+  run(): Promise<void>
+  /** Ends the loop after the current iteration; resolves when it has ended. */
+  stop(): Promise<void>
+}
+
+function sortedUnique(values: readonly string[]): string[] {
+  return [...new Set(values)].sort()
+}
+
+/**
+ * The runtime's list in one order, whatever order the runtime answered in: images by id,
+ * names sorted. Equal sets give equal JSON, so the digest below and the applied object are
+ * stable and an unchanged node costs no write.
+ */
+export function canonicalImages(images: readonly RuntimeImage[]): RuntimeImage[] {
+  return images
+    .map((img) => ({
+      id: img.id,
+      repoTags: sortedUnique(img.repoTags),
+      repoDigests: sortedUnique(img.repoDigests),
+      size: img.size,
+      pinned: img.pinned,
+    }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+}
+
+export function specDigest(spec: NodeImageSet['spec']): string {
+  return createHash('sha256').update(JSON.stringify(spec)).digest('hex')
+}
+
+export function nodeImageSet(nodeName: string, runtime: RuntimeInfo | undefined, images: RuntimeImage[]): NodeImageSet {
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: NODE_IMAGE_SET_KIND,
+    metadata: { name: nodeName },
+    spec: { nodeName, ...(runtime ? { runtime } : {}), images },
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+export function createAgent(options: AgentOptions): Agent {
+  const nodeName = options.nodeName
+  const { cri, publisher } = options
+  const clock = options.clock ?? systemClock
+  const log = options.logger ?? silentLogger
+  const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
+  const backoffInitialMs = options.backoffInitialMs ?? DEFAULT_BACKOFF_INITIAL_MS
+  const backoffMaxMs = Math.max(options.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS, backoffInitialMs)
+
+  /** Spec last applied successfully, and its digest. */
+  let published: { spec: NodeImageSet['spec']; digest: string } | undefined
+  /** Last time the runtime's list was seen equal to the published spec: status.observedTime. */
+  let confirmedAt: number | undefined
+  /** Last status applied successfully: when, and the condition keys it carried. */
+  let statusAt: number | undefined
+  let statusKey: string | undefined
+  /** A spec landed whose status has not yet: retried every tick until it lands. */
+  let statusPending = false
+  let failures = 0
+  const conditions = new Map<string, NodeImageSetCondition>()
+
+  function setCondition(type: string, ok: boolean, reason: string, message: string, now: number): void {
+    const status = ok ? 'True' : 'False'
+    const prev = conditions.get(type)
+    const lastTransitionTime = prev && prev.status === status ? prev.lastTransitionTime : new Date(now).toISOString()
+    conditions.set(type, { type, status, reason, message, ...(lastTransitionTime ? { lastTransitionTime } : {}) })
+  }
+
+  function currentConditions(): NodeImageSetCondition[] {
+    const out: NodeImageSetCondition[] = []
+    for (const type of [CONDITION_RUNTIME_REACHABLE, CONDITION_PUBLISHED]) {
+      const c = conditions.get(type)
+      if (c) out.push(c)
+    }
+    return out
+  }
+
+  // Status and reason only: an error message that varies from tick to tick must not turn
+  // every tick into a write. New messages travel with the next heartbeat.
+  function conditionKey(): string {
+    return currentConditions()
+      .map((c) => `${c.type}=${c.status}/${c.reason ?? ''}`)
+      .join(',')
+  }
+
+  function buildStatus(): NodeImageSetStatus {
+    return {
+      ...(confirmedAt !== undefined ? { observedTime: new Date(confirmedAt).toISOString() } : {}),
+      ...(published !== undefined ? { imageCount: published.spec.images.length } : {}),
+      conditions: currentConditions(),
+    }
+  }
+
+  function backoffDelay(): number {
+    // 2 ** 30 is far past any cap; clamping the exponent keeps the number finite.
+    return Math.min(backoffInitialMs * 2 ** Math.min(failures - 1, 30), backoffMaxMs)
+  }
+
+  async function tick(): Promise<TickResult> {
+    let runtimeOk = true
+    let publishOk = true
+    let specPublished = false
+    let statusPublished = false
+
+    // 1. Ask the runtime.
+    let current: { spec: NodeImageSet['spec']; digest: string } | undefined
+    let runtimeError: string | undefined
+    try {
+      const [runtime, images] = await Promise.all([cri.version(), cri.listImages()])
+      const spec = nodeImageSet(nodeName, runtime, canonicalImages(images)).spec
+      current = { spec, digest: specDigest(spec) }
+      const now = clock.now()
+      setCondition(
+        CONDITION_RUNTIME_REACHABLE,
+        true,
+        'ImagesListed',
+        `listed ${images.length} images from ${runtime.name} ${runtime.version} at ${runtime.endpoint}`,
+        now,
+      )
+    } catch (err) {
+      runtimeOk = false
+      runtimeError = errorMessage(err)
+      const kept = published
+        ? `the published list of ${published.spec.images.length} images is kept` +
+          (confirmedAt !== undefined ? ` (last confirmed ${new Date(confirmedAt).toISOString()})` : '')
+        : 'no image list has been published yet'
+      setCondition(CONDITION_RUNTIME_REACHABLE, false, 'RuntimeError', `${runtimeError}; ${kept}`, clock.now())
+      log.warn({ err: runtimeError, failures: failures + 1 }, 'cannot list images from the container runtime')
+    }
+
+    // 2. Spec: only from a healthy runtime, so an error can never publish an empty list.
+    if (current) {
+      if (current.digest !== published?.digest) {
+        try {
+          await publisher.apply({ ...nodeImageSet(nodeName, undefined, []), spec: current.spec })
+          const first = published === undefined
+          published = current
+          confirmedAt = clock.now()
+          specPublished = true
+          statusPending = true
+          setCondition(CONDITION_PUBLISHED, true, 'Applied', `NodeImageSet spec lists ${current.spec.images.length} images`, clock.now())
+          log.info({ images: current.spec.images.length, digest: current.digest.slice(0, 12), first }, 'published image list')
+        } catch (err) {
+          publishOk = false
+          const msg = errorMessage(err)
+          setCondition(CONDITION_PUBLISHED, false, 'ApplyFailed', msg, clock.now())
+          log.warn({ err: msg, failures: failures + 1 }, 'cannot publish NodeImageSet')
+        }
+      } else {
+        confirmedAt = clock.now()
+      }
+    }
+
+    // 3. Status: with every spec change, when a condition flips, and as a heartbeat.
+    const key = conditionKey()
+    const now = clock.now()
+    if (statusPending || key !== statusKey || statusAt === undefined || now - statusAt >= heartbeatMs) {
+      try {
+        await publisher.applyStatus(nodeName, buildStatus())
+        statusAt = clock.now()
+        statusKey = key
+        statusPending = false
+        statusPublished = true
+        log.debug({ conditions: key }, 'published status')
+      } catch (err) {
+        publishOk = false
+        log.warn({ err: errorMessage(err), failures: failures + 1 }, 'cannot publish NodeImageSet status')
+      }
+    }
+
+    if (runtimeOk && publishOk) {
+      if (failures > 0) log.info({ after: failures }, 'recovered')
+      failures = 0
+      return { delayMs: intervalMs, runtimeOk, publishOk, specPublished, statusPublished }
+    }
+    failures++
+    return { delayMs: backoffDelay(), runtimeOk, publishOk, specPublished, statusPublished }
+  }
+
+  const abort = new AbortController()
+  let running: Promise<void> | undefined
+
+  async function loop(): Promise<void> {
+    while (!abort.signal.aborted) {
+      const { delayMs } = await tick()
+      if (abort.signal.aborted) break
+      await clock.sleep(delayMs, abort.signal)
+    }
+  }
+
+  return {
+    tick,
+    run() {
+      running ??= loop()
+      return running
+    },
+    async stop() {
+      abort.abort()
+      await running
+    },
+  }
+}

@@ -1,0 +1,218 @@
+import { parseArgs } from 'node:util'
+import { parseDuration as parseGoDuration } from '../config/duration.js'
+import { KubeConfig } from '@kubernetes/client-node'
+import { pino } from 'pino'
+import {
+  createAgent,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_INTERVAL_MS,
+  type AgentLogger,
+} from './agent.js'
+import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './cri.js'
+import { createKubePublisher, type Publisher } from './publish.js'
+
+export const AGENT_USAGE = `Usage: neverpull-guard agent [flags]
+
+Lists this node's images through the container runtime (CRI) and publishes them as the
+NodeImageSet named after the node.
+
+Flags:
+  --node-name NAME        this node's name (default: $NODE_NAME, set it from spec.nodeName)
+  --cri-endpoint URL      CRI socket, unix:///path or a path (default: the first of
+                          containerd, CRI-O, cri-dockerd sockets that exists)
+  --kubeconfig FILE       kubeconfig (default: in-cluster service account, else ~/.kube/config)
+  --interval DURATION     how often to list images (default 10s; e.g. 500ms, 10s, 5m)
+  --heartbeat DURATION    refresh status.observedTime at least this often (default 5m)
+  --log-level LEVEL       trace, debug, info, warn, error, fatal or silent (default info)
+  -h, --help              show this help
+`
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+type LogLevel = (typeof LOG_LEVELS)[number]
+
+const MIN_INTERVAL_MS = 100
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
+/** Go-style durations (`500ms`, `10s`, `1m30s`); a bad one is a usage error. */
+export function parseDuration(text: string): number {
+  const ms = parseGoDuration(text)
+  if (ms === undefined) {
+    throw new UsageError(`invalid duration "${text}": use a number with a unit, e.g. 500ms, 10s, 5m, 1h`)
+  }
+  return ms
+}
+
+export interface AgentConfig {
+  nodeName: string
+  /** Undefined: probe the well-known sockets. */
+  criEndpoint: string | undefined
+  kubeconfig: string | undefined
+  intervalMs: number
+  heartbeatMs: number
+  logLevel: LogLevel
+}
+
+// RFC 1123 subdomain, what the apiserver accepts as a Node name.
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+
+/** Flags and environment to a validated config; `'help'` when help was asked for. */
+export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentConfig | 'help' {
+  let values
+  try {
+    ;({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'node-name': { type: 'string' },
+        'cri-endpoint': { type: 'string' },
+        kubeconfig: { type: 'string' },
+        interval: { type: 'string' },
+        heartbeat: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }))
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err))
+  }
+  if (values.help) return 'help'
+
+  const nodeName = values['node-name'] ?? env.NODE_NAME ?? ''
+  if (nodeName === '') {
+    throw new UsageError('--node-name is required (or set NODE_NAME, e.g. from the downward API fieldRef spec.nodeName)')
+  }
+  if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) {
+    throw new UsageError(`node name "${nodeName}" is not a valid Kubernetes node name (lowercase RFC 1123 subdomain)`)
+  }
+
+  const intervalMs = values.interval === undefined ? DEFAULT_INTERVAL_MS : parseDuration(values.interval)
+  if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`--interval ${values.interval} is too short: at least ${MIN_INTERVAL_MS}ms`)
+  const heartbeatMs = values.heartbeat === undefined ? DEFAULT_HEARTBEAT_MS : parseDuration(values.heartbeat)
+  if (heartbeatMs < intervalMs) {
+    throw new UsageError(`--heartbeat (${heartbeatMs}ms) must not be shorter than --interval (${intervalMs}ms)`)
+  }
+
+  const logLevel = values['log-level'] ?? 'info'
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new UsageError(`--log-level "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`)
+  }
+
+  let criEndpoint = values['cri-endpoint']
+  if (criEndpoint !== undefined) {
+    try {
+      criEndpoint = normalizeEndpoint(criEndpoint)
+    } catch (err) {
+      throw new UsageError(`--cri-endpoint: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+
+  return {
+    nodeName,
+    criEndpoint,
+    kubeconfig: values.kubeconfig,
+    intervalMs,
+    heartbeatMs,
+    logLevel: logLevel as LogLevel,
+  }
+}
+
+export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv): KubeConfig {
+  const kc = new KubeConfig()
+  if (path) {
+    try {
+      kc.loadFromFile(path)
+    } catch (err) {
+      throw new Error(`cannot load kubeconfig "${path}": ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    }
+  } else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster()
+  else kc.loadFromDefault()
+  return kc
+}
+
+interface SignalSource {
+  once(signal: 'SIGTERM' | 'SIGINT', listener: () => void): unknown
+  removeListener(signal: 'SIGTERM' | 'SIGINT', listener: () => void): unknown
+}
+
+/** Seams for tests; production uses the defaults. */
+export interface AgentCommandDeps {
+  stdout: (text: string) => void
+  stderr: (text: string) => void
+  signals: SignalSource
+  logger: (level: LogLevel, nodeName: string) => AgentLogger
+  probe: () => Promise<string>
+  connect: (endpoint: string) => CriClient
+  publisher: (config: AgentConfig, env: NodeJS.ProcessEnv) => Publisher
+}
+
+const defaultDeps: AgentCommandDeps = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  signals: process,
+  logger: (level, nodeName) => pino({ level, base: { component: 'agent', node: nodeName } }),
+  probe: () => probeEndpoint(),
+  connect: (endpoint) => connectCri(endpoint),
+  publisher: (config, env) => createKubePublisher(loadKubeConfig(config.kubeconfig, env), { nodeName: config.nodeName }),
+}
+
+/** `neverpull-guard agent`: 0 after SIGTERM/SIGINT, 1 when it cannot start, 2 for bad flags. */
+export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Partial<AgentCommandDeps> = {}): Promise<number> {
+  const d: AgentCommandDeps = { ...defaultDeps, ...deps }
+
+  let config: AgentConfig | 'help'
+  try {
+    config = parseAgentArgs(argv, env)
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    d.stderr(`neverpull-guard agent: ${err.message}\nRun "neverpull-guard agent --help" for usage.\n`)
+    return 2
+  }
+  if (config === 'help') {
+    d.stdout(AGENT_USAGE)
+    return 0
+  }
+
+  const log = d.logger(config.logLevel, config.nodeName)
+  let cri: CriClient | undefined
+  let publisher: Publisher
+  try {
+    const endpoint = config.criEndpoint ?? (await d.probe())
+    cri = d.connect(endpoint)
+    publisher = d.publisher(config, env)
+    log.info({ endpoint, intervalMs: config.intervalMs, heartbeatMs: config.heartbeatMs }, 'agent starting')
+  } catch (err) {
+    cri?.close()
+    const message = err instanceof Error ? err.message : String(err)
+    log.error({ err: message }, 'agent cannot start')
+    d.stderr(`neverpull-guard agent: ${message}\n`)
+    return 1
+  }
+
+  const agent = createAgent({
+    nodeName: config.nodeName,
+    cri,
+    publisher,
+    logger: log,
+    intervalMs: config.intervalMs,
+    heartbeatMs: config.heartbeatMs,
+  })
+  const onSignal = () => {
+    log.info({}, 'stopping after the current iteration')
+    void agent.stop()
+  }
+  d.signals.once('SIGTERM', onSignal)
+  d.signals.once('SIGINT', onSignal)
+  try {
+    await agent.run()
+  } finally {
+    d.signals.removeListener('SIGTERM', onSignal)
+    d.signals.removeListener('SIGINT', onSignal)
+    cri.close()
+  }
+  log.info({}, 'agent stopped')
+  return 0
+}

@@ -1,0 +1,152 @@
+import t from 'tap'
+import { EventEmitter } from 'node:events'
+import { AGENT_USAGE, parseAgentArgs, parseDuration, runAgent, type AgentCommandDeps } from '../../src/agent/command.js'
+import type { CriClient } from '../../src/agent/cri.js'
+import type { NodeImageSet } from '../../src/inventory/types.js'
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} }
+
+t.test('parseDuration', async (t) => {
+  t.equal(parseDuration('10s'), 10_000)
+  t.equal(parseDuration('500ms'), 500)
+  t.equal(parseDuration('5m'), 300_000)
+  t.equal(parseDuration('1h'), 3_600_000)
+  t.equal(parseDuration('1m30s'), 90_000)
+  t.equal(parseDuration('1.5s'), 1_500)
+  for (const bad of ['10', '', 's', '10x', '-1s', '10 s', '5m10', '1e3s']) {
+    t.throws(() => parseDuration(bad), { name: 'UsageError', message: /invalid duration .*e\.g\. 500ms, 10s, 5m/ }, bad)
+  }
+})
+
+t.test('flags and defaults', async (t) => {
+  const c = parseAgentArgs([], { NODE_NAME: 'worker-1' })
+  t.same(c, {
+    nodeName: 'worker-1',
+    criEndpoint: undefined,
+    kubeconfig: undefined,
+    intervalMs: 10_000,
+    heartbeatMs: 300_000,
+    logLevel: 'info',
+  })
+  const d = parseAgentArgs(
+    ['--node-name=worker-2', '--cri-endpoint', '/run/k3s/containerd/containerd.sock', '--kubeconfig', '/k', '--interval', '500ms', '--heartbeat', '1m', '--log-level', 'debug'],
+    { NODE_NAME: 'ignored' },
+  )
+  t.same(d, {
+    nodeName: 'worker-2',
+    criEndpoint: 'unix:///run/k3s/containerd/containerd.sock',
+    kubeconfig: '/k',
+    intervalMs: 500,
+    heartbeatMs: 60_000,
+    logLevel: 'debug',
+  })
+  t.equal(parseAgentArgs(['-h'], {}), 'help')
+})
+
+function capture() {
+  let out = ''
+  let err = ''
+  return {
+    deps: { stdout: (s: string) => void (out += s), stderr: (s: string) => void (err += s), logger: () => silent },
+    out: () => out,
+    err: () => err,
+  }
+}
+
+t.test('bad flags exit 2 with a message that says what to fix', async (t) => {
+  const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
+    [['--bogus'], { NODE_NAME: 'n' }, /Unknown option '--bogus'/],
+    [['stray'], { NODE_NAME: 'n' }, /positional/i],
+    [[], {}, /--node-name is required \(or set NODE_NAME/],
+    [['--node-name', 'Bad_Name'], {}, /node name "Bad_Name" is not a valid Kubernetes node name/],
+    [['--interval', '10'], { NODE_NAME: 'n' }, /invalid duration "10"/],
+    [['--interval', '10ms'], { NODE_NAME: 'n' }, /--interval 10ms is too short/],
+    [['--interval', '1m', '--heartbeat', '30s'], { NODE_NAME: 'n' }, /--heartbeat .* must not be shorter than --interval/],
+    [['--log-level', 'loud'], { NODE_NAME: 'n' }, /--log-level "loud" is not one of trace, debug/],
+    [['--cri-endpoint', 'tcp://1.2.3.4:5'], { NODE_NAME: 'n' }, /--cri-endpoint: unsupported CRI endpoint/],
+  ]
+  for (const [argv, env, message] of cases) {
+    const c = capture()
+    t.equal(await runAgent(argv, env, c.deps), 2, argv.join(' ') || '(no flags)')
+    t.match(c.err(), message)
+    t.match(c.err(), /^neverpull-guard agent: .*\nRun "neverpull-guard agent --help" for usage\.\n$/s)
+  }
+})
+
+t.test('--help prints usage and exits 0', async (t) => {
+  const c = capture()
+  t.equal(await runAgent(['--help'], {}, c.deps), 0)
+  t.equal(c.out(), AGENT_USAGE)
+  t.match(c.out(), /--cri-endpoint/)
+})
+
+t.test('no runtime socket: exit 1 naming what was tried', async (t) => {
+  const c = capture()
+  const code = await runAgent([], { NODE_NAME: 'n' }, {
+    ...c.deps,
+    probe: async () => {
+      throw new Error('no container runtime socket found (tried unix:///run/containerd/containerd.sock)')
+    },
+  })
+  t.equal(code, 1)
+  t.match(c.err(), /no container runtime socket found/)
+})
+
+t.test('runs until SIGTERM, then exits 0 after the iteration', async (t) => {
+  const signals = new EventEmitter()
+  let closed = false
+  const applied: NodeImageSet[] = []
+  let firstApply!: () => void
+  const applying = new Promise<void>((r) => (firstApply = r))
+  let connectedTo = ''
+  const cri: CriClient = {
+    endpoint: 'unix:///run/containerd/containerd.sock',
+    listImages: async () => [{ id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }],
+    version: async () => ({ name: 'containerd', version: '1.7.0', endpoint: 'unix:///run/containerd/containerd.sock' }),
+    close: () => void (closed = true),
+  }
+  const deps: Partial<AgentCommandDeps> = {
+    ...capture().deps,
+    signals,
+    probe: async () => 'unix:///run/containerd/containerd.sock',
+    connect: (endpoint) => {
+      connectedTo = endpoint
+      return cri
+    },
+    publisher: (config) => {
+      t.equal(config.nodeName, 'worker-1')
+      return {
+        async apply(set) {
+          applied.push(set)
+          firstApply()
+        },
+        async applyStatus() {},
+      }
+    },
+  }
+  const exit = runAgent(['--interval', '1h', '--heartbeat', '2h'], { NODE_NAME: 'worker-1' }, deps)
+  await applying
+  t.equal(connectedTo, 'unix:///run/containerd/containerd.sock', 'probed endpoint used')
+  t.equal(signals.listenerCount('SIGTERM'), 1)
+  signals.emit('SIGTERM')
+  t.equal(await exit, 0)
+  t.equal(closed, true, 'CRI connection closed')
+  t.equal(applied.length, 1)
+  t.equal(signals.listenerCount('SIGTERM'), 0, 'signal handlers removed')
+  t.equal(signals.listenerCount('SIGINT'), 0)
+})
+
+t.test('an unreadable kubeconfig is named', async (t) => {
+  const c = capture()
+  const code = await runAgent(['--kubeconfig', '/nonexistent/kubeconfig', '--cri-endpoint', '/run/x.sock'], { NODE_NAME: 'n' }, {
+    ...c.deps,
+    connect: (endpoint) => ({
+      endpoint,
+      listImages: async () => [],
+      version: async () => ({ name: 'x', version: '1', endpoint }),
+      close() {},
+    }),
+  })
+  t.equal(code, 1)
+  t.match(c.err(), /cannot load kubeconfig "\/nonexistent\/kubeconfig": ENOENT/)
+})
