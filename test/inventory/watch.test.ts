@@ -1,0 +1,481 @@
+import t from 'tap'
+import { startInventoryWatch, type InventoryKind, type InventoryWatch, type InventoryWatchOptions } from '../../src/inventory/watch.js'
+import type { InventorySink, Mode, NodeFacts, NodeImages } from '../../src/inventory/types.js'
+import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js'
+
+// ---- fixtures ---------------------------------------------------------------------------
+
+const node = (name: string, labels: Record<string, string> = {}, extra: { unschedulable?: boolean; images?: string[] } = {}): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Node',
+  metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } },
+  spec: {
+    ...(extra.unschedulable === true ? { unschedulable: true } : {}),
+    taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }],
+  },
+  status: {
+    conditions: [{ type: 'Ready', status: 'True' }],
+    images: [{ names: extra.images ?? ['docker.io/library/pause:3.9'], sizeBytes: 1000 }],
+  },
+})
+
+const imageSet = (name: string, tags: string[], observedTime = '2025-06-01T12:00:00Z'): KubeObject => ({
+  apiVersion: 'neverpull.dev/v1alpha1',
+  kind: 'NodeImageSet',
+  metadata: { name },
+  spec: {
+    nodeName: name,
+    runtime: { name: 'containerd', version: '1.7.0', endpoint: 'unix:///run/containerd/containerd.sock' },
+    images: tags.map((tag, i) => ({ id: `sha256:${String(i).padStart(64, '0')}`, repoTags: [tag], repoDigests: [], size: 10, pinned: false })),
+  },
+  status: { observedTime },
+})
+
+const namespace = (name: string, mode?: string): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name, ...(mode === undefined ? {} : { labels: { 'neverpull.dev/mode': mode } }) },
+})
+
+// ---- recording sink, logger, metrics ----------------------------------------------------
+
+class RecordingSink implements InventorySink {
+  readonly nodes = new Map<string, NodeFacts>()
+  readonly images = new Map<string, NodeImages>()
+  readonly modes = new Map<string, Mode>()
+  readonly calls: string[] = []
+  /** Smallest node / image-set count seen after the first sync: a relist must never empty us. */
+  minNodes = Infinity
+  minImages = Infinity
+  tracking = false
+
+  upsertNode(n: NodeFacts): void {
+    this.calls.push(`upsertNode ${n.name}`)
+    this.nodes.set(n.name, n)
+  }
+  removeNode(name: string): void {
+    this.calls.push(`removeNode ${name}`)
+    this.nodes.delete(name)
+    this.track()
+  }
+  upsertImages(i: NodeImages): void {
+    this.calls.push(`upsertImages ${i.nodeName}`)
+    this.images.set(i.nodeName, i)
+  }
+  removeImages(nodeName: string): void {
+    this.calls.push(`removeImages ${nodeName}`)
+    this.images.delete(nodeName)
+    this.track()
+  }
+  setNamespaceMode(ns: string, mode: Mode | undefined): void {
+    this.calls.push(`setNamespaceMode ${ns} ${mode ?? '-'}`)
+    if (mode === undefined) this.modes.delete(ns)
+    else this.modes.set(ns, mode)
+  }
+  private track(): void {
+    if (!this.tracking) return
+    this.minNodes = Math.min(this.minNodes, this.nodes.size)
+    this.minImages = Math.min(this.minImages, this.images.size)
+  }
+}
+
+interface LogLine {
+  level: string
+  obj: Record<string, unknown>
+  msg: string
+}
+
+function recordingLog(lines: LogLine[]): InventoryWatchOptions['log'] {
+  const at = (level: string) => (obj: object, msg: string) => {
+    lines.push({ level, obj: obj as Record<string, unknown>, msg })
+  }
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+interface Harness {
+  server: FakeApiServer
+  sink: RecordingSink
+  lines: LogLine[]
+  skipped: Array<[InventoryKind, string]>
+  syncedCalls: number
+  watch: InventoryWatch
+}
+
+async function harness(t: { teardown(fn: () => unknown): void }, seed: (server: FakeApiServer) => void = () => undefined, extra: Partial<InventoryWatchOptions> = {}): Promise<Harness> {
+  const server = await startFakeApiServer()
+  seed(server)
+  const sink = new RecordingSink()
+  const lines: LogLine[] = []
+  const h: Harness = {
+    server,
+    sink,
+    lines,
+    skipped: [],
+    syncedCalls: 0,
+    watch: undefined as unknown as InventoryWatch,
+  }
+  h.watch = startInventoryWatch({
+    kubeConfig: server.kubeConfig(),
+    sink,
+    log: recordingLog(lines),
+    metrics: { skipped: (kind, reason) => h.skipped.push([kind, reason]) },
+    onSynced: () => h.syncedCalls++,
+    retry: { initialMs: 10, maxMs: 80 },
+    watchTimeoutSeconds: 60,
+    ...extra,
+  })
+  t.teardown(async () => {
+    await h.watch.close()
+    await server.close()
+  })
+  return h
+}
+
+const seedCluster = (server: FakeApiServer): void => {
+  server.put(node('a', { zone: 'z1' }))
+  server.put(node('b', { zone: 'z2' }, { unschedulable: true }))
+  server.put(imageSet('a', ['docker.io/library/nginx:1.27']))
+  server.put(imageSet('b', ['docker.io/library/redis:7']))
+  server.put(namespace('team-a', 'warn'))
+  server.put(namespace('team-b'))
+}
+
+/** Watches opened for a path, as the fake apiserver logged them. */
+const watchRequests = (server: FakeApiServer, path: string) => server.requests.filter((r) => r.path === path && r.query.watch === 'true')
+const listRequests = (server: FakeApiServer, path: string) => server.requests.filter((r) => r.path === path && r.query.watch === undefined)
+
+const NODES = '/api/v1/nodes'
+const SETS = '/apis/neverpull.dev/v1alpha1/nodeimagesets'
+const NAMESPACES = '/api/v1/namespaces'
+
+// ---- tests ------------------------------------------------------------------------------
+
+t.test('initial sync: all three resources land in the sink, then synced resolves once', async (t) => {
+  const h = await harness(t, seedCluster)
+  t.equal(h.watch.isSynced(), false, 'not synced before the lists are in')
+  await h.watch.synced
+  t.equal(h.watch.isSynced(), true)
+  t.equal(h.syncedCalls, 1)
+
+  t.same([...h.sink.nodes.keys()].sort(), ['a', 'b'])
+  t.match(h.sink.nodes.get('a'), {
+    name: 'a',
+    labels: { zone: 'z1', 'kubernetes.io/hostname': 'a' },
+    taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }],
+    unschedulable: false,
+    ready: true,
+    statusImageNames: ['docker.io/library/pause:3.9'],
+  })
+  t.equal(h.sink.nodes.get('b')?.unschedulable, true)
+  t.same([...h.sink.images.keys()].sort(), ['a', 'b'])
+  t.match(h.sink.images.get('a'), {
+    nodeName: 'a',
+    runtime: { name: 'containerd' },
+    images: [{ repoTags: ['docker.io/library/nginx:1.27'], size: 10 }],
+    observedAt: Date.parse('2025-06-01T12:00:00Z'),
+  })
+  t.same([...h.sink.modes], [['team-a', 'warn']])
+  t.ok(h.sink.calls.includes('setNamespaceMode team-b -'), 'unlabelled namespace clears its mode')
+
+  // Every watch resumes from its list's resourceVersion and asks for bookmarks and a timeout.
+  await waitFor('three watches open', () => h.server.openWatches === 3)
+  for (const path of [NODES, SETS, NAMESPACES]) {
+    t.equal(listRequests(h.server, path).length, 1, `one list of ${path}`)
+    t.match(watchRequests(h.server, path)[0]?.query, { resourceVersion: /^\d+$/, allowWatchBookmarks: 'true', timeoutSeconds: '60' })
+  }
+  t.same(h.skipped, [])
+})
+
+t.test('synced waits for every resource: a failing list is retried with backoff', async (t) => {
+  const h = await harness(t, (server) => {
+    seedCluster(server)
+    server.failNext(3, 503, (r) => r.path === SETS && r.query.watch === undefined)
+  })
+  await h.watch.synced
+  t.equal(listRequests(h.server, SETS).length, 4, 'three failures, then the list that worked')
+  t.equal(h.sink.images.size, 2)
+  const retries = h.lines.filter((l) => l.level === 'warn' && l.obj.kind === 'NodeImageSet' && l.msg.includes('retrying'))
+  t.equal(retries.length, 3)
+  t.same(retries.map((l) => l.obj.attempt), [1, 2, 3])
+})
+
+t.test('add, modify and delete of each kind reach the sink incrementally', async (t) => {
+  const h = await harness(t, seedCluster)
+  await h.watch.synced
+  await waitFor('watches open', () => h.server.openWatches === 3)
+  h.sink.calls.length = 0
+
+  h.server.put(node('c', { zone: 'z3' }))
+  await waitFor('node c added', () => h.sink.nodes.has('c'))
+  h.server.put(node('a', { zone: 'z9' }))
+  await waitFor('node a modified', () => h.sink.nodes.get('a')?.labels.zone === 'z9')
+  h.server.remove('v1', 'Node', 'b')
+  await waitFor('node b removed', () => !h.sink.nodes.has('b'))
+
+  h.server.put(imageSet('c', ['docker.io/library/busybox:1.36']))
+  await waitFor('image set c added', () => h.sink.images.has('c'))
+  h.server.put(imageSet('a', ['docker.io/library/nginx:1.27', 'docker.io/library/nginx:1.28'], '2025-06-02T00:00:00Z'))
+  await waitFor('image set a modified', () => h.sink.images.get('a')?.images.length === 2)
+  t.equal(h.sink.images.get('a')?.observedAt, Date.parse('2025-06-02T00:00:00Z'))
+  h.server.remove('neverpull.dev/v1alpha1', 'NodeImageSet', 'b')
+  await waitFor('image set b removed', () => !h.sink.images.has('b'))
+
+  h.server.put(namespace('team-c', 'enforce'))
+  await waitFor('namespace team-c added', () => h.sink.modes.get('team-c') === 'enforce')
+  h.server.put(namespace('team-a', 'audit'))
+  await waitFor('namespace team-a modified', () => h.sink.modes.get('team-a') === 'audit')
+  h.server.put(namespace('team-a'))
+  await waitFor('team-a label removed', () => !h.sink.modes.has('team-a'))
+  h.server.put(namespace('team-c', 'enforced'))
+  await waitFor('unknown mode clears', () => !h.sink.modes.has('team-c'))
+  t.ok(h.lines.some((l) => l.level === 'warn' && l.obj.value === 'enforced'), 'unknown mode value is logged')
+  h.server.remove('v1', 'Namespace', 'team-c')
+  await waitFor('namespace deleted', () => h.sink.calls.filter((c) => c === 'setNamespaceMode team-c -').length === 2)
+
+  t.same(h.sink.calls, [
+    'upsertNode c',
+    'upsertNode a',
+    'removeNode b',
+    'upsertImages c',
+    'upsertImages a',
+    'removeImages b',
+    'setNamespaceMode team-c enforce',
+    'setNamespaceMode team-a audit',
+    'setNamespaceMode team-a -',
+    'setNamespaceMode team-c -',
+    'setNamespaceMode team-c -',
+  ])
+  t.equal(listRequests(h.server, NODES).length, 1, 'no relist: everything came over the watch')
+})
+
+t.test('a malformed object is skipped with a log line and a metric; the last good data stays', async (t) => {
+  const h = await harness(t, seedCluster)
+  await h.watch.synced
+  await waitFor('watches open', () => h.server.openWatches === 3)
+  const good = h.sink.images.get('a')
+
+  const broken = imageSet('a', [])
+  ;(broken.spec as Record<string, unknown>).images = 'not a list'
+  h.server.put(broken)
+  await waitFor('skip recorded', () => h.skipped.length === 1)
+  t.same(h.skipped, [['NodeImageSet', 'malformed']])
+  t.equal(h.sink.images.get('a'), good, 'previous good image list kept')
+  const line = h.lines.find((l) => l.level === 'warn' && l.obj.kind === 'NodeImageSet')
+  t.match(line, { obj: { name: 'a', reason: /malformed NodeImageSet: \/spec\/images must be array/ } })
+
+  // Named after a different node: refused by toNodeImages, also skipped.
+  const misnamed = imageSet('b', ['x'])
+  ;(misnamed.spec as Record<string, unknown>).nodeName = 'a'
+  h.server.put(misnamed)
+  await waitFor('second skip', () => h.skipped.length === 2)
+  t.equal(h.sink.images.get('b')?.nodeName, 'b')
+  t.same(h.sink.images.get('b')?.images.map((i) => i.repoTags[0]), ['docker.io/library/redis:7'])
+
+  // A malformed Node over the watch: same treatment.
+  const badNode = node('a')
+  ;(badNode.spec as Record<string, unknown>).taints = 'nope'
+  h.server.put(badNode)
+  await waitFor('third skip', () => h.skipped.length === 3)
+  t.same(h.skipped[2], ['Node', 'malformed'])
+  t.equal(h.sink.nodes.get('a')?.taints.length, 1, 'previous node facts kept')
+
+  // A new object that was never good never reaches the sink; fixing it does.
+  const fresh = imageSet('d', [])
+  ;(fresh.spec as Record<string, unknown>).images = [{ repoTags: ['no id'] }]
+  h.server.put(fresh)
+  await waitFor('fourth skip', () => h.skipped.length === 4)
+  t.notOk(h.sink.images.has('d'))
+  h.server.put(imageSet('d', ['docker.io/library/alpine:3']))
+  await waitFor('fixed object lands', () => h.sink.images.has('d'))
+  h.server.put(imageSet('a', ['docker.io/library/nginx:1.29']))
+  await waitFor('a recovers', () => h.sink.images.get('a')?.images[0]?.repoTags[0] === 'docker.io/library/nginx:1.29')
+  t.equal(h.lines.filter((l) => l.level === 'error').length, 0, 'nothing escaped as an error')
+})
+
+t.test('a watch cut mid-stream resumes from its resourceVersion and picks up what changed meanwhile', async (t) => {
+  const h = await harness(t, seedCluster)
+  await h.watch.synced
+  await waitFor('watches open', () => h.server.openWatches === 3)
+  h.sink.tracking = true
+  const watchesBefore = watchRequests(h.server, NODES).length
+
+  // The next two reconnects fail as well: the outage lasts a few backoff rounds.
+  h.server.failNext(6, 503, (r) => r.query.watch === 'true')
+  h.server.breakWatches()
+  h.server.put(node('c'))
+  h.server.remove('v1', 'Node', 'b')
+  h.server.put(imageSet('a', ['docker.io/library/nginx:2']))
+  h.server.put(namespace('team-b', 'enforce'))
+
+  await waitFor('node c seen', () => h.sink.nodes.has('c'))
+  await waitFor('node b gone', () => !h.sink.nodes.has('b'))
+  await waitFor('image set a changed', () => h.sink.images.get('a')?.images[0]?.repoTags[0] === 'docker.io/library/nginx:2')
+  await waitFor('namespace mode changed', () => h.sink.modes.get('team-b') === 'enforce')
+  await waitFor('watches open again', () => h.server.openWatches === 3)
+
+  t.ok(watchRequests(h.server, NODES).length >= watchesBefore + 2, 'reconnected (after failed attempts)')
+  t.equal(listRequests(h.server, NODES).length, 1, 'no relist needed: the history still had the changes')
+  t.ok(h.lines.some((l) => l.level === 'warn' && /Premature close/.test(String(l.obj.err))), 'the cut is logged')
+  t.ok(h.sink.minNodes >= 1 && h.sink.minImages >= 2, 'the sink was never emptied')
+
+  // And live events keep flowing on the new streams.
+  h.server.put(node('d'))
+  await waitFor('node d seen', () => h.sink.nodes.has('d'))
+})
+
+t.test('history expired while disconnected: 410, relist, deletions reconciled without emptying the sink', async (t) => {
+  const h = await harness(t, seedCluster)
+  await h.watch.synced
+  await waitFor('watches open', () => h.server.openWatches === 3)
+  h.sink.tracking = true
+
+  h.server.breakWatches()
+  h.server.remove('v1', 'Node', 'b')
+  h.server.put(node('c'))
+  h.server.put(node('a', { zone: 'z7' }))
+  h.server.remove('neverpull.dev/v1alpha1', 'NodeImageSet', 'b')
+  h.server.remove('v1', 'Namespace', 'team-a')
+  h.server.expireHistory()
+
+  await waitFor('node b reconciled away', () => !h.sink.nodes.has('b'))
+  await waitFor('image set b reconciled away', () => !h.sink.images.has('b'))
+  await waitFor('namespace team-a cleared', () => !h.sink.modes.has('team-a'))
+  await waitFor('node c listed', () => h.sink.nodes.has('c'))
+  await waitFor('node a updated', () => h.sink.nodes.get('a')?.labels.zone === 'z7')
+  await waitFor('watches open again', () => h.server.openWatches === 3)
+
+  for (const path of [NODES, SETS, NAMESPACES]) t.equal(listRequests(h.server, path).length, 2, `relisted ${path}`)
+  t.equal(h.lines.filter((l) => /410/.test(l.msg)).length, 3, 'each resource logged its 410')
+  t.equal(h.sink.minNodes, 1, 'node a was held throughout')
+  t.equal(h.sink.minImages, 1, 'image set a was held throughout')
+  t.same(
+    h.sink.calls.filter((c) => c.startsWith('remove')).sort(),
+    ['removeImages b', 'removeNode b'],
+    'only what disappeared was removed',
+  )
+
+  h.server.put(node('e'))
+  await waitFor('live after relist', () => h.sink.nodes.has('e'))
+})
+
+t.test('a watch the apiserver ends normally is resumed, not relisted', async (t) => {
+  const h = await harness(t, seedCluster)
+  await h.watch.synced
+  await waitFor('watches open', () => h.server.openWatches === 3)
+  await new Promise((r) => setTimeout(r, 1100)) // past the "very short watch" threshold
+  h.server.endWatches()
+  h.server.put(node('c'))
+  await waitFor('node c seen', () => h.sink.nodes.has('c'))
+  await waitFor('watches open again', () => h.server.openWatches === 3)
+  t.equal(listRequests(h.server, NODES).length, 1)
+  t.equal(h.lines.filter((l) => l.level === 'warn').length, 0, 'a normal end is not a failure')
+})
+
+t.test('a watch that keeps ending at once is retried with backoff, not in a loop', async (t) => {
+  const h = await harness(t, seedCluster)
+  await h.watch.synced
+  await waitFor('watches open', () => h.server.openWatches === 3)
+  const before = watchRequests(h.server, NODES).length
+  // A stream that carries an ERROR 500 event and ends: a broken server or proxy.
+  const ending = setInterval(() => h.server.endWatches(), 2)
+  t.teardown(() => clearInterval(ending))
+  await new Promise((r) => setTimeout(r, 300))
+  clearInterval(ending)
+  const attempts = watchRequests(h.server, NODES).length - before
+  t.ok(attempts >= 2, `retried (${attempts} attempts)`)
+  t.ok(attempts < 30, `with backoff (${attempts} attempts in 300 ms)`)
+  t.ok(h.lines.some((l) => /very short watch/.test(String(l.obj.err))))
+  h.server.put(node('z'))
+  await waitFor('recovers', () => h.sink.nodes.has('z'))
+})
+
+t.test('garbage on the stream is ignored; an ERROR event other than 410 backs off and resumes', async (t) => {
+  const h = await harness(t, seedCluster)
+  await h.watch.synced
+  await waitFor('watches open', () => h.server.openWatches === 3)
+  h.server.sendRaw('this is not json')
+  h.server.sendRaw(JSON.stringify({ type: 'ADDED', object: null }))
+  h.server.sendRaw(JSON.stringify({ type: 'MODIFIED', object: { kind: 'NodeImageSet' } }))
+  h.server.put(node('c'))
+  await waitFor('node c after the garbage', () => h.sink.nodes.has('c'))
+  t.ok(h.lines.some((l) => l.msg === 'inventory watch event ignored' && l.obj.reason === 'event without an object'))
+  t.ok(h.lines.some((l) => l.msg === 'inventory watch event ignored' && l.obj.reason === 'object without metadata'))
+  t.equal(h.sink.nodes.size, 3)
+
+  const listsBefore = listRequests(h.server, NODES).length
+  h.server.sendRaw(
+    JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 500, reason: 'InternalError', message: 'etcd hiccup' } }),
+  )
+  h.server.endWatches()
+  h.server.put(node('d'))
+  await waitFor('node d after the error', () => h.sink.nodes.has('d'))
+  t.ok(h.lines.some((l) => l.msg === 'inventory watch stream error' && l.obj.code === 500))
+  t.ok(h.lines.some((l) => /watch stream error 500 InternalError: etcd hiccup/.test(String(l.obj.err))), 'treated as a failure (backoff)')
+  t.equal(listRequests(h.server, NODES).length, listsBefore, 'resumed from its resourceVersion, no relist')
+})
+
+t.test('a bare Node (no spec, no status) from the typed list converts', async (t) => {
+  const h = await harness(t, (server) => {
+    server.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'bare' } })
+  })
+  await h.watch.synced
+  t.same(h.sink.nodes.get('bare'), { name: 'bare', labels: {}, taints: [], unschedulable: false, ready: undefined, statusImageNames: [] })
+  t.same(h.skipped, [])
+})
+
+t.test('close() before the first sync rejects synced and stops all traffic', async (t) => {
+  const server = await startFakeApiServer()
+  t.teardown(() => server.close())
+  seedCluster(server)
+  server.setLatency(200)
+  const watch = startInventoryWatch({
+    kubeConfig: server.kubeConfig(),
+    sink: new RecordingSink(),
+    log: recordingLog([]),
+    retry: { initialMs: 10, maxMs: 50 },
+  })
+  await waitFor('lists in flight', () => server.requests.length === 3)
+  const started = Date.now()
+  await watch.close()
+  t.ok(Date.now() - started < 150, 'close() aborts in-flight lists instead of waiting for them')
+  await t.rejects(watch.synced, /closed before the first sync/)
+  t.equal(watch.isSynced(), false)
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal(server.requests.length, 3, 'no request after close')
+  t.equal(server.openWatches, 0)
+})
+
+t.test('close() leaves no sockets or timers behind', async (t) => {
+  const server = await startFakeApiServer()
+  seedCluster(server)
+  const count = (): Record<string, number> => {
+    const counts: Record<string, number> = {}
+    for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1
+    return counts
+  }
+  const baseline = count()
+  const watch = startInventoryWatch({
+    kubeConfig: server.kubeConfig(),
+    sink: new RecordingSink(),
+    log: recordingLog([]),
+    retry: { initialMs: 10, maxMs: 50 },
+  })
+  await watch.synced
+  await waitFor('watches open', () => server.openWatches === 3)
+  server.breakWatches() // leave a retry timer pending, too
+  await watch.close()
+  await waitFor('server saw the watches go', () => server.openWatches === 0)
+  await server.close()
+  await waitFor('sockets closed', () => (count().TCPSocketWrap ?? 0) <= (baseline.TCPSocketWrap ?? 0))
+  t.pass('no sockets left')
+  await waitFor('ref timers gone', () => (count().Timeout ?? 0) <= (baseline.Timeout ?? 0))
+  t.equal(await watch.close().then(() => 'ok'), 'ok', 'close() is idempotent')
+})
