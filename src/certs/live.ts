@@ -1,0 +1,68 @@
+export interface JsonPatchOp {
+  op: 'test' | 'add'
+  path: string
+  value: unknown
+}
+
+export interface LivePatchOptions {
+  name: string
+  caBundle: string
+  /** Path to a kubeconfig; the usual $KUBECONFIG / ~/.kube/config / in-cluster lookup otherwise. */
+  kubeconfig: string | undefined
+}
+
+export type PatchLive = (options: LivePatchOptions) => Promise<number>
+
+/**
+ * One `add` per webhook (add replaces an existing member), each guarded by a `test` of the
+ * webhook's name so a configuration that was reordered since we read it fails the whole
+ * patch instead of giving one webhook another's bundle.
+ */
+export function caBundlePatch(webhookNames: ReadonlyArray<string | undefined>, caBundle: string): JsonPatchOp[] {
+  const ops: JsonPatchOp[] = []
+  webhookNames.forEach((name, i) => {
+    if (name !== undefined) ops.push({ op: 'test', path: `/webhooks/${i}/name`, value: name })
+    ops.push({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: caBundle })
+  })
+  return ops
+}
+
+/** Sets caBundle on every webhook of the live ValidatingWebhookConfiguration; returns how many. */
+export const patchLiveWebhookConfig: PatchLive = async (options) => {
+  // Loaded on demand: the client is large and only this flag needs it.
+  const k8s = await import('@kubernetes/client-node')
+  const kc = new k8s.KubeConfig()
+  if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig)
+  else kc.loadFromDefault()
+  const api = kc.makeApiClient(k8s.AdmissionregistrationV1Api)
+  let current: Awaited<ReturnType<typeof api.readValidatingWebhookConfiguration>>
+  try {
+    current = await api.readValidatingWebhookConfiguration({ name: options.name })
+  } catch (err) {
+    throw describe(err, `reading ValidatingWebhookConfiguration ${options.name}`)
+  }
+  const webhooks = current.webhooks ?? []
+  if (webhooks.length === 0) throw new Error(`ValidatingWebhookConfiguration ${options.name} has no webhooks to patch`)
+  const body = caBundlePatch(
+    webhooks.map((w) => w.name),
+    options.caBundle,
+  )
+  try {
+    await api.patchValidatingWebhookConfiguration(
+      { name: options.name, body, fieldManager: 'neverpull-guard-certs' },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    )
+  } catch (err) {
+    throw describe(err, `patching ValidatingWebhookConfiguration ${options.name}`)
+  }
+  return webhooks.length
+}
+
+function describe(err: unknown, doing: string): Error {
+  const code = (err as { code?: unknown }).code
+  if (code === 404) return new Error(`${doing}: not found (is it installed? kubectl get validatingwebhookconfigurations)`)
+  if (code === 401 || code === 403) return new Error(`${doing}: not allowed (HTTP ${code}); check the kubeconfig's user and RBAC`)
+  if (code === 409 || code === 422) return new Error(`${doing}: the webhooks changed while patching (HTTP ${code}); run again`)
+  const message = err instanceof Error ? err.message : String(err)
+  return new Error(`${doing}: ${message}`)
+}
