@@ -13,6 +13,9 @@ Commands:
   webhook   serve the validating admission webhook (npm start runs it with --dev)
   agent     publish this node's images as a NodeImageSet (runs as a DaemonSet)
   certs     create the CA and serving certificate, the Secret, the caBundle
+  check     the webhook's verdict on manifests, offline, for CI (exit 1 when denied)
+  where     which nodes hold an image, and which hold the same repository
+  explain   why a pod is stuck in ErrImageNeverPull, and the fix
   version   print the version
 
 Run 'neverpull-guard COMMAND --help' for a command's flags.
@@ -76,6 +79,12 @@ async function webhook(argv: string[], io: Io): Promise<number> {
   return 0
 }
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
 export async function main(argv: string[], io: Io = process): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
@@ -88,6 +97,13 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     case 'certs': {
       const { runCerts } = await import('./certs/command.js')
       return runCerts(rest, io)
+    }
+    case 'check':
+    case 'where':
+    case 'explain': {
+      const tools = await import('./tools/command.js')
+      const run = { check: tools.runCheck, where: tools.runWhere, explain: tools.runExplain }[command]
+      return run(rest, process.env, { ...io, stdin: readStdin, now: Date.now })
     }
     case 'version':
     case '--version':

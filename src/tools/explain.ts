@@ -1,0 +1,95 @@
+import { lookupKey } from '../image/reference.js'
+import type { InventoryView } from '../inventory/index.js'
+import { bitsHas } from '../inventory/node-set.js'
+import { decide } from '../decision/decide.js'
+import { findingLine } from '../decision/messages.js'
+import { extractPodTemplate } from '../workload/pod-template.js'
+import { age, whereIs } from './where.js'
+
+// Why is this pod stuck? For a live pod, typically in ErrImageNeverPull: its node, each
+// `Never` container, whether the image is on that node now, where else it is, and the fix.
+
+interface PodLike {
+  metadata?: { name?: string; namespace?: string }
+  spec?: { nodeName?: string }
+  status?: {
+    phase?: string
+    containerStatuses?: ContainerStatus[]
+    initContainerStatuses?: ContainerStatus[]
+    ephemeralContainerStatuses?: ContainerStatus[]
+  }
+}
+
+interface ContainerStatus {
+  name: string
+  state?: { waiting?: { reason?: string; message?: string } }
+}
+
+export function explainPod(pod: unknown, view: InventoryView, now: number): string {
+  const p = pod as PodLike
+  const name = `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`
+  const extracted = extractPodTemplate('Pod', pod)
+  if (!extracted.ok) return `Pod ${name}: cannot read its spec: ${extracted.error}\n`
+  const template = extracted.template
+  if (template === null) return `Pod ${name} has no spec\n`
+  const nodeName = p.spec?.nodeName
+  const out: string[] = []
+  out.push(`Pod ${name}: ${nodeName ? `on node ${nodeName}` : 'not scheduled yet'}, phase ${p.status?.phase ?? 'unknown'}`)
+  const never = template.containers.filter((c) => c.pullPolicy === 'Never')
+  if (never.length === 0) {
+    out.push('No container uses imagePullPolicy: Never: neverpull-guard has nothing to say about this pod.')
+    return out.join('\n') + '\n'
+  }
+  const statuses = new Map<string, ContainerStatus>()
+  for (const s of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? []), ...(p.status?.ephemeralContainerStatuses ?? [])]) {
+    statuses.set(s.name, s)
+  }
+  const slot = nodeName === undefined ? undefined : view.slotOf(nodeName)
+  const fresh = view.freshNodes(now)
+  const decision = decide(view, {
+    subject: { kind: 'Pod', namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '', operation: 'CREATE' },
+    template,
+    mode: 'enforce',
+    now,
+  })
+  for (const f of decision.findings) {
+    const c = f.container
+    const key = lookupKey(c.image)
+    out.push('')
+    out.push(`${c.kind === 'container' ? 'container' : c.kind === 'initContainer' ? 'init container' : 'ephemeral container'} "${c.name}": image ${c.image}${key.ok ? ` (looked up as ${key.key})` : ''}, imagePullPolicy: Never`)
+    const waiting = statuses.get(c.name)?.state?.waiting
+    if (waiting?.reason !== undefined) out.push(`  state: waiting, ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`)
+    if (!key.ok) {
+      out.push(`  ${key.error}: the kubelet cannot use this reference. Correct the image field.`)
+      continue
+    }
+    const report = whereIs(view, c.image, now)
+    const elsewhere = report.rows.filter((r) => r.presence === 'present' && r.node !== nodeName).map((r) => r.node)
+    if (nodeName !== undefined) {
+      if (slot === undefined || view.node(slot) === undefined) {
+        out.push(`  node ${nodeName}: not in the inventory (no Node or NodeImageSet for it)`)
+      } else {
+        const here = view.nodesWithImage(key.key)?.has(slot) === true
+        const known = bitsHas(fresh, slot)
+        const observed = age(view.observedAt(slot), now)
+        const state = here ? 'present' : known ? 'NOT present' : 'unknown: its image list is missing or stale'
+        out.push(`  on ${nodeName}: ${state} (image list observed ${observed})`)
+        const mine = report.rows.find((r) => r.node === nodeName)
+        if (!here && mine !== undefined && mine.sameRepository.length > 0) out.push(`  ${nodeName} has ${mine.sameRepository.join(', ')} of the same repository`)
+      }
+    } else {
+      out.push(`  ${findingLine(f, { kind: 'Pod', namespace: '', name: '', operation: 'CREATE' })}`)
+    }
+    out.push(`  elsewhere: ${elsewhere.length > 0 ? elsewhere.slice(0, 5).join(', ') + (elsewhere.length > 5 ? ` and ${elsewhere.length - 5} more` : '') : 'on no other node'}`)
+    if (f.reason !== 'present') {
+      const target = nodeName ?? 'the eligible nodes'
+      out.push(`  fix: load it onto ${target}: ctr -n k8s.io images import IMAGE.tar there (kind: kind load docker-image ${c.image}${nodeName ? ` --nodes ${nodeName}` : ''}; minikube: minikube image load ${c.image}); the kubelet retries by itself once it is there`)
+      if (elsewhere.length > 0 && nodeName !== undefined) {
+        out.push(`       or run the pod where the image is: nodeSelector kubernetes.io/hostname: ${elsewhere[0]} (or node affinity), then recreate it`)
+      }
+      if (f.suggestions.length > 0) out.push(`       or did you mean ${f.suggestions.join(', ')}?`)
+      out.push('       or set imagePullPolicy: IfNotPresent so the kubelet may pull it')
+    }
+  }
+  return out.join('\n') + '\n'
+}

@@ -1,0 +1,44 @@
+import { loadInventoryFile } from '../inventory/file.js'
+import { InventoryIndex } from '../inventory/index.js'
+
+// Where the offline tools get their inventory: a snapshot file, or one full list of a live
+// cluster through the same watch the webhook uses, closed as soon as it has synced.
+
+export interface InventorySourceOptions {
+  inventoryFile?: string
+  kubeconfig?: string
+  staleAfterMs: number
+  now: number
+  /** How long to wait for the cluster's first full list. */
+  syncTimeoutMs?: number
+}
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} }
+
+export async function loadInventory(options: InventorySourceOptions): Promise<InventoryIndex> {
+  const index = new InventoryIndex({ staleAfterMs: options.staleAfterMs })
+  if (options.inventoryFile !== undefined) {
+    await loadInventoryFile(options.inventoryFile, index, options.now)
+    return index
+  }
+  const { KubeConfig } = await import('@kubernetes/client-node')
+  const { startInventoryWatch } = await import('../inventory/watch.js')
+  const kubeConfig = new KubeConfig()
+  if (options.kubeconfig !== undefined) kubeConfig.loadFromFile(options.kubeconfig)
+  else kubeConfig.loadFromDefault()
+  const watch = startInventoryWatch({ kubeConfig, sink: index, log: silent })
+  const timeoutMs = options.syncTimeoutMs ?? 30_000
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      watch.synced,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the cluster at ${kubeConfig.getCurrentCluster()?.server ?? '?'} did not list nodes, nodeimagesets and namespaces within ${timeoutMs / 1000}s`)), timeoutMs)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+    await watch.close()
+  }
+  return index
+}

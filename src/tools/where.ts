@@ -1,0 +1,80 @@
+import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
+import type { InventoryView } from '../inventory/index.js'
+import { bitsForEach, bitsHas } from '../inventory/node-set.js'
+
+// "Where is my image?": every node, whether it holds the image (any reference form), what
+// else of the same repository it holds, and whether its image list can be trusted.
+
+export type Presence = 'present' | 'absent' | 'unknown'
+
+export interface NodeRow {
+  node: string
+  presence: Presence
+  /** ms since epoch; NaN when the node has no image list. */
+  observedAt: number
+  /** Other references of the same repository on this node (short form). */
+  sameRepository: string[]
+}
+
+export interface WhereReport {
+  image: string
+  key?: string
+  error?: string
+  rows: NodeRow[]
+  present: number
+  absent: number
+  unknown: number
+}
+
+const ORDER: Record<Presence, number> = { present: 0, absent: 1, unknown: 2 }
+
+export function whereIs(view: InventoryView, image: string, now: number): WhereReport {
+  const parsed = lookupKey(image)
+  if (!parsed.ok) return { image, error: parsed.error, rows: [], present: 0, absent: 0, unknown: 0 }
+  const key = parsed.key
+  const holders = view.nodesWithImage(key)
+  const repository = repositoryOfKey(key)
+  const related = repository === undefined ? [] : [...(view.repositoryKeys(repository) ?? [])].filter((k) => k !== key)
+  const fresh = view.freshNodes(now)
+  const rows: NodeRow[] = []
+  bitsForEach(view.nodes(), (slot) => {
+    const presence: Presence = holders?.has(slot) === true ? 'present' : bitsHas(fresh, slot) ? 'absent' : 'unknown'
+    const sameRepository: string[] = []
+    for (const k of related) {
+      if (!k.includes('@') && view.nodesWithImage(k)?.has(slot) === true) sameRepository.push(shortRef(k))
+    }
+    sameRepository.sort()
+    rows.push({ node: view.nameOf(slot), presence, observedAt: view.observedAt(slot), sameRepository })
+  })
+  rows.sort((a, b) => ORDER[a.presence] - ORDER[b.presence] || (a.node < b.node ? -1 : 1))
+  const count = (p: Presence): number => rows.filter((r) => r.presence === p).length
+  return { image, key, rows, present: count('present'), absent: count('absent'), unknown: count('unknown') }
+}
+
+export function age(observedAt: number, now: number): string {
+  if (Number.isNaN(observedAt)) return 'never'
+  const s = Math.max(0, Math.round((now - observedAt) / 1000))
+  if (s < 120) return `${s}s ago`
+  if (s < 7200) return `${Math.round(s / 60)}m ago`
+  if (s < 172_800) return `${Math.round(s / 3600)}h ago`
+  return `${Math.round(s / 86_400)}d ago`
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n'
+}
+
+export function renderWhere(report: WhereReport, now: number): string {
+  if (report.error !== undefined) return `${report.error}\n`
+  const head = `${report.image} is looked up as ${report.key}\n`
+  if (report.rows.length === 0) return `${head}no nodes in the inventory\n`
+  const rows = [['NODE', 'IMAGE', 'IMAGE LIST OBSERVED', 'SAME REPOSITORY']]
+  for (const r of report.rows) rows.push([r.node, r.presence, age(r.observedAt, now), r.sameRepository.join(', ')])
+  const n = report.rows.length
+  const tail =
+    `present on ${report.present} of ${n} node${n === 1 ? '' : 's'}` +
+    (report.unknown > 0 ? `; ${report.unknown} without a current image list (unknown, not absent)` : '') +
+    '\n'
+  return head + table(rows) + tail
+}

@@ -1,0 +1,136 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { InventoryIndex } from '../../src/inventory/index.js'
+import { checkObjects, exitCodeOf, renderText } from '../../src/tools/check.js'
+import { ManifestError, parseManifests } from '../../src/tools/manifests.js'
+import { exampleInventory, review } from '../helpers/fixtures.js'
+import { handleReview } from '../../src/admission/handle.js'
+
+const now = Date.now()
+const inventory = exampleInventory(now)
+
+function objectOf(name: string): Record<string, any> {
+  return review(name)['request'].object
+}
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - {name: api, image: "registry.local:5000/team/api:1.5.0", imagePullPolicy: Never}
+`
+const pod = `apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop}
+spec:
+  containers:
+  - {name: app, image: "myapp:dev", imagePullPolicy: Never}
+  - {name: side, image: "nginx"}
+`
+const configMap = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: c}
+data: {a: b}
+`
+
+t.test('check gives the webhook verdict and message, word for word', async (t) => {
+  for (const name of ['deployment-update-image', 'statefulset-create', 'pod-create', 'daemonset-create']) {
+    const obj = objectOf(name)
+    const [result] = checkObjects([{ source: 'x.yaml', document: 1, object: obj }], { inventory, mode: 'enforce', namespace: 'default', now }).results
+    const body = review(name)
+    body['request'].operation = 'CREATE'
+    body['request'].oldObject = null
+    const { reply } = handleReview(body, { inventory, mode: 'enforce', now })
+    t.equal(result?.message, reply.response.status?.message, `${name}: message`)
+    t.same(result?.warnings, reply.response.warnings ?? [], `${name}: warnings`)
+  }
+})
+
+t.test('multi-document YAML, Lists, ignored kinds, namespaces', async (t) => {
+  const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [objectOf('job-create')] })
+  const objects = [...parseManifests(`${deployment}---\n${pod}---\n${configMap}---\n`, 'app.yaml'), ...parseManifests(list, 'list.json')]
+  const report = checkObjects(objects, { inventory, mode: 'enforce', namespace: 'team', now })
+  t.equal(report.ignored, 1, 'the ConfigMap is ignored and counted')
+  t.same(report.results.map((r) => [r.ref, r.namespace, r.verdict, r.document]), [
+    ['deployment.apps/api', 'team', 'deny', 1],
+    ['pod/web', 'shop', 'warn', 2],
+    ['job.batch/migrate', 'default', 'warn', 1],
+  ])
+  t.equal(exitCodeOf(report), 1)
+  const text = renderText(report)
+  t.match(text.stderr, /^Error from server \(Forbidden\): error when creating "app.yaml": admission webhook "pods.neverpull.dev" denied the request: Deployment team\/api: container "api": image "registry.local:5000\/team\/api:1.5.0"/m)
+  t.match(text.stderr, /^Warning: container "app": image "myapp:dev" \(imagePullPolicy: Never\) is on 1 of 2 eligible nodes/m)
+  t.match(text.stdout, /^pod\/web allowed with warnings \(app.yaml\)$/m)
+  t.match(text.stdout, /^3 checked, 1 denied, 2 with warnings, 1 other objects ignored$/m)
+})
+
+t.test('an empty inventory never denies: unknown is a warning', async (t) => {
+  const empty = new InventoryIndex({ staleAfterMs: 60_000 })
+  const report = checkObjects(parseManifests(deployment, 'a.yaml'), { inventory: empty, mode: 'enforce', namespace: 'default', now })
+  t.equal(report.results[0]?.verdict, 'warn')
+  t.match(report.results[0]?.warnings[0], /no node matches/)
+  t.equal(exitCodeOf(report), 0)
+})
+
+t.test('unusable input is named by file and document', async (t) => {
+  t.throws(() => parseManifests('a: [1, 2\n', 'bad.yaml'), ManifestError)
+  t.throws(() => parseManifests(`${configMap}---\n- 1\n- 2\n`, 'list.yaml'), { message: /^list.yaml: document 2 is not a Kubernetes object \(got a list\)$/ })
+  t.throws(() => parseManifests('foo: bar\n', 'x.yaml'), { message: /x.yaml: document 1 has no apiVersion and kind/ })
+  t.same(parseManifests('---\n---\n', 'empty.yaml'), [], 'empty documents are skipped')
+})
+
+function cli(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', input, env: { ...process.env, KUBECONFIG: '/nonexistent' } })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+t.test('the check command: files, directories, stdin, exit codes, JSON', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'neverpull-check-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await mkdir(join(dir, 'nested'))
+  await writeFile(join(dir, 'deploy.yaml'), deployment)
+  await writeFile(join(dir, 'nested', 'pod.yml'), pod)
+  await writeFile(join(dir, 'notes.txt'), 'not yaml')
+  await writeFile(join(dir, 'bad.yaml'), 'kind: [\n')
+  const inv = ['--inventory-file', 'examples/inventory.yaml']
+
+  let r = cli(['check', '-f', join(dir, 'nested'), ...inv])
+  t.equal(r.code, 0, 'a warning alone is exit 0')
+  t.match(r.stderr, /^Warning: /m)
+
+  r = cli(['check', '-f', join(dir, 'deploy.yaml'), join(dir, 'nested'), ...inv, '-o', 'json'])
+  t.equal(r.code, 1, 'a denial is exit 1')
+  const json = JSON.parse(r.stdout)
+  t.same(json.summary, { checked: 2, denied: 1, warned: 1, allowed: 0, invalid: 0, ignored: 0 })
+
+  r = cli(['check', '-f', '-', ...inv], deployment)
+  t.equal(r.code, 1, 'stdin works')
+  t.match(r.stderr, /error when creating "-"/)
+
+  r = cli(['check', '-f', dir, ...inv])
+  t.equal(r.code, 2, 'malformed YAML is exit 2')
+  t.match(r.stderr, /^error: .*bad.yaml: document 1: /m)
+
+  r = cli(['check', '-f', join(dir, 'missing.yaml'), ...inv])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /missing.yaml: no such file or directory/)
+
+  r = cli(['check', ...inv])
+  t.equal(r.code, 2)
+  t.match(r.stderr, /no manifests: give -f PATH/)
+
+  r = cli(['check', '-f', join(dir, 'deploy.yaml'), '--mode', 'warn', ...inv])
+  t.equal(r.code, 0, '--mode warn never fails the build')
+
+  r = cli(['check', '-f', join(dir, 'deploy.yaml'), '--inventory-file', join(dir, 'bad.yaml')])
+  t.equal(r.code, 2, 'an unusable inventory is exit 2')
+  t.match(r.stderr, /bad.yaml: document 1/)
+})

@@ -1,0 +1,81 @@
+import { spawnSync } from 'node:child_process'
+import t from 'tap'
+import { explainPod } from '../../src/tools/explain.js'
+import { renderWhere, whereIs } from '../../src/tools/where.js'
+import { exampleInventory, review } from '../helpers/fixtures.js'
+import { InventoryIndex } from '../../src/inventory/index.js'
+
+const now = Date.now()
+const inventory = exampleInventory(now)
+
+t.test('where: every reference form finds the same nodes', async (t) => {
+  for (const image of ['myapp:1.0', 'docker.io/library/myapp:1.0', 'index.docker.io/library/myapp:1.0']) {
+    const r = whereIs(inventory, image, now)
+    t.same(r.rows.filter((x) => x.presence === 'present').map((x) => x.node), ['node-a', 'node-b'], image)
+  }
+  const r = whereIs(inventory, 'myapp:2.0', now)
+  t.equal(r.present, 0)
+  t.equal(r.absent, 3)
+  t.same(r.rows.find((x) => x.node === 'node-a')?.sameRepository, ['myapp:1.0', 'myapp:dev'])
+  const text = renderWhere(r, now)
+  t.match(text, /^myapp:2.0 is looked up as docker.io\/library\/myapp:2.0$/m)
+  t.match(text, /^NODE +IMAGE +IMAGE LIST OBSERVED +SAME REPOSITORY$/m)
+  t.match(text, /^node-a +absent +0s ago +myapp:1.0, myapp:dev$/m)
+  t.match(text, /^present on 0 of 3 nodes$/m)
+})
+
+t.test('where: by digest and by image id; invalid references; stale lists', async (t) => {
+  const digest = whereIs(inventory, 'agent@sha256:4b0f4c6f8bb5e7f7f4b6d0c93a6f51b7c1e1d6a3b5b2b2f0ad2ec0f6e5c3d9a1', now)
+  t.equal(digest.present, 2)
+  const bad = whereIs(inventory, 'Bad:Ref', now)
+  t.match(bad.error, /invalid reference/)
+  const stale = whereIs(inventory, 'myapp:2.0', now + 60 * 60_000)
+  t.equal(stale.unknown, 3, 'old lists are unknown, not absent')
+  t.match(renderWhere(stale, now + 60 * 60_000), /3 without a current image list \(unknown, not absent\)/)
+  t.match(renderWhere(whereIs(new InventoryIndex({ staleAfterMs: 1 }), 'x', now), now), /no nodes in the inventory/)
+})
+
+t.test('explain: a pod stuck in ErrImageNeverPull on node-b', async (t) => {
+  const pod = review('pod-create-generatename')['request'].object
+  pod.spec.nodeName = 'node-b'
+  pod.status = { phase: 'Pending', containerStatuses: [{ name: 'c', state: { waiting: { reason: 'ErrImageNeverPull', message: 'Container image "myapp:dev" is not present with pull policy of Never' } } }] }
+  const text = explainPod(pod, inventory, now)
+  t.match(text, /^Pod default\/gen-cvzv2: on node node-b, phase Pending$/m)
+  t.match(text, /container "c": image myapp:dev \(looked up as docker.io\/library\/myapp:dev\), imagePullPolicy: Never/)
+  t.match(text, /state: waiting, ErrImageNeverPull: Container image "myapp:dev" is not present/)
+  t.match(text, /on node-b: NOT present \(image list observed 0s ago\)/)
+  t.match(text, /node-b has myapp:1.0 of the same repository/)
+  t.match(text, /elsewhere: node-a/)
+  t.match(text, /kind load docker-image myapp:dev --nodes node-b/)
+  t.match(text, /nodeSelector kubernetes.io\/hostname: node-a/)
+  t.match(text, /did you mean myapp:1.0\?/)
+})
+
+t.test('explain: unscheduled pods, pods without Never, unknown nodes', async (t) => {
+  const pod = review('pod-create-generatename')['request'].object
+  t.match(explainPod(pod, inventory, now), /not scheduled yet[\s\S]*is on 1 of 2 eligible nodes \(node-a\)/)
+  pod.spec.containers[0].imagePullPolicy = 'IfNotPresent'
+  t.match(explainPod(pod, inventory, now), /No container uses imagePullPolicy: Never/)
+  pod.spec.containers[0].imagePullPolicy = 'Never'
+  pod.spec.nodeName = 'ghost'
+  t.match(explainPod(pod, inventory, now), /node ghost: not in the inventory/)
+})
+
+t.test('the where and explain commands', async (t) => {
+  const run = (args: string[], input?: string) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', input })
+  let r = run(['where', 'myapp:dev', '--inventory-file', 'examples/inventory.yaml', '-o', 'json'])
+  t.equal(r.status, 0)
+  const json = JSON.parse(r.stdout)
+  t.equal(json.key, 'docker.io/library/myapp:dev')
+  t.equal(json.present, 1)
+  r = run(['where', '--inventory-file', 'examples/inventory.yaml'])
+  t.equal(r.status, 2)
+  t.match(r.stderr, /give exactly one IMAGE/)
+  const pod = JSON.stringify({ ...review('pod-create-generatename')['request'].object, spec: { ...review('pod-create-generatename')['request'].object.spec, nodeName: 'node-b' } })
+  r = run(['explain', '-f', '-', '--inventory-file', 'examples/inventory.yaml'], pod)
+  t.equal(r.status, 0)
+  t.match(r.stdout, /on node-b: NOT present/)
+  r = run(['explain', 'deployment', 'x', '--inventory-file', 'examples/inventory.yaml'])
+  t.equal(r.status, 2)
+  t.match(r.stderr, /expected: explain pod NAME/)
+})
