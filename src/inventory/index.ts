@@ -98,6 +98,11 @@ export class InventoryIndex implements InventorySink, InventoryView {
     return this.imageSets
   }
 
+  /** Grows with every change to nodes or image lists: a cheap "did anything change". */
+  get generation(): number {
+    return this.version
+  }
+
   // ---- write side ----
 
   upsertNode(node: NodeFacts): void {

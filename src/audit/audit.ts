@@ -1,0 +1,83 @@
+import { decide, type Finding } from '../decision/decide.js'
+import { findingLine } from '../decision/messages.js'
+import type { InventoryView } from '../inventory/index.js'
+import { extractPodTemplate } from '../workload/pod-template.js'
+
+// Continuous audit, the pure part. Admission sees an object once; the kubelet's image
+// garbage collector removes unused images later. A running container keeps its image in
+// use, but its next restart needs it: a pod bound to a node that no longer has its Never
+// image, or a workload whose image is gone from every eligible node, is at risk.
+
+export const EVENT_REASON = 'NeverPullImageMissing'
+/** Event messages are cut by the apiserver at 1 KiB; stay under it. */
+export const MAX_EVENT_MESSAGE = 1000
+
+export interface AuditTarget {
+  apiVersion: string
+  kind: string
+  namespace: string
+  name: string
+  uid: string
+  object: unknown
+}
+
+export interface AtRisk {
+  target: AuditTarget
+  /** Stable for the same findings: a new event only when it changes. */
+  fingerprint: string
+  message: string
+  findings: Finding[]
+}
+
+export function targetKey(t: Pick<AuditTarget, 'kind' | 'namespace' | 'name' | 'uid'>): string {
+  return `${t.kind}/${t.namespace}/${t.name}/${t.uid}`
+}
+
+/** What is at risk in one object now, or null. Unknown (stale) data is never a finding. */
+export function assess(view: InventoryView, target: AuditTarget, now: number): AtRisk | null {
+  const extracted = extractPodTemplate(target.kind, target.object)
+  if (!extracted.ok || extracted.template === null) return null
+  // A static pod's mirror is only warned about at admission; here it is as much at risk.
+  const template = { ...extracted.template, mirror: false }
+  const subject = { kind: target.kind, namespace: target.namespace, name: target.name, operation: 'CREATE' }
+  const decision = decide(view, { subject, template, mode: 'enforce', now })
+  const findings = decision.findings.filter((f) => f.severity === 'deny')
+  if (findings.length === 0) return null
+  const bound = target.kind === 'Pod' && template.placement.nodeName !== undefined
+  const lines = findings.map((f) => findingLine(f, subject))
+  const lead = bound
+    ? `the image of ${findings.length === 1 ? 'a container' : `${findings.length} containers`} with imagePullPolicy: Never is gone from node ${template.placement.nodeName}; the next container restart fails with ErrImageNeverPull`
+    : `imagePullPolicy: Never image gone from the nodes it may run on; new pods fail with ErrImageNeverPull`
+  let message = `${lead}: ${lines.join('; ')}`
+  if (message.length > MAX_EVENT_MESSAGE) message = message.slice(0, MAX_EVENT_MESSAGE - 1) + '…'
+  const fingerprint = findings
+    .map((f) => `${f.container.kind}:${f.container.name}:${f.container.image}:${f.reason}:${f.missing.count}`)
+    .sort()
+    .join('|')
+  return { target, fingerprint, message, findings }
+}
+
+/**
+ * Remembers what was reported, so each object gets one event per finding until the
+ * finding changes or clears: no event storms across audit passes.
+ */
+export class AuditLedger {
+  private reported = new Map<string, string>()
+
+  /** True when this finding is new for the object (report it). */
+  shouldReport(risk: AtRisk): boolean {
+    const key = targetKey(risk.target)
+    if (this.reported.get(key) === risk.fingerprint) return false
+    this.reported.set(key, risk.fingerprint)
+    return true
+  }
+
+  /** After a full pass: forget objects that are fine now or gone, so a relapse reports again. */
+  settle(atRisk: ReadonlySet<string>): void {
+    for (const key of this.reported.keys()) if (!atRisk.has(key)) this.reported.delete(key)
+  }
+
+  get size(): number {
+    return this.reported.size
+  }
+}

@@ -1,0 +1,210 @@
+import { randomBytes } from 'node:crypto'
+import {
+  AppsV1Api,
+  BatchV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  type CoreV1Event,
+  type KubeConfig,
+} from '@kubernetes/client-node'
+import type { InventoryIndex } from '../inventory/index.js'
+import { assess, AuditLedger, EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
+import { LeaseElector } from './lease.js'
+
+// Continuous audit, the I/O part: while this replica holds the Lease, re-evaluate existing
+// Pods and workloads that use Never, every interval and soon after the inventory changes,
+// and report what is newly at risk as one Warning event per object and finding.
+
+export interface AuditLogger {
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
+
+export interface AuditPass {
+  checked: number
+  atRisk: number
+  events: number
+  byKind: Record<string, number>
+}
+
+export interface AuditOptions {
+  kubeConfig: KubeConfig
+  inventory: InventoryIndex
+  log: AuditLogger
+  now?: () => number
+  /** Namespace of the Lease (the webhook's own). */
+  namespace: string
+  identity: string
+  leaseName?: string
+  intervalMs: number
+  leaseDurationMs?: number
+  /** Least time between two passes caused by inventory changes. */
+  minGapMs?: number
+  pageSize?: number
+  onPass?: (pass: AuditPass) => void
+  onLeader?: (leader: boolean) => void
+}
+
+export interface Audit {
+  /** One full pass now, leader or not (tests, and the first pass after winning the lease). */
+  runOnce(): Promise<AuditPass>
+  isLeader(): boolean
+  close(): Promise<void>
+}
+
+type Lister = (args: { limit: number; _continue?: string }) => Promise<{ items: unknown[]; metadata?: { _continue?: string } }>
+
+interface Source {
+  kind: string
+  apiVersion: string
+  list: Lister
+  /** Objects owned by another checked workload are reported there instead. */
+  skipOwned?: string
+}
+
+function meta(obj: unknown): { name: string; namespace: string; uid: string; owners: Array<{ kind?: string; controller?: boolean }>; phase?: string } {
+  const o = obj as { metadata?: { name?: string; namespace?: string; uid?: string; ownerReferences?: Array<{ kind?: string; controller?: boolean }> }; status?: { phase?: string } }
+  const m: ReturnType<typeof meta> = {
+    name: o.metadata?.name ?? '',
+    namespace: o.metadata?.namespace ?? '',
+    uid: o.metadata?.uid ?? '',
+    owners: o.metadata?.ownerReferences ?? [],
+  }
+  if (o.status?.phase !== undefined) m.phase = o.status.phase
+  return m
+}
+
+function hasNever(obj: unknown): boolean {
+  // Cheap prefilter: most objects have no Never container at all.
+  return JSON.stringify(obj).includes('"Never"')
+}
+
+export function startAudit(options: AuditOptions): Audit {
+  const now = options.now ?? Date.now
+  const core = options.kubeConfig.makeApiClient(CoreV1Api)
+  const apps = options.kubeConfig.makeApiClient(AppsV1Api)
+  const batch = options.kubeConfig.makeApiClient(BatchV1Api)
+  const elector = new LeaseElector({
+    api: options.kubeConfig.makeApiClient(CoordinationV1Api),
+    namespace: options.namespace,
+    name: options.leaseName ?? 'neverpull-guard-audit',
+    identity: options.identity,
+    durationMs: options.leaseDurationMs ?? 15_000,
+  })
+  const ledger = new AuditLedger()
+  const pageSize = options.pageSize ?? 500
+  const sources: Source[] = [
+    { kind: 'Pod', apiVersion: 'v1', list: (a) => core.listPodForAllNamespaces(a) },
+    { kind: 'Deployment', apiVersion: 'apps/v1', list: (a) => apps.listDeploymentForAllNamespaces(a) },
+    { kind: 'StatefulSet', apiVersion: 'apps/v1', list: (a) => apps.listStatefulSetForAllNamespaces(a) },
+    { kind: 'DaemonSet', apiVersion: 'apps/v1', list: (a) => apps.listDaemonSetForAllNamespaces(a) },
+    { kind: 'ReplicaSet', apiVersion: 'apps/v1', list: (a) => apps.listReplicaSetForAllNamespaces(a), skipOwned: 'Deployment' },
+    { kind: 'ReplicationController', apiVersion: 'v1', list: (a) => core.listReplicationControllerForAllNamespaces(a) },
+    { kind: 'Job', apiVersion: 'batch/v1', list: (a) => batch.listJobForAllNamespaces(a), skipOwned: 'CronJob' },
+    { kind: 'CronJob', apiVersion: 'batch/v1', list: (a) => batch.listCronJobForAllNamespaces(a) },
+  ]
+
+  async function emit(risk: AtRisk): Promise<void> {
+    const t = risk.target
+    const at = new Date(now())
+    const event: CoreV1Event = {
+      metadata: { name: `${t.name}.${randomBytes(8).toString('hex')}`, namespace: t.namespace },
+      involvedObject: { apiVersion: t.apiVersion, kind: t.kind, name: t.name, namespace: t.namespace, uid: t.uid },
+      reason: EVENT_REASON,
+      message: risk.message,
+      type: 'Warning',
+      source: { component: 'neverpull-guard' },
+      reportingComponent: 'neverpull.dev/audit',
+      reportingInstance: options.identity,
+      firstTimestamp: at,
+      lastTimestamp: at,
+      count: 1,
+    }
+    await core.createNamespacedEvent({ namespace: t.namespace, body: event })
+  }
+
+  async function runOnce(): Promise<AuditPass> {
+    const pass: AuditPass = { checked: 0, atRisk: 0, events: 0, byKind: {} }
+    const seen = new Set<string>()
+    const at = now()
+    for (const source of sources) {
+      let token: string | undefined
+      do {
+        const page = await source.list(token === undefined ? { limit: pageSize } : { limit: pageSize, _continue: token })
+        for (const item of page.items) {
+          const m = meta(item)
+          if (source.skipOwned !== undefined && m.owners.some((o) => o.controller === true && o.kind === source.skipOwned)) continue
+          if (m.phase === 'Succeeded' || m.phase === 'Failed') continue
+          if (!hasNever(item)) continue
+          pass.checked++
+          const target: AuditTarget = { apiVersion: source.apiVersion, kind: source.kind, namespace: m.namespace, name: m.name, uid: m.uid, object: item }
+          const risk = assess(options.inventory, target, at)
+          if (risk === null) continue
+          seen.add(targetKey(target))
+          pass.atRisk++
+          pass.byKind[source.kind] = (pass.byKind[source.kind] ?? 0) + 1
+          if (!ledger.shouldReport(risk)) continue
+          try {
+            await emit(risk)
+            pass.events++
+            options.log.warn({ audit: { kind: target.kind, namespace: target.namespace, name: target.name, reason: EVENT_REASON } }, risk.message)
+          } catch (err) {
+            options.log.error({ err, kind: target.kind, namespace: target.namespace, name: target.name }, 'audit event not recorded')
+          }
+        }
+        token = page.metadata?._continue || undefined
+      } while (token !== undefined)
+    }
+    ledger.settle(seen)
+    options.onPass?.(pass)
+    options.log.info({ audit: pass }, 'audit pass done')
+    return pass
+  }
+
+  let closed = false
+  let timer: NodeJS.Timeout | undefined
+  let running: Promise<unknown> | undefined
+  let lastPass = Number.NEGATIVE_INFINITY
+  let lastGeneration = -1
+  const leaseMs = options.leaseDurationMs ?? 15_000
+  const minGap = options.minGapMs ?? 10_000
+
+  async function loop(): Promise<void> {
+    if (closed) return
+    try {
+      const wasLeader = elector.isLeader()
+      const leader = await elector.tick(now())
+      if (leader !== wasLeader) {
+        options.log.info({ identity: options.identity, leader }, leader ? 'audit lease acquired' : 'audit lease lost')
+        options.onLeader?.(leader)
+      }
+      const t = now()
+      const changed = options.inventory.generation !== lastGeneration && t - lastPass >= minGap
+      if (leader && (t - lastPass >= options.intervalMs || changed)) {
+        lastGeneration = options.inventory.generation
+        lastPass = t
+        await runOnce()
+      }
+    } catch (err) {
+      options.log.error({ err }, 'audit round failed; retrying')
+    }
+    if (!closed) timer = setTimeout(tick, Math.max(250, Math.round(leaseMs / 3)))
+  }
+
+  function tick(): void {
+    running = loop()
+  }
+  tick()
+
+  return {
+    runOnce,
+    isLeader: () => elector.isLeader(),
+    async close() {
+      closed = true
+      clearTimeout(timer)
+      await running
+      await elector.release()
+    },
+  }
+}
