@@ -12,6 +12,12 @@ import {
 import { GROUP, NODE_IMAGE_SET_KIND, NODE_IMAGE_SET_PLURAL, VERSION, type NodeImageSet } from '../inventory/types.js'
 
 export const FIELD_MANAGER = 'neverpull-guard-agent'
+/**
+ * Server-side apply deletes a field its manager applied before and omits now. A status
+ * without observedTime (the runtime was down since the agent started) goes out under a
+ * second manager, so the last observation another run of the agent recorded survives.
+ */
+export const CONDITIONS_FIELD_MANAGER = 'neverpull-guard-agent-conditions'
 export const DEFAULT_API_TIMEOUT_MS = 10_000
 
 export type NodeImageSetStatus = NonNullable<NodeImageSet['status']>
@@ -170,7 +176,7 @@ export function createKubePublisher(kc: KubeConfig, options: KubePublisherOption
             plural: NODE_IMAGE_SET_PLURAL,
             name,
             body: statusBody(name, status),
-            fieldManager: FIELD_MANAGER,
+            fieldManager: status.observedTime === undefined ? CONDITIONS_FIELD_MANAGER : FIELD_MANAGER,
             force: true,
           },
           applyOptions,

@@ -149,6 +149,13 @@ t.test('applyStatus: server-side apply on the status subresource', async (t) => 
     metadata: { name: 'node-a' },
     status,
   })
+
+  await publisher.applyStatus('node-a', { conditions: status.conditions })
+  t.equal(
+    seen[1]?.query.get('fieldManager'),
+    'neverpull-guard-agent-conditions',
+    'a status without observedTime uses its own manager, so the apply cannot delete the last observation',
+  )
 })
 
 t.test('errors carry the apiserver message and status code', async (t) => {
