@@ -1,5 +1,5 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
-import { editDistance, nearest } from '../image/similar.js'
+import { nearest } from '../image/similar.js'
 import type { InventoryView } from '../inventory/index.js'
 import { bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../inventory/node-set.js'
 import type { Mode } from '../inventory/types.js'
@@ -126,8 +126,8 @@ export function suggest(view: InventoryView, key: string): string[] {
     const candidates: string[] = []
     for (const k of same) if (k !== key && k.includes('@') === wanted) candidates.push(k)
     if (candidates.length === 0) for (const k of same) if (k !== key) candidates.push(k)
-    candidates.sort((a, b) => editDistance(key, a, 64) - editDistance(key, b, 64) || (a < b ? -1 : 1))
-    return candidates.slice(0, NAMES_SHOWN).map(shortRef)
+    // Tags are at most 128 characters, so every candidate of the same repository is within reach.
+    return nearest(key, candidates, 256, NAMES_SHOWN).map(shortRef)
   }
   const out: string[] = []
   const tail = key.slice(repository.length)

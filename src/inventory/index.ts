@@ -1,6 +1,6 @@
 import { nodeStatusImageKey, repositoryOfKey, runtimeImageKeys } from '../image/reference.js'
 import { bitsClear, bitsSet, NodeSet, wordsFor, type Bits } from './node-set.js'
-import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeInfo, Taint } from './types.js'
+import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, RuntimeInfo, Taint } from './types.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
 export interface TaintGroup {
@@ -48,6 +48,28 @@ export interface IndexOptions {
 
 const FILTERING_EFFECTS: ReadonlySet<string> = new Set(['NoSchedule', 'NoExecute'])
 
+const NO_IDS = new Uint32Array(0)
+
+function sortedIds(ids: number[]): Uint32Array {
+  const sorted = Uint32Array.from(ids).sort()
+  let n = 0
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[n - 1]) sorted[n++] = sorted[i]!
+  return n === sorted.length ? sorted : sorted.slice(0, n)
+}
+
+function hasId(sorted: Uint32Array, id: number): boolean {
+  let lo = 0
+  let hi = sorted.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const v = sorted[mid]!
+    if (v === id) return true
+    if (v < id) lo = mid + 1
+    else hi = mid - 1
+  }
+  return false
+}
+
 function taintId(t: Taint): string {
   return `${t.key}\u0000${t.value ?? ''}\u0000${t.effect}`
 }
@@ -59,8 +81,14 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private names: string[] = []
   private free: number[] = []
   private facts: Array<NodeFacts | undefined> = []
-  private setKeys: Array<Set<string> | undefined> = []
-  private statusKeys: Array<Set<string> | undefined> = []
+  // Per node, the ids of its keys, sorted: 4 bytes a key instead of a Set of strings that
+  // each node's watch event allocated afresh.
+  private setKeys: Array<Uint32Array | undefined> = []
+  private statusKeys: Array<Uint32Array | undefined> = []
+  private keyIds = new Map<string, number>()
+  private keyNames: string[] = []
+  private keySets: Array<NodeSet | undefined> = []
+  private freeKeys: number[] = []
   private observed: number[] = []
   private runtimes: Array<RuntimeInfo | undefined> = []
   private nodeBits: Bits
@@ -69,7 +97,6 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private keyBits = new Map<string, Bits>()
   private valueBits = new Map<string, Map<string, Bits>>()
   private taints = new Map<string, { taint: Taint; nodes: Bits; count: number }>()
-  private images = new Map<string, NodeSet>()
   private repos = new Map<string, Set<string>>()
   private modes = new Map<string, Mode>()
   private imageSets = 0
@@ -109,7 +136,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
     const slot = this.slotFor(node.name)
     const old = this.facts[slot]
     if (old !== undefined) this.unindexNode(slot, old)
-    this.facts[slot] = node
+    // Node.status.images is indexed below; the names themselves are not kept.
+    this.facts[slot] = node.statusImageNames.length === 0 ? node : { ...node, statusImageNames: [] }
     bitsSet(this.nodeBits, slot)
     for (const key in node.labels) {
       this.bitsIn(this.keyBits, key, slot)
@@ -126,12 +154,12 @@ export class InventoryIndex implements InventorySink, InventoryView {
       group.count++
     }
     if (node.unschedulable) bitsSet(this.cordonBits, slot)
-    const keys = new Set<string>()
+    const ids: number[] = []
     for (const name of node.statusImageNames) {
       const key = nodeStatusImageKey(name)
-      if (key !== undefined) keys.add(key)
+      if (key !== undefined) ids.push(this.intern(key))
     }
-    this.replaceKeys(slot, this.statusKeys, keys, this.setKeys)
+    this.replaceKeys(slot, this.statusKeys, sortedIds(ids), this.setKeys)
     this.version++
   }
 
@@ -141,18 +169,17 @@ export class InventoryIndex implements InventorySink, InventoryView {
     const old = this.facts[slot]
     if (old !== undefined) this.unindexNode(slot, old)
     this.facts[slot] = undefined
-    this.replaceKeys(slot, this.statusKeys, new Set(), this.setKeys)
+    this.replaceKeys(slot, this.statusKeys, NO_IDS, this.setKeys)
     this.release(slot)
     this.version++
   }
 
   upsertImages(set: NodeImages): void {
     const slot = this.slotFor(set.nodeName)
-    const keys = new Set<string>()
-    for (const image of set.images) for (const key of runtimeImageKeys(image)) keys.add(key)
+    const ids: number[] = []
+    for (const image of set.images) this.imageIds(image, ids)
     if (this.setKeys[slot] === undefined) this.imageSets++
-    this.replaceKeys(slot, this.setKeys, keys, this.statusKeys)
-    this.setKeys[slot] = keys
+    this.replaceKeys(slot, this.setKeys, sortedIds(ids), this.statusKeys)
     this.observed[slot] = set.observedAt
     this.runtimes[slot] = set.runtime
     bitsSet(this.setBits, slot)
@@ -162,7 +189,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   removeImages(nodeName: string): void {
     const slot = this.slots.get(nodeName)
     if (slot === undefined || this.setKeys[slot] === undefined) return
-    this.replaceKeys(slot, this.setKeys, new Set(), this.statusKeys)
+    this.replaceKeys(slot, this.setKeys, NO_IDS, this.statusKeys)
     this.setKeys[slot] = undefined
     this.imageSets--
     this.observed[slot] = Number.NaN
@@ -216,7 +243,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
   }
 
   nodesWithImage(key: string): NodeSet | undefined {
-    return this.images.get(key)
+    const id = this.keyIds.get(key)
+    return id === undefined ? undefined : this.keySets[id]
   }
 
   freshNodes(now: number): Bits {
@@ -298,32 +326,73 @@ export class InventoryIndex implements InventorySink, InventoryView {
   }
 
   /**
-   * Moves one source's keys for a node (its NodeImageSet, or its Node status) from the old
-   * set to `next`; a key leaves the node only when the other source does not hold it either.
+   * The key ids of one runtime image. containerd already reports normalised names, and a
+   * key is a normalised name: a name that is already a key needs no parsing, which is most
+   * of the cost of an update when the images are known elsewhere in the cluster.
    */
-  private replaceKeys(
-    slot: number,
-    source: Array<Set<string> | undefined>,
-    next: Set<string>,
-    other: Array<Set<string> | undefined>,
-  ): void {
-    const previous = source[slot]
-    const otherKeys = other[slot]
-    if (previous !== undefined) {
-      for (const key of previous) {
-        if (!next.has(key) && otherKeys?.has(key) !== true) this.removeKey(key, slot)
+  private imageIds(image: RuntimeImage, out: number[]): void {
+    const start = out.length
+    let known = this.keyIds.get(image.id)
+    if (known !== undefined) {
+      out.push(known)
+      for (const name of image.repoTags) {
+        if ((known = this.keyIds.get(name)) === undefined) break
+        out.push(known)
       }
+      if (known !== undefined) {
+        for (const name of image.repoDigests) {
+          if ((known = this.keyIds.get(name)) === undefined) break
+          out.push(known)
+        }
+      }
+      if (known !== undefined) return
     }
-    for (const key of next) {
-      if (previous?.has(key) !== true) this.addKey(key, slot)
+    out.length = start
+    for (const key of runtimeImageKeys(image)) out.push(this.intern(key))
+  }
+
+  private intern(key: string): number {
+    let id = this.keyIds.get(key)
+    if (id === undefined) {
+      id = this.freeKeys.pop() ?? this.keyNames.length
+      this.keyIds.set(key, id)
+      this.keyNames[id] = key
+    }
+    return id
+  }
+
+  /**
+   * Moves one source's keys for a node (its NodeImageSet, or its Node status) from the old
+   * ids to `next`; a key leaves the node only when the other source does not hold it either.
+   * Both lists are sorted: one merge walk.
+   */
+  private replaceKeys(slot: number, source: Array<Uint32Array | undefined>, next: Uint32Array, other: Array<Uint32Array | undefined>): void {
+    const previous = source[slot] ?? NO_IDS
+    const otherIds = other[slot]
+    let i = 0
+    let j = 0
+    while (i < previous.length || j < next.length) {
+      const a = i < previous.length ? previous[i]! : Infinity
+      const b = j < next.length ? next[j]! : Infinity
+      if (a === b) {
+        i++
+        j++
+      } else if (a < b) {
+        if (otherIds === undefined || !hasId(otherIds, a)) this.removeKey(a, slot)
+        i++
+      } else {
+        this.addKey(b, slot)
+        j++
+      }
     }
     source[slot] = next
   }
 
-  private addKey(key: string, slot: number): void {
-    let set = this.images.get(key)
+  private addKey(id: number, slot: number): void {
+    let set = this.keySets[id]
     if (set === undefined) {
-      this.images.set(key, (set = new NodeSet()))
+      this.keySets[id] = set = new NodeSet()
+      const key = this.keyNames[id]!
       const repo = repositoryOfKey(key)
       if (repo !== undefined) {
         let keys = this.repos.get(repo)
@@ -334,12 +403,16 @@ export class InventoryIndex implements InventorySink, InventoryView {
     set.add(slot)
   }
 
-  private removeKey(key: string, slot: number): void {
-    const set = this.images.get(key)
+  private removeKey(id: number, slot: number): void {
+    const set = this.keySets[id]
     if (set === undefined) return
     set.delete(slot)
     if (set.size > 0) return
-    this.images.delete(key)
+    const key = this.keyNames[id]!
+    this.keySets[id] = undefined
+    this.keyIds.delete(key)
+    this.keyNames[id] = ''
+    this.freeKeys.push(id)
     const repo = repositoryOfKey(key)
     if (repo === undefined) return
     const keys = this.repos.get(repo)

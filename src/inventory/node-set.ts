@@ -79,7 +79,8 @@ const SPARSE_LIMIT = 64
  * inventory small when an image sits on few nodes (the common case).
  */
 export class NodeSet {
-  private sparse: number[] | null = []
+  // The list form is a typed array (4 bytes a slot, not a boxed-array element).
+  private sparse: Uint32Array | null = new Uint32Array(4)
   private dense: Bits | null = null
   private n = 0
 
@@ -88,7 +89,10 @@ export class NodeSet {
   }
 
   has(slot: number): boolean {
-    return this.dense !== null ? bitsHas(this.dense, slot) : this.sparse!.includes(slot)
+    if (this.dense !== null) return bitsHas(this.dense, slot)
+    const list = this.sparse!
+    for (let i = 0; i < this.n; i++) if (list[i] === slot) return true
+    return false
   }
 
   add(slot: number): void {
@@ -99,13 +103,18 @@ export class NodeSet {
       bitsSet(this.dense, slot)
       return
     }
-    const list = this.sparse!
-    list.push(slot)
-    if (list.length > SPARSE_LIMIT) {
+    let list = this.sparse!
+    if (this.n > list.length) {
+      const grown = new Uint32Array(Math.min(SPARSE_LIMIT + 1, list.length * 2))
+      grown.set(list)
+      this.sparse = list = grown
+    }
+    list[this.n - 1] = slot
+    if (this.n > SPARSE_LIMIT) {
       let max = 0
-      for (const s of list) if (s > max) max = s
+      for (let i = 0; i < this.n; i++) if (list[i]! > max) max = list[i]!
       const dense = new Uint32Array(wordsFor(max + 1))
-      for (const s of list) bitsSet(dense, s)
+      for (let i = 0; i < this.n; i++) bitsSet(dense, list[i]!)
       this.dense = dense
       this.sparse = null
     }
@@ -120,8 +129,7 @@ export class NodeSet {
     }
     const list = this.sparse!
     const i = list.indexOf(slot)
-    list[i] = list[list.length - 1]!
-    list.pop()
+    list[i] = list[this.n]!
   }
 
   /** target |= this */
@@ -130,14 +138,16 @@ export class NodeSet {
       bitsOr(target, this.dense)
       return
     }
-    for (const s of this.sparse!) if (s >>> 5 < target.length) bitsSet(target, s)
+    const list = this.sparse!
+    for (let i = 0; i < this.n; i++) if (list[i]! >>> 5 < target.length) bitsSet(target, list[i]!)
   }
 
   /** How many slots of this set are also in mask. */
   countIn(mask: Bits): number {
     if (this.dense === null) {
       let c = 0
-      for (const s of this.sparse!) if (bitsHas(mask, s)) c++
+      const list = this.sparse!
+      for (let i = 0; i < this.n; i++) if (bitsHas(mask, list[i]!)) c++
       return c
     }
     let c = 0
@@ -150,7 +160,8 @@ export class NodeSet {
   intersectInto(mask: Bits, out: Bits): void {
     out.fill(0)
     if (this.dense === null) {
-      for (const s of this.sparse!) if (bitsHas(mask, s)) bitsSet(out, s)
+      const list = this.sparse!
+      for (let i = 0; i < this.n; i++) if (bitsHas(mask, list[i]!)) bitsSet(out, list[i]!)
       return
     }
     const n = Math.min(mask.length, this.dense.length, out.length)
@@ -159,7 +170,7 @@ export class NodeSet {
 
   forEach(fn: (slot: number) => void): void {
     if (this.dense !== null) bitsForEach(this.dense, fn)
-    else for (const s of this.sparse!) fn(s)
+    else for (let i = 0, list = this.sparse!; i < this.n; i++) fn(list[i]!)
   }
 
   private growTo(slot: number): void {
