@@ -47,7 +47,13 @@ function subjectOf(r: AdmissionRequest): Subject {
   return { kind: r.kind.kind, namespace: r.namespace ?? '', name: r.name ?? '', operation: r.operation }
 }
 
-function baseRecord(r: AdmissionRequest): ReviewRecord {
+/** The record of a review that could not be parsed. */
+export function invalidRecord(uid: string, error: string): ReviewRecord {
+  return { uid, kind: '', namespace: '', name: '', operation: '', user: '', dryRun: false, decision: 'invalid', error }
+}
+
+/** The fields every admission log line carries, from the request. */
+export function baseRecord(r: AdmissionRequest): ReviewRecord {
   return {
     uid: r.uid,
     kind: r.subResource ? `${r.kind.kind}/${r.subResource}` : r.kind.kind,
@@ -67,20 +73,7 @@ function baseRecord(r: AdmissionRequest): ReviewRecord {
 export function handleReview(body: unknown, ctx: HandleContext): Handled {
   const parsed = parseReview(body)
   if (!parsed.ok) {
-    return {
-      reply: toReview(parsed.version, errored(parsed.uid, 400, parsed.error)),
-      record: {
-        uid: parsed.uid,
-        kind: '',
-        namespace: '',
-        name: '',
-        operation: '',
-        user: '',
-        dryRun: false,
-        decision: 'invalid',
-        error: parsed.error,
-      },
-    }
+    return { reply: toReview(parsed.version, errored(parsed.uid, 400, parsed.error)), record: invalidRecord(parsed.uid, parsed.error) }
   }
   const { request, apiVersion } = parsed.review
   const record = baseRecord(request)

@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv'
 import { parseArgs } from 'node:util'
 import { parseDuration } from './duration.js'
+import { DEFAULT_AGENT_SERVICE_ACCOUNT, type ServiceAccountRef } from '../admission/nodeimageset.js'
 import type { Mode } from '../inventory/types.js'
 
 // Every setting of the webhook, from flags first and then NEVERPULL_* environment
@@ -21,6 +22,8 @@ export interface WebhookConfig {
   /** After SIGTERM, keep serving this long while endpoints drain, then close. */
   shutdownDelayMs: number
   logLevel: string
+  /** The only ServiceAccount (besides system:masters) that may write NodeImageSets, each agent its own node's. */
+  agentServiceAccount: ServiceAccountRef
   /** `npm start`: dev certificates in certs/, the example inventory, loopback only. */
   dev: boolean
 }
@@ -39,12 +42,15 @@ Flags (environment variable in brackets):
   --stale-after DUR     a node image list older than this is unknown (15m) [NEVERPULL_STALE_AFTER]
   --shutdown-delay DUR  keep serving after SIGTERM while endpoints drain (5s) [NEVERPULL_SHUTDOWN_DELAY]
   --log-level LEVEL     fatal | error | warn | info | debug | trace (info) [NEVERPULL_LOG_LEVEL]
+  --agent-service-account NS:NAME
+                        the agent's ServiceAccount, the only writer of NodeImageSets besides system:masters
+                        (neverpull-system:neverpull-guard-agent) [NEVERPULL_AGENT_SERVICE_ACCOUNT]
   --dev                 dev certificates in certs/, examples/inventory.yaml, listen on 127.0.0.1
 `
 
 const schema = {
   type: 'object',
-  required: ['port', 'host', 'metricsPort', 'tlsCert', 'tlsKey', 'mode', 'staleAfterMs', 'shutdownDelayMs', 'logLevel', 'dev'],
+  required: ['port', 'host', 'metricsPort', 'tlsCert', 'tlsKey', 'mode', 'staleAfterMs', 'shutdownDelayMs', 'logLevel', 'agentServiceAccount', 'dev'],
   additionalProperties: false,
   properties: {
     port: { type: 'integer', minimum: 0, maximum: 65535 },
@@ -58,6 +64,12 @@ const schema = {
     staleAfterMs: { type: 'number', exclusiveMinimum: 0 },
     shutdownDelayMs: { type: 'number', minimum: 0 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    agentServiceAccount: {
+      type: 'object',
+      required: ['namespace', 'name'],
+      additionalProperties: false,
+      properties: { namespace: { type: 'string', minLength: 1 }, name: { type: 'string', minLength: 1 } },
+    },
     dev: { type: 'boolean' },
   },
 } as const
@@ -65,6 +77,17 @@ const schema = {
 const validate = new Ajv({ allErrors: true, strict: false }).compile(schema)
 
 export type ConfigResult = { ok: true; config: WebhookConfig } | { ok: false; error: string }
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+
+/** `NAMESPACE:NAME`, or the full username `system:serviceaccount:NAMESPACE:NAME`. */
+export function parseServiceAccount(text: string): ServiceAccountRef | undefined {
+  const parts = text.replace(/^system:serviceaccount:/, '').split(':')
+  if (parts.length !== 2) return undefined
+  const [namespace = '', name = ''] = parts
+  return DNS_LABEL.test(namespace) && DNS_SUBDOMAIN.test(name) ? { namespace, name } : undefined
+}
 
 function integer(text: string | undefined): number | string | undefined {
   if (text === undefined) return undefined
@@ -90,6 +113,7 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
         'stale-after': { type: 'string' },
         'shutdown-delay': { type: 'string' },
         'log-level': { type: 'string' },
+        'agent-service-account': { type: 'string' },
         dev: { type: 'boolean' },
       },
     }).values
@@ -107,6 +131,14 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
     if (d === undefined) return { ok: false, error: `${flag}: "${text}" is not a duration (examples: 500ms, 10s, 5m, 1h)` }
     ms.push(d)
   }
+  const saText = values['agent-service-account'] ?? env['NEVERPULL_AGENT_SERVICE_ACCOUNT']
+  const agentServiceAccount = saText === undefined ? { ...DEFAULT_AGENT_SERVICE_ACCOUNT } : parseServiceAccount(saText)
+  if (agentServiceAccount === undefined) {
+    return {
+      ok: false,
+      error: `--agent-service-account: "${saText}" is not NAMESPACE:NAME of a ServiceAccount (example: neverpull-system:neverpull-guard-agent)`,
+    }
+  }
   const candidate: Record<string, unknown> = {
     port: integer(values.port ?? env['NEVERPULL_PORT']) ?? 8443,
     host: values.host ?? env['NEVERPULL_HOST'] ?? (dev ? '127.0.0.1' : '0.0.0.0'),
@@ -117,6 +149,7 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
     staleAfterMs: ms[0],
     shutdownDelayMs: ms[1],
     logLevel: values['log-level'] ?? env['NEVERPULL_LOG_LEVEL'] ?? 'info',
+    agentServiceAccount,
     dev,
   }
   const inventoryFile = values['inventory-file'] ?? env['NEVERPULL_INVENTORY_FILE'] ?? (dev ? 'examples/inventory.yaml' : undefined)

@@ -1,5 +1,15 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { handleReview } from '../admission/handle.js'
+import { Counter } from 'prom-client'
+import { handleReview, type ReviewRecord } from '../admission/handle.js'
+import {
+  DEFAULT_ADMIN_GROUPS,
+  DEFAULT_AGENT_SERVICE_ACCOUNT,
+  handleNodeImageSetReview,
+  type NodeImageSetPolicy,
+  type NodeImageSetReason,
+  type NodeImageSetRecord,
+  type ServiceAccountRef,
+} from '../admission/nodeimageset.js'
 import { errored, toReview, V1 } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
 import type { Mode } from '../inventory/types.js'
@@ -19,15 +29,78 @@ export interface AppOptions {
   /** True once the inventory has been loaded or fully synced. */
   ready: () => boolean
   now?: () => number
+  /** The agent's ServiceAccount: the writer of NodeImageSets (`--agent-service-account`). */
+  agentServiceAccount?: ServiceAccountRef
 }
 
 function reviewError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).send(toReview(V1, errored('', status, message)))
 }
 
+/**
+ * What a review's log line carries: the README's fields, picked one by one, so that nothing
+ * from the object or the user's credentials (userInfo.extra, env values, annotations) can
+ * reach the logs by way of a field added to the record later.
+ */
+export function logFields(record: ReviewRecord | NodeImageSetRecord): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    uid: record.uid,
+    kind: record.kind,
+    namespace: record.namespace,
+    name: record.name,
+    operation: record.operation,
+    user: record.user,
+    dryRun: record.dryRun,
+    decision: record.decision,
+  }
+  if (record.mode !== undefined) fields['mode'] = record.mode
+  if (record.outcome !== undefined) fields['outcome'] = record.outcome
+  if (record.findings !== undefined) {
+    fields['findings'] = record.findings.map((f) => ({ container: f.container, image: f.image, reason: f.reason, severity: f.severity }))
+  }
+  if ('reason' in record) fields['reason'] = record.reason
+  if ('writerNode' in record && record.writerNode !== undefined) fields['writerNode'] = record.writerNode
+  if (record.error !== undefined) fields['error'] = record.error
+  return fields
+}
+
+const NODE_IMAGE_SET_REVIEWS = 'neverpull_nodeimageset_reviews_total'
+
+function nodeImageSetCounter(options: AppOptions): Counter<'reason'> {
+  const existing = options.metrics.registry.getSingleMetric(NODE_IMAGE_SET_REVIEWS)
+  if (existing !== undefined) return existing as Counter<'reason'>
+  return new Counter({
+    name: NODE_IMAGE_SET_REVIEWS,
+    help:
+      'NodeImageSet writes judged, by reason: agent-own-node, agent-unbound (token names no node, before 1.30), admin, ' +
+      'metadata-only, not-checked, other-node, not-allowed, malformed, invalid-review',
+    labelNames: ['reason'] as const,
+    registers: [options.metrics.registry],
+  })
+}
+
+/** Allowed agent writes are routine (every changed list, every heartbeat); the rest is worth a line. */
+const NODE_IMAGE_SET_LOG_LEVEL: Record<NodeImageSetReason, 'debug' | 'info' | 'warn'> = {
+  'agent-own-node': 'debug',
+  'agent-unbound': 'debug',
+  'metadata-only': 'debug',
+  'not-checked': 'debug',
+  admin: 'info',
+  'other-node': 'warn',
+  'not-allowed': 'warn',
+  malformed: 'warn',
+  'invalid-review': 'warn',
+}
+
 /** The webhook's routes. Never listens: the server entry does, tests use inject(). */
 export async function webhookApp(app: FastifyInstance, options: AppOptions): Promise<void> {
   const now = options.now ?? Date.now
+  const policy: NodeImageSetPolicy = {
+    agentServiceAccount: options.agentServiceAccount ?? DEFAULT_AGENT_SERVICE_ACCOUNT,
+    adminGroups: DEFAULT_ADMIN_GROUPS,
+  }
+  const nodeImageSetReviews = nodeImageSetCounter(options)
+  let unboundReported = false
   // The apiserver only ever sends JSON; anything else is refused with 415, not half-parsed.
   app.removeContentTypeParser('text/plain')
 
@@ -46,7 +119,10 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     return reviewError(reply, status, message)
   })
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ error: 'Not Found', message: `no route ${request.method} ${request.url}; reviews go to POST /validate` })
+    reply.code(404).send({
+      error: 'Not Found',
+      message: `no route ${request.method} ${request.url}; reviews go to POST /validate and POST /validate-nodeimageset`,
+    })
   })
 
   app.post('/validate', { bodyLimit: MAX_REVIEW_BYTES }, async (request, reply) => {
@@ -73,7 +149,35 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     const { record, reply: review } = handled
     options.metrics.observeReview(record, seconds)
     const level = record.decision === 'invalid' ? 'warn' : record.decision === 'skip' ? 'debug' : 'info'
-    request.log[level]({ admission: record, seconds }, `admission ${record.decision}`)
+    request.log[level]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
+    return reply.send(review)
+  })
+
+  // Who may write the inventory. Fails closed (like the webhook's failurePolicy): a refused
+  // agent write is retried and only delays freshness, a forged one misleads every decision.
+  app.post('/validate-nodeimageset', { bodyLimit: MAX_REVIEW_BYTES }, async (request, reply) => {
+    const started = process.hrtime.bigint()
+    let handled
+    try {
+      handled = handleNodeImageSetReview(request.body, policy)
+    } catch (err) {
+      request.log.error({ err }, 'NodeImageSet review failed')
+      const uid = (request.body as { request?: { uid?: unknown } } | null)?.request?.uid
+      return reply.send(toReview(V1, errored(typeof uid === 'string' ? uid : '', 500, 'internal error in neverpull-guard; see its logs')))
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    const { record, reply: review } = handled
+    options.metrics.observeReview(record, seconds)
+    nodeImageSetReviews.inc({ reason: record.reason })
+    request.log[NODE_IMAGE_SET_LOG_LEVEL[record.reason]]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
+    if (record.reason === 'agent-unbound' && !unboundReported) {
+      unboundReported = true
+      request.log.info(
+        { user: record.user, name: record.name },
+        'the agent\'s token names no node (Kubernetes before 1.30): any agent may write any node\'s NodeImageSet; ' +
+          'see docs/SECURITY.md. Counted in neverpull_nodeimageset_reviews_total{reason="agent-unbound"}',
+      )
+    }
     return reply.send(review)
   })
 

@@ -75,7 +75,14 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     forceCloseConnections: 'idle',
   })
   const metrics = createMetrics({ inventory, now, processMetrics: true })
-  await app.register(webhookApp, { inventory, mode: config.mode, metrics, ready: isReady, now })
+  await app.register(webhookApp, {
+    inventory,
+    mode: config.mode,
+    metrics,
+    ready: isReady,
+    now,
+    agentServiceAccount: config.agentServiceAccount,
+  })
 
   let summary: LoadSummary | undefined
   let stopWatch: (() => Promise<void>) | undefined

@@ -1,4 +1,5 @@
 import Fastify from 'fastify'
+import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { webhookApp } from '../../src/server/app.js'
 import { createMetrics } from '../../src/server/metrics.js'
@@ -83,4 +84,125 @@ t.test('not ready until the inventory is loaded', async (t) => {
   const res = await app.inject('/readyz')
   t.equal(res.statusCode, 503)
   t.match(res.json().message, /inventory not loaded/)
+})
+
+/** The pod-create fixture turned into a NodeImageSet write, as the apiserver sends it. */
+function nodeImageSetReview(name: string, userInfo: Record<string, unknown>, operation: 'CREATE' | 'UPDATE' = 'CREATE'): Record<string, any> {
+  const body = review('pod-create')
+  const r = body['request']
+  r.kind = r.requestKind = { group: 'neverpull.dev', version: 'v1alpha1', kind: 'NodeImageSet' }
+  r.resource = r.requestResource = { group: 'neverpull.dev', version: 'v1alpha1', resource: 'nodeimagesets' }
+  r.name = name
+  delete r.namespace
+  r.operation = operation
+  r.userInfo = userInfo
+  r.object = {
+    apiVersion: 'neverpull.dev/v1alpha1',
+    kind: 'NodeImageSet',
+    metadata: { name },
+    spec: { nodeName: name, images: [{ id: 'sha256:' + 'a'.repeat(64), repoTags: ['docker.io/library/myapp:dev'], repoDigests: [] }] },
+  }
+  r.oldObject = operation === 'UPDATE' ? { ...r.object, spec: { nodeName: name, images: [] } } : null
+  return body
+}
+
+const agent = (node?: string) => ({
+  username: 'system:serviceaccount:neverpull-system:neverpull-guard-agent',
+  groups: ['system:serviceaccounts', 'system:serviceaccounts:neverpull-system', 'system:authenticated'],
+  ...(node === undefined ? {} : { extra: { 'authentication.kubernetes.io/node-name': [node] } }),
+})
+
+t.test('POST /validate-nodeimageset: only the agent of a node writes its NodeImageSet', async (t) => {
+  const app = await build(t)
+  const forged = nodeImageSetReview('node-a', { username: 'jane', groups: ['system:authenticated'] })
+  const res = await app.inject({ method: 'POST', url: '/validate-nodeimageset?timeout=3s', payload: forged })
+  t.equal(res.statusCode, 200)
+  const denied = res.json()
+  t.equal(denied.kind, 'AdmissionReview')
+  t.equal(denied.response.uid, forged['request'].uid)
+  t.equal(denied.response.allowed, false)
+  t.same(denied.response.status.code, 403)
+  t.same(denied.response.status.reason, 'Forbidden')
+  t.match(denied.response.status.message, /^NodeImageSet node-a: user "jane" may not write NodeImageSets; only the neverpull-guard agent/)
+
+  const own = await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: nodeImageSetReview('node-a', agent('node-a'), 'UPDATE') })
+  t.same(own.json().response, { uid: forged['request'].uid, allowed: true })
+  const other = await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: nodeImageSetReview('node-b', agent('node-a')) })
+  t.equal(other.json().response.allowed, false)
+  t.match(other.json().response.status.message, /agent on node "node-a" may not write the image list of node "node-b"/)
+  const unbound = await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: nodeImageSetReview('node-b', agent()) })
+  t.equal(unbound.json().response.allowed, true)
+  t.equal(unbound.json().response.warnings, undefined, 'no warning: the agent would log it on every write')
+
+  const metrics = (await app.inject('/metrics')).body
+  t.match(metrics, /neverpull_admission_requests_total\{kind="NodeImageSet",operation="CREATE",decision="deny"\} 2/)
+  t.match(metrics, /neverpull_admission_requests_total\{kind="NodeImageSet",operation="UPDATE",decision="allow"\} 1/)
+  t.match(metrics, /neverpull_nodeimageset_reviews_total\{reason="not-allowed"\} 1/)
+  t.match(metrics, /neverpull_nodeimageset_reviews_total\{reason="other-node"\} 1/)
+  t.match(metrics, /neverpull_nodeimageset_reviews_total\{reason="agent-own-node"\} 1/)
+  t.match(metrics, /neverpull_nodeimageset_reviews_total\{reason="agent-unbound"\} 1/)
+})
+
+t.test('POST /validate-nodeimageset honours --agent-service-account', async (t) => {
+  const inventory = exampleInventory(now)
+  const metrics = createMetrics({ inventory, now: () => now })
+  const app = Fastify({ logger: false })
+  await app.register(webhookApp, { inventory, mode: 'enforce', metrics, ready: () => true, now: () => now, agentServiceAccount: { namespace: 'infra', name: 'image-agent' } })
+  t.teardown(() => app.close())
+  const custom = { username: 'system:serviceaccount:infra:image-agent', groups: ['system:serviceaccounts'] }
+  t.equal((await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: nodeImageSetReview('node-a', custom) })).json().response.allowed, true)
+  const dflt = await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: nodeImageSetReview('node-a', agent('node-a')) })
+  t.equal(dflt.json().response.allowed, false)
+  t.match(dflt.json().response.status.message, /\(system:serviceaccount:infra:image-agent\)/)
+})
+
+t.test('POST /validate-nodeimageset: transport errors and malformed reviews are 4xx AdmissionReviews', async (t) => {
+  const app = await build(t)
+  const bad = await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: '{"apiVersion": ', headers: { 'content-type': 'application/json' } })
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().kind, 'AdmissionReview')
+  const type = await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: 'x', headers: { 'content-type': 'text/plain' } })
+  t.equal(type.statusCode, 415)
+  const malformed = await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u1' } } })
+  t.equal(malformed.statusCode, 200)
+  t.same(malformed.json().response.status.code, 400)
+  t.equal(malformed.json().response.uid, 'u1')
+  t.match((await app.inject({ method: 'GET', url: '/nope' })).json().message, /POST \/validate-nodeimageset/)
+  const get = await app.inject({ method: 'GET', url: '/validate-nodeimageset' })
+  t.equal(get.statusCode, 404)
+})
+
+t.test('the two routes stay apart: NodeImageSets on /validate and pods on /validate-nodeimageset are not judged', async (t) => {
+  const app = await build(t)
+  const forged = nodeImageSetReview('node-a', { username: 'jane' })
+  t.equal((await app.inject({ method: 'POST', url: '/validate', payload: forged })).json().response.allowed, true)
+  const pod = review('deployment-update-image')
+  t.equal((await app.inject({ method: 'POST', url: '/validate-nodeimageset', payload: pod })).json().response.allowed, true)
+})
+
+t.test('log lines: denials warn, routine agent writes stay at debug, a node-less agent token is reported once', async (t) => {
+  const lines: Array<Record<string, any>> = []
+  const stream = new Writable({ write(chunk, _, cb) { lines.push(JSON.parse(String(chunk))); cb() } })
+  const inventory = exampleInventory(now)
+  const metrics = createMetrics({ inventory, now: () => now })
+  const app = Fastify({ logger: { level: 'debug', stream } })
+  await app.register(webhookApp, { inventory, mode: 'enforce', metrics, ready: () => true, now: () => now })
+  t.teardown(() => app.close())
+  const send = (payload: Record<string, any>) => app.inject({ method: 'POST', url: '/validate-nodeimageset', payload })
+  await send(nodeImageSetReview('node-a', { username: 'jane' }))
+  await send(nodeImageSetReview('node-a', agent('node-a')))
+  await send(nodeImageSetReview('node-b', agent()))
+  await send(nodeImageSetReview('node-c', agent()))
+  const admissions = lines.filter((l) => l['admission'] !== undefined)
+  t.same(admissions.map((l) => [l['level'], l['admission'].reason, l['admission'].decision]), [
+    [40, 'not-allowed', 'deny'],
+    [20, 'agent-own-node', 'allow'],
+    [20, 'agent-unbound', 'allow'],
+    [20, 'agent-unbound', 'allow'],
+  ])
+  t.match(admissions[0], { admission: { kind: 'NodeImageSet', name: 'node-a', operation: 'CREATE', user: 'jane', namespace: '' } })
+  t.equal(admissions[1]?.['admission'].writerNode, 'node-a')
+  const unbound = lines.filter((l) => /token names no node/.test(String(l['msg'])))
+  t.equal(unbound.length, 1, 'reported once, not on every write')
+  t.equal(unbound[0]?.['level'], 30)
 })

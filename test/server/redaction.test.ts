@@ -1,0 +1,164 @@
+import { request } from 'node:https'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { ensureCertificates } from '../../src/certs/files.js'
+import { webhookConfig } from '../../src/config/webhook.js'
+import { startWebhook } from '../../src/server/server.js'
+import { review } from '../helpers/fixtures.js'
+
+// No credential or secret-looking value that reaches the webhook may reach its logs: not the
+// apiserver's headers, not userInfo.extra, not the object (env values, annotations), not a
+// body the webhook could not parse. The server runs as in production, at log level trace.
+
+const SECRETS = {
+  bearer: 'secret-token-3f9a0c',
+  cookie: 'cookie-secret-77d1',
+  apiKey: 'apikey-secret-5b2e',
+  basic: Buffer.from('admin:basic-secret-19c4').toString('base64'),
+  credentialId: 'JTI=credential-secret-a6f0',
+  extra: 'extra-secret-0e4d',
+  env: 'env-secret-value-91ab',
+  envFrom: 'AKIAEXAMPLESECRET42',
+  annotation: 'annotation-secret-55fe',
+  lastApplied: 'last-applied-secret-8c3d',
+  query: 'query-secret-12aa',
+  badJson: 'json-secret-68b0',
+  malformed: 'malformed-secret-3c9e',
+  oversize: 'oversize-secret-40f1',
+  nis: 'nis-secret-7d22',
+}
+
+type Reply = { status: number; body: string }
+
+function send(url: string, ca: string, method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { method, ca, agent: false, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+const apiserverHeaders = {
+  authorization: `Bearer ${SECRETS.bearer}`,
+  cookie: `session=${SECRETS.cookie}; csrf=${SECRETS.cookie}`,
+  'x-api-key': SECRETS.apiKey,
+  'user-agent': 'kube-apiserver-admission',
+}
+
+/** userInfo as a 1.30+ apiserver sends it for a pod-bound token, with secret-looking extras. */
+function userInfo(username: string) {
+  return {
+    username,
+    uid: 'b1946ac9-2d6f-4a0e-9f32-5c1e8d7a4b60',
+    groups: ['system:authenticated'],
+    extra: {
+      'authentication.kubernetes.io/credential-id': [SECRETS.credentialId],
+      'example.com/session-token': [SECRETS.extra],
+      'authentication.kubernetes.io/node-name': ['node-a'],
+    },
+  }
+}
+
+/** A Pod review whose containers carry secrets in env, and annotations that look like tokens. */
+function podWithSecrets(): Record<string, any> {
+  const body = review('pod-create')
+  const r = body['request']
+  r.userInfo = userInfo('jane@example.com')
+  const app = r.object.spec.containers[0]
+  app.env = [
+    { name: 'DB_PASSWORD', value: SECRETS.env },
+    { name: 'AWS_ACCESS_KEY_ID', value: SECRETS.envFrom },
+    { name: 'API_TOKEN', valueFrom: { secretKeyRef: { name: 'api', key: 'token' } } },
+  ]
+  r.object.metadata.annotations['example.com/token'] = SECRETS.annotation
+  r.object.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration'] += JSON.stringify({ password: SECRETS.lastApplied })
+  return body
+}
+
+t.test('no token, cookie, credential or object value appears in any log line', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'neverpull-redaction-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 30, force: false, now: new Date() })
+  const parsed = webhookConfig(
+    ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
+      '--inventory-file', 'examples/inventory.yaml', '--shutdown-delay', '0s', '--log-level', 'trace'],
+    {},
+  )
+  if (!parsed.ok) throw new Error(parsed.error)
+  const lines: string[] = []
+  const logStream = new Writable({ write(chunk, _, cb) { lines.push(String(chunk)); cb() } })
+  const running = await startWebhook(parsed.config, { logStream })
+  t.teardown(() => running.shutdown())
+  const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
+  const url = running.url.replace('localhost', '127.0.0.1')
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    send(url, ca, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body), { ...apiserverHeaders, ...headers })
+
+  // Allowed, warned and denied pod reviews, with secrets everywhere but in what is logged.
+  const allowed = podWithSecrets()
+  t.equal(JSON.parse((await post('/validate?timeout=10s', allowed)).body).response.allowed, true)
+  const deniedBody = podWithSecrets()
+  deniedBody['request'].object.spec.containers[0].image = 'myapp:1.1'
+  t.equal(JSON.parse((await post('/validate', deniedBody, { authorization: `Basic ${SECRETS.basic}` })).body).response.allowed, false)
+  const deployment = review('deployment-update-image')
+  deployment['request'].userInfo = userInfo('ci-bot')
+  deployment['request'].object.spec.template.spec.containers[0].env = [{ name: 'TOKEN', value: SECRETS.env }]
+  t.equal(JSON.parse((await post('/validate', deployment)).body).response.allowed, false)
+  // A workload the webhook cannot read: the error names the field, never its value.
+  const malformedObject = podWithSecrets()
+  malformedObject['request'].object.spec.containers[0].image = { secret: SECRETS.malformed }
+  t.equal(JSON.parse((await post('/validate', malformedObject)).body).response.status.code, 400)
+  // Malformed envelope, broken JSON, oversized body, unknown route with a token in the query.
+  const envelope = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 42, token: SECRETS.malformed } }
+  t.equal(JSON.parse((await post('/validate', envelope)).body).response.status.code, 400)
+  t.equal((await post('/validate', `{"request": {"token": "${SECRETS.badJson}"`)).status, 400)
+  t.equal((await post('/validate', `{"token":"${SECRETS.oversize}","pad":"${'x'.repeat(7 * 1024 * 1024)}"}`)).status, 413)
+  t.equal((await send(url, ca, 'GET', `/nope?access_token=${SECRETS.query}`, undefined, apiserverHeaders)).status, 404)
+  t.equal((await send(url, ca, 'GET', `/healthz?token=${SECRETS.query}`, undefined, apiserverHeaders)).status, 200)
+
+  // NodeImageSet writes: a forged one (denied, logged at warn) and an agent's (debug).
+  const nis = (username: string) => {
+    const body = review('pod-create')
+    const r = body['request']
+    r.kind = { group: 'neverpull.dev', version: 'v1alpha1', kind: 'NodeImageSet' }
+    r.resource = { group: 'neverpull.dev', version: 'v1alpha1', resource: 'nodeimagesets' }
+    r.name = 'node-a'
+    delete r.namespace
+    r.userInfo = userInfo(username)
+    r.object = {
+      apiVersion: 'neverpull.dev/v1alpha1',
+      kind: 'NodeImageSet',
+      metadata: { name: 'node-a', annotations: { 'example.com/token': SECRETS.nis } },
+      spec: { nodeName: 'node-a', images: [{ id: 'sha256:' + 'c'.repeat(64), repoTags: [`docker.io/library/app:${SECRETS.nis}`] }] },
+    }
+    return body
+  }
+  t.equal(JSON.parse((await post('/validate-nodeimageset', nis('mallory'))).body).response.allowed, false)
+  t.equal(JSON.parse((await post('/validate-nodeimageset', nis('system:serviceaccount:neverpull-system:neverpull-guard-agent'))).body).response.allowed, true)
+  const badNis = nis('kubernetes-admin')
+  badNis['request'].userInfo.groups.push('system:masters')
+  badNis['request'].object.spec.images[0].id = { token: SECRETS.nis }
+  t.equal(JSON.parse((await post('/validate-nodeimageset', badNis)).body).response.allowed, false)
+
+  const log = lines.join('')
+  t.ok(lines.length >= 10, `the webhook did log (${lines.length} lines)`)
+  for (const [what, secret] of Object.entries(SECRETS)) {
+    t.notOk(log.includes(secret), `${what} is not in the logs`)
+  }
+  t.notMatch(log, /Bearer|Basic |cookie|authorization|x-api-key/i, 'no header is logged')
+
+  const admissions = lines.map((l) => JSON.parse(l)).filter((l) => l.admission !== undefined)
+  t.equal(admissions.length, 8, 'one line per review, envelope errors included')
+  const allowedKeys = ['uid', 'kind', 'namespace', 'name', 'operation', 'user', 'dryRun', 'decision', 'mode', 'outcome', 'findings', 'reason', 'writerNode', 'error']
+  for (const line of admissions) {
+    t.same(Object.keys(line.admission).filter((k) => !allowedKeys.includes(k)), [], `only the documented fields (${line.admission.uid})`)
+  }
+  t.ok(admissions.some((l) => l.admission.user === 'jane@example.com' && l.admission.decision === 'deny'), 'what is logged is still useful')
+})
