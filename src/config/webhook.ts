@@ -1,4 +1,5 @@
 import { Ajv } from 'ajv'
+import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parseDuration } from './duration.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, type ServiceAccountRef } from '../admission/nodeimageset.js'
@@ -24,6 +25,11 @@ export interface WebhookConfig {
   logLevel: string
   /** The only ServiceAccount (besides system:masters) that may write NodeImageSets, each agent its own node's. */
   agentServiceAccount: ServiceAccountRef
+  /** How often the audit leader re-checks running workloads; 0 turns the audit off. */
+  auditIntervalMs: number
+  /** This replica's name (Lease holder identity) and namespace (where the Lease lives). */
+  podName: string
+  podNamespace: string
   /** `npm start`: dev certificates in certs/, the example inventory, loopback only. */
   dev: boolean
 }
@@ -45,12 +51,17 @@ Flags (environment variable in brackets):
   --agent-service-account NS:NAME
                         the agent's ServiceAccount, the only writer of NodeImageSets besides system:masters
                         (neverpull-system:neverpull-guard-agent) [NEVERPULL_AGENT_SERVICE_ACCOUNT]
+  --audit-interval DUR  with a cluster: re-check running Never workloads this often, 0 = off (5m) [NEVERPULL_AUDIT_INTERVAL]
+                        (one replica at a time, through the Lease neverpull-guard-audit in POD_NAMESPACE)
   --dev                 dev certificates in certs/, examples/inventory.yaml, listen on 127.0.0.1
 `
 
 const schema = {
   type: 'object',
-  required: ['port', 'host', 'metricsPort', 'tlsCert', 'tlsKey', 'mode', 'staleAfterMs', 'shutdownDelayMs', 'logLevel', 'agentServiceAccount', 'dev'],
+  required: [
+    'port', 'host', 'metricsPort', 'tlsCert', 'tlsKey', 'mode', 'staleAfterMs', 'shutdownDelayMs', 'logLevel',
+    'agentServiceAccount', 'auditIntervalMs', 'podName', 'podNamespace', 'dev',
+  ],
   additionalProperties: false,
   properties: {
     port: { type: 'integer', minimum: 0, maximum: 65535 },
@@ -70,6 +81,9 @@ const schema = {
       additionalProperties: false,
       properties: { namespace: { type: 'string', minLength: 1 }, name: { type: 'string', minLength: 1 } },
     },
+    auditIntervalMs: { type: 'number', minimum: 0 },
+    podName: { type: 'string', minLength: 1 },
+    podNamespace: { type: 'string', minLength: 1 },
     dev: { type: 'boolean' },
   },
 } as const
@@ -114,6 +128,7 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
         'shutdown-delay': { type: 'string' },
         'log-level': { type: 'string' },
         'agent-service-account': { type: 'string' },
+        'audit-interval': { type: 'string' },
         dev: { type: 'boolean' },
       },
     }).values
@@ -124,6 +139,7 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
   const durations: Array<[string, string]> = [
     ['--stale-after', values['stale-after'] ?? env['NEVERPULL_STALE_AFTER'] ?? '15m'],
     ['--shutdown-delay', values['shutdown-delay'] ?? env['NEVERPULL_SHUTDOWN_DELAY'] ?? (dev ? '0s' : '5s')],
+    ['--audit-interval', values['audit-interval'] ?? env['NEVERPULL_AUDIT_INTERVAL'] ?? '5m'],
   ]
   const ms: number[] = []
   for (const [flag, text] of durations) {
@@ -150,6 +166,10 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
     shutdownDelayMs: ms[1],
     logLevel: values['log-level'] ?? env['NEVERPULL_LOG_LEVEL'] ?? 'info',
     agentServiceAccount,
+    auditIntervalMs: ms[2],
+    // The downward API sets these in the cluster; a local run is its own replica.
+    podName: env['POD_NAME'] ?? `${hostname()}-${process.pid}`,
+    podNamespace: env['POD_NAMESPACE'] ?? 'neverpull-system',
     dev,
   }
   const inventoryFile = values['inventory-file'] ?? env['NEVERPULL_INVENTORY_FILE'] ?? (dev ? 'examples/inventory.yaml' : undefined)

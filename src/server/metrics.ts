@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ReviewRecord } from '../admission/handle.js'
+import type { AuditPass } from '../audit/runner.js'
 import type { InventoryView } from '../inventory/index.js'
 import { bitsCount } from '../inventory/node-set.js'
 
@@ -7,6 +8,8 @@ export interface Metrics {
   readonly registry: Registry
   observeReview(record: ReviewRecord, seconds: number): void
   inventorySkipped(kind: string): void
+  auditPass(pass: AuditPass): void
+  auditLeader(leader: boolean): void
 }
 
 export interface MetricsOptions {
@@ -44,6 +47,27 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   })
+  const atRisk = new Gauge({
+    name: 'neverpull_audit_at_risk_objects',
+    help: 'Running Pods and workloads whose Never image is gone from their node(s), by kind, at the last audit pass',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  })
+  const auditEvents = new Counter({
+    name: 'neverpull_audit_events_total',
+    help: 'NeverPullImageMissing events recorded by the audit',
+    registers: [registry],
+  })
+  const auditChecked = new Gauge({
+    name: 'neverpull_audit_checked_objects',
+    help: 'Objects with a Never container checked at the last audit pass',
+    registers: [registry],
+  })
+  const leader = new Gauge({
+    name: 'neverpull_audit_leader',
+    help: '1 while this replica holds the audit lease',
+    registers: [registry],
+  })
   const inventory = options.inventory
   new Gauge({
     name: 'neverpull_inventory_nodes',
@@ -78,6 +102,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     inventorySkipped(kind) {
       skipped.inc({ kind })
+    },
+    auditPass(pass) {
+      atRisk.reset()
+      for (const [kind, n] of Object.entries(pass.byKind)) atRisk.set({ kind }, n)
+      auditChecked.set(pass.checked)
+      auditEvents.inc(pass.events)
+    },
+    auditLeader(isLeader) {
+      leader.set(isLeader ? 1 : 0)
     },
   }
 }

@@ -93,9 +93,11 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
   } else {
     const { KubeConfig } = await import('@kubernetes/client-node')
     const { startInventoryWatch } = await import('../inventory/watch.js')
+    const { startAudit } = await import('../audit/runner.js')
     const kubeConfig = new KubeConfig()
     if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig)
     else kubeConfig.loadFromDefault()
+    let audit: { close(): Promise<void> } | undefined
     const watch = startInventoryWatch({
       kubeConfig,
       sink: inventory,
@@ -104,9 +106,26 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
       onSynced: () => {
         ready = true
         app.log.info({ nodes: inventory.nodeCount, imageSets: inventory.imageSetCount }, 'inventory synced')
+        // Auditing a half-synced inventory would only find "unknown"; start once it is whole.
+        if (config.auditIntervalMs > 0 && !draining) {
+          audit = startAudit({
+            kubeConfig,
+            inventory,
+            log: app.log,
+            now,
+            namespace: config.podNamespace,
+            identity: config.podName,
+            intervalMs: config.auditIntervalMs,
+            onPass: (pass) => metrics.auditPass(pass),
+            onLeader: (leader) => metrics.auditLeader(leader),
+          })
+        }
       },
     })
-    stopWatch = () => watch.close()
+    stopWatch = async () => {
+      await audit?.close()
+      await watch.close()
+    }
   }
 
   let tlsWatcher: TlsWatcher | undefined = watchTls({

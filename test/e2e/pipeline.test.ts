@@ -1,0 +1,106 @@
+import { request } from 'node:https'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { createAgent } from '../../src/agent/agent.js'
+import { connectCri } from '../../src/agent/cri.js'
+import { createKubePublisher } from '../../src/agent/publish.js'
+import { ensureCertificates } from '../../src/certs/files.js'
+import { webhookConfig } from '../../src/config/webhook.js'
+import { startWebhook } from '../../src/server/server.js'
+import { containerdSkipReason, startContainerd } from '../helpers/containerd.js'
+import { startFakeApiServer } from '../helpers/fake-apiserver.js'
+import { review } from '../helpers/fixtures.js'
+import { writeOciImage } from '../helpers/oci.js'
+
+// The whole pipeline with default settings: an image imported into a real containerd, the
+// agent (10 s interval) publishes the node's NodeImageSet to an API server, the webhook's
+// watch picks it up, and a Never pod bound to that node is allowed; the image removed, it
+// is denied. The delay from import to decision is the freshness a person waits for.
+
+const skip = await containerdSkipReason()
+const IMAGE = 'docker.io/neverpull/e2e:1'
+
+function post(url: string, ca: string, body: unknown): Promise<{ allowed: boolean; message: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/validate`, { method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = ''
+      res.on('data', (c: Buffer) => (text += c.toString()))
+      res.on('end', () => {
+        const r = JSON.parse(text).response
+        resolve({ allowed: r.allowed, message: r.status?.message ?? '' })
+      })
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify(body))
+  })
+}
+
+async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<number> {
+  const start = Date.now()
+  while (!(await fn())) {
+    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return Date.now() - start
+}
+
+t.test('containerd -> agent -> NodeImageSet -> webhook watch -> decision', { skip: skip ?? false, timeout: 120_000 }, async (t) => {
+  const ctrd = await startContainerd()
+  t.teardown(() => ctrd.cleanup())
+  const image = await writeOciImage(ctrd.dir, 'e2e.tar', { names: [IMAGE], content: 'e2e' })
+
+  const api = await startFakeApiServer()
+  t.teardown(() => api.close())
+  api.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', uid: 'uid-node-a', labels: { 'kubernetes.io/hostname': 'node-a' } }, status: { conditions: [{ type: 'Ready', status: 'True' }] } })
+  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } })
+
+  const cri = connectCri(ctrd.endpoint)
+  t.teardown(() => cri.close())
+  const agent = createAgent({ nodeName: 'node-a', cri, publisher: createKubePublisher(api.kubeConfig(), { nodeName: 'node-a' }) })
+  const agentDone = agent.run()
+  t.teardown(async () => {
+    await agent.stop()
+    await agentDone
+  })
+
+  const dir = await mkdtemp(join(tmpdir(), 'neverpull-e2e-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
+  await writeFile(join(dir, 'kubeconfig'), api.kubeConfig().exportConfig())
+  const parsed = webhookConfig(
+    ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
+      '--kubeconfig', join(dir, 'kubeconfig'), '--shutdown-delay', '0s', '--log-level', 'silent', '--audit-interval', '0'],
+    {},
+  )
+  if (!parsed.ok) throw new Error(parsed.error)
+  const webhook = await startWebhook(parsed.config)
+  t.teardown(() => webhook.shutdown())
+  const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
+  const url = webhook.url.replace('localhost', '127.0.0.1')
+
+  const body = review('pod-create-generatename')
+  body['request'].object.spec.nodeName = 'node-a'
+  body['request'].object.spec.containers[0].image = IMAGE
+
+  await until('the agent to publish node-a', async () => webhook.inventory.imageSetCount === 1, 30_000)
+  const first = await post(url, ca, body)
+  t.equal(first.allowed, false, 'image not on the node: denied')
+  t.match(first.message, /image "docker.io\/neverpull\/e2e:1" \(imagePullPolicy: Never\) is not on the only eligible node \(node-a\)/)
+
+  await ctrd.importImage(image.path)
+  const loadDelay = await until('the import to reach the decision', async () => (await post(url, ca, body)).allowed, 30_000)
+  t.comment(`freshness: import -> allowed in ${(loadDelay / 1000).toFixed(1)} s (agent interval 10 s)`)
+  t.ok(loadDelay <= 15_000, `import reached the decision within 15 s (${loadDelay} ms)`)
+
+  const published = api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as { metadata: { ownerReferences?: Array<{ kind: string; uid: string }> }; status?: { imageCount?: number } }
+  t.match(published.metadata.ownerReferences, [{ kind: 'Node', uid: 'uid-node-a' }], 'owned by its Node')
+  t.equal(published.status?.imageCount, 1)
+
+  await ctrd.removeImage(IMAGE)
+  await ctrd.removeImage(image.configDigest)
+  const removeDelay = await until('the removal to reach the decision', async () => !(await post(url, ca, body)).allowed, 30_000)
+  t.comment(`freshness: removal -> denied in ${(removeDelay / 1000).toFixed(1)} s`)
+  t.ok(removeDelay <= 15_000, `removal reached the decision within 15 s (${removeDelay} ms)`)
+})
