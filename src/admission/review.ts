@@ -55,7 +55,8 @@ export interface AdmissionReviewReply {
 
 const gvk = {
   type: 'object',
-  required: ['kind'],
+  // The apiserver always sends the group ('' for core); without it a kind means nothing.
+  required: ['group', 'kind'],
   properties: { group: { type: 'string' }, version: { type: 'string' }, kind: { type: 'string' } },
 } as const
 

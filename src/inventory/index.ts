@@ -1,5 +1,5 @@
 import { nodeStatusImageKey, repositoryOfKey, runtimeImageKeys } from '../image/reference.js'
-import { bitsClear, bitsSet, NodeSet, wordsFor, type Bits } from './node-set.js'
+import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from './node-set.js'
 import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, RuntimeInfo, Taint } from './types.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
@@ -135,15 +135,17 @@ export class InventoryIndex implements InventorySink, InventoryView {
   upsertNode(node: NodeFacts): void {
     const slot = this.slotFor(node.name)
     const old = this.facts[slot]
-    if (old !== undefined) this.unindexNode(slot, old)
+    if (old !== undefined) this.unindexNode(slot, old, node.labels)
     // Node.status.images is indexed below; the names themselves are not kept.
     this.facts[slot] = node.statusImageNames.length === 0 ? node : { ...node, statusImageNames: [] }
     bitsSet(this.nodeBits, slot)
     for (const key in node.labels) {
+      const value = node.labels[key]!
+      if (old !== undefined && old.labels[key] === value) continue
       this.bitsIn(this.keyBits, key, slot)
       let values = this.valueBits.get(key)
       if (values === undefined) this.valueBits.set(key, (values = new Map()))
-      this.bitsIn(values, node.labels[key]!, slot)
+      this.bitsIn(values, value, slot)
     }
     for (const t of node.taints) {
       if (!FILTERING_EFFECTS.has(t.effect)) continue
@@ -305,14 +307,30 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.free.push(slot)
   }
 
-  private unindexNode(slot: number, node: NodeFacts): void {
+  /**
+   * Takes the node out of the label, taint and cordon indexes. Labels it keeps with the same
+   * value in `next` stay (a Node status update rarely changes labels); an index entry left
+   * with no node is dropped, so nodes that come and go (autoscaling) leave nothing behind.
+   */
+  private unindexNode(slot: number, node: NodeFacts, next: Record<string, string> = {}): void {
     bitsClear(this.nodeBits, slot)
     for (const key in node.labels) {
-      const keyBits = this.keyBits.get(key)
-      if (keyBits !== undefined) bitsClear(keyBits, slot)
+      const value = node.labels[key]!
+      if (next[key] === value) continue
       const values = this.valueBits.get(key)
-      const bits = values?.get(node.labels[key]!)
-      if (bits !== undefined) bitsClear(bits, slot)
+      const bits = values?.get(value)
+      if (bits !== undefined) {
+        bitsClear(bits, slot)
+        if (bitsIsEmpty(bits)) values!.delete(value)
+      }
+      if (key in next) continue
+      const keyBits = this.keyBits.get(key)
+      if (keyBits === undefined) continue
+      bitsClear(keyBits, slot)
+      if (bitsIsEmpty(keyBits)) {
+        this.keyBits.delete(key)
+        this.valueBits.delete(key)
+      }
     }
     for (const t of node.taints) {
       if (!FILTERING_EFFECTS.has(t.effect)) continue

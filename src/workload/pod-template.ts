@@ -30,23 +30,25 @@ export type Extracted =
   | { ok: true; template: PodTemplateFacts | null }
   | { ok: false; error: string }
 
-const KINDS: Record<string, { group: string; path: readonly string[] }> = {
-  Pod: { group: '', path: ['spec'] },
-  PodTemplate: { group: '', path: ['template', 'spec'] },
-  ReplicationController: { group: '', path: ['spec', 'template', 'spec'] },
-  Deployment: { group: 'apps', path: ['spec', 'template', 'spec'] },
-  ReplicaSet: { group: 'apps', path: ['spec', 'template', 'spec'] },
-  StatefulSet: { group: 'apps', path: ['spec', 'template', 'spec'] },
-  DaemonSet: { group: 'apps', path: ['spec', 'template', 'spec'] },
-  Job: { group: 'batch', path: ['spec', 'template', 'spec'] },
-  CronJob: { group: 'batch', path: ['spec', 'jobTemplate', 'spec', 'template', 'spec'] },
+// A Map, not an object literal: a kind named `toString` or `__proto__` must find nothing.
+const KINDS: ReadonlyMap<string, { group: string; path: readonly string[] }> = new Map([
+  ['Pod', { group: '', path: ['spec'] }],
+  ['PodTemplate', { group: '', path: ['template', 'spec'] }],
+  ['ReplicationController', { group: '', path: ['spec', 'template', 'spec'] }],
+  ['Deployment', { group: 'apps', path: ['spec', 'template', 'spec'] }],
+  ['ReplicaSet', { group: 'apps', path: ['spec', 'template', 'spec'] }],
+  ['StatefulSet', { group: 'apps', path: ['spec', 'template', 'spec'] }],
+  ['DaemonSet', { group: 'apps', path: ['spec', 'template', 'spec'] }],
+  ['Job', { group: 'batch', path: ['spec', 'template', 'spec'] }],
+  ['CronJob', { group: 'batch', path: ['spec', 'jobTemplate', 'spec', 'template', 'spec'] }],
+])
+
+/** `group` is '' for the core API group; an absent group is the core group too. */
+export function carriesPodTemplate(group: string | undefined, kind: string): boolean {
+  return KINDS.get(kind)?.group === (group ?? '')
 }
 
-export function carriesPodTemplate(group: string, kind: string): boolean {
-  return KINDS[kind]?.group === group
-}
-
-export const POD_TEMPLATE_KINDS: readonly string[] = Object.keys(KINDS)
+export const POD_TEMPLATE_KINDS: readonly string[] = [...KINDS.keys()]
 
 type Json = Record<string, unknown>
 
@@ -155,7 +157,7 @@ function tolerations(spec: Json, path: string): Toleration[] {
  * pod spec (a ReplicationController with a null template), or an error naming the field.
  */
 export function extractPodTemplate(kind: string, object: unknown): Extracted {
-  const shape = KINDS[kind]
+  const shape = KINDS.get(kind)
   if (shape === undefined) return { ok: true, template: null }
   try {
     if (!isObject(object)) fail('object', 'must be an object')
