@@ -108,12 +108,21 @@ export function isNever(c: ContainerFacts): boolean {
   return c.pullPolicy === 'Never'
 }
 
-function changedContainer(c: ContainerFacts, previous: PodTemplateFacts | null | undefined): boolean {
-  if (previous === undefined || previous === null) return true
+/** The previous template's containers by kind and name, so an UPDATE is compared in linear time. */
+function containersByName(previous: PodTemplateFacts | null | undefined): Map<string, ContainerFacts> | undefined {
+  if (previous === undefined || previous === null) return undefined
+  const byName = new Map<string, ContainerFacts>()
   for (const p of previous.containers) {
-    if (p.kind === c.kind && p.name === c.name) return p.image !== c.image || p.pullPolicy !== c.pullPolicy
+    const key = `${p.kind}\u0000${p.name}`
+    if (!byName.has(key)) byName.set(key, p)
   }
-  return true
+  return byName
+}
+
+function changedContainer(c: ContainerFacts, previous: Map<string, ContainerFacts> | undefined): boolean {
+  if (previous === undefined) return true
+  const p = previous.get(`${c.kind}\u0000${c.name}`)
+  return p === undefined || p.image !== c.image || p.pullPolicy !== c.pullPolicy
 }
 
 /** Images the nodes hold that the person may have meant. */
@@ -148,6 +157,9 @@ export function suggest(view: InventoryView, key: string): string[] {
   return out
 }
 
+/** Reused by check(): it finishes with the bitset before it returns. */
+let staleBits = new Uint32Array(0)
+
 function check(
   view: InventoryView,
   c: ContainerFacts,
@@ -179,7 +191,9 @@ function check(
   }
   // Eligible nodes without a current image list, not counting those where Node.status.images
   // already proves the image is present.
-  const stale = E.slice()
+  if (staleBits.length !== E.length) staleBits = new Uint32Array(E.length)
+  const stale = staleBits
+  stale.set(E)
   bitsAndNot(stale, fresh)
   const unknownCount = bitsCount(stale) - (H === undefined ? 0 : H.countIn(stale))
   const missingCount = where.count - have - unknownCount
@@ -220,12 +234,14 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
 
   let where: Eligibility | undefined
   let fresh: Bits | undefined
+  let before: Map<string, ContainerFacts> | undefined | null = null
   let outcome: Verdict = 'allow'
   for (const c of template.containers) {
     if (!isNever(c)) continue
     where ??= eligibleNodes(view, template.placement)
     fresh ??= view.freshNodes(input.now)
-    const changed = changedContainer(c, previous)
+    if (before === null) before = containersByName(previous)
+    const changed = changedContainer(c, before)
     const result = check(view, c, where, fresh, template.perNode)
     // A denial needs a change the person just made; what already runs (or a mirror of a
     // static pod the kubelet already started) is only ever warned about.

@@ -8,6 +8,9 @@ import type { Decision, Finding, NodeList, Subject } from './decide.js'
 // at most 256 runes (past 4096 runes in all the apiserver truncates them to 256 each).
 
 export const MAX_WARNING_RUNES = 256
+/** A pod with thousands of failing containers gets a denial of a few KiB, not megabytes. */
+const NAMED_IN_SUMMARY = 5
+const DETAILED = 20
 
 /** Escapes control characters and lone surrogates so the text survives the apiserver. */
 export function clean(s: string): string {
@@ -143,9 +146,11 @@ export function denialMessage(decision: Decision, subject: Subject): string {
   if (denied.length === 1) {
     lines.push(`${subjectText(subject)}: ${findingLine(first, subject)}`)
   } else {
-    const names = denied.map((f) => `${who(f.container)} (${quote(f.container.image, 60)})`).join(', ')
-    lines.push(`${subjectText(subject)}: ${denied.length} containers with imagePullPolicy: Never would fail: ${names}`)
-    for (const f of denied) lines.push(`- ${findingLine(f, subject)}`)
+    const named = denied.slice(0, NAMED_IN_SUMMARY).map((f) => `${who(f.container)} (${quote(f.container.image, 60)})`)
+    if (denied.length > NAMED_IN_SUMMARY) named.push(`and ${denied.length - NAMED_IN_SUMMARY} more`)
+    lines.push(`${subjectText(subject)}: ${denied.length} containers with imagePullPolicy: Never would fail: ${named.join(', ')}`)
+    for (const f of denied.slice(0, DETAILED)) lines.push(`- ${findingLine(f, subject)}`)
+    if (denied.length > DETAILED) lines.push(`- and ${denied.length - DETAILED} more containers like these`)
   }
   lines.push(...fixLines(denied))
   return lines.join('\n')

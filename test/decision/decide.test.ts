@@ -174,3 +174,11 @@ t.test('many eligible nodes are summarised', async (t) => {
   const d = decide(big, { subject, template: template([never('myapp:2.0')]), mode: 'enforce', now: NOW })
   t.match(denialMessage(d, subject), /is on none of the 40 eligible nodes \(n00, n01, n02 and 37 more\)/)
 })
+
+t.test('a denial stays small however many containers fail', async (t) => {
+  const containers = Array.from({ length: 2000 }, (_, i) => never(`myapp:${i}.9`, `c${i}`))
+  const msg = denialMessage(run(template(containers, { nodeSelector: { zone: 'a' } })), subject)
+  t.match(msg.split('\n')[0], /2000 containers with imagePullPolicy: Never would fail: .* and 1995 more$/)
+  t.match(msg, /- and 1980 more containers like these/)
+  t.ok(msg.length < 12_000, `${msg.length} characters`)
+})
