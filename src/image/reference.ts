@@ -144,11 +144,23 @@ export function familiarName(ref: ImageReference): string {
  * else must parse (the kubelet refuses it otherwise) and is looked up in docker-ref form.
  */
 export function lookupKey(image: string): LookupKey {
-  if (DIGEST_ONLY_RE.test(image)) return { ok: true, key: image }
-  const parsed = parseReference(image)
-  if (!parsed.ok) return parsed
-  return { ok: true, key: dockerRef(parsed.ref), ref: parsed.ref }
+  const cached = lookupCache.get(image)
+  if (cached !== undefined) return cached
+  let result: LookupKey
+  if (DIGEST_ONLY_RE.test(image)) result = { ok: true, key: image }
+  else {
+    const parsed = parseReference(image)
+    result = parsed.ok ? { ok: true, key: dockerRef(parsed.ref), ref: parsed.ref } : parsed
+  }
+  // The same few images come back in request after request; a bounded cache saves the
+  // grammar's regex on the hot path. Cleared whole when full: no LRU bookkeeping per hit.
+  if (lookupCache.size >= LOOKUP_CACHE_SIZE) lookupCache.clear()
+  lookupCache.set(image, Object.freeze(result))
+  return result
 }
+
+const LOOKUP_CACHE_SIZE = 4096
+const lookupCache = new Map<string, LookupKey>()
 
 /** Every key a runtime image answers to: its tags and digests in docker-ref form, and its ID. */
 export function runtimeImageKeys(image: RuntimeImage): string[] {

@@ -141,6 +141,21 @@ function matchField(view: InventoryView, r: NodeSelectorRequirement, out: Bits):
   }
 }
 
+// Working bitsets, reused across calls: eligibleNodes runs to completion synchronously,
+// and allocating three 5,000-bit arrays per request is most of its garbage.
+let scratchWords = 0
+let scratch = new Uint32Array(0)
+let unionBits = new Uint32Array(0)
+let termBits = new Uint32Array(0)
+
+function scratchFor(words: number): void {
+  if (scratchWords === words) return
+  scratchWords = words
+  scratch = new Uint32Array(words)
+  unionBits = new Uint32Array(words)
+  termBits = new Uint32Array(words)
+}
+
 /** The nodes a pod with this placement may be scheduled to, by the scheduler's filters. */
 export function eligibleNodes(view: InventoryView, placement: Placement): Eligibility {
   const words = view.words
@@ -154,7 +169,7 @@ export function eligibleNodes(view: InventoryView, placement: Placement): Eligib
     return { nodes, count: 1 }
   }
   nodes.set(view.nodes())
-  const scratch = new Uint32Array(words)
+  scratchFor(words)
 
   const selector = placement.nodeSelector
   if (selector !== undefined) {
@@ -167,8 +182,9 @@ export function eligibleNodes(view: InventoryView, placement: Placement): Eligib
 
   const terms = placement.requiredTerms
   if (terms !== undefined) {
-    const union = new Uint32Array(words)
-    const term = new Uint32Array(words)
+    const union = unionBits
+    const term = termBits
+    union.fill(0)
     for (const t of terms) {
       const expressions = t.matchExpressions ?? []
       const fields = t.matchFields ?? []

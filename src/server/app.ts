@@ -148,7 +148,11 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
     const { record, reply: review } = handled
     options.metrics.observeReview(record, seconds)
-    const level = record.decision === 'invalid' ? 'warn' : record.decision === 'skip' ? 'debug' : 'info'
+    // Every admission that found something is logged at info; the common case (no Never
+    // container, or every image where it must be) only at debug: it is counted in the
+    // metrics, and an info line per pod create costs a busy cluster more than the check.
+    const routine = record.decision === 'skip' || (record.decision === 'allow' && record.outcome === 'allow')
+    const level = record.decision === 'invalid' ? 'warn' : routine ? 'debug' : 'info'
     request.log[level]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
     return reply.send(review)
   })
