@@ -42,9 +42,9 @@ export interface Finding {
   /** CREATE, or an UPDATE that changed this container's image or pull policy. */
   changed: boolean
   /** The runtime lookup key (`docker.io/library/nginx:1.27`), when the reference parses. */
-  key?: string
+  key: string | undefined
   /** The parse error, for invalid-reference. */
-  error?: string
+  error: string | undefined
   eligible: number
   present: NodeList
   missing: NodeList
@@ -54,7 +54,7 @@ export interface Finding {
   /** Short references of similar images the nodes hold ("did you mean"). */
   suggestions: string[]
   /** The node named by spec.nodeName, when the inventory does not know it. */
-  nodeName?: string
+  nodeName: string | undefined
 }
 
 export interface Subject {
@@ -160,34 +160,56 @@ export function suggest(view: InventoryView, key: string): string[] {
 /** Reused by check(): it finishes with the bitset before it returns. */
 let staleBits = new Uint32Array(0)
 
-function check(
-  view: InventoryView,
-  c: ContainerFacts,
-  where: Eligibility,
-  fresh: Bits,
-  perNode: boolean,
-): Omit<Finding, 'changed' | 'container'> {
-  const base = {
-    eligible: where.count,
+/** Every finding has this one shape, built here only: a fixed shape keeps the hot path monomorphic. */
+function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible: number): Finding {
+  return {
+    container: c,
+    reason,
+    severity,
+    changed: true,
+    key: undefined,
+    error: undefined,
+    eligible,
     present: EMPTY,
     missing: EMPTY,
     unknown: EMPTY,
     elsewhere: EMPTY,
-    suggestions: [] as string[],
+    suggestions: NO_SUGGESTIONS,
+    nodeName: undefined,
   }
+}
+
+const NO_SUGGESTIONS: string[] = Object.freeze([]) as unknown as string[]
+const everyNode = (): boolean => true
+
+function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh: Bits, perNode: boolean): Finding {
   const parsed = lookupKey(c.image)
-  if (!parsed.ok) return { ...base, reason: 'invalid-reference', severity: 'deny', error: parsed.error }
+  if (!parsed.ok) {
+    const f = finding(c, 'invalid-reference', 'deny', where.count)
+    f.error = parsed.error
+    return f
+  }
   const key = parsed.key
   if (where.unknownNodeName !== undefined) {
-    return { ...base, key, reason: 'unknown-node', severity: 'warn', nodeName: where.unknownNodeName }
+    const f = finding(c, 'unknown-node', 'warn', where.count)
+    f.key = key
+    f.nodeName = where.unknownNodeName
+    return f
   }
-  if (where.count === 0) return { ...base, key, reason: 'no-eligible-nodes', severity: 'warn' }
+  if (where.count === 0) {
+    const f = finding(c, 'no-eligible-nodes', 'warn', 0)
+    f.key = key
+    return f
+  }
 
   const E = where.nodes
   const H = view.nodesWithImage(key)
   const have = H === undefined ? 0 : H.countIn(E)
   if (have === where.count) {
-    return { ...base, key, reason: 'present', severity: 'ok', present: names(view, E, () => true, have) }
+    const f = finding(c, 'present', 'ok', where.count)
+    f.key = key
+    f.present = names(view, E, everyNode, have)
+    return f
   }
   // Eligible nodes without a current image list, not counting those where Node.status.images
   // already proves the image is present.
@@ -198,27 +220,33 @@ function check(
   const unknownCount = bitsCount(stale) - (H === undefined ? 0 : H.countIn(stale))
   const missingCount = where.count - have - unknownCount
   const has = (slot: number): boolean => H !== undefined && H.has(slot)
-  const finding = {
-    ...base,
-    key,
-    present: names(view, E, has, have),
-    missing: names(view, E, (s) => !has(s) && bitsHas(fresh, s), missingCount),
-    unknown: names(view, stale, (s) => !has(s), unknownCount),
+  let reason: Reason
+  let severity: Severity
+  if (have > 0) {
+    reason = 'partial'
+    severity = perNode && missingCount > 0 ? 'deny' : 'warn'
+  } else if (unknownCount > 0) {
+    reason = 'unknown'
+    severity = 'warn'
+  } else {
+    reason = 'missing'
+    severity = 'deny'
   }
+  const f = finding(c, reason, severity, where.count)
+  f.key = key
+  f.present = names(view, E, has, have)
+  f.missing = names(view, E, (s) => !has(s) && bitsHas(fresh, s), missingCount)
+  f.unknown = names(view, stale, (s) => !has(s), unknownCount)
   if (H !== undefined && H.size > have) {
     const elsewhere: string[] = []
     H.forEach((slot) => {
       if (!bitsHas(E, slot) && elsewhere.length < NAMES_SHOWN) elsewhere.push(view.nameOf(slot))
     })
     elsewhere.sort()
-    finding.elsewhere = { names: elsewhere, count: H.size - have }
+    f.elsewhere = { names: elsewhere, count: H.size - have }
   }
-  if (have === 0) {
-    if (unknownCount > 0) return { ...finding, reason: 'unknown', severity: 'warn' }
-    return { ...finding, reason: 'missing', severity: 'deny', suggestions: suggest(view, key) }
-  }
-  const severity: Severity = perNode && missingCount > 0 ? 'deny' : 'warn'
-  return { ...finding, reason: 'partial', severity }
+  if (reason === 'missing') f.suggestions = suggest(view, key)
+  return f
 }
 
 function worst(a: Verdict, b: Severity): Verdict {
@@ -242,12 +270,13 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
     fresh ??= view.freshNodes(input.now)
     if (before === null) before = containersByName(previous)
     const changed = changedContainer(c, before)
-    const result = check(view, c, where, fresh, template.perNode)
+    const f = check(view, c, where, fresh, template.perNode)
+    f.changed = changed
     // A denial needs a change the person just made; what already runs (or a mirror of a
     // static pod the kubelet already started) is only ever warned about.
-    const severity: Severity = result.severity === 'deny' && (!changed || template.mirror) ? 'warn' : result.severity
-    findings.push({ ...result, container: c, changed, severity })
-    outcome = worst(outcome, severity)
+    if (f.severity === 'deny' && (!changed || template.mirror)) f.severity = 'warn'
+    findings.push(f)
+    outcome = worst(outcome, f.severity)
   }
   let verdict: Verdict = outcome
   if (mode === 'warn' && verdict === 'deny') verdict = 'warn'
