@@ -1,0 +1,555 @@
+import { Agent, STATUS_CODES, request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest, type RequestOptions } from 'node:https'
+import type { KubeConfig } from '@kubernetes/client-node'
+
+// Lists and watches one collection the way client-go's reflector does, but keeps no cache:
+// every object is handed to the source as soon as its page or event is parsed, and all that
+// stays behind is `name -> resourceVersion`. An informer's cache would hold every
+// NodeImageSet a second time beside the index (at 5,000 nodes, gigabytes of objects).
+//
+// - The list is paged (`limit` + `continue`) and read page by page, so no response holds the
+//   whole collection; a continue token that expires (410) restarts the list from the start.
+// - A relist upserts what changed as it streams in and, once complete, removes exactly the
+//   names that were known before and are gone now: the sink is never emptied meanwhile.
+// - The watch starts from the list's resourceVersion, follows bookmarks, asks the apiserver
+//   to end it (timeoutSeconds) and aborts it itself a little later, so a half-open
+//   connection cannot freeze the inventory. A normal end re-watches from the last
+//   resourceVersion; 410 (HTTP or ERROR event) relists; anything else backs off first.
+// Requests are plain node:http(s) with the KubeConfig's TLS, credentials and proxy; bodies
+// are parsed as JSON, never deserialised into client-node's typed models (which drop
+// unknown fields and turn timestamps into Dates).
+
+export interface ReflectorLogger {
+  debug(obj: object, msg: string): void
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
+
+/** One collection and what to do with its objects. */
+export interface ReflectorSource {
+  kind: string
+  /** Collection path, e.g. `/api/v1/nodes`. */
+  path: string
+  /** An object was listed or changed (never called twice for one resourceVersion). */
+  upsert(obj: Record<string, unknown>, name: string): void
+  /** The object is gone. */
+  remove(name: string): void
+  /** An object nothing can be done with (no name): the reason is for the log. */
+  malformed(obj: Record<string, unknown>, reason: string): void
+}
+
+export interface ReflectorOptions {
+  kubeConfig: KubeConfig
+  log: ReflectorLogger
+  retryInitialMs: number
+  retryMaxMs: number
+  /** Per page: a list request that takes longer fails and is retried. */
+  listTimeoutMs: number
+  /** Objects per list page (`limit`). */
+  pageSize: number
+  /** Asked of the apiserver for each watch. */
+  watchTimeoutSeconds(): number
+  /** Called once, after the first complete list. */
+  onListed(): void
+}
+
+/** A Status the apiserver answered with, as an HTTP error or a watch ERROR event. */
+export class ApiStatusError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+// client-go reports a watch that ends this quickly without events as an error, so that a
+// server or proxy that keeps closing the stream is retried with backoff, not in a loop.
+const SHORT_WATCH_MS = 1000
+// Slack between the timeout we ask the apiserver for and the moment we abort ourselves.
+const WATCH_ABORT_SLACK_SECONDS = 30
+// How long close() waits for a loop stuck outside our control (an exec credential plugin).
+const CLOSE_WAIT_MS = 2000
+// client-node's Watch sets the same: dead peers are noticed between events.
+const KEEPALIVE_MS = 30_000
+// The apiserver refuses objects over 3 MiB (etcd's request limit is 1.5 MiB): a longer
+// event line is a broken stream, and buffering it without bound would cost the process.
+const MAX_EVENT_CHARS = 16 * 1024 * 1024
+// A continue token expires when the list takes longer than etcd keeps its revision
+// (5 minutes by default). Restarting at once is right after a slow page; again and again
+// means the list cannot finish in time, and the backoff should slow us down.
+const MAX_LIST_RESTARTS = 2
+
+type WatchEnd = 'ended' | 'expired'
+type Stop = { expired: true } | { error: Error }
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message
+  return String(err)
+}
+
+function isExpired(err: unknown): boolean {
+  return err instanceof ApiStatusError && err.code === 410
+}
+
+function nameOf(obj: Record<string, unknown>): string | undefined {
+  const metadata = obj.metadata
+  const name = isObject(metadata) ? metadata.name : undefined
+  return typeof name === 'string' && name !== '' ? name : undefined
+}
+
+function resourceVersionOf(obj: Record<string, unknown>): string {
+  const metadata = obj.metadata
+  const rv = isObject(metadata) ? metadata.resourceVersion : undefined
+  return typeof rv === 'string' ? rv : ''
+}
+
+/** The apiserver's Status from an error response, or the bare HTTP status. */
+function statusError(code: number, body: string): ApiStatusError {
+  let reason = STATUS_CODES[code] ?? 'Unknown'
+  let message = `HTTP ${code}`
+  try {
+    const status: unknown = JSON.parse(body)
+    if (isObject(status)) {
+      if (typeof status.reason === 'string' && status.reason !== '') reason = status.reason
+      if (typeof status.message === 'string' && status.message !== '') message = status.message
+    }
+  } catch {
+    // Not a Status (a proxy's HTML page, say): the HTTP status says enough.
+  }
+  return new ApiStatusError(code, reason, `${code} ${reason}: ${message}`)
+}
+
+/** A signal that aborts with `parent`, or with `onTimeout()` after `ms`. */
+function deadline(parent: AbortSignal, ms: number, onTimeout: () => Error): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController()
+  const follow = (): void => controller.abort(parent.reason)
+  if (parent.aborted) follow()
+  else parent.addEventListener('abort', follow, { once: true })
+  const timer = setTimeout(() => controller.abort(onTimeout()), ms)
+  timer.unref()
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      clearTimeout(timer)
+      parent.removeEventListener('abort', follow)
+    },
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    timer.unref()
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+/** GET `path` with the KubeConfig's server, TLS, credentials and proxy. */
+async function get(kubeConfig: KubeConfig, path: string, query: URLSearchParams, signal: AbortSignal): Promise<IncomingMessage> {
+  const cluster = kubeConfig.getCurrentCluster()
+  if (cluster === null) throw new Error('the kubeconfig has no current cluster')
+  const url = new URL(cluster.server.replace(/\/+$/, '') + path)
+  url.search = query.toString()
+  const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } }
+  // Also refreshes exec/OIDC tokens, and builds a fresh agent we own and destroy below.
+  await kubeConfig.applyToHTTPSOptions(options)
+  const agent = options.agent
+  const release = (): void => {
+    if (agent instanceof Agent) agent.destroy()
+  }
+  if (signal.aborted) {
+    release()
+    throw signal.reason
+  }
+  const send = url.protocol === 'http:' ? httpRequest : httpsRequest
+  return new Promise((resolve, reject) => {
+    const req = send(url, { ...options, signal }, (res) => {
+      res.once('close', release)
+      resolve(res)
+    })
+    // Stays attached after the response: a later abort must not be an unhandled 'error'.
+    req.on('error', (err) => {
+      release()
+      reject(err)
+    })
+    req.on('socket', (socket) => socket.setKeepAlive(true, KEEPALIVE_MS))
+    req.end()
+  })
+}
+
+async function readText(res: IncomingMessage): Promise<string> {
+  res.setEncoding('utf8')
+  const parts: string[] = []
+  for await (const chunk of res) parts.push(chunk as string)
+  if (!res.complete) throw new Error('the response was cut before its end (premature close)')
+  return parts.join('')
+}
+
+interface Page {
+  items: unknown[]
+  resourceVersion: string
+  continue: string
+}
+
+/** List and watch of one collection, restarted after failures until closed. */
+export class Reflector {
+  /** What we know exists: name -> resourceVersion, and nothing else of the objects. */
+  private readonly known = new Map<string, string>()
+  private readonly abort = new AbortController()
+  /** Where the next watch starts; '' means a list is needed first. */
+  private resourceVersion = ''
+  private closed = false
+  private failures = 0
+  private expiredInARow = 0
+  private listedOnce = false
+  private running: Promise<void> | undefined
+
+  constructor(
+    private readonly source: ReflectorSource,
+    private readonly options: ReflectorOptions,
+  ) {}
+
+  /** Objects known right now (for tests and metrics). */
+  get size(): number {
+    return this.known.size
+  }
+
+  start(): void {
+    if (this.closed || this.running !== undefined) return
+    this.running = this.run().catch((err: unknown) => {
+      // Only a throwing logger or onListed gets here; the loop itself never gives up.
+      this.options.log.error({ kind: this.source.kind, err: errorMessage(err) }, 'inventory reflector stopped')
+    })
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    this.abort.abort()
+    if (this.running === undefined) return
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))
+    await Promise.race([this.running, waited])
+    clearTimeout(timer)
+  }
+
+  private async run(): Promise<void> {
+    const { kind } = this.source
+    const { log } = this.options
+    while (!this.closed) {
+      try {
+        if (this.resourceVersion === '') {
+          await this.list()
+          this.failures = 0
+          if (!this.listedOnce && !this.closed) {
+            this.listedOnce = true
+            this.options.onListed()
+          }
+        }
+        if (this.closed) break
+        if ((await this.watch()) === 'expired' && !this.closed) {
+          log.info({ kind, resourceVersion: this.resourceVersion }, 'inventory watch history expired (410); relisting')
+          this.resourceVersion = ''
+          // A watch that expires right after a relist would otherwise relist in a loop.
+          if (this.expiredInARow++ > 0) await this.backoff(new Error('the watch expired again right after a relist'))
+        }
+      } catch (err) {
+        if (this.closed) break
+        await this.backoff(err)
+      }
+    }
+  }
+
+  private async backoff(err: unknown): Promise<void> {
+    const { retryInitialMs, retryMaxMs } = this.options
+    const base = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(this.failures, 30))
+    const wait = Math.round(base / 2 + (Math.random() * base) / 2)
+    this.failures++
+    this.options.log.warn(
+      { kind: this.source.kind, err: errorMessage(err), attempt: this.failures, retryInMs: wait },
+      'inventory list/watch failed; keeping the data we hold and retrying',
+    )
+    await sleep(wait, this.abort.signal)
+  }
+
+  // ---- list ----
+
+  private async list(): Promise<void> {
+    const { kind } = this.source
+    let seen = new Set<string>()
+    let token = ''
+    let pages = 0
+    let restarts = 0
+    let listRv = ''
+    for (;;) {
+      // No resourceVersion: a consistent read that honours `limit` (with "0" the watch cache
+      // answers, and older apiservers ignore `limit` there, sending everything at once).
+      const query = new URLSearchParams({ limit: String(this.options.pageSize) })
+      if (token !== '') query.set('continue', token)
+      let page: Page
+      try {
+        page = await this.fetchPage(query)
+      } catch (err) {
+        if (token === '' || !isExpired(err) || restarts >= MAX_LIST_RESTARTS || this.closed) throw err
+        restarts++
+        this.options.log.info({ kind, pages, restart: restarts, err: errorMessage(err) }, 'inventory list continue token expired; listing again from the start')
+        // What the first attempt saw may be gone by now: only the new list decides removals.
+        seen = new Set()
+        token = ''
+        pages = 0
+        continue
+      }
+      pages++
+      listRv = page.resourceVersion
+      token = page.continue
+      this.ingest(page.items, seen)
+      if (this.closed) return
+      if (token === '') break
+    }
+    let removed = 0
+    for (const name of this.known.keys()) {
+      if (seen.has(name)) continue
+      this.known.delete(name)
+      this.guarded('remove', name, () => this.source.remove(name))
+      removed++
+    }
+    this.resourceVersion = listRv
+    this.options.log.debug({ kind, items: seen.size, pages, removed, resourceVersion: listRv }, 'inventory listed')
+  }
+
+  private async fetchPage(query: URLSearchParams): Promise<Page> {
+    const { listTimeoutMs } = this.options
+    const limit = deadline(this.abort.signal, listTimeoutMs, () => new Error(`list request timed out after ${listTimeoutMs} ms`))
+    let text: string
+    let status: number
+    try {
+      const res = await get(this.options.kubeConfig, this.source.path, query, limit.signal)
+      text = await readText(res)
+      status = res.statusCode ?? 0
+    } catch (err) {
+      throw limit.signal.aborted && !this.closed ? limit.signal.reason : err
+    } finally {
+      limit.dispose()
+    }
+    if (status !== 200) throw statusError(status, text)
+    let body: unknown
+    try {
+      body = JSON.parse(text)
+    } catch (err) {
+      throw new Error(`list response is not JSON: ${errorMessage(err)}`)
+    }
+    const metadata = isObject(body) ? body.metadata : undefined
+    const items = isObject(body) ? body.items : undefined
+    const rv = isObject(metadata) ? metadata.resourceVersion : undefined
+    if (!isObject(metadata) || typeof rv !== 'string' || rv === '') throw new Error('list response without metadata.resourceVersion')
+    // `items: null` is how Go encodes an empty list.
+    if (items !== undefined && items !== null && !Array.isArray(items)) throw new Error('list response items is not an array')
+    const next = metadata.continue
+    return { items: Array.isArray(items) ? items : [], resourceVersion: rv, continue: typeof next === 'string' ? next : '' }
+  }
+
+  /** Hands a page's objects over one at a time, letting go of each once handled. */
+  private ingest(items: unknown[], seen: Set<string>): void {
+    for (let i = 0; i < items.length; i++) {
+      const obj = items[i]
+      items[i] = undefined
+      if (this.closed) return
+      if (!isObject(obj)) {
+        this.source.malformed({}, 'list item is not an object')
+        continue
+      }
+      const name = nameOf(obj)
+      if (name === undefined) {
+        this.source.malformed(obj, 'object without metadata.name')
+        continue
+      }
+      seen.add(name)
+      this.upsert(obj, name)
+    }
+  }
+
+  private upsert(obj: Record<string, unknown>, name: string): void {
+    const rv = resourceVersionOf(obj)
+    // A relist brings back every object; most have not changed since we last saw them.
+    if (rv !== '' && this.known.get(name) === rv) return
+    this.known.set(name, rv)
+    this.guarded('upsert', name, () => this.source.upsert(obj, name))
+  }
+
+  private guarded(action: string, name: string, run: () => void): void {
+    if (this.closed) return
+    try {
+      run()
+    } catch (err) {
+      // One object's failure must not cost the stream or the rest of the page.
+      this.options.log.error({ kind: this.source.kind, name, err: errorMessage(err) }, `inventory ${action} failed`)
+    }
+  }
+
+  // ---- watch ----
+
+  private async watch(): Promise<WatchEnd> {
+    const timeoutSeconds = this.options.watchTimeoutSeconds()
+    const query = new URLSearchParams({
+      watch: 'true',
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: String(timeoutSeconds),
+    })
+    const limit = deadline(
+      this.abort.signal,
+      (timeoutSeconds + WATCH_ABORT_SLACK_SECONDS) * 1000,
+      () => new Error(`the watch outlived its ${timeoutSeconds} s timeout by ${WATCH_ABORT_SLACK_SECONDS} s; the connection is likely half-open`),
+    )
+    const startedAt = Date.now()
+    try {
+      const res = await get(this.options.kubeConfig, this.source.path, query, limit.signal)
+      if (res.statusCode !== 200) {
+        const err = statusError(res.statusCode ?? 0, await readText(res))
+        if (isExpired(err)) return 'expired'
+        throw err
+      }
+      return await this.stream(res, startedAt, limit.signal)
+    } catch (err) {
+      throw limit.signal.aborted && !this.closed ? limit.signal.reason : err
+    } finally {
+      limit.dispose()
+    }
+  }
+
+  /** Reads newline-delimited watch events until the stream ends, is cut, or must stop. */
+  private stream(res: IncomingMessage, startedAt: number, signal: AbortSignal): Promise<WatchEnd> {
+    return new Promise((resolve, reject) => {
+      let pending = ''
+      let events = 0
+      let progress = false
+      let stop: Stop | undefined
+      let cause: Error | undefined
+      const line = (text: string): void => {
+        const outcome = this.event(text)
+        if (outcome === undefined) return
+        if (outcome === 'event' || outcome === 'progress') {
+          events++
+          if (outcome === 'progress') progress = true
+          return
+        }
+        stop = outcome
+        res.destroy()
+      }
+      if (res.closed) {
+        // Cut between the response and now: there will be no 'close' to wait for.
+        reject(new Error('the watch stream was cut before its end (premature close)'))
+        return
+      }
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        let from = 0
+        while (stop === undefined) {
+          const nl = chunk.indexOf('\n', from)
+          if (nl === -1) break
+          const text = pending === '' ? chunk.slice(from, nl) : pending + chunk.slice(from, nl)
+          pending = ''
+          from = nl + 1
+          line(text)
+        }
+        if (stop !== undefined || from >= chunk.length) return
+        pending += chunk.slice(from)
+        if (pending.length > MAX_EVENT_CHARS) {
+          stop = { error: new Error(`watch event longer than ${MAX_EVENT_CHARS} characters without a newline; the stream is broken`) }
+          res.destroy()
+        }
+      })
+      res.on('error', (err) => (cause = err))
+      res.once('close', () => {
+        const complete = res.complete
+        if (stop === undefined && complete && pending.trim() !== '') line(pending)
+        if (progress || Date.now() - startedAt >= SHORT_WATCH_MS) {
+          // It ran: whatever ends it now is a new failure, not one more in a row.
+          this.failures = 0
+          this.expiredInARow = 0
+        }
+        if (stop !== undefined) {
+          if ('expired' in stop) resolve('expired')
+          else reject(stop.error)
+        } else if (this.closed) {
+          resolve('ended')
+        } else if (signal.aborted) {
+          reject(signal.reason)
+        } else if (!complete) {
+          reject(new Error(`the watch stream was cut before its end (premature close)${cause === undefined ? '' : `: ${cause.message}`}`))
+        } else if (events === 0 && Date.now() - startedAt < SHORT_WATCH_MS) {
+          reject(new Error('very short watch: the stream ended within a second without events'))
+        } else {
+          resolve('ended')
+        }
+      })
+    })
+  }
+
+  /**
+   * Handles one event line. `progress` is an event about our objects (or a bookmark),
+   * `event` one that was ignored, a Stop ends the stream.
+   */
+  private event(text: string): 'event' | 'progress' | Stop | undefined {
+    const { kind } = this.source
+    const { log } = this.options
+    if (text.trim() === '') return undefined
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      log.warn({ kind, reason: 'not JSON', line: text.slice(0, 200) }, 'inventory watch event ignored')
+      return undefined
+    }
+    const type = isObject(parsed) && typeof parsed.type === 'string' ? parsed.type : ''
+    const obj = isObject(parsed) ? parsed.object : undefined
+    if (!isObject(obj)) {
+      log.warn({ kind, phase: type, reason: 'event without an object' }, 'inventory watch event ignored')
+      return 'event'
+    }
+    if (type === 'ERROR') {
+      const code = typeof obj.code === 'number' ? obj.code : 0
+      if (code === 410) return { expired: true }
+      const reason = String(obj.reason)
+      const message = String(obj.message)
+      log.warn({ kind, code, reason, message }, 'inventory watch stream error')
+      return { error: new ApiStatusError(code, reason, `watch stream error ${code} ${reason}: ${message}`) }
+    }
+    if (!isObject(obj.metadata)) {
+      log.warn({ kind, phase: type, reason: 'object without metadata' }, 'inventory watch event ignored')
+      return 'event'
+    }
+    const rv = resourceVersionOf(obj)
+    if (rv !== '') this.resourceVersion = rv
+    if (type === 'BOOKMARK') return 'progress'
+    if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') {
+      log.warn({ kind, phase: type, reason: 'unknown event type' }, 'inventory watch event ignored')
+      return 'progress'
+    }
+    const name = nameOf(obj)
+    if (name === undefined) {
+      this.source.malformed(obj, 'object without metadata.name')
+      return 'progress'
+    }
+    if (type === 'DELETED') {
+      this.known.delete(name)
+      this.guarded('remove', name, () => this.source.remove(name))
+    } else {
+      this.upsert(obj, name)
+    }
+    return 'progress'
+  }
+}
