@@ -31,7 +31,19 @@ export interface AppOptions {
   now?: () => number
   /** The agent's ServiceAccount: the writer of NodeImageSets (`--agent-service-account`). */
   agentServiceAccount?: ServiceAccountRef
+  /** Where admission lines and errors go; silent when absent (tests). */
+  log?: AppLogger
 }
+
+/** The part of a pino logger the app uses. */
+export interface AppLogger {
+  debug(obj: object, msg: string): void
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
+
+const silent: AppLogger = { debug() {}, info() {}, warn() {}, error() {} }
 
 function reviewError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).send(toReview(V1, errored('', status, message)))
@@ -95,6 +107,7 @@ const NODE_IMAGE_SET_LOG_LEVEL: Record<NodeImageSetReason, 'debug' | 'info' | 'w
 /** The webhook's routes. Never listens: the server entry does, tests use inject(). */
 export async function webhookApp(app: FastifyInstance, options: AppOptions): Promise<void> {
   const now = options.now ?? Date.now
+  const log = options.log ?? silent
   const policy: NodeImageSetPolicy = {
     agentServiceAccount: options.agentServiceAccount ?? DEFAULT_AGENT_SERVICE_ACCOUNT,
     adminGroups: DEFAULT_ADMIN_GROUPS,
@@ -107,7 +120,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const status = err.statusCode ?? 500
     if (status >= 500) {
-      request.log.error({ err }, 'request failed')
+      log.error({ err }, 'request failed')
       return reviewError(reply, 500, 'internal error in neverpull-guard; see its logs')
     }
     const messages: Record<string, string> = {
@@ -132,7 +145,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       handled = handleReview(request.body, { inventory: options.inventory, mode: options.mode, now: now() })
     } catch (err) {
       // A bug here must not block pods: unknown is a warning, never a denial.
-      request.log.error({ err }, 'review failed')
+      log.error({ err }, 'review failed')
       const uid = (request.body as { request?: { uid?: unknown } } | null)?.request?.uid
       const body = {
         apiVersion: V1,
@@ -153,7 +166,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     // metrics, and an info line per pod create costs a busy cluster more than the check.
     const routine = record.decision === 'skip' || (record.decision === 'allow' && record.outcome === 'allow')
     const level = record.decision === 'invalid' ? 'warn' : routine ? 'debug' : 'info'
-    request.log[level]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
+    log[level]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
     return reply.send(review)
   })
 
@@ -165,7 +178,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     try {
       handled = handleNodeImageSetReview(request.body, policy)
     } catch (err) {
-      request.log.error({ err }, 'NodeImageSet review failed')
+      log.error({ err }, 'NodeImageSet review failed')
       const uid = (request.body as { request?: { uid?: unknown } } | null)?.request?.uid
       return reply.send(toReview(V1, errored(typeof uid === 'string' ? uid : '', 500, 'internal error in neverpull-guard; see its logs')))
     }
@@ -173,10 +186,10 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     const { record, reply: review } = handled
     options.metrics.observeReview(record, seconds)
     nodeImageSetReviews.inc({ reason: record.reason })
-    request.log[NODE_IMAGE_SET_LOG_LEVEL[record.reason]]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
+    log[NODE_IMAGE_SET_LOG_LEVEL[record.reason]]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
     if (record.reason === 'agent-unbound' && !unboundReported) {
       unboundReported = true
-      request.log.info(
+      log.info(
         { user: record.user, name: record.name },
         'the agent\'s token names no node (Kubernetes before 1.30): any agent may write any node\'s NodeImageSet; ' +
           'see docs/SECURITY.md. Counted in neverpull_nodeimageset_reviews_total{reason="agent-unbound"}',

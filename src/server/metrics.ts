@@ -1,8 +1,19 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ReviewRecord } from '../admission/handle.js'
 import type { AuditPass } from '../audit/runner.js'
+import { POD_TEMPLATE_KINDS } from '../workload/pod-template.js'
 import type { InventoryView } from '../inventory/index.js'
 import { bitsCount } from '../inventory/node-set.js'
+
+// Label values come from requests: only kinds this webhook knows become labels, so an odd
+// client cannot grow the metrics without bound.
+const KNOWN_KINDS: ReadonlySet<string> = new Set([
+  ...POD_TEMPLATE_KINDS,
+  'Pod/ephemeralcontainers',
+  'Pod/status',
+  'NodeImageSet',
+  'NodeImageSet/status',
+])
 
 export interface Metrics {
   readonly registry: Registry
@@ -93,11 +104,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.set(bitsCount(inventory.freshNodes(options.now())))
     },
   })
+  // One child per label combination, looked up by a plain string: prom-client would
+  // otherwise hash the label object on every request.
+  const requestChildren = new Map<string, { inc(): void }>()
+  const durationChildren = new Map<string, { observe(v: number): void }>()
   return {
     registry,
     observeReview(record, seconds) {
-      requests.inc({ kind: record.kind || 'unknown', operation: record.operation || 'unknown', decision: record.decision })
-      duration.observe({ kind: record.kind || 'unknown' }, seconds)
+      const kind = KNOWN_KINDS.has(record.kind) ? record.kind : record.kind === '' ? 'unknown' : 'other'
+      const operation = record.operation || 'unknown'
+      const key = `${kind}\u0000${operation}\u0000${record.decision}`
+      let counter = requestChildren.get(key)
+      if (counter === undefined) requestChildren.set(key, (counter = requests.labels({ kind, operation, decision: record.decision })))
+      counter.inc()
+      let histogram = durationChildren.get(kind)
+      if (histogram === undefined) durationChildren.set(kind, (histogram = duration.labels({ kind })))
+      histogram.observe(seconds)
       for (const f of record.findings ?? []) findings.inc({ reason: f.reason, severity: f.severity, mode: record.mode ?? '' })
     },
     inventorySkipped(kind) {

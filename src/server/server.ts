@@ -1,4 +1,5 @@
-import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { pino } from 'pino'
 import { readFile } from 'node:fs/promises'
 import { ensureDevCertificates } from '../certs/files.js'
 import { watchTls, type TlsWatcher } from '../certs/reload.js'
@@ -58,16 +59,16 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
   let draining = false
   const isReady = (): boolean => ready && !draining
 
-  const logger = {
-    level: config.logLevel,
-    redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password'],
-    ...(options.logStream === undefined ? {} : { stream: options.logStream }),
-  }
+  const log = pino(
+    { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password'] },
+    options.logStream ?? pino.destination(1),
+  )
   const app = Fastify({
     https: { cert, key, ...TLS_OPTIONS },
-    logger,
-    // One log line per admission, written by the route with the review's fields.
-    logController: new LogController({ disableRequestLogging: true }),
+    // The app writes one line per admission to its own logger (the review's uid is the
+    // correlation id). Fastify's request logging machinery, even silenced, cost about
+    // 12 us of CPU per request in the benchmark: a tenth of the whole budget.
+    logger: false,
     keepAliveTimeout: KEEP_ALIVE_MS,
     // Requests that arrive on open connections while closing are still answered: a 503
     // would be "failed calling webhook" for the apiserver, and a failed pod create.
@@ -82,6 +83,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     ready: isReady,
     now,
     agentServiceAccount: config.agentServiceAccount,
+    log,
   })
 
   let summary: LoadSummary | undefined
@@ -89,7 +91,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
   if (config.inventoryFile !== undefined) {
     summary = await loadInventoryFile(config.inventoryFile, inventory, now())
     ready = true
-    app.log.info({ inventory: config.inventoryFile, ...summary }, 'inventory loaded')
+    log.info({ inventory: config.inventoryFile, ...summary }, 'inventory loaded')
   } else {
     const { KubeConfig } = await import('@kubernetes/client-node')
     const { startInventoryWatch } = await import('../inventory/watch.js')
@@ -101,17 +103,17 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     const watch = startInventoryWatch({
       kubeConfig,
       sink: inventory,
-      log: app.log,
+      log,
       metrics: { skipped: (kind: string) => metrics.inventorySkipped(kind) },
       onSynced: () => {
         ready = true
-        app.log.info({ nodes: inventory.nodeCount, imageSets: inventory.imageSetCount }, 'inventory synced')
+        log.info({ nodes: inventory.nodeCount, imageSets: inventory.imageSetCount }, 'inventory synced')
         // Auditing a half-synced inventory would only find "unknown"; start once it is whole.
         if (config.auditIntervalMs > 0 && !draining) {
           audit = startAudit({
             kubeConfig,
             inventory,
-            log: app.log,
+            log,
             now,
             namespace: config.podNamespace,
             identity: config.podName,
@@ -134,12 +136,13 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     current: { cert, key },
     onChange: (files) => {
       app.server.setSecureContext({ cert: files.cert, key: files.key, ...TLS_OPTIONS })
-      app.log.info({ cert: config.tlsCert }, 'serving certificate reloaded')
+      log.info({ cert: config.tlsCert }, 'serving certificate reloaded')
     },
-    onError: (err) => app.log.error({ err }, 'serving certificate not reloaded; keeping the current one'),
+    onError: (err) => log.error({ err }, 'serving certificate not reloaded; keeping the current one'),
   })
 
   const address = await app.listen({ port: config.port, host: config.host })
+  log.info({ url: address }, `Server listening at ${address}`)
 
   let ops: FastifyInstance | undefined
   if (config.metricsPort !== 0) {
@@ -152,7 +155,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
   const shutdown = (): Promise<void> => {
     closing ??= (async () => {
       draining = true
-      app.log.info({ delayMs: config.shutdownDelayMs }, 'shutting down: not ready, draining')
+      log.info({ delayMs: config.shutdownDelayMs }, 'shutting down: not ready, draining')
       await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
       tlsWatcher?.close()
       tlsWatcher = undefined

@@ -177,6 +177,14 @@ export function extractPodTemplate(kind: string, object: unknown): Extracted {
     containers(spec, 'ephemeralContainers', 'ephemeralContainer', path, list)
 
     const perNode = kind === 'DaemonSet'
+    const metadata = object['metadata']
+    const annotations = isObject(metadata) ? metadata['annotations'] : undefined
+    const mirror = kind === 'Pod' && isObject(annotations) && 'kubernetes.io/config.mirror' in annotations
+    // Placement only matters for Never containers; most pods have none, and skipping it
+    // keeps the common case (allowed untouched) cheap.
+    if (!list.some((c) => c.pullPolicy === 'Never')) {
+      return { ok: true, template: { kind, perNode, mirror, placement: { tolerations: [] }, containers: list } }
+    }
     const placement: Placement = { tolerations: tolerations(spec, path) }
     if (perNode) {
       const hostNetwork = spec['hostNetwork'] === true
@@ -188,10 +196,6 @@ export function extractPodTemplate(kind: string, object: unknown): Extracted {
     if (selector !== undefined) placement.nodeSelector = selector
     const terms = requiredTerms(spec, path)
     if (terms !== undefined) placement.requiredTerms = terms
-
-    const metadata = object['metadata']
-    const annotations = isObject(metadata) ? metadata['annotations'] : undefined
-    const mirror = kind === 'Pod' && isObject(annotations) && 'kubernetes.io/config.mirror' in annotations
 
     return { ok: true, template: { kind, perNode, mirror, placement, containers: list } }
   } catch (err) {

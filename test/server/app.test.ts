@@ -1,5 +1,6 @@
 import Fastify from 'fastify'
 import { Writable } from 'node:stream'
+import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { webhookApp } from '../../src/server/app.js'
 import { createMetrics } from '../../src/server/metrics.js'
@@ -185,8 +186,9 @@ t.test('log lines: denials warn, routine agent writes stay at debug, a node-less
   const stream = new Writable({ write(chunk, _, cb) { lines.push(JSON.parse(String(chunk))); cb() } })
   const inventory = exampleInventory(now)
   const metrics = createMetrics({ inventory, now: () => now })
-  const app = Fastify({ logger: { level: 'debug', stream } })
-  await app.register(webhookApp, { inventory, mode: 'enforce', metrics, ready: () => true, now: () => now })
+  const app = Fastify({ logger: false })
+  const log = pino({ level: 'debug' }, stream)
+  await app.register(webhookApp, { inventory, mode: 'enforce', metrics, ready: () => true, now: () => now, log })
   t.teardown(() => app.close())
   const send = (payload: Record<string, any>) => app.inject({ method: 'POST', url: '/validate-nodeimageset', payload })
   await send(nodeImageSetReview('node-a', { username: 'jane' }))
