@@ -229,14 +229,26 @@ async function checkHttp(env: FuzzEnv, name: string, c: RawCase, budget = CASE_B
   }
 }
 
+function serialisable(body: unknown): boolean {
+  try {
+    JSON.stringify(body)
+    return true
+  } catch {
+    return false
+  }
+}
+
 function jsonCase(body: unknown): RawCase {
   return { payload: Buffer.from(JSON.stringify(body) ?? 'null'), contentType: 'application/json', json: true }
 }
 
+/** Mutated reviews that can be sent as bytes at all (a mutation can make one refer to itself). */
+const jsonReview = mutatedReview.filter(serialisable)
+
 /** Turns a body into one that fails (or nearly fails) decoding: raw 0xff bytes, truncation, a BOM. */
 const rawCase: fc.Arbitrary<RawCase> = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((b) => ({ payload: Buffer.from(b), contentType: 'application/json', json: false })),
-  fc.tuple(mutatedReview, fc.array(fc.nat(), { minLength: 1, maxLength: 4 }), fc.constantFrom(0xff, 0xfe, 0xc0, 0x80, 0xed)).map(([body, at, byte]) => {
+  fc.tuple(jsonReview, fc.array(fc.nat(), { minLength: 1, maxLength: 4 }), fc.constantFrom(0xff, 0xfe, 0xc0, 0x80, 0xed)).map(([body, at, byte]) => {
     const buf = Buffer.from(JSON.stringify(body))
     for (const i of at) buf[i % buf.length] = byte
     return { payload: buf, contentType: 'application/json', json: false }
@@ -253,17 +265,17 @@ const rawCase: fc.Arbitrary<RawCase> = fc.oneof(
     const payload = Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [Buffer.from(p)] : [bad, Buffer.from(p)])))
     return { payload, contentType: 'application/json', json: true }
   }),
-  fc.tuple(mutatedReview, fc.nat()).map(([body, cut]) => {
+  fc.tuple(jsonReview, fc.nat()).map(([body, cut]) => {
     const text = JSON.stringify(body)
     return { payload: Buffer.from(text.slice(0, cut % text.length)), contentType: 'application/json', json: false }
   }),
-  mutatedReview.map((body) => ({ payload: Buffer.from('\ufeff' + JSON.stringify(body)), contentType: 'application/json', json: true })),
-  fc.tuple(mutatedReview, fc.constantFrom('text/plain', 'application/yaml', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/octet-stream', 'application/jsonx', '', undefined)).map(([body, ct]) => ({
+  jsonReview.map((body) => ({ payload: Buffer.from('\ufeff' + JSON.stringify(body)), contentType: 'application/json', json: true })),
+  fc.tuple(jsonReview, fc.constantFrom('text/plain', 'application/yaml', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/octet-stream', 'application/jsonx', '', undefined)).map(([body, ct]) => ({
     payload: Buffer.from(JSON.stringify(body)),
     contentType: ct,
     json: false,
   })),
-  fc.tuple(mutatedReview, fc.constantFrom('application/json; charset=utf-8', 'Application/JSON', 'application/json;charset=UTF-8')).map(([body, ct]) => ({
+  fc.tuple(jsonReview, fc.constantFrom('application/json; charset=utf-8', 'Application/JSON', 'application/json;charset=UTF-8')).map(([body, ct]) => ({
     payload: Buffer.from(JSON.stringify(body)),
     contentType: ct,
     json: true,
@@ -368,7 +380,9 @@ export const PROPERTIES: readonly PropertyDef[] = [
     testRuns: 300,
     fuzzRuns: 10_000,
     build: (env) =>
-      fc.asyncProperty(fc.oneof(mutatedReview, envelope(fc.jsonValue({ maxDepth: 3 })), fc.jsonValue()), async (body) => {
+      // A mutation can make a structure refer to itself; that is no JSON body, so it is left
+      // to the in-process properties (which handleReview survives) and filtered out here.
+      fc.asyncProperty(fc.oneof(jsonReview, envelope(fc.jsonValue({ maxDepth: 3 })), fc.jsonValue()), async (body) => {
         // No known-bug skip here: the route's catch must turn a throwing handler into a 200.
         await checkHttp(env, 'http json', jsonCase(body))
         return true
