@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { readFile } from 'node:fs/promises'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ensureDevCertificates } from '../certs/files.js'
 import { watchTls, type TlsWatcher } from '../certs/reload.js'
 import type { WebhookConfig } from '../config/webhook.js'
@@ -155,6 +156,12 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
   const shutdown = (): Promise<void> => {
     closing ??= (async () => {
       draining = true
+      // From now on every response says Connection: close, so clients stop reusing their
+      // connections while endpoints drain; at close there is then no idle kept-alive
+      // connection that a client could be sending a request on just as it is shut.
+      app.server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+        res.shouldKeepAlive = false
+      })
       log.info({ delayMs: config.shutdownDelayMs }, 'shutting down: not ready, draining')
       await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
       tlsWatcher?.close()
