@@ -166,6 +166,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
       await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
       tlsWatcher?.close()
       tlsWatcher = undefined
+      log.info({}, 'drained: closing listeners, finishing requests in flight')
       await app.close()
       await ops?.close()
       await stopWatch?.()
