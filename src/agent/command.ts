@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { parseDuration as parseGoDuration } from '../config/duration.js'
-import { KubeConfig } from '@kubernetes/client-node'
+import type { KubeConfig } from '@kubernetes/client-node'
 import { pino } from 'pino'
 import {
   createAgent,
@@ -9,7 +9,8 @@ import {
   type AgentLogger,
 } from './agent.js'
 import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './cri.js'
-import { createKubePublisher, type Publisher } from './publish.js'
+import { inClusterHttp } from '../kube/http.js'
+import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
 
 export const AGENT_USAGE = `Usage: neverpull-guard agent [flags]
 
@@ -21,6 +22,9 @@ Flags:
   --cri-endpoint URL      CRI socket, unix:///path or a path (default: the first of
                           containerd, CRI-O, cri-dockerd sockets that exists)
   --kubeconfig FILE       kubeconfig (default: in-cluster service account, else ~/.kube/config)
+  --service-account-dir DIR
+                          in a cluster: where the token and ca.crt are mounted
+                          (default /var/run/secrets/kubernetes.io/serviceaccount)
   --interval DURATION     how often to list images (default 10s; e.g. 500ms, 10s, 5m)
   --heartbeat DURATION    refresh status.observedTime at least this often (default 5m)
   --log-level LEVEL       trace, debug, info, warn, error, fatal or silent (default info)
@@ -50,6 +54,8 @@ export interface AgentConfig {
   /** Undefined: probe the well-known sockets. */
   criEndpoint: string | undefined
   kubeconfig: string | undefined
+  /** Undefined: the standard projected service-account volume. */
+  serviceAccountDir: string | undefined
   intervalMs: number
   heartbeatMs: number
   logLevel: LogLevel
@@ -70,6 +76,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
         'node-name': { type: 'string' },
         'cri-endpoint': { type: 'string' },
         kubeconfig: { type: 'string' },
+        'service-account-dir': { type: 'string' },
         interval: { type: 'string' },
         heartbeat: { type: 'string' },
         'log-level': { type: 'string' },
@@ -114,13 +121,15 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
     nodeName,
     criEndpoint,
     kubeconfig: values.kubeconfig,
+    serviceAccountDir: values['service-account-dir'],
     intervalMs,
     heartbeatMs,
     logLevel: logLevel as LogLevel,
   }
 }
 
-export function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv): KubeConfig {
+export async function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv): Promise<KubeConfig> {
+  const { KubeConfig } = await import('@kubernetes/client-node')
   const kc = new KubeConfig()
   if (path) {
     try {
@@ -146,7 +155,19 @@ export interface AgentCommandDeps {
   logger: (level: LogLevel, nodeName: string) => AgentLogger
   probe: () => Promise<string>
   connect: (endpoint: string) => CriClient
-  publisher: (config: AgentConfig, env: NodeJS.ProcessEnv) => Publisher
+  publisher: (config: AgentConfig, env: NodeJS.ProcessEnv) => Promise<Publisher>
+}
+
+/**
+ * In a pod without --kubeconfig: the service account, without loading client-node (whose
+ * import alone would cost more memory than the agent's budget). Otherwise the kubeconfig.
+ */
+async function defaultPublisher(config: AgentConfig, env: NodeJS.ProcessEnv): Promise<Publisher> {
+  const options = { nodeName: config.nodeName }
+  if (config.kubeconfig === undefined && env['KUBERNETES_SERVICE_HOST']) {
+    return createHttpPublisher(inClusterHttp(env, config.serviceAccountDir), options)
+  }
+  return createKubePublisher(await loadKubeConfig(config.kubeconfig, env), options)
 }
 
 const defaultDeps: AgentCommandDeps = {
@@ -156,7 +177,7 @@ const defaultDeps: AgentCommandDeps = {
   logger: (level, nodeName) => pino({ level, base: { component: 'agent', node: nodeName } }),
   probe: () => probeEndpoint(),
   connect: (endpoint) => connectCri(endpoint),
-  publisher: (config, env) => createKubePublisher(loadKubeConfig(config.kubeconfig, env), { nodeName: config.nodeName }),
+  publisher: defaultPublisher,
 }
 
 /** `neverpull-guard agent`: 0 after SIGTERM/SIGINT, 1 when it cannot start, 2 for bad flags. */
@@ -182,7 +203,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
   try {
     const endpoint = config.criEndpoint ?? (await d.probe())
     cri = d.connect(endpoint)
-    publisher = d.publisher(config, env)
+    publisher = await d.publisher(config, env)
     log.info({ endpoint, intervalMs: config.intervalMs, heartbeatMs: config.heartbeatMs }, 'agent starting')
   } catch (err) {
     cri?.close()

@@ -1,14 +1,5 @@
-import {
-  ApiException,
-  CoreV1Api,
-  CustomObjectsApi,
-  Observable,
-  PatchStrategy,
-  setHeaderMiddleware,
-  type ConfigurationOptions,
-  type KubeConfig,
-  type ObservableMiddleware,
-} from '@kubernetes/client-node'
+import type { KubeConfig } from '@kubernetes/client-node'
+import { kubeConfigHttp, type KubeHttp, type KubeResponse } from '../kube/http.js'
 import { GROUP, NODE_IMAGE_SET_KIND, NODE_IMAGE_SET_PLURAL, VERSION, type NodeImageSet } from '../inventory/types.js'
 
 export const FIELD_MANAGER = 'neverpull-guard-agent'
@@ -67,39 +58,24 @@ export function statusBody(name: string, status: NodeImageSetStatus): Omit<NodeI
 }
 
 /** The apiserver's own words (a Status object's message) when there are any. */
-function apiMessage(err: ApiException<unknown>): string {
-  let body: unknown = err.body
-  if (typeof body === 'string') {
-    const text = body
-    try {
-      body = JSON.parse(text)
-    } catch {
-      return text.trim().slice(0, 300) || `HTTP ${err.code}`
-    }
+function apiMessage(res: KubeResponse): string {
+  try {
+    const body: unknown = JSON.parse(res.body)
+    if (body && typeof body === 'object' && 'message' in body && typeof body.message === 'string') return body.message
+  } catch {
+    const text = res.body.trim().slice(0, 300)
+    if (text !== '') return text
   }
-  if (body && typeof body === 'object' && 'message' in body && typeof body.message === 'string') {
-    return body.message
-  }
-  return err.code === 401 ? 'Unauthorized' : `HTTP ${err.code}`
+  return res.status === 401 ? 'Unauthorized' : `HTTP ${res.status}`
 }
 
-function wrap(what: string, err: unknown): PublishError {
-  if (err instanceof PublishError) return err
-  if (err instanceof ApiException) {
-    return new PublishError(`${what}: ${apiMessage(err)} (HTTP ${err.code})`, err.code, { cause: err })
-  }
+function failure(what: string, res: KubeResponse): PublishError {
+  return new PublishError(`${what}: ${apiMessage(res)} (HTTP ${res.status})`, res.status)
+}
+
+function unreachable(what: string, err: unknown): PublishError {
   const message = err instanceof Error ? err.message : String(err)
   return new PublishError(`${what}: ${message}`, undefined, { cause: err })
-}
-
-function timeoutMiddleware(ms: number): ObservableMiddleware {
-  return {
-    pre: (ctx) => {
-      ctx.setSignal(AbortSignal.timeout(ms))
-      return new Observable(Promise.resolve(ctx))
-    },
-    post: (res) => new Observable(Promise.resolve(res)),
-  }
 }
 
 export interface KubePublisherOptions {
@@ -109,81 +85,64 @@ export interface KubePublisherOptions {
   timeoutMs?: number
 }
 
+const APPLY = 'application/apply-patch+yaml'
+
 /**
- * Publisher over @kubernetes/client-node. The generated client only knows JSON patch types,
- * so a middleware rewrites Content-Type to apply-patch+yaml (a JSON body is valid YAML) and
- * gives every request a deadline, which the generated client otherwise lacks.
+ * Publisher over a few plain requests: GET the Node (for the owner reference), and
+ * server-side apply (a JSON body is valid apply-patch YAML) of the object and its status.
  */
-export function createKubePublisher(kc: KubeConfig, options: KubePublisherOptions): Publisher {
+export function createHttpPublisher(http: KubeHttp, options: KubePublisherOptions): Publisher {
   const timeoutMs = options.timeoutMs ?? DEFAULT_API_TIMEOUT_MS
-  const custom = kc.makeApiClient(CustomObjectsApi)
-  const core = kc.makeApiClient(CoreV1Api)
-  const deadline = timeoutMiddleware(timeoutMs)
-  const readOptions: ConfigurationOptions = { middleware: [deadline], middlewareMergeStrategy: 'append' }
-  const applyOptions: ConfigurationOptions = {
-    middleware: [deadline, setHeaderMiddleware('Content-Type', PatchStrategy.ServerSideApply)],
-    middlewareMergeStrategy: 'append',
-  }
+  const collection = `/apis/${GROUP}/${VERSION}/${NODE_IMAGE_SET_PLURAL}`
   let nodeUid: string | undefined
+
+  async function call(what: string, req: Parameters<KubeHttp['request']>[0]): Promise<KubeResponse> {
+    try {
+      return await http.request(req)
+    } catch (err) {
+      throw unreachable(what, err)
+    }
+  }
 
   async function ownerUid(): Promise<string> {
     if (nodeUid) return nodeUid
-    let uid: string | undefined
-    try {
-      uid = (await core.readNode({ name: options.nodeName }, readOptions)).metadata?.uid
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) {
-        throw new PublishError(
-          `node "${options.nodeName}" not found: set --node-name or NODE_NAME to this node's name (downward API spec.nodeName)`,
-          404,
-          { cause: err },
-        )
-      }
-      throw wrap(`reading node "${options.nodeName}"`, err)
+    const what = `reading node "${options.nodeName}"`
+    const res = await call(what, { method: 'GET', path: `/api/v1/nodes/${encodeURIComponent(options.nodeName)}`, timeoutMs })
+    if (res.status === 404) {
+      throw new PublishError(`node "${options.nodeName}" not found: set --node-name or NODE_NAME to this node's name (downward API spec.nodeName)`, 404)
     }
-    if (!uid) throw new PublishError(`node "${options.nodeName}" has no metadata.uid`)
+    if (res.status !== 200) throw failure(what, res)
+    let uid: unknown
+    try {
+      uid = (JSON.parse(res.body) as { metadata?: { uid?: unknown } }).metadata?.uid
+    } catch {
+      throw new PublishError(`${what}: the answer is not JSON`, res.status)
+    }
+    if (typeof uid !== 'string' || uid === '') throw new PublishError(`node "${options.nodeName}" has no metadata.uid`)
     nodeUid = uid
     return uid
+  }
+
+  async function apply(what: string, path: string, manager: string, body: unknown): Promise<void> {
+    const query = `?fieldManager=${encodeURIComponent(manager)}&force=true`
+    const res = await call(what, { method: 'PATCH', path: `${path}${query}`, body: JSON.stringify(body), contentType: APPLY, timeoutMs })
+    if (res.status < 200 || res.status > 299) throw failure(what, res)
   }
 
   return {
     async apply(set) {
       const uid = await ownerUid()
       const name = set.metadata.name
-      try {
-        await custom.patchClusterCustomObject(
-          {
-            group: GROUP,
-            version: VERSION,
-            plural: NODE_IMAGE_SET_PLURAL,
-            name,
-            body: applyBody(set, { name: options.nodeName, uid }),
-            fieldManager: FIELD_MANAGER,
-            force: true,
-          },
-          applyOptions,
-        )
-      } catch (err) {
-        throw wrap(`applying NodeImageSet "${name}"`, err)
-      }
+      await apply(`applying NodeImageSet "${name}"`, `${collection}/${encodeURIComponent(name)}`, FIELD_MANAGER, applyBody(set, { name: options.nodeName, uid }))
     },
     async applyStatus(name, status) {
-      try {
-        await custom.patchClusterCustomObjectStatus(
-          {
-            group: GROUP,
-            version: VERSION,
-            plural: NODE_IMAGE_SET_PLURAL,
-            name,
-            body: statusBody(name, status),
-            fieldManager: status.observedTime === undefined ? CONDITIONS_FIELD_MANAGER : FIELD_MANAGER,
-            force: true,
-          },
-          applyOptions,
-        )
-      } catch (err) {
-        throw wrap(`applying NodeImageSet "${name}" status`, err)
-      }
+      const manager = status.observedTime === undefined ? CONDITIONS_FIELD_MANAGER : FIELD_MANAGER
+      await apply(`applying NodeImageSet "${name}" status`, `${collection}/${encodeURIComponent(name)}/status`, manager, statusBody(name, status))
     },
   }
+}
+
+/** The publisher with a kubeconfig's cluster and credentials (development, tests). */
+export function createKubePublisher(kc: KubeConfig, options: KubePublisherOptions): Publisher {
+  return createHttpPublisher(kubeConfigHttp(kc), options)
 }

@@ -53,6 +53,11 @@ function capture() {
   }
 }
 
+t.test('--service-account-dir', async (t) => {
+  const c = parseAgentArgs(['--service-account-dir', '/run/sa'], { NODE_NAME: 'worker-1' })
+  t.equal(c === 'help' ? undefined : c.serviceAccountDir, '/run/sa')
+})
+
 t.test('bad flags exit 2 with a message that says what to fix', async (t) => {
   const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
     [['--bogus'], { NODE_NAME: 'n' }, /Unknown option '--bogus'/],
@@ -113,7 +118,7 @@ t.test('runs until SIGTERM, then exits 0 after the iteration', async (t) => {
       connectedTo = endpoint
       return cri
     },
-    publisher: (config) => {
+    publisher: async (config) => {
       t.equal(config.nodeName, 'worker-1')
       return {
         async apply(set) {
