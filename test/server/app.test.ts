@@ -78,6 +78,9 @@ t.test('health, readiness and metrics', async (t) => {
   t.match(metrics.body, /neverpull_inventory_nodes 3/)
   t.match(metrics.body, /neverpull_inventory_image_sets 3/)
   t.match(metrics.body, /neverpull_findings_total\{reason="missing",severity="deny",mode="enforce"\} 1/)
+  const again = await app.inject('/metrics')
+  t.match(again.body, /neverpull_admission_requests_total\{kind="Deployment",operation="UPDATE",decision="deny"\} 1/, 'a second scrape reports the same totals')
+  t.match(again.body, /neverpull_admission_duration_seconds_count 3/)
 })
 
 t.test('not ready until the inventory is loaded', async (t) => {

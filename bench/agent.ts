@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
+import { createServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { ensureCertificates } from '../src/certs/files.js'
+import { containerdSkipReason, startContainerd } from '../test/helpers/containerd.js'
+import { startFakeApiServer } from '../test/helpers/fake-apiserver.js'
+import { writeOciImage } from '../test/helpers/oci.js'
+
+// The agent at idle on a node with 1,000 images: a real containerd holding 1,000 distinct
+// images, the compiled agent (`node dist/cli.js agent`, as the DaemonSet runs it) with its
+// default 10 s interval, publishing to an in-process API server. After its first publish
+// it is sampled for a minute: RSS from /proc, CPU from utime+stime.
+
+export interface AgentIdleResult {
+  images: number
+  samples: number
+  seconds: number
+  rssMiB: { median: number; max: number }
+  cpuPercentOfOneCore: number
+  publishedBytes: number
+  skipped?: string
+}
+
+const CLK_TCK = 100
+
+async function procStats(pid: number): Promise<{ rssKiB: number; cpuTicks: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN)
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')
+  // Fields after "pid (comm) ": state is [0], utime [11], stime [12].
+  return { rssKiB, cpuTicks: Number(stat[11]) + Number(stat[12]) }
+}
+
+export async function agentIdleBench(images: number, seconds: number, log: (line: string) => void): Promise<AgentIdleResult> {
+  const skipped = await containerdSkipReason()
+  if (skipped !== undefined) {
+    log(`  skipped: ${skipped}`)
+    return { images, samples: 0, seconds: 0, rssMiB: { median: Number.NaN, max: Number.NaN }, cpuPercentOfOneCore: Number.NaN, publishedBytes: 0, skipped }
+  }
+  const ctrd = await startContainerd()
+  const api = await startFakeApiServer()
+  const cleanups: Array<() => Promise<void>> = []
+  try {
+    const started = performance.now()
+    for (let i = 0; i < images; i++) {
+      const image = await writeOciImage(ctrd.dir, `i${i}.tar`, { names: [`registry.example.com/team-${i % 37}/app-${i}:1.${i}.0`], content: `image ${i}` })
+      await ctrd.importImage(image.path)
+    }
+    log(`  ${images} images imported into containerd in ${((performance.now() - started) / 1000).toFixed(0)} s`)
+    api.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', uid: 'uid-node-a' } })
+    // In a pod the agent reaches the apiserver over HTTPS with its service account; the
+    // in-process API server speaks HTTP, so a small TLS front stands before it.
+    const pki = await ensureCertificates({ outDir: join(ctrd.dir, 'pki'), service: 'kubernetes', namespace: 'default', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
+    const sa = join(ctrd.dir, 'serviceaccount')
+    await mkdir(sa)
+    await writeFile(join(sa, 'token'), 'bench-token')
+    await writeFile(join(sa, 'ca.crt'), await readFile(pki.paths.caCert))
+    const upstream = new URL(api.url)
+    const front = createServer({ cert: await readFile(pki.paths.cert), key: await readFile(pki.paths.key) }, (req, res) => {
+      const up = httpRequest({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers)
+        ur.pipe(res)
+      })
+      up.on('error', () => res.destroy())
+      req.pipe(up)
+    })
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
+    const agent = spawn(process.execPath, ['dist/cli.js', 'agent', '--node-name', 'node-a', '--cri-endpoint', ctrd.endpoint, '--service-account-dir', sa, '--log-level', 'warn'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      // As the DaemonSet runs it (manifests/base/agent-daemonset.yaml).
+      env: { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String((front.address() as AddressInfo).port), NODE_OPTIONS: process.env['AGENT_NODE_OPTIONS'] ?? '--max-old-space-size=64 --max-semi-space-size=1' },
+    })
+    cleanups.push(() => new Promise<void>((r) => front.close(() => r())))
+    try {
+      const deadline = Date.now() + 60_000
+      let published: { spec?: { images?: unknown[] } } | undefined
+      while (Date.now() < deadline) {
+        published = api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as typeof published
+        if ((published?.spec?.images?.length ?? 0) === images) break
+        await new Promise((r) => setTimeout(r, 200))
+      }
+      if ((published?.spec?.images?.length ?? 0) !== images) throw new Error('the agent did not publish the images within 60 s')
+      const publishedBytes = JSON.stringify(published).length
+      await new Promise((r) => setTimeout(r, 5000))
+      const pid = agent.pid!
+      const first = await procStats(pid)
+      const t0 = performance.now()
+      const rss: number[] = []
+      while (performance.now() - t0 < seconds * 1000) {
+        await new Promise((r) => setTimeout(r, 2000))
+        rss.push((await procStats(pid)).rssKiB / 1024)
+      }
+      const last = await procStats(pid)
+      const elapsed = (performance.now() - t0) / 1000
+      const cpu = ((last.cpuTicks - first.cpuTicks) / CLK_TCK / elapsed) * 100
+      rss.sort((a, b) => a - b)
+      const result: AgentIdleResult = {
+        images,
+        samples: rss.length,
+        seconds: elapsed,
+        rssMiB: { median: rss[rss.length >> 1]!, max: rss[rss.length - 1]! },
+        cpuPercentOfOneCore: cpu,
+        publishedBytes,
+      }
+      log(`  RSS median ${result.rssMiB.median.toFixed(1)} MiB, max ${result.rssMiB.max.toFixed(1)} MiB; CPU ${cpu.toFixed(2)} % of one core over ${elapsed.toFixed(0)} s (interval 10 s); NodeImageSet ${(publishedBytes / 1024).toFixed(0)} KiB`)
+      return result
+    } finally {
+      agent.kill('SIGTERM')
+    }
+  } finally {
+    for (const c of cleanups) await c()
+    await api.close()
+    await ctrd.cleanup()
+  }
+}

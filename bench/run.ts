@@ -1,0 +1,227 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { ensureCertificates } from '../src/certs/files.js'
+import { loadBodies, type Body } from './bodies.js'
+import { buildIndex, type ClusterSpec } from './inventory.js'
+import { rounds, review, startServer, type RunResult, type Server } from './load.js'
+import { decideBench, updateBench, type DecideResult, type UpdateResult } from './micro.js'
+import { agentIdleBench, type AgentIdleResult } from './agent.js'
+
+// npm run bench [-- --quick]
+// Micro-benchmarks in this process, then load rounds against server children: the bare
+// Fastify HTTPS baseline and neverpull-guard with 5,000 x 200 and 5,000 x 1,000 inventories.
+// Prints every run, a summary with each target as PASS or MISS, and saves the JSON under
+// bench/results/. Tests never time anything; this does, and only this.
+
+const MiB = 1024 * 1024
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    seconds: { type: 'string' },
+    rounds: { type: 'string' },
+    connections: { type: 'string', default: '10' },
+  },
+})
+const quick = flags.quick === true
+const log = (line: string): void => console.log(line)
+
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc
+  if (collect === undefined) throw new Error('run with node --expose-gc (npm run bench does)')
+  collect()
+  collect()
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+const verdict = (ok: boolean): 'PASS' | 'MISS' => (ok ? 'PASS' : 'MISS')
+
+interface Phase {
+  cluster: ClusterSpec
+  memory: NonNullable<Awaited<ReturnType<typeof startServer>>['ready']['memory']>
+  runs: RunResult[]
+  bodies: BodySummary[]
+}
+
+interface BodySummary {
+  body: string
+  guard: { rps: number; p50: number; p99: number; p99_9: number; cpuUs: number }
+  baseline: { rps: number; p50: number; p99: number; p99_9: number; cpuUs: number }
+  /** Median over rounds of guard req/s / baseline req/s in the same round. */
+  ratio: number
+  /** Median over rounds of baseline CPU per request / guard CPU per request. */
+  cpuRatio: number
+}
+
+function summarise(runs: RunResult[], bodies: Body[]): BodySummary[] {
+  return bodies.map((b) => {
+    const of = (server: string): RunResult[] => runs.filter((r) => r.body === b.name && r.server === server)
+    const g = of('guard')
+    const base = of('baseline')
+    const side = (rs: RunResult[]) => ({
+      rps: median(rs.map((r) => r.rps)),
+      p50: median(rs.map((r) => r.latencyMs.p50)),
+      p99: median(rs.map((r) => r.latencyMs.p99)),
+      p99_9: median(rs.map((r) => r.latencyMs.p99_9)),
+      cpuUs: median(rs.map((r) => r.serverCpuUs)),
+    })
+    const ratios = g.map((r) => r.rps / (base.find((x) => x.round === r.round)?.rps ?? Number.NaN))
+    const cpuRatios = g.map((r) => (base.find((x) => x.round === r.round)?.serverCpuUs ?? Number.NaN) / r.serverCpuUs)
+    return { body: b.name, guard: side(g), baseline: side(base), ratio: median(ratios), cpuRatio: median(cpuRatios) }
+  })
+}
+
+async function checkBodies(server: Server, bodies: Body[]): Promise<void> {
+  for (const b of bodies) {
+    const r = await review(server.url, b.payload)
+    const want = server.kind === 'baseline' || b.expect === 'allow'
+    if (r.status !== 200 || r.allowed !== want) throw new Error(`${server.kind} answered ${b.name} with ${r.status} allowed=${String(r.allowed)}, expected allowed=${want}`)
+  }
+}
+
+async function loadPhase(certDir: string, baseline: Server, cluster: ClusterSpec, bodies: Body[], count: number, seconds: number, connections: number): Promise<Phase> {
+  log(`\nload: neverpull-guard with ${cluster.nodes} nodes x ${cluster.imagesPerNode} images (${cluster.distinctImages} distinct) vs baseline, ${count} round(s) x ${bodies.length} bodies x 2 servers x ${seconds} s, ${connections} connections`)
+  const guard = await startServer({ kind: 'guard', certDir, cluster })
+  const memory = guard.ready.memory!
+  log(`  inventory loaded in ${(memory.loadMs / 1000).toFixed(1)} s: heap +${((memory.heapAfter - memory.heapBefore) / MiB).toFixed(1)} MiB, RSS ${(memory.rssAfter / MiB).toFixed(0)} MiB (after gc)`)
+  try {
+    await checkBodies(guard, bodies)
+    await checkBodies(baseline, bodies)
+    const runs = await rounds([baseline, guard], bodies, count, { seconds, connections }, log)
+    return { cluster, memory, runs, bodies: summarise(runs, bodies) }
+  } finally {
+    await guard.stop()
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now()
+  const date = new Date(started)
+  const cpu = cpus()
+  const machine = {
+    cpu: `${cpu.length} x ${cpu[0]?.model ?? 'unknown'}`,
+    memoryGiB: Math.round(totalmem() / 1024 / MiB),
+    kernel: release(),
+    node: process.version,
+    date: date.toISOString(),
+  }
+  log(`neverpull-guard bench${quick ? ' (--quick: small cluster, short runs; figures not comparable)' : ''}`)
+  log(`machine: ${machine.cpu}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, ${machine.date}`)
+
+  const count = Number(flags.rounds ?? (quick ? 1 : 3))
+  const seconds = Number(flags.seconds ?? (quick ? 2 : 5))
+  const connections = Number(flags.connections)
+  const small: ClusterSpec = quick ? { nodes: 1000, imagesPerNode: 200, distinctImages: 20_000 } : { nodes: 5000, imagesPerNode: 200, distinctImages: 20_000 }
+  const large: ClusterSpec | undefined = quick ? undefined : { nodes: 5000, imagesPerNode: 1000, distinctImages: 100_000 }
+  const { allow, deny } = loadBodies()
+  const podNever = allow[0]!
+
+  // ---- micro ----
+  log('\ndecide(): 3 Never containers, nodeSelector; and the deny path with "did you mean"')
+  const decideResults: DecideResult[] = decideBench(quick ? [100, 1000] : [100, 1000, 5000], podNever, deny, quick ? 20_000 : 200_000, log)
+  gc()
+
+  log(`\none node's NodeImageSet update (upsertImages, ${small.imagesPerNode} images replaced) on ${small.nodes} x ${small.imagesPerNode}`)
+  const loadStart = performance.now()
+  const built = buildIndex(small, Date.now())
+  const loadMs = performance.now() - loadStart
+  const update: UpdateResult = updateBench(built.index, built.layout, loadMs, quick ? 400 : 4000)
+  log(`  median ${(update.update.medianUs / 1000).toFixed(3)} ms  p99 ${(update.update.p99Us / 1000).toFixed(3)} ms over ${update.update.n} updates (whole cluster loaded in ${(loadMs / 1000).toFixed(1)} s)`)
+  gc()
+
+  // ---- load ----
+  const certDir = join(tmpdir(), 'neverpull-bench-certs')
+  await ensureCertificates({ outDir: certDir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 30, force: false, now: date })
+  const baseline = await startServer({ kind: 'baseline', certDir })
+  const bodies = [...allow, deny]
+  const phases: Phase[] = []
+  try {
+    phases.push(await loadPhase(certDir, baseline, small, bodies, count, seconds, connections))
+    if (large !== undefined) phases.push(await loadPhase(certDir, baseline, large, bodies, Math.max(1, count - 1), Math.max(1, seconds - 1), connections))
+  } finally {
+    await baseline.stop()
+  }
+
+  // ---- agent ----
+  const agentImages = quick ? 100 : 1000
+  log(`\nagent at idle: ${agentImages} images in a real containerd, the compiled agent as the DaemonSet runs it`)
+  const agent: AgentIdleResult = await agentIdleBench(agentImages, quick ? 10 : 60, log)
+
+  // ---- targets ----
+  const first = phases[0]!
+  const allowSummaries = first.bodies.filter((b) => b.body !== deny.name)
+  const worstRatio = Math.min(...allowSummaries.map((b) => b.ratio))
+  const at5000 = decideResults.find((r) => r.nodes === 5000)
+  const at100 = decideResults.find((r) => r.nodes === 100)!
+  const biggest = decideResults[decideResults.length - 1]!
+  const growth = biggest.allow3.medianUs / at100.allow3.medianUs
+  const wordsGrowth = biggest.words / at100.words
+  const heap = (p: Phase): number => (p.memory.heapAfter - p.memory.heapBefore) / MiB
+  const targets = [
+    { target: `throughput at ${small.nodes} x ${small.imagesPerNode} >= 0.9 x baseline (worst allow body)`, value: worstRatio.toFixed(3), result: verdict(worstRatio >= 0.9) },
+    ...(at5000 === undefined
+      ? []
+      : [
+          { target: 'decide() 3-container pod, 5,000 nodes: median <= 10 µs', value: `${at5000.allow3.medianUs.toFixed(2)} µs`, result: verdict(at5000.allow3.medianUs <= 10) },
+          { target: 'decide() 3-container pod, 5,000 nodes: p99 <= 50 µs', value: `${at5000.allow3.p99Us.toFixed(2)} µs`, result: verdict(at5000.allow3.p99Us <= 50) },
+        ]),
+    {
+      target: `decide() growth ${at100.nodes} -> ${biggest.nodes} nodes no worse than words (nodes/32): ${wordsGrowth.toFixed(1)}x`,
+      value: `${growth.toFixed(2)}x`,
+      result: verdict(growth <= wordsGrowth),
+    },
+    ...phases.map((p) => {
+      const limit = p.cluster.imagesPerNode >= 1000 ? 160 : 32
+      return { target: `inventory heap ${p.cluster.nodes} x ${p.cluster.imagesPerNode} <= ${limit} MiB`, value: `${heap(p).toFixed(1)} MiB`, result: verdict(heap(p) <= limit) }
+    }),
+    ...(agent.skipped !== undefined
+      ? []
+      : [
+          { target: `agent at idle with ${agent.images} images: RSS <= 64 MiB (median)`, value: `${agent.rssMiB.median.toFixed(1)} MiB (max ${agent.rssMiB.max.toFixed(1)})`, result: verdict(agent.rssMiB.median <= 64) },
+          { target: `agent at idle with ${agent.images} images: CPU <= 1 % of one core`, value: `${agent.cpuPercentOfOneCore.toFixed(2)} %`, result: verdict(agent.cpuPercentOfOneCore <= 1) },
+        ]),
+    { target: "one node's update (200 images changed) <= 1 ms (median)", value: `${(update.update.medianUs / 1000).toFixed(3)} ms (p99 ${(update.update.p99Us / 1000).toFixed(3)} ms)`, result: verdict(update.update.medianUs <= 1000) },
+  ]
+
+  log('\nsummary (medians over rounds; ratio = guard/baseline req/s in the same round; cpu = server CPU per request)')
+  for (const p of phases) {
+    log(`  ${p.cluster.nodes} x ${p.cluster.imagesPerNode}: heap +${heap(p).toFixed(1)} MiB, RSS ${(p.memory.rssAfter / MiB).toFixed(0)} MiB (idle server before load: ${(p.memory.rssBefore / MiB).toFixed(0)} MiB), load ${(p.memory.loadMs / 1000).toFixed(1)} s`)
+    for (const b of p.bodies) {
+      log(
+        `    ${b.body.padEnd(26)} guard ${b.guard.rps.toFixed(0).padStart(6)} req/s p50/p99/p99.9 ${b.guard.p50}/${b.guard.p99}/${b.guard.p99_9} ms cpu ${b.guard.cpuUs.toFixed(0)} µs | baseline ${b.baseline.rps.toFixed(0).padStart(6)} req/s ${b.baseline.p50}/${b.baseline.p99}/${b.baseline.p99_9} ms cpu ${b.baseline.cpuUs.toFixed(0)} µs | ratio ${b.ratio.toFixed(3)} cpu ratio ${b.cpuRatio.toFixed(3)}`,
+      )
+    }
+  }
+  log('\ntargets')
+  for (const t of targets) log(`  ${t.result}  ${t.target}: ${t.value}`)
+
+  const results = {
+    machine,
+    quick,
+    settings: { rounds: count, seconds, connections, serverPerChildProcess: true, guardLogLevel: 'info (to /dev/null)' },
+    decide: decideResults,
+    update,
+    phases: phases.map((p) => ({ cluster: p.cluster, memory: { ...p.memory, heapMiB: heap(p) }, bodies: p.bodies, runs: p.runs })),
+    agent,
+    targets,
+    elapsedSeconds: (Date.now() - started) / 1000,
+  }
+  const dir = fileURLToPath(new URL('./results/', import.meta.url))
+  await mkdir(dir, { recursive: true })
+  const file = join(dir, `${date.toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`)
+  await writeFile(file, JSON.stringify(results, null, 1) + '\n')
+  log(`\nsaved ${file} (${results.elapsedSeconds.toFixed(0)} s)`)
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
