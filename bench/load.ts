@@ -1,0 +1,153 @@
+import autocannon from 'autocannon'
+import { fork, type ChildProcess } from 'node:child_process'
+import { request } from 'node:https'
+import { fileURLToPath } from 'node:url'
+import type { Body } from './bodies.js'
+import type { ChildArgs, ChildReady, ChildUsage } from './server-child.js'
+
+// autocannon rounds against a server child. The client runs in this process over keep-alive
+// HTTPS connections (autocannon does not verify certificates); each run reports req/s,
+// latency percentiles, and the server child's CPU time per request (its process.cpuUsage
+// delta over the run): on a shared 2-core machine, CPU per request is the steadier figure.
+
+const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url))
+
+export interface Server {
+  kind: ChildArgs['kind']
+  url: string
+  ready: ChildReady
+  usage(): Promise<ChildUsage>
+  stop(): Promise<void>
+}
+
+export async function startServer(args: ChildArgs, maxOldSpaceMb = 6144): Promise<Server> {
+  const child: ChildProcess = fork(CHILD, [JSON.stringify(args)], {
+    execArgv: ['--expose-gc', `--max-old-space-size=${maxOldSpaceMb}`, '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  let next = 0
+  const waiting = new Map<number, (u: ChildUsage) => void>()
+  const ready = await new Promise<ChildReady>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${args.kind} server exited with ${code}`)))
+    child.on('message', (m: ChildReady | ChildUsage) => {
+      if (m.type === 'ready') resolve(m)
+      else if (m.type === 'usage') {
+        waiting.get(m.id)?.(m)
+        waiting.delete(m.id)
+      }
+    })
+  })
+  child.removeAllListeners('exit')
+  return {
+    kind: args.kind,
+    url: ready.url,
+    ready,
+    usage: () =>
+      new Promise((resolve) => {
+        const id = next++
+        waiting.set(id, resolve)
+        child.send({ type: 'usage', id })
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve())
+        child.send({ type: 'stop' })
+      }),
+  }
+}
+
+/** One request, to check the server answers the body as expected before loading it. */
+export function review(url: string, payload: string): Promise<{ status: number; allowed: boolean | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${url}/validate`,
+      { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => (text += c))
+        res.on('end', () => {
+          const parsed = JSON.parse(text) as { response?: { allowed?: boolean } }
+          resolve({ status: res.statusCode ?? 0, allowed: parsed.response?.allowed })
+        })
+      },
+    )
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+export interface RunResult {
+  server: ChildArgs['kind']
+  body: string
+  round: number
+  seconds: number
+  requests: number
+  rps: number
+  latencyMs: { p50: number; p99: number; p99_9: number; mean: number; max: number }
+  /** Server CPU (user + system) per request, µs. */
+  serverCpuUs: number
+  errors: number
+  non2xx: number
+}
+
+export interface LoadOptions {
+  seconds: number
+  connections: number
+}
+
+export async function run(server: Server, body: Body, round: number, options: LoadOptions): Promise<RunResult> {
+  const before = await server.usage()
+  const result = await autocannon({
+    url: `${server.url}/validate`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'user-agent': 'kube-apiserver-admission' },
+    body: body.payload,
+    connections: options.connections,
+    pipelining: 1,
+    duration: options.seconds,
+    timeout: 10,
+  })
+  const after = await server.usage()
+  const cpu = after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system
+  const requests = result['2xx'] + result.non2xx
+  return {
+    server: server.kind,
+    body: body.name,
+    round,
+    seconds: result.duration,
+    requests,
+    rps: requests / result.duration,
+    latencyMs: {
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      p99_9: result.latency.p99_9,
+      mean: result.latency.mean,
+      max: result.latency.max,
+    },
+    serverCpuUs: requests === 0 ? Number.NaN : cpu / requests,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  }
+}
+
+/**
+ * rounds x bodies x servers, alternating servers run by run so that drift on a shared
+ * machine (other tenants, thermal, GC state) lands on both alike.
+ */
+export async function rounds(servers: Server[], bodies: Body[], count: number, options: LoadOptions, log: (line: string) => void): Promise<RunResult[]> {
+  const results: RunResult[] = []
+  for (let round = 1; round <= count; round++) {
+    for (const body of bodies) {
+      const order = round % 2 === 1 ? servers : [...servers].reverse()
+      for (const server of order) {
+        const r = await run(server, body, round, options)
+        results.push(r)
+        log(
+          `  round ${round} ${server.kind.padEnd(8)} ${body.name.padEnd(26)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.latencyMs.p50} ms  p99 ${r.latencyMs.p99} ms  cpu ${r.serverCpuUs.toFixed(0)} µs/req${r.errors + r.non2xx > 0 ? `  errors ${r.errors} non2xx ${r.non2xx}` : ''}`,
+        )
+      }
+    }
+  }
+  return results
+}

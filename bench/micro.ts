@@ -1,0 +1,139 @@
+import { handleReview } from '../src/admission/handle.js'
+import { decide, type DecideInput } from '../src/decision/decide.js'
+import type { InventoryIndex } from '../src/inventory/index.js'
+import type { NodeImages } from '../src/inventory/types.js'
+import { extractPodTemplate } from '../src/workload/pod-template.js'
+import type { Body } from './bodies.js'
+import { buildIndex, hex64, nodeImages, type Layout } from './inventory.js'
+
+// In-process micro-benchmarks, each call timed alone with process.hrtime.bigint after a
+// warm-up, many iterations: decide() over growing clusters, and one node's NodeImageSet
+// update applied to a 5,000-node index.
+
+export interface Stats {
+  n: number
+  medianUs: number
+  p99Us: number
+  meanUs: number
+}
+
+export function stats(ns: Float64Array): Stats {
+  const sorted = Float64Array.from(ns).sort()
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! / 1000
+  let sum = 0
+  for (const v of sorted) sum += v
+  return { n: sorted.length, medianUs: at(0.5), p99Us: at(0.99), meanUs: sum / sorted.length / 1000 }
+}
+
+/** Times fn alone, iterations times, after warmup untimed calls. */
+export function time(fn: () => unknown, iterations: number, warmup: number): Stats {
+  let sink: unknown
+  for (let i = 0; i < warmup; i++) sink = fn()
+  const out = new Float64Array(iterations)
+  for (let i = 0; i < iterations; i++) {
+    const t0 = process.hrtime.bigint()
+    sink = fn()
+    out[i] = Number(process.hrtime.bigint() - t0)
+  }
+  if (sink === Symbol.for('never')) console.log(sink)
+  return stats(out)
+}
+
+export interface DecideResult {
+  nodes: number
+  words: number
+  allow3: Stats
+  deny: Stats
+  /** handleReview on the parsed 3-container review: extraction, decide, messages, reply. */
+  handle3: Stats
+  allowVerdict: string
+  denyVerdict: string
+}
+
+function templateOf(body: Body): { review: unknown; input: (now: number) => DecideInput } {
+  const review = JSON.parse(body.payload) as { request: { kind: { kind: string }; namespace: string; name: string; operation: string; object: unknown } }
+  const r = review.request
+  const extracted = extractPodTemplate(r.kind.kind, r.object)
+  if (!extracted.ok || extracted.template === null) throw new Error(`${body.name}: no pod template`)
+  const template = extracted.template
+  return {
+    review,
+    input: (now) => ({ subject: { kind: r.kind.kind, namespace: r.namespace, name: r.name, operation: r.operation }, template, mode: 'enforce', now }),
+  }
+}
+
+export function decideBench(sizes: number[], allow: Body, deny: Body, iterations: number, log: (l: string) => void): DecideResult[] {
+  const out: DecideResult[] = []
+  const now = Date.now()
+  const a = templateOf(allow)
+  const d = templateOf(deny)
+  for (const nodes of sizes) {
+    const { index } = buildIndex({ nodes, imagesPerNode: 200, distinctImages: 20_000 }, now)
+    const allowInput = a.input(now)
+    const denyInput = d.input(now)
+    const allowVerdict = decide(index, allowInput).verdict
+    const denyVerdict = decide(index, denyInput).verdict
+    const allow3 = time(() => decide(index, allowInput), iterations, Math.min(20_000, iterations))
+    const denyStats = time(() => decide(index, denyInput), 300, 30)
+    const handle3 = time(() => handleReview(a.review, { inventory: index, mode: 'enforce', now }), iterations / 2, Math.min(10_000, iterations / 2))
+    const r: DecideResult = { nodes, words: index.words, allow3, deny: denyStats, handle3, allowVerdict, denyVerdict }
+    out.push(r)
+    log(
+      `  ${String(nodes).padStart(5)} nodes (${String(index.words).padStart(3)} words): decide 3-container allow median ${allow3.medianUs.toFixed(2)} µs p99 ${allow3.p99Us.toFixed(2)} µs | deny+suggestions median ${denyStats.medianUs.toFixed(0)} µs p99 ${denyStats.p99Us.toFixed(0)} µs | handleReview median ${handle3.medianUs.toFixed(2)} µs`,
+    )
+  }
+  return out
+}
+
+export interface UpdateResult {
+  nodes: number
+  imagesPerNode: number
+  changedImages: number
+  update: Stats
+  /** Loading the whole cluster, one upsertNode + upsertImages per node. */
+  loadMs: number
+}
+
+/**
+ * The node's next image list: every image replaced by a new release of the same repository
+ * (new tag, digest and ID), so the update removes 200 images and adds 200, as a node does
+ * when a rollout replaces everything it runs.
+ */
+function bumped(set: NodeImages, salt: number): NodeImages {
+  return {
+    ...set,
+    images: set.images.map((img, k) => {
+      const tag = img.repoTags[0]!
+      const repo = tag.slice(0, tag.lastIndexOf(':'))
+      return {
+        ...img,
+        id: `sha256:${hex64(7 + salt, k)}`,
+        repoTags: [`${repo}:next-${salt}-${k}`],
+        repoDigests: [`${repo}@sha256:${hex64(8 + salt, k)}`],
+      }
+    }),
+  }
+}
+
+export function updateBench(index: InventoryIndex, layout: Layout, loadMs: number, iterations: number): UpdateResult {
+  const now = Date.now()
+  // 40 nodes spread over the cluster, each flipping between its list and a bumped one.
+  const picks = Array.from({ length: 40 }, (_, k) => Math.floor((k * layout.spec.nodes) / 40) + 3)
+  const texts = picks.map((i) => {
+    const base = nodeImages(layout, i, now)
+    return [JSON.stringify(bumped(base, 0)), JSON.stringify(base)] as const
+  })
+  const ns = new Float64Array(iterations)
+  const warm = Math.min(200, iterations)
+  for (let it = -warm; it < iterations; it++) {
+    const k = ((it + warm) >>> 1) % picks.length
+    const text = texts[k]![(it + warm) & 1]!
+    // A fresh object per event, as the informer's JSON.parse gives: no string hash cached.
+    const set = JSON.parse(text) as NodeImages
+    const t0 = process.hrtime.bigint()
+    index.upsertImages(set)
+    const dt = Number(process.hrtime.bigint() - t0)
+    if (it >= 0) ns[it] = dt
+  }
+  return { nodes: layout.spec.nodes, imagesPerNode: layout.spec.imagesPerNode, changedImages: layout.spec.imagesPerNode, update: stats(ns), loadMs }
+}
