@@ -257,7 +257,11 @@ export function createAgent(options: AgentOptions): Agent {
       return { delayMs: intervalMs, runtimeOk, publishOk, specPublished, statusPublished }
     }
     failures++
-    return { delayMs: backoffDelay(), runtimeOk, publishOk, specPublished, statusPublished }
+    // The runtime is a local socket: while only it fails, ask again every interval at the
+    // latest, so its recovery is published within one interval. The apiserver, shared by
+    // every node, gets the growing backoff.
+    const delayMs = publishOk ? Math.min(backoffDelay(), intervalMs) : backoffDelay()
+    return { delayMs, runtimeOk, publishOk, specPublished, statusPublished }
   }
 
   const abort = new AbortController()

@@ -170,13 +170,31 @@ export function connectCri(endpoint: string, options: ConnectOptions = {}): CriC
   const channelOptions: grpc.ClientOptions = {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   }
-  const images = new ImageService(canonical, credentials, channelOptions)
-  const runtime = new RuntimeService(canonical, credentials, { ...channelOptions, channelOverride: images.getChannel() })
+  const connect = () => {
+    const images = new ImageService(canonical, credentials, channelOptions)
+    const runtime = new RuntimeService(canonical, credentials, { ...channelOptions, channelOverride: images.getChannel() })
+    return { images, runtime }
+  }
+  let clients = connect()
+  // After the runtime was unreachable the channel sits in grpc-js's reconnect backoff (up
+  // to 120 s). The socket is local and a channel cheap: the next call gets a fresh one,
+  // so a restarted runtime is seen at the agent's next tick.
+  let fresh = true
+  function current(): ReturnType<typeof connect> {
+    if (!fresh) {
+      clients.images.close()
+      clients = connect()
+      fresh = true
+    }
+    return clients
+  }
 
-  function call<Req, Res>(method: string, fn: Unary<Req, Res>, client: grpc.Client, request: Req): Promise<Res> {
+  function call<Req, Res>(method: string, fn: (c: ReturnType<typeof connect>) => [Unary<Req, Res>, grpc.Client], request: Req): Promise<Res> {
+    const [unary, client] = fn(current())
     return new Promise((resolvePromise, reject) => {
-      fn.call(client, request, { deadline: Date.now() + timeoutMs }, (err, response) => {
+      unary.call(client, request, { deadline: Date.now() + timeoutMs }, (err, response) => {
         if (err) {
+          if (err.code === grpc.status.UNAVAILABLE) fresh = false
           reject(new CriError(`CRI ${method} on ${canonical} failed: ${describe(err)}`, canonical, err.code, { cause: err }))
         } else if (response === undefined) {
           reject(new CriError(`CRI ${method} on ${canonical} returned no response`, canonical))
@@ -190,16 +208,16 @@ export function connectCri(endpoint: string, options: ConnectOptions = {}): CriC
   return {
     endpoint: canonical,
     async listImages() {
-      const res = await call('ListImages', images.ListImages, images, {})
+      const res = await call('ListImages', (c) => [c.images.ListImages, c.images], {})
       return res.images.map(toRuntimeImage)
     },
     async version() {
-      const res = await call('Version', runtime.Version, runtime, { version: 'v1' })
+      const res = await call('Version', (c) => [c.runtime.Version, c.runtime], { version: 'v1' })
       return { name: res.runtimeName, version: res.runtimeVersion, endpoint: canonical }
     },
     close() {
-      runtime.close()
-      images.close()
+      clients.runtime.close()
+      clients.images.close()
     },
   }
 }

@@ -255,6 +255,27 @@ t.test('backoff doubles from the initial delay, is capped, and resets on success
   t.equal((await agent.tick()).delayMs, 1_000, 'a new failure starts from the initial delay')
 })
 
+t.test('runtime lost after a good publish: asked again every interval at the latest, so recovery shows within one', async (t) => {
+  const { clock, cri, publisher, agent } = setup({ backoffMaxMs: 60_000 })
+  cri.images = [image('nginx')]
+  await agent.tick()
+  cri.error = new Error('connect ENOENT /run/containerd/containerd.sock')
+  const delays: number[] = []
+  for (let i = 0; i < 8; i++) {
+    const r = await agent.tick()
+    t.equal(r.publishOk, true, 'the apiserver is fine: the condition is published')
+    delays.push(r.delayMs)
+    clock.t += r.delayMs
+  }
+  t.same(delays, [1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000, 10_000], 'never longer than the interval')
+  t.equal(condition(publisher.statuses.at(-1), 'RuntimeReachable')?.status, 'False')
+  t.equal(publisher.applied.length, 1, 'the last good list stays published')
+  cri.error = undefined
+  const r = await agent.tick()
+  t.equal(r.delayMs, 10_000)
+  t.equal(condition(publisher.statuses.at(-1), 'RuntimeReachable')?.status, 'True', 'recovery published at the next tick')
+})
+
 t.test('apiserver error: spec retried, failure reported as a condition, observedTime not advanced', async (t) => {
   const { clock, cri, publisher, agent } = setup()
   cri.images = [image('nginx')]
