@@ -119,7 +119,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
   // The apiserver only ever sends JSON; anything else is refused with 415, not half-parsed.
   app.removeContentTypeParser('text/plain')
 
-  app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+  app.setErrorHandler((err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
     const status = err.statusCode ?? 500
     if (status >= 500) {
       log.error({ err }, 'request failed')

@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises'
 import { Agent, request, type Agent as HttpsAgent } from 'node:https'
 import type { AddressInfo } from 'node:net'

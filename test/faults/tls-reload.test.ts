@@ -2,12 +2,10 @@ import { X509Certificate } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { ensureCertificates, writeFileAtomic } from '../../src/certs/files.js'
 import { generateServing } from '../../src/certs/generate.js'
-import { webhookConfig } from '../../src/config/webhook.js'
-import { startWebhook } from '../../src/server/server.js'
+import { startTestWebhook } from '../helpers/webhook.js'
 import { failed, keepAliveAgent, loop, servedSerial, sleep, summary, type Outcome } from './load.js'
 
 // The serving certificate is replaced on disk while the webhook is under sustained load, as a
@@ -45,17 +43,7 @@ async function run(t: Test, layout: Layout): Promise<void> {
     await symlink('..data/tls.key', join(served, 'tls.key'))
   }
 
-  const parsed = webhookConfig(
-    ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--tls-cert', join(served, 'tls.crt'), '--tls-key', join(served, 'tls.key'),
-      '--inventory-file', 'examples/inventory.yaml', '--shutdown-delay', '0s', '--log-level', 'info'],
-    {},
-  )
-  if (!parsed.ok) throw new Error(parsed.error)
-  const lines: string[] = []
-  const logStream = new Writable({ write(chunk, _, cb) { lines.push(String(chunk)); cb() } })
-  const running = await startWebhook(parsed.config, { logStream })
-  t.teardown(() => running.shutdown())
-  const url = running.url.replace('localhost', '127.0.0.1')
+  const { url, lines } = await startTestWebhook(t, { tls: { cert: join(served, 'tls.crt'), key: join(served, 'tls.key') } })
   const port = Number(new URL(url).port)
 
   const oldSerial = new X509Certificate(first.cert).serialNumber.toUpperCase()

@@ -1,12 +1,6 @@
 import { request } from 'node:https'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import t from 'tap'
-import { ensureCertificates } from '../../src/certs/files.js'
-import { webhookConfig } from '../../src/config/webhook.js'
-import { startWebhook } from '../../src/server/server.js'
+import { startTestWebhook } from '../helpers/webhook.js'
 import { review } from '../helpers/fixtures.js'
 
 // No credential or secret-looking value that reaches the webhook may reach its logs: not the
@@ -83,21 +77,7 @@ function podWithSecrets(): Record<string, any> {
 }
 
 t.test('no token, cookie, credential or object value appears in any log line', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'neverpull-redaction-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 30, force: false, now: new Date() })
-  const parsed = webhookConfig(
-    ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
-      '--inventory-file', 'examples/inventory.yaml', '--shutdown-delay', '0s', '--log-level', 'trace'],
-    {},
-  )
-  if (!parsed.ok) throw new Error(parsed.error)
-  const lines: string[] = []
-  const logStream = new Writable({ write(chunk, _, cb) { lines.push(String(chunk)); cb() } })
-  const running = await startWebhook(parsed.config, { logStream })
-  t.teardown(() => running.shutdown())
-  const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
-  const url = running.url.replace('localhost', '127.0.0.1')
+  const { url, ca, lines } = await startTestWebhook(t, { logLevel: 'trace' })
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     send(url, ca, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body), { ...apiserverHeaders, ...headers })
 
