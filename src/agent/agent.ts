@@ -10,6 +10,7 @@ import {
 } from '../inventory/types.js'
 import type { CriClient } from './cri.js'
 import type { NodeImageSetStatus, Publisher } from './publish.js'
+import { silentLogger, type Logger } from '../logger.js'
 
 export const DEFAULT_INTERVAL_MS = 10_000
 export const DEFAULT_HEARTBEAT_MS = 5 * 60_000
@@ -42,21 +43,13 @@ export const systemClock: Clock = {
 }
 
 /** The subset of pino the agent uses. */
-export interface AgentLogger {
-  debug(obj: object, msg: string): void
-  info(obj: object, msg: string): void
-  warn(obj: object, msg: string): void
-  error(obj: object, msg: string): void
-}
-
-const silentLogger: AgentLogger = { debug() {}, info() {}, warn() {}, error() {} }
 
 export interface AgentOptions {
   nodeName: string
   cri: Pick<CriClient, 'listImages' | 'version'>
   publisher: Publisher
   clock?: Clock
-  logger?: AgentLogger
+  logger?: Logger
   intervalMs?: number
   heartbeatMs?: number
   backoffInitialMs?: number

@@ -6,11 +6,11 @@ import {
   createAgent,
   DEFAULT_HEARTBEAT_MS,
   DEFAULT_INTERVAL_MS,
-  type AgentLogger,
 } from './agent.js'
 import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './cri.js'
 import { inClusterHttp } from '../kube/http.js'
 import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
+import type { Logger } from '../logger.js'
 
 export const AGENT_USAGE = `Usage: neverpull-guard agent [flags]
 
@@ -152,7 +152,7 @@ export interface AgentCommandDeps {
   stdout: (text: string) => void
   stderr: (text: string) => void
   signals: SignalSource
-  logger: (level: LogLevel, nodeName: string) => AgentLogger
+  logger: (level: LogLevel, nodeName: string) => Logger
   probe: () => Promise<string>
   connect: (endpoint: string) => CriClient
   publisher: (config: AgentConfig, env: NodeJS.ProcessEnv) => Promise<Publisher>

@@ -10,16 +10,12 @@ import {
 import type { InventoryIndex } from '../inventory/index.js'
 import { assess, AuditLedger, EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
 import { LeaseElector } from './lease.js'
+import type { Logger } from '../logger.js'
 
 // Continuous audit, the I/O part: while this replica holds the Lease, re-evaluate existing
 // Pods and workloads that use Never, every interval and soon after the inventory changes,
 // and report what is newly at risk as one Warning event per object and finding.
 
-export interface AuditLogger {
-  info(obj: object, msg: string): void
-  warn(obj: object, msg: string): void
-  error(obj: object, msg: string): void
-}
 
 export interface AuditPass {
   checked: number
@@ -31,7 +27,7 @@ export interface AuditPass {
 export interface AuditOptions {
   kubeConfig: KubeConfig
   inventory: InventoryIndex
-  log: AuditLogger
+  log: Logger
   now?: () => number
   /** Namespace of the Lease (the webhook's own). */
   namespace: string

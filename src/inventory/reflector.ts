@@ -1,6 +1,7 @@
 import { Agent, STATUS_CODES, request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest, type RequestOptions } from 'node:https'
 import type { KubeConfig } from '@kubernetes/client-node'
+import type { Logger } from '../logger.js'
 
 // Lists and watches one collection the way client-go's reflector does, but keeps no cache:
 // every object is handed to the source as soon as its page or event is parsed, and all that
@@ -19,12 +20,6 @@ import type { KubeConfig } from '@kubernetes/client-node'
 // are parsed as JSON, never deserialised into client-node's typed models (which drop
 // unknown fields and turn timestamps into Dates).
 
-export interface ReflectorLogger {
-  debug(obj: object, msg: string): void
-  info(obj: object, msg: string): void
-  warn(obj: object, msg: string): void
-  error(obj: object, msg: string): void
-}
 
 /** One collection and what to do with its objects. */
 export interface ReflectorSource {
@@ -41,7 +36,7 @@ export interface ReflectorSource {
 
 export interface ReflectorOptions {
   kubeConfig: KubeConfig
-  log: ReflectorLogger
+  log: Logger
   retryInitialMs: number
   retryMaxMs: number
   /** Per page: a list request that takes longer fails and is retried. */

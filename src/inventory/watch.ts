@@ -2,6 +2,7 @@ import type { KubeConfig } from '@kubernetes/client-node'
 import { namespaceMode, toNodeFacts, toNodeImages } from './convert.js'
 import { errorMessage, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
 import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, VERSION, type InventorySink } from './types.js'
+import type { Logger } from '../logger.js'
 
 // Keeps an InventorySink in step with the cluster's Nodes, NodeImageSets and Namespaces:
 // one cacheless reflector per kind (reflector.ts) feeds the sink object by object, so the
@@ -10,12 +11,6 @@ import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, VERSION, type InventorySink }
 export type InventoryKind = 'Node' | 'NodeImageSet' | 'Namespace'
 
 /** The subset of a pino logger this module uses. */
-export interface InventoryWatchLogger {
-  debug(obj: object, msg: string): void
-  info(obj: object, msg: string): void
-  warn(obj: object, msg: string): void
-  error(obj: object, msg: string): void
-}
 
 export interface InventoryWatchMetrics {
   /** An object was ignored; `reason` is a fixed word (`malformed`), the details go to the log. */
@@ -25,7 +20,7 @@ export interface InventoryWatchMetrics {
 export interface InventoryWatchOptions {
   kubeConfig: KubeConfig
   sink: InventorySink
-  log: InventoryWatchLogger
+  log: Logger
   metrics?: InventoryWatchMetrics
   /** Called once, when the first complete list of all three resources is in the sink. */
   onSynced?: () => void

@@ -14,6 +14,7 @@ import { errored, toReview, V1 } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
 import type { Mode } from '../inventory/types.js'
 import type { Metrics } from './metrics.js'
+import { silentLogger, type Logger } from '../logger.js'
 
 /**
  * The apiserver accepts request bodies up to 3 MiB, and an UPDATE review carries the object
@@ -32,20 +33,9 @@ export interface AppOptions {
   /** The agent's ServiceAccount: the writer of NodeImageSets (`--agent-service-account`). */
   agentServiceAccount?: ServiceAccountRef
   /** Where admission lines and errors go; silent when absent (tests). */
-  log?: AppLogger
+  log?: Logger
 }
 
-/** The part of a pino logger the app uses. */
-export interface AppLogger {
-  /** pino's: lets the route skip building a line nobody will write. */
-  isLevelEnabled?(level: string): boolean
-  debug(obj: object, msg: string): void
-  info(obj: object, msg: string): void
-  warn(obj: object, msg: string): void
-  error(obj: object, msg: string): void
-}
-
-const silent: AppLogger = { debug() {}, info() {}, warn() {}, error() {} }
 
 function reviewError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).send(toReview(V1, errored('', status, message)))
@@ -109,7 +99,7 @@ const NODE_IMAGE_SET_LOG_LEVEL: Record<NodeImageSetReason, 'debug' | 'info' | 'w
 /** The webhook's routes. Never listens: the server entry does, tests use inject(). */
 export async function webhookApp(app: FastifyInstance, options: AppOptions): Promise<void> {
   const now = options.now ?? Date.now
-  const log = options.log ?? silent
+  const log = options.log ?? silentLogger
   const policy: NodeImageSetPolicy = {
     agentServiceAccount: options.agentServiceAccount ?? DEFAULT_AGENT_SERVICE_ACCOUNT,
     adminGroups: DEFAULT_ADMIN_GROUPS,

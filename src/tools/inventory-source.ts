@@ -1,5 +1,6 @@
 import { loadInventoryFile } from '../inventory/file.js'
 import { InventoryIndex } from '../inventory/index.js'
+import { silentLogger } from '../logger.js'
 
 // Where the offline tools get their inventory: a snapshot file, or one full list of a live
 // cluster through the same watch the webhook uses, closed as soon as it has synced.
@@ -13,7 +14,6 @@ export interface InventorySourceOptions {
   syncTimeoutMs?: number
 }
 
-const silent = { debug() {}, info() {}, warn() {}, error() {} }
 
 export async function loadInventory(options: InventorySourceOptions): Promise<InventoryIndex> {
   const index = new InventoryIndex({ staleAfterMs: options.staleAfterMs })
@@ -26,7 +26,7 @@ export async function loadInventory(options: InventorySourceOptions): Promise<In
   const kubeConfig = new KubeConfig()
   if (options.kubeconfig !== undefined) kubeConfig.loadFromFile(options.kubeconfig)
   else kubeConfig.loadFromDefault()
-  const watch = startInventoryWatch({ kubeConfig, sink: index, log: silent })
+  const watch = startInventoryWatch({ kubeConfig, sink: index, log: silentLogger })
   const timeoutMs = options.syncTimeoutMs ?? 30_000
   let timer: NodeJS.Timeout | undefined
   try {
