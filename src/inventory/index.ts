@@ -1,6 +1,6 @@
 import { nodeStatusImageKey, repositoryOfKey, runtimeImageKeys } from '../image/reference.js'
 import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from './node-set.js'
-import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, RuntimeInfo, Taint } from './types.js'
+import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, Taint } from './types.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
 export interface TaintGroup {
@@ -33,7 +33,6 @@ export interface InventoryView {
   freshNodes(now: number): Bits
   /** When the node's image list was last observed (ms), NaN when never. */
   observedAt(slot: number): number
-  runtimeOf(slot: number): RuntimeInfo | undefined
   /** Lookup keys known for a repository (`docker.io/library/nginx`), for "did you mean". */
   repositoryKeys(repository: string): ReadonlySet<string> | undefined
   repositories(): Iterable<string>
@@ -90,9 +89,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private keySets: Array<NodeSet | undefined> = []
   private freeKeys: number[] = []
   private observed: number[] = []
-  private runtimes: Array<RuntimeInfo | undefined> = []
   private nodeBits: Bits
-  private setBits: Bits
   private cordonBits: Bits
   private keyBits = new Map<string, Bits>()
   private valueBits = new Map<string, Map<string, Bits>>()
@@ -107,7 +104,6 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.staleAfterMs = options.staleAfterMs
     const w = wordsFor(this.capacity)
     this.nodeBits = new Uint32Array(w)
-    this.setBits = new Uint32Array(w)
     this.cordonBits = new Uint32Array(w)
   }
 
@@ -183,8 +179,6 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (this.setKeys[slot] === undefined) this.imageSets++
     this.replaceKeys(slot, this.setKeys, sortedIds(ids), this.statusKeys)
     this.observed[slot] = set.observedAt
-    this.runtimes[slot] = set.runtime
-    bitsSet(this.setBits, slot)
     this.version++
   }
 
@@ -195,8 +189,6 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.setKeys[slot] = undefined
     this.imageSets--
     this.observed[slot] = Number.NaN
-    this.runtimes[slot] = undefined
-    bitsClear(this.setBits, slot)
     this.release(slot)
     this.version++
   }
@@ -266,10 +258,6 @@ export class InventoryIndex implements InventorySink, InventoryView {
 
   observedAt(slot: number): number {
     return this.observed[slot] ?? Number.NaN
-  }
-
-  runtimeOf(slot: number): RuntimeInfo | undefined {
-    return this.runtimes[slot]
   }
 
   repositoryKeys(repository: string): ReadonlySet<string> | undefined {
@@ -454,7 +442,6 @@ export class InventoryIndex implements InventorySink, InventoryView {
       return next
     }
     this.nodeBits = widen(this.nodeBits)
-    this.setBits = widen(this.setBits)
     this.cordonBits = widen(this.cordonBits)
     for (const [k, b] of this.keyBits) this.keyBits.set(k, widen(b))
     for (const values of this.valueBits.values()) for (const [v, b] of values) values.set(v, widen(b))
