@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import { toNodeImages } from '../inventory/convert.js'
 import { GROUP, NODE_IMAGE_SET_KIND } from '../inventory/types.js'
 import { baseRecord, invalidRecord, type ReviewRecord } from './handle.js'
@@ -85,26 +86,6 @@ export interface NodeImageSetHandled {
   record: NodeImageSetRecord
 }
 
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false
-    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], b[i])) return false
-    return true
-  }
-  if (Array.isArray(b)) return false
-  const ka = Object.keys(a)
-  const kb = Object.keys(b)
-  if (ka.length !== kb.length) return false
-  const rb = b as Record<string, unknown>
-  const ra = a as Record<string, unknown>
-  for (const k of ka) {
-    if (!Object.hasOwn(rb, k) || !deepEqual(ra[k], rb[k])) return false
-  }
-  return true
-}
-
 function field(obj: unknown, key: string): unknown {
   return typeof obj === 'object' && obj !== null && !Array.isArray(obj) ? (obj as Record<string, unknown>)[key] : undefined
 }
@@ -183,8 +164,8 @@ export function handleNodeImageSetReview(body: unknown, policy: NodeImageSetPoli
     request.operation === 'UPDATE' &&
     typeof object === 'object' &&
     object !== null &&
-    deepEqual(field(object, 'spec'), field(request.oldObject, 'spec')) &&
-    deepEqual(field(object, 'status'), field(request.oldObject, 'status'))
+    isDeepStrictEqual(field(object, 'spec'), field(request.oldObject, 'spec')) &&
+    isDeepStrictEqual(field(object, 'status'), field(request.oldObject, 'status'))
   ) {
     return answer(allowed(request.uid), 'metadata-only')
   }
