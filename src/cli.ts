@@ -103,7 +103,7 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     case 'explain': {
       const tools = await import('./tools/command.js')
       const run = { check: tools.runCheck, where: tools.runWhere, explain: tools.runExplain }[command]
-      return run(rest, process.env, { ...io, stdin: readStdin, now: Date.now })
+      return run(rest, { ...io, stdin: readStdin, now: Date.now })
     }
     case 'version':
     case '--version':

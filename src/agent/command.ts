@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { parseDuration as parseGoDuration } from '../config/duration.js'
-import type { KubeConfig } from '@kubernetes/client-node'
+import { loadKubeConfig } from '../kube/config.js'
 import { pino } from 'pino'
 import {
   createAgent,
@@ -128,20 +128,6 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
   }
 }
 
-export async function loadKubeConfig(path: string | undefined, env: NodeJS.ProcessEnv): Promise<KubeConfig> {
-  const { KubeConfig } = await import('@kubernetes/client-node')
-  const kc = new KubeConfig()
-  if (path) {
-    try {
-      kc.loadFromFile(path)
-    } catch (err) {
-      throw new Error(`cannot load kubeconfig "${path}": ${err instanceof Error ? err.message : String(err)}`, { cause: err })
-    }
-  } else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) kc.loadFromCluster()
-  else kc.loadFromDefault()
-  return kc
-}
-
 interface SignalSource {
   once(signal: 'SIGTERM' | 'SIGINT', listener: () => void): unknown
   removeListener(signal: 'SIGTERM' | 'SIGINT', listener: () => void): unknown
@@ -167,7 +153,7 @@ async function defaultPublisher(config: AgentConfig, env: NodeJS.ProcessEnv): Pr
   if (config.kubeconfig === undefined && env['KUBERNETES_SERVICE_HOST']) {
     return createHttpPublisher(inClusterHttp(env, config.serviceAccountDir), options)
   }
-  return createKubePublisher(await loadKubeConfig(config.kubeconfig, env), options)
+  return createKubePublisher(await loadKubeConfig(config.kubeconfig), options)
 }
 
 const defaultDeps: AgentCommandDeps = {

@@ -1,3 +1,4 @@
+import { loadKubeConfig } from '../kube/config.js'
 export interface JsonPatchOp {
   op: 'test' | 'add'
   path: string
@@ -29,12 +30,9 @@ export function caBundlePatch(webhookNames: ReadonlyArray<string | undefined>, c
 
 /** Sets caBundle on every webhook of the live ValidatingWebhookConfiguration; returns how many. */
 export const patchLiveWebhookConfig: PatchLive = async (options) => {
-  // Loaded on demand: the client is large and only this flag needs it.
-  const k8s = await import('@kubernetes/client-node')
-  const kc = new k8s.KubeConfig()
-  if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig)
-  else kc.loadFromDefault()
-  const api = kc.makeApiClient(k8s.AdmissionregistrationV1Api)
+  const { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node')
+  const kc = await loadKubeConfig(options.kubeconfig)
+  const api = kc.makeApiClient(AdmissionregistrationV1Api)
   let current: Awaited<ReturnType<typeof api.readValidatingWebhookConfiguration>>
   try {
     current = await api.readValidatingWebhookConfiguration({ name: options.name })
@@ -50,7 +48,7 @@ export const patchLiveWebhookConfig: PatchLive = async (options) => {
   try {
     await api.patchValidatingWebhookConfiguration(
       { name: options.name, body, fieldManager: 'neverpull-guard-certs' },
-      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
     )
   } catch (err) {
     throw describe(err, `patching ValidatingWebhookConfiguration ${options.name}`)

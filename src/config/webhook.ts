@@ -174,8 +174,9 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
   }
   const inventoryFile = values['inventory-file'] ?? env['NEVERPULL_INVENTORY_FILE'] ?? (dev ? 'examples/inventory.yaml' : undefined)
   if (inventoryFile !== undefined) candidate['inventoryFile'] = inventoryFile
-  const kubeconfig = values.kubeconfig ?? (inventoryFile === undefined ? env['KUBECONFIG'] : undefined)
-  if (kubeconfig !== undefined) candidate['kubeconfig'] = kubeconfig
+  // Without the flag, $KUBECONFIG (all its files, merged as kubectl does), ~/.kube/config
+  // or the pod's service account: src/kube/config.ts.
+  if (values.kubeconfig !== undefined) candidate['kubeconfig'] = values.kubeconfig
   if (!validate(candidate)) {
     const messages = (validate.errors ?? []).map((e) => {
       const field = e.instancePath.slice(1)

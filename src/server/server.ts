@@ -6,6 +6,7 @@ import { ensureDevCertificates } from '../certs/files.js'
 import { watchTls, type TlsWatcher } from '../certs/reload.js'
 import type { WebhookConfig } from '../config/webhook.js'
 import { loadInventoryFile, type LoadSummary } from '../inventory/file.js'
+import { loadKubeConfig } from '../kube/config.js'
 import { InventoryIndex } from '../inventory/index.js'
 import { createMetrics } from './metrics.js'
 import { opsApp, webhookApp } from './app.js'
@@ -94,12 +95,9 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     ready = true
     log.info({ inventory: config.inventoryFile, ...summary }, 'inventory loaded')
   } else {
-    const { KubeConfig } = await import('@kubernetes/client-node')
     const { startInventoryWatch } = await import('../inventory/watch.js')
     const { startAudit } = await import('../audit/runner.js')
-    const kubeConfig = new KubeConfig()
-    if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig)
-    else kubeConfig.loadFromDefault()
+    const kubeConfig = await loadKubeConfig(config.kubeconfig)
     let audit: { close(): Promise<void> } | undefined
     const watch = startInventoryWatch({
       kubeConfig,

@@ -5,6 +5,7 @@ import { isMode } from '../inventory/convert.js'
 import type { Mode } from '../inventory/types.js'
 import { checkObjects, exitCodeOf, renderText } from './check.js'
 import { explainPod } from './explain.js'
+import { loadKubeConfig } from '../kube/config.js'
 import { loadInventory } from './inventory-source.js'
 import { ManifestError, parseManifests, readManifests } from './manifests.js'
 import { renderWhere, whereIs } from './where.js'
@@ -68,11 +69,10 @@ function staleAfter(text: string | undefined): number {
   return ms
 }
 
-function inventoryOptions(values: { 'inventory-file'?: string; kubeconfig?: string; 'stale-after'?: string }, env: NodeJS.ProcessEnv, now: number) {
+function inventoryOptions(values: { 'inventory-file'?: string; kubeconfig?: string; 'stale-after'?: string }, now: number) {
   const options: Parameters<typeof loadInventory>[0] = { staleAfterMs: staleAfter(values['stale-after']), now }
   if (values['inventory-file'] !== undefined) options.inventoryFile = values['inventory-file']
   else if (values.kubeconfig !== undefined) options.kubeconfig = values.kubeconfig
-  else if (env['KUBECONFIG'] !== undefined) options.kubeconfig = env['KUBECONFIG'].split(':')[0]!
   return options
 }
 
@@ -93,7 +93,7 @@ async function run(usage: string, io: ToolIo, body: () => Promise<number>): Prom
   }
 }
 
-export function runCheck(argv: string[], env: NodeJS.ProcessEnv, io: ToolIo): Promise<number> {
+export function runCheck(argv: string[], io: ToolIo): Promise<number> {
   return run(CHECK_USAGE, io, async () => {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -118,7 +118,7 @@ export function runCheck(argv: string[], env: NodeJS.ProcessEnv, io: ToolIo): Pr
     if (output !== 'text' && output !== 'json') throw new UsageError(`--output: "${output}" is not one of text, json`)
     const now = io.now()
     const objects = await readManifests(paths, io.stdin)
-    const inventory = await loadInventory(inventoryOptions(values, env, now))
+    const inventory = await loadInventory(inventoryOptions(values, now))
     const report = checkObjects(objects, { inventory, mode: mode as Mode, namespace: values.namespace ?? 'default', now })
     if (output === 'json') {
       io.stdout.write(JSON.stringify({ ...report, summary: summaryOf(report) }, null, 2) + '\n')
@@ -136,7 +136,7 @@ function summaryOf(report: ReturnType<typeof checkObjects>) {
   return { checked: report.results.length, denied: count('deny'), warned: count('warn'), allowed: count('allow'), invalid: count('invalid'), ignored: report.ignored }
 }
 
-export function runWhere(argv: string[], env: NodeJS.ProcessEnv, io: ToolIo): Promise<number> {
+export function runWhere(argv: string[], io: ToolIo): Promise<number> {
   return run(WHERE_USAGE, io, async () => {
     const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...common, output: { type: 'string', short: 'o' } } })
     if (values.help) {
@@ -147,7 +147,7 @@ export function runWhere(argv: string[], env: NodeJS.ProcessEnv, io: ToolIo): Pr
     const output = values.output ?? 'table'
     if (output !== 'table' && output !== 'json') throw new UsageError(`--output: "${output}" is not one of table, json`)
     const now = io.now()
-    const inventory = await loadInventory(inventoryOptions(values, env, now))
+    const inventory = await loadInventory(inventoryOptions(values, now))
     const report = whereIs(inventory, positionals[0]!, now)
     if (output === 'json') {
       const rows = report.rows.map((r) => ({ ...r, observedAt: Number.isNaN(r.observedAt) ? null : new Date(r.observedAt).toISOString() }))
@@ -159,7 +159,7 @@ export function runWhere(argv: string[], env: NodeJS.ProcessEnv, io: ToolIo): Pr
   })
 }
 
-export function runExplain(argv: string[], env: NodeJS.ProcessEnv, io: ToolIo): Promise<number> {
+export function runExplain(argv: string[], io: ToolIo): Promise<number> {
   return run(EXPLAIN_USAGE, io, async () => {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -182,19 +182,17 @@ export function runExplain(argv: string[], env: NodeJS.ProcessEnv, io: ToolIo): 
       if ((what !== 'pod' && what !== 'pods' && what !== 'po') || name === undefined || positionals.length !== 2) {
         throw new UsageError('expected: explain pod NAME')
       }
-      pod = await readPod(name, values.namespace, values.kubeconfig ?? env['KUBECONFIG']?.split(':')[0])
+      pod = await readPod(name, values.namespace, values.kubeconfig)
     }
-    const inventory = await loadInventory(inventoryOptions(values, env, now))
+    const inventory = await loadInventory(inventoryOptions(values, now))
     io.stdout.write(explainPod(pod, inventory, now))
     return 0
   })
 }
 
 async function readPod(name: string, namespace: string | undefined, kubeconfig: string | undefined): Promise<unknown> {
-  const { KubeConfig, CoreV1Api } = await import('@kubernetes/client-node')
-  const kc = new KubeConfig()
-  if (kubeconfig !== undefined) kc.loadFromFile(kubeconfig)
-  else kc.loadFromDefault()
+  const { CoreV1Api } = await import('@kubernetes/client-node')
+  const kc = await loadKubeConfig(kubeconfig)
   const ns = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default'
   try {
     return await kc.makeApiClient(CoreV1Api).readNamespacedPod({ name, namespace: ns })

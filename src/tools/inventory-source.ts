@@ -1,5 +1,6 @@
 import { loadInventoryFile } from '../inventory/file.js'
 import { InventoryIndex } from '../inventory/index.js'
+import { loadKubeConfig } from '../kube/config.js'
 import { silentLogger } from '../logger.js'
 
 // Where the offline tools get their inventory: a snapshot file, or one full list of a live
@@ -21,11 +22,8 @@ export async function loadInventory(options: InventorySourceOptions): Promise<In
     await loadInventoryFile(options.inventoryFile, index, options.now)
     return index
   }
-  const { KubeConfig } = await import('@kubernetes/client-node')
   const { startInventoryWatch } = await import('../inventory/watch.js')
-  const kubeConfig = new KubeConfig()
-  if (options.kubeconfig !== undefined) kubeConfig.loadFromFile(options.kubeconfig)
-  else kubeConfig.loadFromDefault()
+  const kubeConfig = await loadKubeConfig(options.kubeconfig)
   const watch = startInventoryWatch({ kubeConfig, sink: index, log: silentLogger })
   const timeoutMs = options.syncTimeoutMs ?? 30_000
   let timer: NodeJS.Timeout | undefined
