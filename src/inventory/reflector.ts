@@ -1,6 +1,6 @@
-import { Agent, STATUS_CODES, request as httpRequest, type IncomingMessage } from 'node:http'
-import { request as httpsRequest, type RequestOptions } from 'node:https'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { KubeConfig } from '@kubernetes/client-node'
+import { openKubeRequest } from '../kube/http.js'
 import type { Logger } from '../logger.js'
 
 // Lists and watches one collection the way client-go's reflector does, but keeps no cache:
@@ -16,8 +16,8 @@ import type { Logger } from '../logger.js'
 //   to end it (timeoutSeconds) and aborts it itself a little later, so a half-open
 //   connection cannot freeze the inventory. A normal end re-watches from the last
 //   resourceVersion; 410 (HTTP or ERROR event) relists; anything else backs off first.
-// Requests are plain node:http(s) with the KubeConfig's TLS, credentials and proxy; bodies
-// are parsed as JSON, never deserialised into client-node's typed models (which drop
+// Requests go through openKubeRequest (src/kube/http.ts) with the KubeConfig's TLS,
+// credentials and proxy; bodies are parsed as JSON, never deserialised into client-node's typed models (which drop
 // unknown fields and turn timestamps into Dates).
 
 
@@ -67,8 +67,6 @@ const SHORT_WATCH_MS = 1000
 const WATCH_ABORT_SLACK_SECONDS = 30
 // How long close() waits for a loop stuck outside our control (an exec credential plugin).
 const CLOSE_WAIT_MS = 2000
-// client-node's Watch sets the same: dead peers are noticed between events.
-const KEEPALIVE_MS = 30_000
 // The apiserver refuses objects over 3 MiB (etcd's request limit is 1.5 MiB): a longer
 // event line is a broken stream, and buffering it without bound would cost the process.
 const MAX_EVENT_CHARS = 16 * 1024 * 1024
@@ -150,39 +148,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms)
     timer.unref()
     signal.addEventListener('abort', done, { once: true })
-  })
-}
-
-/** GET `path` with the KubeConfig's server, TLS, credentials and proxy. */
-async function get(kubeConfig: KubeConfig, path: string, query: URLSearchParams, signal: AbortSignal): Promise<IncomingMessage> {
-  const cluster = kubeConfig.getCurrentCluster()
-  if (cluster === null) throw new Error('the kubeconfig has no current cluster')
-  const url = new URL(cluster.server.replace(/\/+$/, '') + path)
-  url.search = query.toString()
-  const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } }
-  // Also refreshes exec/OIDC tokens, and builds a fresh agent we own and destroy below.
-  await kubeConfig.applyToHTTPSOptions(options)
-  const agent = options.agent
-  const release = (): void => {
-    if (agent instanceof Agent) agent.destroy()
-  }
-  if (signal.aborted) {
-    release()
-    throw signal.reason
-  }
-  const send = url.protocol === 'http:' ? httpRequest : httpsRequest
-  return new Promise((resolve, reject) => {
-    const req = send(url, { ...options, signal }, (res) => {
-      res.once('close', release)
-      resolve(res)
-    })
-    // Stays attached after the response: a later abort must not be an unhandled 'error'.
-    req.on('error', (err) => {
-      release()
-      reject(err)
-    })
-    req.on('socket', (socket) => socket.setKeepAlive(true, KEEPALIVE_MS))
-    req.end()
   })
 }
 
@@ -331,7 +296,7 @@ export class Reflector {
     let text: string
     let status: number
     try {
-      const res = await get(this.options.kubeConfig, this.source.path, query, limit.signal)
+      const res = await openKubeRequest(this.options.kubeConfig, { method: 'GET', path: this.source.path, query, signal: limit.signal })
       text = await readText(res)
       status = res.statusCode ?? 0
     } catch (err) {
@@ -411,7 +376,7 @@ export class Reflector {
     )
     const startedAt = Date.now()
     try {
-      const res = await get(this.options.kubeConfig, this.source.path, query, limit.signal)
+      const res = await openKubeRequest(this.options.kubeConfig, { method: 'GET', path: this.source.path, query, signal: limit.signal })
       if (res.statusCode !== 200) {
         const err = statusError(res.statusCode ?? 0, await readText(res))
         if (isExpired(err)) return 'expired'

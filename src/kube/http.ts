@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { request as httpRequest } from 'node:http'
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest, type RequestOptions } from 'node:https'
 import type { KubeConfig } from '@kubernetes/client-node'
 
@@ -32,23 +32,15 @@ const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
 /** Bodies larger than this are a broken or hostile peer: the agent only reads small objects. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
-function send(options: RequestOptions, secure: boolean, req: KubeRequest): Promise<KubeResponse> {
+function send(options: RequestOptions, req: KubeRequest): Promise<KubeResponse> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...(options.headers as Record<string, string>), accept: 'application/json' }
     if (req.body !== undefined) {
       headers['content-type'] = req.contentType ?? 'application/json'
       headers['content-length'] = Buffer.byteLength(req.body)
     }
-    const r = (secure ? httpsRequest : httpRequest)({ ...options, method: req.method, path: req.path, headers, signal: AbortSignal.timeout(req.timeoutMs) }, (res) => {
-      const chunks: Buffer[] = []
-      let size = 0
-      res.on('data', (c: Buffer) => {
-        size += c.length
-        if (size > MAX_RESPONSE_BYTES) res.destroy(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`))
-        else chunks.push(c)
-      })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
-      res.on('error', reject)
+    const r = httpsRequest({ ...options, method: req.method, path: req.path, headers, signal: AbortSignal.timeout(req.timeoutMs) }, (res) => {
+      readBody(res).then(resolve, reject)
     })
     r.on('error', reject)
     r.end(req.body)
@@ -72,24 +64,93 @@ export function inClusterHttp(env: NodeJS.ProcessEnv, dir = SERVICE_ACCOUNT_DIR)
     async request(req) {
       ca ??= readFile(`${dir}/ca.crt`, 'utf8')
       const [token, cert] = await Promise.all([readFile(`${dir}/token`, 'utf8'), ca])
-      return send({ host, port: Number(port), ca: cert, headers: { authorization: `Bearer ${token.trim()}` } }, true, req)
+      return send({ host, port: Number(port), ca: cert, headers: { authorization: `Bearer ${token.trim()}` } }, req)
     },
   }
 }
 
-/** Requests with a kubeconfig's cluster, credentials, TLS and proxy, as client-node applies them. */
+export interface OpenOptions {
+  method: KubeRequest['method']
+  /** Path below the cluster's server URL, e.g. `/api/v1/nodes`. */
+  path: string
+  query?: URLSearchParams
+  body?: string
+  contentType?: string
+  signal: AbortSignal
+}
+
+// TCP keep-alive probes on long watches: a dead peer is noticed between events.
+const KEEPALIVE_MS = 30_000
+
+/**
+ * Opens a request with the kubeconfig's server, TLS, credentials and proxy, as client-node
+ * applies them (exec and OIDC tokens refreshed). client-node builds a fresh agent for each
+ * call; it is destroyed when the response closes. The response is handed over unread, so a
+ * watch can stream it.
+ */
+export async function openKubeRequest(kc: KubeConfig, req: OpenOptions): Promise<IncomingMessage> {
+  const cluster = kc.getCurrentCluster()
+  if (cluster === null) throw new Error('the kubeconfig has no current cluster')
+  const url = new URL(cluster.server.replace(/\/+$/, '') + req.path)
+  if (req.query !== undefined) url.search = req.query.toString()
+  const headers: Record<string, string | number> = { Accept: 'application/json' }
+  if (req.body !== undefined) {
+    headers['content-type'] = req.contentType ?? 'application/json'
+    headers['content-length'] = Buffer.byteLength(req.body)
+  }
+  const options: RequestOptions = { method: req.method, headers }
+  await kc.applyToHTTPSOptions(options)
+  const agent = options.agent
+  const release = (): void => {
+    if (agent instanceof Agent) agent.destroy()
+  }
+  if (req.signal.aborted) {
+    release()
+    throw req.signal.reason
+  }
+  const send = url.protocol === 'http:' ? httpRequest : httpsRequest
+  return new Promise((resolve, reject) => {
+    const r = send(url, { ...options, signal: req.signal }, (res) => {
+      res.once('close', release)
+      resolve(res)
+    })
+    // Stays attached after the response: a later abort must not be an unhandled 'error'.
+    r.on('error', (err) => {
+      release()
+      reject(err)
+    })
+    r.on('socket', (socket) => socket.setKeepAlive(true, KEEPALIVE_MS))
+    r.end(req.body)
+  })
+}
+
+function readBody(res: IncomingMessage): Promise<KubeResponse> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    res.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_RESPONSE_BYTES) res.destroy(new Error(`response larger than ${MAX_RESPONSE_BYTES} bytes`))
+      else chunks.push(c)
+    })
+    res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
+    res.on('error', reject)
+  })
+}
+
+/** Requests with a kubeconfig's cluster, credentials, TLS and proxy (development, tests). */
 export function kubeConfigHttp(kc: KubeConfig): KubeHttp {
   const cluster = kc.getCurrentCluster()
   if (cluster === null) throw new Error('the kubeconfig has no current cluster')
-  const url = new URL(cluster.server)
-  const secure = url.protocol === 'https:'
   return {
     server: cluster.server,
     async request(req) {
-      const options: RequestOptions = { hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? (secure ? 443 : 80) : Number(url.port), headers: {} }
-      await kc.applyToHTTPSOptions(options)
-      const prefix = url.pathname.replace(/\/$/, '')
-      return send(options, secure, { ...req, path: `${prefix}${req.path}` })
+      const [path, query] = req.path.split('?', 2) as [string, string | undefined]
+      const opened = { method: req.method, path, signal: AbortSignal.timeout(req.timeoutMs) } as OpenOptions
+      if (query !== undefined) opened.query = new URLSearchParams(query)
+      if (req.body !== undefined) opened.body = req.body
+      if (req.contentType !== undefined) opened.contentType = req.contentType
+      return readBody(await openKubeRequest(kc, opened))
     },
   }
 }
