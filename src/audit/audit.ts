@@ -1,7 +1,7 @@
-import { decide, type Finding } from '../decision/decide.js'
+import { decide, isNever, type Finding } from '../decision/decide.js'
 import { findingLine } from '../decision/messages.js'
 import type { InventoryView } from '../inventory/index.js'
-import { extractPodTemplate } from '../workload/pod-template.js'
+import { extractPodTemplate, type PodTemplateFacts } from '../workload/pod-template.js'
 
 // Continuous audit, the pure part. Admission sees an object once; the kubelet's image
 // garbage collector removes unused images later. A running container keeps its image in
@@ -35,10 +35,21 @@ export function targetKey(t: Pick<AuditTarget, 'kind' | 'namespace' | 'name' | '
 
 /** What is at risk in one object now, or null. Unknown (stale) data is never a finding. */
 export function assess(view: InventoryView, target: AuditTarget, now: number): AtRisk | null {
+  const template = neverTemplate(target)
+  return template === null ? null : assessTemplate(view, target, template, now)
+}
+
+/** The object's pod template when a container uses imagePullPolicy: Never, else null. */
+export function neverTemplate(target: Pick<AuditTarget, 'kind' | 'object'>): PodTemplateFacts | null {
   const extracted = extractPodTemplate(target.kind, target.object)
   if (!extracted.ok || extracted.template === null) return null
+  return extracted.template.containers.some(isNever) ? extracted.template : null
+}
+
+/** assess() for a template already extracted (the audit walks each object once). */
+export function assessTemplate(view: InventoryView, target: AuditTarget, extracted: PodTemplateFacts, now: number): AtRisk | null {
   // A static pod's mirror is only warned about at admission; here it is as much at risk.
-  const template = { ...extracted.template, mirror: false }
+  const template = { ...extracted, mirror: false }
   const subject = { kind: target.kind, namespace: target.namespace, name: target.name, operation: 'CREATE' }
   const decision = decide(view, { subject, template, mode: 'enforce', now })
   const findings = decision.findings.filter((f) => f.severity === 'deny')

@@ -8,7 +8,7 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node'
 import type { InventoryIndex } from '../inventory/index.js'
-import { assess, AuditLedger, EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
+import { assessTemplate, AuditLedger, neverTemplate, EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
 import { LeaseElector } from './lease.js'
 import type { Logger } from '../logger.js'
 
@@ -71,11 +71,6 @@ function meta(obj: unknown): { name: string; namespace: string; uid: string; own
   return m
 }
 
-function hasNever(obj: unknown): boolean {
-  // Cheap prefilter: most objects have no Never container at all.
-  return JSON.stringify(obj).includes('"Never"')
-}
-
 export function startAudit(options: AuditOptions): Audit {
   const now = options.now ?? Date.now
   const core = options.kubeConfig.makeApiClient(CoreV1Api)
@@ -132,10 +127,12 @@ export function startAudit(options: AuditOptions): Audit {
           const m = meta(item)
           if (source.skipOwned !== undefined && m.owners.some((o) => o.controller === true && o.kind === source.skipOwned)) continue
           if (m.phase === 'Succeeded' || m.phase === 'Failed') continue
-          if (!hasNever(item)) continue
-          pass.checked++
           const target: AuditTarget = { apiVersion: source.apiVersion, kind: source.kind, namespace: m.namespace, name: m.name, uid: m.uid, object: item }
-          const risk = assess(options.inventory, target, at)
+          // Most objects have no Never container: one walk of the spec finds out.
+          const template = neverTemplate(target)
+          if (template === null) continue
+          pass.checked++
+          const risk = assessTemplate(options.inventory, target, template, at)
           if (risk === null) continue
           seen.add(targetKey(target))
           pass.atRisk++
