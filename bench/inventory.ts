@@ -1,5 +1,5 @@
 import { InventoryIndex } from '../src/inventory/index.js'
-import type { InventorySink, NodeFacts, NodeImages, RuntimeImage, RuntimeInfo, Taint } from '../src/inventory/types.js'
+import type { InventorySink, NodeFacts, NodeImages, RuntimeImage, RuntimeInfo, Taint } from '../src/api/types.js'
 
 // A synthetic cluster, the same for the same seed: nodes with the labels and taints a managed
 // cloud cluster carries, and per-node image lists shaped like containerd's CRI ListImages

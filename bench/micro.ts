@@ -1,7 +1,7 @@
 import { handleReview } from '../src/admission/handle.js'
 import { decide, type DecideInput } from '../src/decision/decide.js'
 import type { InventoryIndex } from '../src/inventory/index.js'
-import type { NodeImages } from '../src/inventory/types.js'
+import type { NodeImages } from '../src/api/types.js'
 import { extractPodTemplate } from '../src/workload/pod-template.js'
 import type { Body } from './bodies.js'
 import { buildIndex, hex64, nodeImages, type Layout } from './inventory.js'

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
 import { ensureCertificates } from '../src/certs/files.js'
 import { webhookConfig } from '../src/config/webhook.js'
-import type { NodeFacts, NodeImages, RuntimeImage } from '../src/inventory/types.js'
+import type { NodeFacts, NodeImages, RuntimeImage } from '../src/api/types.js'
 import { startWebhook } from '../src/server/server.js'
 
 // npm run soak [-- --minutes N]

@@ -1,7 +1,7 @@
 import { decide, resolveMode, type Decision, type Subject } from '../decision/decide.js'
 import { denialMessage, warningsFor } from '../decision/messages.js'
 import type { InventoryView } from '../inventory/index.js'
-import type { Mode } from '../inventory/types.js'
+import type { Mode } from '../api/types.js'
 import { carriesPodTemplate, extractPodTemplate } from '../workload/pod-template.js'
 import {
   allowed,

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util'
 import { toNodeImages } from '../inventory/convert.js'
-import { GROUP, NODE_IMAGE_SET_KIND } from '../inventory/types.js'
+import { DEFAULT_AGENT_SERVICE_ACCOUNT, GROUP, NODE_IMAGE_SET_KIND, type ServiceAccountRef } from '../api/types.js'
 import { baseRecord, invalidRecord, type ReviewRecord } from './handle.js'
 import {
   allowed,
@@ -25,12 +25,6 @@ import {
  */
 export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name'
 
-export interface ServiceAccountRef {
-  namespace: string
-  name: string
-}
-
-export const DEFAULT_AGENT_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: 'neverpull-system', name: 'neverpull-guard-agent' }
 
 /** Cluster admins: may write any NodeImageSet, e.g. to repair one by hand. */
 export const DEFAULT_ADMIN_GROUPS: readonly string[] = ['system:masters']

@@ -7,10 +7,10 @@ import {
   type NodeImageSetCondition,
   type RuntimeImage,
   type RuntimeInfo,
-} from '../inventory/types.js'
+} from '../api/types.js'
 import type { CriClient } from './cri.js'
 import type { NodeImageSetStatus, Publisher } from './publish.js'
-import { silentLogger, type Logger } from '../logger.js'
+import { silentLogger, type Logger } from '../util/logger.js'
 
 export const DEFAULT_INTERVAL_MS = 10_000
 export const DEFAULT_HEARTBEAT_MS = 5 * 60_000

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { parseDuration as parseGoDuration } from '../config/duration.js'
+import { parseDuration as parseGoDuration } from '../util/duration.js'
 import { loadKubeConfig } from '../kube/config.js'
 import { pino } from 'pino'
 import {
@@ -10,7 +10,7 @@ import {
 import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './cri.js'
 import { inClusterHttp } from '../kube/http.js'
 import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
-import type { Logger } from '../logger.js'
+import type { Logger } from '../util/logger.js'
 
 export const AGENT_USAGE = `Usage: neverpull-guard agent [flags]
 

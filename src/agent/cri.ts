@@ -3,7 +3,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
-import type { RuntimeImage, RuntimeInfo } from '../inventory/types.js'
+import type { RuntimeImage, RuntimeInfo } from '../api/types.js'
 
 // src/agent/cri.ts (via tsx) and dist/agent/cri.js are both two levels below the package
 // root, which ships proto/ beside them.

@@ -1,6 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node'
 import { kubeConfigHttp, type KubeHttp, type KubeResponse } from '../kube/http.js'
-import { GROUP, NODE_IMAGE_SET_KIND, NODE_IMAGE_SET_PLURAL, VERSION, type NodeImageSet } from '../inventory/types.js'
+import { GROUP, NODE_IMAGE_SET_KIND, NODE_IMAGE_SET_PLURAL, VERSION, type NodeImageSet } from '../api/types.js'
 
 export const FIELD_MANAGER = 'neverpull-guard-agent'
 /**

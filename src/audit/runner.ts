@@ -10,7 +10,7 @@ import {
 import type { InventoryIndex } from '../inventory/index.js'
 import { assessTemplate, AuditLedger, neverTemplate, EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
 import { LeaseElector } from './lease.js'
-import type { Logger } from '../logger.js'
+import type { Logger } from '../util/logger.js'
 
 // Continuous audit, the I/O part: while this replica holds the Lease, re-evaluate existing
 // Pods and workloads that use Never, every interval and soon after the inventory changes,

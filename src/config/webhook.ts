@@ -1,9 +1,8 @@
 import { Ajv } from 'ajv'
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
-import { parseDuration } from './duration.js'
-import { DEFAULT_AGENT_SERVICE_ACCOUNT, type ServiceAccountRef } from '../admission/nodeimageset.js'
-import type { Mode } from '../inventory/types.js'
+import { parseDuration } from '../util/duration.js'
+import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
 
 // Every setting of the webhook, from flags first and then NEVERPULL_* environment
 // variables, validated once here; nothing else reads process.env.

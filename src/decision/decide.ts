@@ -1,8 +1,8 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
 import { nearest } from '../image/similar.js'
 import type { InventoryView } from '../inventory/index.js'
-import { bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../inventory/node-set.js'
-import type { Mode } from '../inventory/types.js'
+import { bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
+import type { Mode } from '../api/types.js'
 import { eligibleNodes, type Eligibility } from '../placement/placement.js'
 import type { ContainerFacts, PodTemplateFacts } from '../workload/pod-template.js'
 

@@ -1,4 +1,4 @@
-import type { RuntimeImage } from '../inventory/types.js'
+import type { RuntimeImage } from '../api/types.js'
 
 // Image references exactly as github.com/distribution/reference v0.6 reads them
 // (ParseNormalizedNamed, ParseDockerRef, FamiliarString), because that is what the kubelet

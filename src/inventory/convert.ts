@@ -6,7 +6,7 @@ import {
   type NodeImages,
   type Taint,
   type TaintEffect,
-} from './types.js'
+} from '../api/types.js'
 
 // Inventory objects come from the API server (or a file a person wrote): validate before
 // trusting, and turn a bad object into a reason string rather than an exception, so one

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { parseAllDocuments } from 'yaml'
 import { namespaceMode, toNodeFacts, toNodeImages } from './convert.js'
-import { GROUP, type InventorySink } from './types.js'
+import { GROUP, type InventorySink } from '../api/types.js'
 
 // A static inventory: what `kubectl get nodes,nodeimagesets,namespaces -o yaml` prints (a
 // List), or several documents. A snapshot is taken as the truth at the time it is loaded:

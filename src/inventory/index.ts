@@ -1,6 +1,6 @@
 import { nodeStatusImageKey, repositoryOfKey, runtimeImageKeys } from '../image/reference.js'
-import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from './node-set.js'
-import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, Taint } from './types.js'
+import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from '../util/node-set.js'
+import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, Taint } from '../api/types.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
 export interface TaintGroup {

@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { KubeConfig } from '@kubernetes/client-node'
 import { openKubeRequest } from '../kube/http.js'
-import type { Logger } from '../logger.js'
+import type { Logger } from '../util/logger.js'
 
 // Lists and watches one collection the way client-go's reflector does, but keeps no cache:
 // every object is handed to the source as soon as its page or event is parsed, and all that

@@ -1,8 +1,8 @@
 import type { KubeConfig } from '@kubernetes/client-node'
 import { namespaceMode, toNodeFacts, toNodeImages } from './convert.js'
 import { errorMessage, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
-import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, VERSION, type InventorySink } from './types.js'
-import type { Logger } from '../logger.js'
+import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, VERSION, type InventorySink } from '../api/types.js'
+import type { Logger } from '../util/logger.js'
 
 // Keeps an InventorySink in step with the cluster's Nodes, NodeImageSets and Namespaces:
 // one cacheless reflector per kind (reflector.ts) feeds the sink object by object, so the

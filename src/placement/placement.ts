@@ -1,74 +1,16 @@
 import type { InventoryView } from '../inventory/index.js'
-import { bitsAnd, bitsAndNot, bitsCount, bitsIsEmpty, bitsOr, bitsSet, type Bits } from '../inventory/node-set.js'
-import type { Taint, Toleration } from '../inventory/types.js'
+import { bitsAnd, bitsAndNot, bitsCount, bitsIsEmpty, bitsOr, bitsSet, type Bits } from '../util/node-set.js'
+import { toleratesAny, UNSCHEDULABLE_TAINT, type NodeSelectorRequirement, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
 
 // Where a pod may land, by the scheduler's filter rules (pkg/scheduler/framework/plugins:
 // NodeName, NodeAffinity, TaintToleration, NodeUnschedulable). Only filters count: scores
 // (preferred affinity, ImageLocality) never make a node ineligible.
-
-export interface NodeSelectorRequirement {
-  key: string
-  operator: string
-  values?: string[]
-}
-
-export interface NodeSelectorTerm {
-  matchExpressions?: NodeSelectorRequirement[]
-  matchFields?: NodeSelectorRequirement[]
-}
-
-export interface Placement {
-  /** Set on bound pods: that node only, and the scheduler's filters are bypassed. */
-  nodeName?: string
-  nodeSelector?: Record<string, string>
-  /** requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms; undefined when absent. */
-  requiredTerms?: NodeSelectorTerm[]
-  tolerations: Toleration[]
-}
 
 export interface Eligibility {
   nodes: Bits
   count: number
   /** `nodeName` names a node the inventory does not know. */
   unknownNodeName?: string
-}
-
-export const UNSCHEDULABLE_TAINT: Taint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }
-
-/** v1.Toleration.ToleratesTaint */
-export function tolerates(toleration: Toleration, taint: Taint): boolean {
-  if (toleration.effect !== undefined && toleration.effect !== '' && toleration.effect !== taint.effect) return false
-  if (toleration.key !== undefined && toleration.key !== '' && toleration.key !== taint.key) return false
-  const operator = toleration.operator ?? 'Equal'
-  if (operator === 'Exists') return true
-  if (operator !== 'Equal') return false
-  // An empty key with Equal is rejected by API validation; never treat it as a wildcard.
-  if (toleration.key === undefined || toleration.key === '') return false
-  return (toleration.value ?? '') === (taint.value ?? '')
-}
-
-export function toleratesAny(tolerations: readonly Toleration[], taint: Taint): boolean {
-  for (const t of tolerations) if (tolerates(t, taint)) return true
-  return false
-}
-
-/**
- * The tolerations the DaemonSet controller adds to every daemon pod
- * (pkg/controller/daemon/util AddOrUpdateDaemonPodTolerations).
- */
-export function daemonSetTolerations(hostNetwork: boolean): Toleration[] {
-  const tolerations: Toleration[] = [
-    { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' },
-    { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' },
-    { key: 'node.kubernetes.io/disk-pressure', operator: 'Exists', effect: 'NoSchedule' },
-    { key: 'node.kubernetes.io/memory-pressure', operator: 'Exists', effect: 'NoSchedule' },
-    { key: 'node.kubernetes.io/pid-pressure', operator: 'Exists', effect: 'NoSchedule' },
-    { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
-  ]
-  if (hostNetwork) {
-    tolerations.push({ key: 'node.kubernetes.io/network-unavailable', operator: 'Exists', effect: 'NoSchedule' })
-  }
-  return tolerations
 }
 
 function parseInteger(s: string): number | undefined {

@@ -3,18 +3,16 @@ import { Counter } from 'prom-client'
 import { handleReview, type ReviewRecord } from '../admission/handle.js'
 import {
   DEFAULT_ADMIN_GROUPS,
-  DEFAULT_AGENT_SERVICE_ACCOUNT,
   handleNodeImageSetReview,
   type NodeImageSetPolicy,
   type NodeImageSetReason,
   type NodeImageSetRecord,
-  type ServiceAccountRef,
 } from '../admission/nodeimageset.js'
 import { errored, toReview, V1 } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
-import type { Mode } from '../inventory/types.js'
+import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
 import type { Metrics } from './metrics.js'
-import { silentLogger, type Logger } from '../logger.js'
+import { silentLogger, type Logger } from '../util/logger.js'
 
 /**
  * The apiserver accepts request bodies up to 3 MiB, and an UPDATE review carries the object

@@ -3,7 +3,7 @@ import type { ReviewRecord } from '../admission/handle.js'
 import type { AuditPass } from '../audit/runner.js'
 import { POD_TEMPLATE_KINDS } from '../workload/pod-template.js'
 import type { InventoryView } from '../inventory/index.js'
-import { bitsCount } from '../inventory/node-set.js'
+import { bitsCount } from '../util/node-set.js'
 
 // Label values come from requests: only kinds this webhook knows become labels, so an odd
 // client cannot grow the metrics without bound.

@@ -1,7 +1,7 @@
 import { handleReview, type ReviewRecord } from '../admission/handle.js'
 import { V1, type AdmissionResponse } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
-import type { Mode } from '../inventory/types.js'
+import type { Mode } from '../api/types.js'
 import { carriesPodTemplate } from '../workload/pod-template.js'
 import type { ManifestObject } from './manifests.js'
 

@@ -1,6 +1,6 @@
 import { lookupKey } from '../image/reference.js'
 import type { InventoryView } from '../inventory/index.js'
-import { bitsHas } from '../inventory/node-set.js'
+import { bitsHas } from '../util/node-set.js'
 import { decide } from '../decision/decide.js'
 import { findingLine } from '../decision/messages.js'
 import { extractPodTemplate } from '../workload/pod-template.js'

@@ -1,7 +1,7 @@
 import { loadInventoryFile } from '../inventory/file.js'
 import { InventoryIndex } from '../inventory/index.js'
 import { loadKubeConfig } from '../kube/config.js'
-import { silentLogger } from '../logger.js'
+import { silentLogger } from '../util/logger.js'
 
 // Where the offline tools get their inventory: a snapshot file, or one full list of a live
 // cluster through the same watch the webhook uses, closed as soon as it has synced.

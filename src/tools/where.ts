@@ -1,6 +1,6 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
 import type { InventoryView } from '../inventory/index.js'
-import { bitsForEach, bitsHas } from '../inventory/node-set.js'
+import { bitsForEach, bitsHas } from '../util/node-set.js'
 
 // "Where is my image?": every node, whether it holds the image (any reference form), what
 // else of the same repository it holds, and whether its image list can be trusted.

@@ -1,5 +1,5 @@
-import type { Toleration } from '../inventory/types.js'
-import { daemonSetTolerations, type NodeSelectorTerm, type Placement } from '../placement/placement.js'
+import type { Toleration } from '../api/types.js'
+import { daemonSetTolerations, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
 
 // Where the pod spec lives in each object that carries one (KUBERNETES-FACTS §3), and the
 // facts the decision needs from it. The apiserver has validated and defaulted the object

@@ -8,7 +8,7 @@ import {
   type Clock,
 } from '../../src/agent/agent.js'
 import { PublishError, applyBody, type NodeImageSetStatus, type Publisher } from '../../src/agent/publish.js'
-import type { NodeImageSet, RuntimeImage, RuntimeInfo } from '../../src/inventory/types.js'
+import type { NodeImageSet, RuntimeImage, RuntimeInfo } from '../../src/api/types.js'
 
 const RUNTIME: RuntimeInfo = { name: 'containerd', version: '1.7.22', endpoint: 'unix:///run/containerd/containerd.sock' }
 const T0 = Date.parse('2025-03-01T12:00:00.000Z')

@@ -2,7 +2,7 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { AGENT_USAGE, parseAgentArgs, parseDuration, runAgent, type AgentCommandDeps } from '../../src/agent/command.js'
 import type { CriClient } from '../../src/agent/cri.js'
-import type { NodeImageSet } from '../../src/inventory/types.js'
+import type { NodeImageSet } from '../../src/api/types.js'
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} }
 

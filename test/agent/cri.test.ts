@@ -13,7 +13,7 @@ import {
   probeEndpoint,
   type CriClient,
 } from '../../src/agent/cri.js'
-import type { NodeImageSet, RuntimeImage } from '../../src/inventory/types.js'
+import type { NodeImageSet, RuntimeImage } from '../../src/api/types.js'
 import { containerdSkipReason, startContainerd, type Containerd } from '../helpers/containerd.js'
 import { writeOciImage } from '../helpers/oci.js'
 

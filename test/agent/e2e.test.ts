@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { stringify as toYaml } from 'yaml'
 import { runAgent } from '../../src/agent/command.js'
-import type { NodeImageSet } from '../../src/inventory/types.js'
+import type { NodeImageSet } from '../../src/api/types.js'
 import { containerdSkipReason, startContainerd } from '../helpers/containerd.js'
 import { writeOciImage } from '../helpers/oci.js'
 

@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node'
 import { parse as parseYaml } from 'yaml'
 import { nodeImageSet } from '../../src/agent/agent.js'
 import { FIELD_MANAGER, PublishError, createKubePublisher } from '../../src/agent/publish.js'
-import type { RuntimeImage } from '../../src/inventory/types.js'
+import type { RuntimeImage } from '../../src/api/types.js'
 
 // A real HTTP server standing in for the apiserver: the client library runs unmodified and
 // we look at exactly what goes over the wire.

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { decide, type Decision, type Subject } from '../../src/decision/decide.js'
 import { denialMessage, MAX_WARNING_RUNES, warningsFor } from '../../src/decision/messages.js'
-import type { Mode } from '../../src/inventory/types.js'
+import type { Mode } from '../../src/api/types.js'
 import type { ContainerFacts, PodTemplateFacts } from '../../src/workload/pod-template.js'
-import { daemonSetTolerations, type Placement } from '../../src/placement/placement.js'
+import { daemonSetTolerations, type Placement } from '../../src/api/scheduling.js'
 import { buildIndex, NOW, STALE_MS } from '../helpers/inventory.js'
 
 const APP = 'docker.io/library/myapp:1.0'

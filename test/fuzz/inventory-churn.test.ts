@@ -1,8 +1,8 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { InventoryIndex } from '../../src/inventory/index.js'
-import { bitsHas, type Bits } from '../../src/inventory/node-set.js'
-import type { NodeFacts } from '../../src/inventory/types.js'
+import { bitsHas, type Bits } from '../../src/util/node-set.js'
+import type { NodeFacts } from '../../src/api/types.js'
 
 // The index under the churn a cluster produces (nodes added, relabelled, removed, autoscaled
 // away under new names), against a model that is just a Map of live nodes.

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { InventoryIndex } from '../../src/inventory/index.js'
-import type { NodeFacts, RuntimeImage, Taint } from '../../src/inventory/types.js'
+import type { NodeFacts, RuntimeImage, Taint } from '../../src/api/types.js'
 
 export const NOW = Date.parse('2026-11-21T06:00:00Z')
 export const STALE_MS = 15 * 60_000

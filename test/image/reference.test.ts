@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { RuntimeImage } from '../../src/inventory/types.js'
+import type { RuntimeImage } from '../../src/api/types.js'
 import {
   dockerRef,
   familiarName,

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { bitsCount, bitsHas } from '../../src/inventory/node-set.js'
+import { bitsCount, bitsHas } from '../../src/util/node-set.js'
 import { buildIndex, NOW, nodeFacts, runtimeImage, STALE_MS } from '../helpers/inventory.js'
 
 const nginx = 'docker.io/library/nginx:1.27'

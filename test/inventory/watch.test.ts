@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
 import { startInventoryWatch, type InventoryKind, type InventoryWatch, type InventoryWatchOptions } from '../../src/inventory/watch.js'
-import type { InventorySink, Mode, NodeFacts, NodeImages } from '../../src/inventory/types.js'
+import type { InventorySink, Mode, NodeFacts, NodeImages } from '../../src/api/types.js'
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js'
 
 // ---- fixtures ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { Ajv } from 'ajv'
 import t from 'tap'
 import { parse, parseAllDocuments } from 'yaml'
-import type { NodeImageSet } from '../../src/inventory/types.js'
+import type { NodeImageSet } from '../../src/api/types.js'
 import { build, idOf, isObject, type K8sObject, readObjects, render } from './render.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')

@@ -1,12 +1,8 @@
 import t from 'tap'
-import { bitsForEach } from '../../src/inventory/node-set.js'
-import type { Taint, Toleration } from '../../src/inventory/types.js'
-import {
-  daemonSetTolerations,
-  eligibleNodes,
-  tolerates,
-  type Placement,
-} from '../../src/placement/placement.js'
+import { bitsForEach } from '../../src/util/node-set.js'
+import type { Taint, Toleration } from '../../src/api/types.js'
+import { daemonSetTolerations, tolerates, type Placement } from '../../src/api/scheduling.js'
+import { eligibleNodes } from '../../src/placement/placement.js'
 import { buildIndex } from '../helpers/inventory.js'
 
 const index = buildIndex([

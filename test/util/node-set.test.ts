@@ -6,7 +6,7 @@ import {
   bitsSet,
   NodeSet,
   wordsFor,
-} from '../../src/inventory/node-set.js'
+} from '../../src/util/node-set.js'
 
 t.test('a NodeSet stays a list for few nodes and turns into a bitset for many, with the same answers', async (t) => {
   const set = new NodeSet()

@@ -105,6 +105,14 @@ export interface NodeImages {
 
 export type Mode = 'enforce' | 'warn' | 'audit' | 'off'
 
+/** The service account the agent runs as: the only writer of NodeImageSets. */
+export interface ServiceAccountRef {
+  namespace: string
+  name: string
+}
+
+export const DEFAULT_AGENT_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: 'neverpull-system', name: 'neverpull-guard-agent' }
+
 /**
  * The write side of the inventory. The static file loader and the cluster informers both
  * feed one of these; the index behind it answers the decision engine's questions.
