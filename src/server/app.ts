@@ -8,18 +8,14 @@ import {
   type NodeImageSetReason,
   type NodeImageSetRecord,
 } from '../admission/nodeimageset.js'
-import { errored, toReview, V1 } from '../admission/review.js'
+import { allowed, errored, toReview, V1 } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
 import type { Metrics } from './metrics.js'
 import { silentLogger, type Logger } from '../util/logger.js'
+import { admissionRoute, MAX_REVIEW_BYTES } from './route.js'
 
-/**
- * The apiserver accepts request bodies up to 3 MiB, and an UPDATE review carries the object
- * twice (object and oldObject) plus the envelope: 7 MiB admits every review the apiserver
- * can send while refusing anything larger before it is parsed (Fastify's default is 1 MiB).
- */
-export const MAX_REVIEW_BYTES = 7 * 1024 * 1024
+export { MAX_REVIEW_BYTES }
 
 export interface AppOptions {
   inventory: InventoryView
@@ -128,65 +124,55 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     })
   })
 
-  app.post('/validate', { bodyLimit: MAX_REVIEW_BYTES }, async (request, reply) => {
-    const started = performance.now()
-    let handled
-    try {
-      handled = handleReview(request.body, { inventory: options.inventory, mode: options.mode, now: now() })
-    } catch (err) {
+  admissionRoute(
+    app,
+    {
+      path: '/validate',
+      failure: 'review failed',
+      handle: (body) => handleReview(body, { inventory: options.inventory, mode: options.mode, now: now() }),
       // A bug here must not block pods: unknown is a warning, never a denial.
-      log.error({ err }, 'review failed')
-      const uid = (request.body as { request?: { uid?: unknown } } | null)?.request?.uid
-      const body = {
-        apiVersion: V1,
-        kind: 'AdmissionReview',
-        response: {
-          uid: typeof uid === 'string' ? uid : '',
-          allowed: true,
-          warnings: ['neverpull-guard could not check this object (internal error, see its logs); it was not denied'],
-        },
-      }
-      return reply.send(body)
-    }
-    const seconds = (performance.now() - started) / 1000
-    const { record, reply: review } = handled
-    options.metrics.observeReview(record, seconds)
-    // Every admission that found something is logged at info; the common case (no Never
-    // container, or every image where it must be) only at debug: it is counted in the
-    // metrics, and an info line per pod create costs a busy cluster more than the check.
-    const routine = record.decision === 'skip' || (record.decision === 'allow' && record.outcome === 'allow')
-    const level = record.decision === 'invalid' ? 'warn' : routine ? 'debug' : 'info'
-    if (log.isLevelEnabled?.(level) !== false) log[level]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
-    return reply.send(review)
-  })
+      recover: (uid) => allowed(uid, ['neverpull-guard could not check this object (internal error, see its logs); it was not denied']),
+      observe: (record, seconds) => options.metrics.observeReview(record, seconds),
+      // Every admission that found something is logged at info; the common case (no Never
+      // container, or every image where it must be) only at debug: it is counted in the
+      // metrics, and an info line per pod create costs a busy cluster more than the check.
+      level: (record) => {
+        if (record.decision === 'invalid') return 'warn'
+        const routine = record.decision === 'skip' || (record.decision === 'allow' && record.outcome === 'allow')
+        return routine ? 'debug' : 'info'
+      },
+      describe: (record) => logFields(record),
+    },
+    log,
+  )
 
   // Who may write the inventory. Fails closed (like the webhook's failurePolicy): a refused
   // agent write is retried and only delays freshness, a forged one misleads every decision.
-  app.post('/validate-nodeimageset', { bodyLimit: MAX_REVIEW_BYTES }, async (request, reply) => {
-    const started = performance.now()
-    let handled
-    try {
-      handled = handleNodeImageSetReview(request.body, policy)
-    } catch (err) {
-      log.error({ err }, 'NodeImageSet review failed')
-      const uid = (request.body as { request?: { uid?: unknown } } | null)?.request?.uid
-      return reply.send(toReview(V1, errored(typeof uid === 'string' ? uid : '', 500, 'internal error in neverpull-guard; see its logs')))
-    }
-    const seconds = (performance.now() - started) / 1000
-    const { record, reply: review } = handled
-    options.metrics.observeReview(record, seconds)
-    nodeImageSetReviews.inc({ reason: record.reason })
-    log[NODE_IMAGE_SET_LOG_LEVEL[record.reason]]({ admission: logFields(record), seconds }, `admission ${record.decision}`)
-    if (record.reason === 'agent-unbound' && !unboundReported) {
-      unboundReported = true
-      log.info(
-        { user: record.user, name: record.name },
-        'the agent\'s token names no node (Kubernetes before 1.30): any agent may write any node\'s NodeImageSet; ' +
-          'see docs/SECURITY.md. Counted in neverpull_nodeimageset_reviews_total{reason="agent-unbound"}',
-      )
-    }
-    return reply.send(review)
-  })
+  admissionRoute(
+    app,
+    {
+      path: '/validate-nodeimageset',
+      failure: 'NodeImageSet review failed',
+      handle: (body) => handleNodeImageSetReview(body, policy),
+      recover: (uid) => errored(uid, 500, 'internal error in neverpull-guard; see its logs'),
+      observe: (record, seconds) => {
+        options.metrics.observeReview(record, seconds)
+        nodeImageSetReviews.inc({ reason: record.reason })
+      },
+      level: (record) => NODE_IMAGE_SET_LOG_LEVEL[record.reason],
+      describe: (record) => logFields(record),
+      after: (record) => {
+        if (record.reason !== 'agent-unbound' || unboundReported) return
+        unboundReported = true
+        log.info(
+          { user: record.user, name: record.name },
+          'the agent\'s token names no node (Kubernetes before 1.30): any agent may write any node\'s NodeImageSet; ' +
+            'see docs/SECURITY.md. Counted in neverpull_nodeimageset_reviews_total{reason="agent-unbound"}',
+        )
+      },
+    },
+    log,
+  )
 
   await opsApp(app, options)
 }

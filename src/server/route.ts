@@ -1,0 +1,70 @@
+import type { FastifyInstance } from 'fastify'
+import { toReview, V1, V1BETA1, type AdmissionResponse, type AdmissionReviewReply, type ReviewVersion } from '../admission/review.js'
+import type { Logger } from '../util/logger.js'
+
+// One admission route, whatever it judges: decide, time it, count it, log one line, and
+// answer with an AdmissionReview even when the handler throws (controller-runtime's
+// webhook.go: recover, copy the uid, reply in the version received).
+
+/**
+ * The apiserver accepts request bodies up to 3 MiB, and an UPDATE review carries the object
+ * twice (object and oldObject) plus the envelope: 7 MiB admits every review the apiserver
+ * can send while refusing anything larger before it is parsed (Fastify's default is 1 MiB).
+ */
+export const MAX_REVIEW_BYTES = 7 * 1024 * 1024
+
+export type LineLevel = 'debug' | 'info' | 'warn'
+
+/** What every route's record has: the rest is the route's own. */
+export interface RouteRecord {
+  decision: string
+}
+
+export interface AdmissionRoute<R extends RouteRecord> {
+  /** `/validate`, `/validate-nodeimageset`, `/mutate`. */
+  path: string
+  /** The error line when the handler throws: `review failed`. */
+  failure: string
+  handle(body: unknown): { record: R; reply: AdmissionReviewReply }
+  /** The response when the handler threw: the route's failure policy in its own words. */
+  recover(uid: string): AdmissionResponse
+  /** Counts the review; `seconds` is the handler's time, body parsing excluded. */
+  observe(record: R, seconds: number): void
+  level(record: R): LineLevel
+  /** The line's `admission` object: fields picked one by one, never the object or credentials. */
+  describe(record: R): Record<string, unknown>
+  /** After the line: once-only reports and the like. */
+  after?(record: R): void
+}
+
+function peek(body: unknown, key: string): unknown {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)[key] : undefined
+}
+
+/** The uid and version to answer a review with when its handler could not. */
+export function envelopeOf(body: unknown): { uid: string; version: ReviewVersion } {
+  const uid = peek(peek(body, 'request'), 'uid')
+  return { uid: typeof uid === 'string' ? uid : '', version: peek(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1 }
+}
+
+export function admissionRoute<R extends RouteRecord>(app: FastifyInstance, route: AdmissionRoute<R>, log: Logger): void {
+  app.post(route.path, { bodyLimit: MAX_REVIEW_BYTES }, async (request, reply) => {
+    const started = performance.now()
+    let handled
+    try {
+      handled = route.handle(request.body)
+    } catch (err) {
+      log.error({ err, path: route.path }, route.failure)
+      const { uid, version } = envelopeOf(request.body)
+      return reply.send(toReview(version, route.recover(uid)))
+    }
+    const seconds = (performance.now() - started) / 1000
+    const { record } = handled
+    route.observe(record, seconds)
+    const level = route.level(record)
+    // Formatting a line costs more than most decisions: only for levels that are written.
+    if (log.isLevelEnabled?.(level) !== false) log[level]({ admission: route.describe(record), seconds }, `admission ${record.decision}`)
+    route.after?.(record)
+    return reply.send(handled.reply)
+  })
+}
