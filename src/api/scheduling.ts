@@ -25,13 +25,43 @@ export interface Placement {
 
 export const UNSCHEDULABLE_TAINT: Taint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }
 
-/** v1.Toleration.ToleratesTaint */
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+const DECIMAL = /^[+-]?[0-9]+$/
+
+/**
+ * `strconv.ParseInt(s, 10, 64)`: an optional sign and decimal digits, within int64; anything
+ * else (empty, spaces, `0x10`, `1e3`, `1_000`, out of range) is undefined. A JavaScript number
+ * would lose precision past 2^53 and accept values Go refuses.
+ */
+export function parseInt64(s: string): bigint | undefined {
+  if (!DECIMAL.test(s)) return undefined
+  const n = BigInt(s)
+  return n < INT64_MIN || n > INT64_MAX ? undefined : n
+}
+
+/** The toleration operators every Kubernetes version serves; others may not be served. */
+export function isBasicTolerationOperator(operator: string | undefined): boolean {
+  return operator === undefined || operator === '' || operator === 'Equal' || operator === 'Exists'
+}
+
+/**
+ * v1.Toleration.ToleratesTaint (k8s.io/api core/v1 toleration.go), including `Lt`/`Gt`
+ * (TaintTolerationComparisonOperators, alpha in 1.35): both values parse as int64 and the
+ * taint's value is less / greater than the toleration's.
+ */
 export function tolerates(toleration: Toleration, taint: Taint): boolean {
   if (toleration.effect !== undefined && toleration.effect !== '' && toleration.effect !== taint.effect) return false
   if (toleration.key !== undefined && toleration.key !== '' && toleration.key !== taint.key) return false
-  const operator = toleration.operator ?? 'Equal'
+  const operator: string = toleration.operator ?? 'Equal'
   if (operator === 'Exists') return true
-  if (operator !== 'Equal') return false
+  if (operator === 'Lt' || operator === 'Gt') {
+    const bound = parseInt64(toleration.value ?? '')
+    const value = parseInt64(taint.value ?? '')
+    if (bound === undefined || value === undefined) return false
+    return operator === 'Lt' ? value < bound : value > bound
+  }
+  if (operator !== 'Equal' && operator !== '') return false
   // An empty key with Equal is rejected by API validation; never treat it as a wildcard.
   if (toleration.key === undefined || toleration.key === '') return false
   return (toleration.value ?? '') === (taint.value ?? '')

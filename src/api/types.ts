@@ -73,7 +73,8 @@ export interface Taint {
 
 export interface Toleration {
   key?: string
-  operator?: 'Exists' | 'Equal'
+  /** `Lt` and `Gt` only where the cluster serves TaintTolerationComparisonOperators (1.35+). */
+  operator?: 'Exists' | 'Equal' | 'Lt' | 'Gt'
   value?: string
   effect?: TaintEffect | ''
   tolerationSeconds?: number

@@ -1,6 +1,6 @@
 import type { InventoryView } from '../inventory/index.js'
 import { bitsAnd, bitsAndNot, bitsCount, bitsIsEmpty, bitsOr, bitsSet, type Bits } from '../util/node-set.js'
-import { toleratesAny, UNSCHEDULABLE_TAINT, type NodeSelectorRequirement, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
+import { parseInt64, toleratesAny, UNSCHEDULABLE_TAINT, type NodeSelectorRequirement, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
 
 // Where a pod may land, by the scheduler's filter rules (pkg/scheduler/framework/plugins:
 // NodeName, NodeAffinity, TaintToleration, NodeUnschedulable). Only filters count: scores
@@ -11,10 +11,6 @@ export interface Eligibility {
   count: number
   /** `nodeName` names a node the inventory does not know. */
   unknownNodeName?: string
-}
-
-function parseInteger(s: string): number | undefined {
-  return /^[+-]?\d+$/.test(s) ? Number(s) : undefined
 }
 
 /** Nodes matching one label requirement, written into out. */
@@ -48,12 +44,16 @@ function matchLabel(view: InventoryView, r: NodeSelectorRequirement, out: Bits):
     }
     case 'Gt':
     case 'Lt': {
-      const bound = values.length === 1 ? parseInteger(values[0]!) : undefined
+      // apimachinery labels.NewRequirement / Requirement.Matches: exactly one value, and it
+      // and the node's label both parse with strconv.ParseInt(v, 10, 64). A requirement value
+      // that does not parse makes the whole term fail (component-helpers nodeaffinity
+      // newNodeSelectorTerm); a label that does not parse (overflow included) never matches.
+      const bound = values.length === 1 ? parseInt64(values[0]!) : undefined
       if (bound === undefined) return
       const byValue = view.labelValues(r.key)
       if (byValue === undefined) return
       for (const [value, bits] of byValue) {
-        const n = parseInteger(value)
+        const n = parseInt64(value)
         if (n === undefined) continue
         if (r.operator === 'Gt' ? n > bound : n < bound) bitsOr(out, bits)
       }

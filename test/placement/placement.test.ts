@@ -1,7 +1,7 @@
 import t from 'tap'
 import { bitsForEach } from '../../src/util/node-set.js'
 import type { Taint, Toleration } from '../../src/api/types.js'
-import { daemonSetTolerations, tolerates, type Placement } from '../../src/api/scheduling.js'
+import { daemonSetTolerations, parseInt64, tolerates, type Placement } from '../../src/api/scheduling.js'
 import { eligibleNodes } from '../../src/placement/placement.js'
 import { buildIndex } from '../helpers/inventory.js'
 
@@ -82,7 +82,8 @@ t.test('tolerates follows v1.Toleration.ToleratesTaint', async (t) => {
     [{ key: 'k', value: 'w' }, false],
     [{ key: 'other', operator: 'Exists' }, false],
     [{ value: 'v' }, false], // empty key with Equal is not a wildcard
-    [{ key: 'k', operator: 'Gt' as Toleration['operator'], value: 'v' }, false],
+    [{ key: 'k', operator: 'Gt', value: 'v' }, false], // Gt needs int64 values on both sides
+    [{ key: 'k', operator: 'Like' as Toleration['operator'], value: 'v' }, false],
   ]
   for (const [toleration, expected] of table) t.equal(tolerates(toleration, taint), expected, JSON.stringify(toleration))
   t.ok(tolerates({ key: 'n', operator: 'Equal' }, { key: 'n', effect: 'NoSchedule' }), 'empty value equals a taint without value')
@@ -95,4 +96,74 @@ t.test('DaemonSet pods get the controller tolerations', async (t) => {
   t.notOk(keys.includes('node.kubernetes.io/network-unavailable:NoSchedule'))
   t.ok(daemonSetTolerations(true).some((x) => x.key === 'node.kubernetes.io/network-unavailable'))
   t.same(eligible({ tolerations: daemonSetTolerations(false) }), ['a1', 'a2', 'c1', 'c2'], 'cordoned nodes still run daemons')
+})
+
+// Gt/Lt are int64 comparisons: apimachinery labels/selector.go (NewRequirement, Requirement.Matches)
+// parse both sides with strconv.ParseInt(v, 10, 64); component-helpers
+// scheduling/corev1/nodeaffinity (newNodeSelectorTerm) fails the whole term on a bad value.
+t.test('Gt/Lt compare as int64, like strconv.ParseInt', async (t) => {
+  const big = buildIndex([
+    { name: 'max', labels: { n: '9223372036854775807' } },
+    { name: 'overflow', labels: { n: '9223372036854775808' } },
+    { name: 'min', labels: { n: '-9223372036854775808' } },
+    { name: 'underflow', labels: { n: '-9223372036854775809' } },
+    { name: 'p53', labels: { n: '9007199254740993' } },
+    { name: 'plus', labels: { n: '+7' } },
+    { name: 'lead0', labels: { n: '007' } },
+    { name: 'hex', labels: { n: '0x10' } },
+    { name: 'exp', labels: { n: '1e3' } },
+    { name: 'under', labels: { n: '1_000' } },
+    { name: 'none' },
+  ])
+  const names = (p: Partial<Placement>): string[] => {
+    const r = eligibleNodes(big, { tolerations: [], ...p })
+    const out: string[] = []
+    bitsForEach(r.nodes, (s) => {
+      out.push(big.nameOf(s))
+    })
+    return out.sort()
+  }
+  const table: Array<[string, string, string[], string[]]> = [
+    ['a label past int64 never matches Gt', 'Gt', ['9223372036854775806'], ['max']],
+    ['2^53+1 > 2^53 (a float64 would call them equal)', 'Gt', ['9007199254740992'], ['max', 'p53']],
+    ['2^53+1 is not > 2^53+1', 'Lt', ['9007199254740993'], ['lead0', 'min', 'plus']],
+    ['a label below int64 never matches Lt', 'Lt', ['-9223372036854775807'], ['min']],
+    ['+7 and 007 parse as 7; hex, exponents and underscores do not parse', 'Gt', ['6'], ['lead0', 'max', 'p53', 'plus']],
+    ['a requirement value past int64 fails the requirement', 'Gt', ['9223372036854775808'], []],
+    ['a requirement value that is not decimal fails the requirement', 'Lt', ['1e9'], []],
+    ['an empty requirement value fails the requirement', 'Gt', [''], []],
+    ['a requirement value with a space fails', 'Gt', [' 1'], []],
+  ]
+  for (const [name, op, values, want] of table) {
+    t.same(names({ requiredTerms: [{ matchExpressions: [{ key: 'n', operator: op, values }] }] }), want, name)
+  }
+  t.same(
+    names({ requiredTerms: [{ matchExpressions: [{ key: 'n', operator: 'Gt', values: ['x'] }] }, { matchExpressions: [{ key: 'n', operator: 'Exists' }] }] }),
+    ['exp', 'hex', 'lead0', 'max', 'min', 'overflow', 'p53', 'plus', 'under', 'underflow'],
+    'a term that fails to parse does not take the other terms with it (LazyErrorNodeSelector.Match)',
+  )
+  t.equal(parseInt64('9223372036854775807'), 9223372036854775807n)
+  t.equal(parseInt64('-0'), 0n)
+  t.equal(parseInt64('9223372036854775808'), undefined)
+  t.equal(parseInt64('٣'), undefined, 'only ASCII digits')
+})
+
+// k8s.io/api core/v1 toleration.go ToleratesTaint / compareNumericValues (1.35, alpha gate
+// TaintTolerationComparisonOperators): Lt tolerates a taint whose value is less than the
+// toleration's, Gt one whose value is greater; both must parse as int64.
+t.test('Lt/Gt tolerations compare the taint value with the toleration value as int64', async (t) => {
+  const taint = (value: string): Taint => ({ key: 'tier', value, effect: 'NoSchedule' })
+  const table: Array<[Toleration, string, boolean]> = [
+    [{ key: 'tier', operator: 'Lt', value: '5' }, '3', true],
+    [{ key: 'tier', operator: 'Lt', value: '5' }, '5', false],
+    [{ key: 'tier', operator: 'Gt', value: '5' }, '6', true],
+    [{ key: 'tier', operator: 'Gt', value: '5' }, '5', false],
+    [{ key: 'tier', operator: 'Gt', value: '9007199254740992' }, '9007199254740993', true],
+    [{ key: 'tier', operator: 'Lt', value: '10' }, '9223372036854775808', false],
+    [{ key: 'tier', operator: 'Gt', value: 'x' }, '6', false],
+    [{ key: 'tier', operator: 'Gt', value: '5' }, 'high', false],
+    [{ key: 'other', operator: 'Gt', value: '5' }, '6', false],
+    [{ key: 'tier', operator: 'Gt', value: '5', effect: 'NoExecute' }, '6', false],
+  ]
+  for (const [toleration, value, want] of table) t.equal(tolerates(toleration, taint(value)), want, `${JSON.stringify(toleration)} vs ${value}`)
 })
