@@ -17,6 +17,11 @@ export interface NodeSelectorTerm {
 export interface Placement {
   /** Set on bound pods: that node only, and the scheduler's filters are bypassed. */
   nodeName?: string
+  /**
+   * A DaemonSet template's nodeName: the controller still runs a daemon pod there only when
+   * the node passes node affinity and taints (pkg/controller/daemon NodeShouldRunDaemonPod).
+   */
+  nodeNameFiltered?: boolean
   nodeSelector?: Record<string, string>
   /** requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms; undefined when absent. */
   requiredTerms?: NodeSelectorTerm[]

@@ -108,6 +108,15 @@ export function isNever(c: ContainerFacts): boolean {
   return c.pullPolicy === 'Never'
 }
 
+/**
+ * A pod template container may have no image: other admission or tooling fills it in (the
+ * apiserver requires it of Pods only, pkg/apis/core/validation validateContainersOnlyForPod;
+ * OpenShift's image triggers use " "). Not ours to judge; a Pod never gets here without one.
+ */
+function hasImage(c: ContainerFacts): boolean {
+  return c.image !== '' && c.image.trim() !== ''
+}
+
 /** The previous template's containers by kind and name, so an UPDATE is compared in linear time. */
 function containersByName(previous: PodTemplateFacts | null | undefined): Map<string, ContainerFacts> | undefined {
   if (previous === undefined || previous === null) return undefined
@@ -265,7 +274,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   let before: Map<string, ContainerFacts> | undefined | null = null
   let outcome: Verdict = 'allow'
   for (const c of template.containers) {
-    if (!isNever(c)) continue
+    if (!isNever(c) || !hasImage(c)) continue
     where ??= eligibleNodes(view, template.placement)
     fresh ??= view.freshNodes(input.now)
     if (before === null) before = containersByName(previous)

@@ -108,9 +108,10 @@ export function eligibleNodes(view: InventoryView, placement: Placement): Eligib
       return { nodes, count: 0, unknownNodeName: placement.nodeName }
     }
     bitsSet(nodes, slot)
-    return { nodes, count: 1 }
+    if (placement.nodeNameFiltered !== true) return { nodes, count: 1 }
+  } else {
+    nodes.set(view.nodes())
   }
-  nodes.set(view.nodes())
   scratchFor(words)
 
   const selector = placement.nodeSelector

@@ -191,7 +191,12 @@ export function extractPodTemplate(kind: string, object: unknown): Extracted {
       placement.tolerations = placement.tolerations.concat(daemonSetTolerations(hostNetwork))
     }
     const nodeName = optionalString(spec, 'nodeName', path)
-    if (nodeName !== undefined && nodeName !== '') placement.nodeName = nodeName
+    if (nodeName !== undefined && nodeName !== '') {
+      placement.nodeName = nodeName
+      // The DaemonSet controller checks node affinity and taints even for a named node
+      // (pkg/controller/daemon NodeShouldRunDaemonPod); only a Pod's nodeName bypasses them.
+      if (perNode) placement.nodeNameFiltered = true
+    }
     const selector = stringMap(spec['nodeSelector'], `${path}.nodeSelector`)
     if (selector !== undefined) placement.nodeSelector = selector
     const terms = requiredTerms(spec, path)

@@ -142,3 +142,21 @@ t.test('malformed reviews get allowed=false, code 400 and what is wrong, with th
     t.equal(record.decision, 'invalid')
   }
 })
+
+t.test('a DaemonSet with nodeName on a tainted node it does not tolerate is not denied', async (t) => {
+  const body = review('daemonset-create')
+  body['request'].object.spec.template.spec.nodeName = 'node-c'
+  body['request'].object.spec.template.spec.containers[0].image = 'nothere:1'
+  const { reply } = answer(body)
+  t.equal(reply.response.allowed, true, 'NodeShouldRunDaemonPod: node-c taint untolerated, no daemon pod there')
+  body['request'].object.spec.template.spec.nodeName = 'node-a'
+  t.equal(answer(body).reply.response.allowed, false, 'on node-a the daemon runs and the image is missing')
+})
+
+t.test('a template container without an image is not ours to judge', async (t) => {
+  const body = review('deployment-create')
+  delete body['request'].object.spec.template.spec.containers[0].image
+  const { reply } = answer(body)
+  t.equal(reply.response.allowed, true)
+  t.same(reply.response.warnings ?? [], [])
+})

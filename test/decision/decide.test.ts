@@ -182,3 +182,30 @@ t.test('a denial stays small however many containers fail', async (t) => {
   t.match(msg, /- and 1980 more containers like these/)
   t.ok(msg.length < 12_000, `${msg.length} characters`)
 })
+
+// pkg/apis/core/validation validateContainersOnlyForPod: only Pods must carry an image; a
+// template's may be filled in later by other admission or tooling. Not ours to judge.
+t.test('template containers without an image are left alone', async (t) => {
+  for (const image of ['', ' ', '  \t']) {
+    const d = run(template([never(image)], { nodeSelector: { zone: 'a' } }, { kind: 'Deployment' }))
+    t.same(d.findings, [], `image ${JSON.stringify(image)}: no finding`)
+    t.equal(d.verdict, 'allow')
+  }
+  const d = run(template([never(''), never('myapp:2.0', 'real')], { nodeSelector: { zone: 'a' } }, { kind: 'Deployment' }))
+  t.same(d.findings.map((f) => f.container.name), ['real'], 'the other containers are still checked')
+  t.equal(d.verdict, 'deny')
+})
+
+t.test('a DaemonSet naming a node the controller would never use is not denied', async (t) => {
+  const ds = (nodeName: string, extra: Partial<Placement> = {}) =>
+    template([never('cuda:12')], { nodeName, nodeNameFiltered: true, tolerations: daemonSetTolerations(false), ...extra }, { kind: 'DaemonSet', perNode: true })
+  let d = run(ds('a1', { nodeSelector: { zone: 'g' } }))
+  t.equal(d.findings[0]?.reason, 'no-eligible-nodes', 'nodeSelector excludes the named node: no daemon pod, nothing to deny')
+  t.equal(d.verdict, 'warn')
+  d = run(ds('g1'))
+  t.equal(d.findings[0]?.reason, 'no-eligible-nodes', 'the gpu taint is not tolerated there')
+  d = run(ds('g1', { tolerations: [...daemonSetTolerations(false), { key: 'gpu', operator: 'Exists' }] }))
+  t.equal(d.verdict, 'allow', 'tolerated: the image is there')
+  d = run(ds('a1'))
+  t.equal(d.verdict, 'deny', 'a node that runs the daemon and lacks the image still denies')
+})

@@ -167,3 +167,20 @@ t.test('Lt/Gt tolerations compare the taint value with the toleration value as i
   ]
   for (const [toleration, value, want] of table) t.equal(tolerates(toleration, taint(value)), want, `${JSON.stringify(toleration)} vs ${value}`)
 })
+
+// pkg/controller/daemon NodeShouldRunDaemonPod: with the template's nodeName set, the
+// controller runs a daemon pod there only if the node fits node affinity and taints.
+t.test('a DaemonSet nodeName still applies node affinity and taints', async (t) => {
+  const ds = (nodeName: string, p: Partial<Placement> = {}): string[] =>
+    eligible({ nodeName, nodeNameFiltered: true, tolerations: daemonSetTolerations(false), ...p })
+  t.same(ds('a1'), ['a1'], 'a plain node')
+  t.same(ds('b1'), [], 'the gpu taint is not tolerated: no daemon pod there')
+  t.same(ds('b1', { tolerations: [...daemonSetTolerations(false), { key: 'dedicated', operator: 'Exists' }] }), ['b1'])
+  t.same(ds('a1', { nodeSelector: { zone: 'b' } }), [], 'the nodeSelector does not match the named node')
+  t.same(ds('a1', { requiredTerms: [expr('disk', 'In', ['ssd'])] }), ['a1'])
+  t.same(ds('a2', { requiredTerms: [expr('disk', 'In', ['ssd'])] }), [], 'required affinity does not match')
+  t.same(ds('c1'), ['c1'], 'a cordoned node still runs daemons (the controller tolerates unschedulable)')
+  t.same(eligible({ nodeName: 'b1', nodeSelector: { zone: 'a' } }), ['b1'], 'a Pod bound by nodeName bypasses both')
+  const r = eligibleNodes(index, { nodeName: 'ghost', nodeNameFiltered: true, tolerations: [] })
+  t.equal(r.unknownNodeName, 'ghost', 'an unknown node is still unknown')
+})
