@@ -25,6 +25,12 @@ const MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 export interface CriClient {
   readonly endpoint: string
   listImages(): Promise<RuntimeImage[]>
+  /**
+   * ImageStatus, as the kubelet asks it: the image the runtime resolves `image` to, or
+   * undefined when it has none. Throws CriError when the runtime answers with an error
+   * (containerd: an ambiguous truncated ID).
+   */
+  imageStatus(image: string): Promise<RuntimeImage | undefined>
   version(): Promise<RuntimeInfo>
   close(): void
 }
@@ -118,6 +124,7 @@ type Unary<Req, Res> = (
 
 interface ImageServiceClient extends grpc.Client {
   ListImages: Unary<{ filter?: unknown }, { images: RawImage[] }>
+  ImageStatus: Unary<{ image: { image: string }; verbose: boolean }, { image?: RawImage | null }>
 }
 
 interface RuntimeServiceClient extends grpc.Client {
@@ -210,6 +217,11 @@ export function connectCri(endpoint: string, options: ConnectOptions = {}): CriC
     async listImages() {
       const res = await call('ListImages', (c) => [c.images.ListImages, c.images], {})
       return res.images.map(toRuntimeImage)
+    },
+    async imageStatus(image: string) {
+      const res = await call('ImageStatus', (c) => [c.images.ImageStatus, c.images], { image: { image }, verbose: false })
+      // proto3: an unset message field decodes as null (defaults: true) or undefined.
+      return res.image === undefined || res.image === null ? undefined : toRuntimeImage(res.image)
     },
     async version() {
       const res = await call('Version', (c) => [c.runtime.Version, c.runtime], { version: 'v1' })

@@ -166,6 +166,20 @@ export function suggest(view: InventoryView, key: string): string[] {
   return out
 }
 
+/**
+ * Image IDs a truncated ID could mean, each cut to the shortest form (at least 12 hex) that
+ * tells it from the others: more than one on a node is why containerd refuses the prefix.
+ */
+export function distinctIds(ids: string[]): string[] {
+  if (ids.length <= 1 || ids.length > NAMES_SHOWN) return ids.length === 1 ? [shortRef(ids[0]!)] : []
+  return ids.map((id) => {
+    const colon = id.indexOf(':')
+    let n = colon + 13
+    while (n < id.length && ids.some((o) => o !== id && o.startsWith(id.slice(0, n)))) n++
+    return id.slice(0, n)
+  })
+}
+
 /** Reused by check(): it finishes with the bitset before it returns. */
 let staleBits = new Uint32Array(0)
 
@@ -212,7 +226,7 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   }
 
   const E = where.nodes
-  const H = view.nodesWithImage(key)
+  const H = view.nodesResolving(parsed)
   const have = H === undefined ? 0 : H.countIn(E)
   if (have === where.count) {
     const f = finding(c, 'present', 'ok', where.count)
@@ -254,7 +268,10 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
     elsewhere.sort()
     f.elsewhere = { names: elsewhere, count: H.size - have }
   }
-  if (reason === 'missing') f.suggestions = suggest(view, key)
+  if (reason === 'missing') {
+    // A truncated ID on no node: the IDs it could mean (two on one node is why it fails there).
+    f.suggestions = parsed.idPrefix === undefined ? suggest(view, key) : distinctIds(view.idsWithPrefix(parsed, NAMES_SHOWN + 1))
+  }
   return f
 }
 

@@ -19,7 +19,19 @@ export interface ImageReference {
 
 export type Parsed = { ok: true; ref: ImageReference } | { ok: false; error: string }
 
-export type LookupKey = { ok: true; key: string; ref?: ImageReference } | { ok: false; error: string }
+/**
+ * How one container `image` is looked up. `key`: the docker-ref form containerd matches names
+ * against (or the image ID for a bare digest). `idPrefix`: set when the string, as the kubelet
+ * passes it, is `<algorithm>:<truncated hex>`, which containerd also tries as a unique prefix of
+ * an image ID once no name matches (see `idPrefixOf`).
+ */
+export interface ImageLookup {
+  key: string
+  ref?: ImageReference
+  idPrefix?: string
+}
+
+export type LookupKey = ({ ok: true } & ImageLookup) | { ok: false; error: string }
 
 const DEFAULT_DOMAIN = 'docker.io'
 const LEGACY_DEFAULT_DOMAIN = 'index.docker.io'
@@ -52,6 +64,9 @@ const LOWER_HEX_RE = /^[a-f0-9]+$/
 const WHITESPACE_RE = /\s/
 // go-digest with crypto/sha256 and crypto/sha512 linked (as in the kubelet and containerd).
 const DIGEST_ONLY_RE = /^(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$/
+/** An available go-digest algorithm and some lowercase hex: a candidate truncated image ID. */
+const ID_PREFIX_RE = /^(sha256|sha384|sha512):([a-f0-9]+)$/
+const DIGEST_HEX_LENGTH: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 }
 
 /**
  * ParseNormalizedNamed: a familiar or full name, with optional tag and digest, normalised.
@@ -150,13 +165,41 @@ export function lookupKey(image: string): LookupKey {
   if (DIGEST_ONLY_RE.test(image)) result = { ok: true, key: image }
   else {
     const parsed = parseReference(image)
-    result = parsed.ok ? { ok: true, key: dockerRef(parsed.ref), ref: parsed.ref } : parsed
+    if (!parsed.ok) result = parsed
+    else {
+      const idPrefix = idPrefixOf(image)
+      result = idPrefix === undefined ? { ok: true, key: dockerRef(parsed.ref), ref: parsed.ref } : { ok: true, key: dockerRef(parsed.ref), ref: parsed.ref, idPrefix }
+    }
   }
   // The same few images come back in request after request; a bounded cache saves the
   // grammar's regex on the hot path. Cleared whole when full: no LRU bookkeeping per hit.
   if (lookupCache.size >= LOOKUP_CACHE_SIZE) lookupCache.clear()
   lookupCache.set(image, Object.freeze(result))
   return result
+}
+
+/**
+ * The truncated image ID containerd's CRI will try for this container `image`, or undefined.
+ *
+ * containerd (internal/cri/server/images/service.go LocalResolve; pkg/cri/server/helpers.go
+ * localResolve in 1.6/1.7) looks the string up as a name in docker-ref form first; when no
+ * name matches, it hands the string as written to the image store's Get, which calls
+ * go-digest v1.0.0 digestset.Set.Lookup (internal/cri/store/image/image.go store.get; 1.6
+ * vendors the same code as docker/distribution/digestset). Lookup parses the string with
+ * digest.Parse: `sha256:4d1f` fails with ErrDigestInvalidLength (not InvalidFormat), so it is
+ * searched as algorithm `sha256` plus hex prefix `4d1f`; one match is the image, two are
+ * ErrDigestAmbiguous (the kubelet's ImageStatus fails: not present), none is not found.
+ * A string without `:` would be searched as a bare hex prefix, but the kubelet never sends
+ * one: it appends `:latest` to a reference with no tag and no digest (pkg/kubelet/images
+ * image_manager.go applyDefaultImageTag), so bare hex arrives as `4d1f...:latest`, whose
+ * "algorithm" `4d1f...` matches no image. Uppercase hex never matches (IDs are lowercase).
+ */
+export function idPrefixOf(image: string): string | undefined {
+  const m = ID_PREFIX_RE.exec(image)
+  if (m === null) return undefined
+  const full = DIGEST_HEX_LENGTH[m[1] as string] as number
+  // Full length is an exact ID (handled as a digest); longer can be no ID's prefix.
+  return (m[2] as string).length < full ? image : undefined
 }
 
 const LOOKUP_CACHE_SIZE = 4096

@@ -1,4 +1,4 @@
-import { nodeStatusImageKey, repositoryOfKey, runtimeImageKeys } from '../image/reference.js'
+import { isIdKey, nodeStatusImageKey, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
 import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from '../util/node-set.js'
 import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, Taint } from '../api/types.js'
 
@@ -29,6 +29,14 @@ export interface InventoryView {
   taintGroups(): Iterable<TaintGroup>
   cordoned(): Bits
   nodesWithImage(key: string): NodeSet | undefined
+  /**
+   * Nodes whose runtime resolves this container image the way the kubelet will ask for it:
+   * its key, and where the runtime falls back to one (containerd), a unique image-ID prefix.
+   * Without such a fallback this is nodesWithImage(lookup.key), the same object.
+   */
+  nodesResolving(lookup: ImageLookup): NodeSet | undefined
+  /** Image IDs that start with the lookup's ID prefix, on any node, sorted; at most limit. */
+  idsWithPrefix(lookup: ImageLookup, limit: number): string[]
   /** Nodes whose NodeImageSet was observed within the staleness window before `now`. */
   freshNodes(now: number): Bits
   /** When the node's image list was last observed (ms), NaN when never. */
@@ -95,6 +103,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private valueBits = new Map<string, Map<string, Bits>>()
   private taints = new Map<string, { taint: Taint; nodes: Bits; count: number }>()
   private repos = new Map<string, Set<string>>()
+  /** Every image-ID key, for the rare truncated-ID lookup. */
+  private idKeys = new Set<string>()
   private modes = new Map<string, Mode>()
   private imageSets = 0
   private freshCache: { at: number; version: number; bits: Bits } | undefined
@@ -239,6 +249,62 @@ export class InventoryIndex implements InventorySink, InventoryView {
   nodesWithImage(key: string): NodeSet | undefined {
     const id = this.keyIds.get(key)
     return id === undefined ? undefined : this.keySets[id]
+  }
+
+  nodesResolving(lookup: ImageLookup): NodeSet | undefined {
+    const byName = this.nodesWithImage(lookup.key)
+    if (lookup.idPrefix === undefined) return byName
+    return this.withIdPrefix(byName, lookup.idPrefix)
+  }
+
+  /**
+   * containerd's fallback after the name (digestset Lookup, see idPrefixOf): on a node where
+   * the name matched nothing, exactly one image ID starting with prefix is that image; two or
+   * more make ImageStatus fail, so the node does not have it.
+   */
+  private withIdPrefix(byName: NodeSet | undefined, prefix: string): NodeSet | undefined {
+    const counts = this.idPrefixCounts(prefix)
+    if (counts.size === 0) return byName
+    const out = new NodeSet()
+    byName?.forEach((slot) => out.add(slot))
+    for (const [slot, n] of counts) if (n === 1) out.add(slot)
+    return out.size === 0 ? undefined : out
+  }
+
+  idsWithPrefix(lookup: ImageLookup, limit: number): string[] {
+    const prefix = lookup.idPrefix
+    if (prefix === undefined) return []
+    const out: string[] = []
+    for (const key of this.idKeys) if (key.startsWith(prefix)) out.push(key)
+    return out.sort().slice(0, limit)
+  }
+
+  /** Nodes where the lookup's ID prefix names more than one image and no name matches: containerd answers with an error there. */
+  ambiguousIdPrefix(lookup: ImageLookup): string[] {
+    if (lookup.idPrefix === undefined) return []
+    const byName = this.nodesWithImage(lookup.key)
+    const out: string[] = []
+    for (const [slot, n] of this.idPrefixCounts(lookup.idPrefix)) if (n > 1 && byName?.has(slot) !== true) out.push(this.nameOf(slot))
+    return out.sort()
+  }
+
+  /**
+   * Per node, how many of its image IDs start with prefix. Only a node's NodeImageSet lists
+   * all its image IDs (Node.status.images holds names, at most 50 images), so only that list
+   * can prove a prefix unique. A scan over the distinct IDs: this form is rare.
+   */
+  private idPrefixCounts(prefix: string): Map<number, number> {
+    const counts = new Map<number, number>()
+    for (const key of this.idKeys) {
+      if (!key.startsWith(prefix)) continue
+      const id = this.keyIds.get(key)
+      if (id === undefined) continue
+      this.keySets[id]?.forEach((slot) => {
+        const listed = this.setKeys[slot]
+        if (listed !== undefined && hasId(listed, id)) counts.set(slot, (counts.get(slot) ?? 0) + 1)
+      })
+    }
+    return counts
   }
 
   freshNodes(now: number): Bits {
@@ -399,6 +465,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (set === undefined) {
       this.keySets[id] = set = new NodeSet()
       const key = this.keyNames[id]!
+      if (isIdKey(key)) this.idKeys.add(key)
       const repo = repositoryOfKey(key)
       if (repo !== undefined) {
         let keys = this.repos.get(repo)
@@ -419,6 +486,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.keyIds.delete(key)
     this.keyNames[id] = ''
     this.freeKeys.push(id)
+    this.idKeys.delete(key)
     const repo = repositoryOfKey(key)
     if (repo === undefined) return
     const keys = this.repos.get(repo)

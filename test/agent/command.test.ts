@@ -107,6 +107,7 @@ t.test('runs until SIGTERM, then exits 0 after the iteration', async (t) => {
   const cri: CriClient = {
     endpoint: 'unix:///run/containerd/containerd.sock',
     listImages: async () => [{ id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }],
+    imageStatus: async () => ({ id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }),
     version: async () => ({ name: 'containerd', version: '1.7.0', endpoint: 'unix:///run/containerd/containerd.sock' }),
     close: () => void (closed = true),
   }
@@ -148,6 +149,7 @@ t.test('an unreadable kubeconfig is named', async (t) => {
     connect: (endpoint) => ({
       endpoint,
       listImages: async () => [],
+      imageStatus: async () => undefined,
       version: async () => ({ name: 'x', version: '1', endpoint }),
       close() {},
     }),
