@@ -93,7 +93,7 @@ function quoted(text: string, max = 253): string {
   return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text)
 }
 
-/** The object's problems as the inventory reader would see them, or undefined. */
+/** The object's problems as the inventory reader would see them (the one schema, src/api/nodeimageset-schema.ts), or undefined. */
 function objectProblem(object: unknown): string | undefined {
   const converted = toNodeImages(object)
   if (!converted.ok) {

@@ -2,13 +2,28 @@
 // (what the agent publishes), the Node facts the webhook needs, and the read side of the
 // inventory that the decision engine consumes.
 
+// The wire types of NodeImageSet, generated from the one schema (nodeimageset-schema.ts).
+import type {
+  NodeImageSetImage,
+  NodeImageSetRuntime,
+  NodeImageSetSpec,
+  NodeImageSetStatus,
+} from './nodeimageset.generated.js'
+export type {
+  NodeImageSetCondition,
+  NodeImageSetImage,
+  NodeImageSetRuntime,
+  NodeImageSetSpec,
+  NodeImageSetStatus,
+} from './nodeimageset.generated.js'
+
 export const GROUP = 'neverpull.dev'
 export const VERSION = 'v1alpha1'
 export const NODE_IMAGE_SET_KIND = 'NodeImageSet'
 export const NODE_IMAGE_SET_PLURAL = 'nodeimagesets'
 export const MODE_LABEL = 'neverpull.dev/mode'
 
-/** One image as the container runtime lists it over CRI (runtime.v1.Image). */
+/** One image as the container runtime lists it over CRI (runtime.v1.Image), normalised: every field present. */
 export interface RuntimeImage {
   /** Image ID, e.g. `sha256:4d1f...` (containerd: the config digest). */
   id: string
@@ -29,14 +44,6 @@ export interface RuntimeInfo {
   endpoint: string
 }
 
-export interface NodeImageSetCondition {
-  type: string
-  status: 'True' | 'False' | 'Unknown'
-  reason?: string
-  message?: string
-  lastTransitionTime?: string
-}
-
 /** The NodeImageSet custom resource, cluster-scoped, named after its node. */
 export interface NodeImageSet {
   apiVersion: `${typeof GROUP}/${typeof VERSION}`
@@ -49,18 +56,8 @@ export interface NodeImageSet {
     ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>
     labels?: Record<string, string>
   }
-  spec: {
-    nodeName: string
-    runtime?: RuntimeInfo
-    images: RuntimeImage[]
-  }
-  status?: {
-    /** RFC 3339 time the agent last confirmed the list against the runtime. */
-    observedTime?: string
-    /** spec.images.length, for the printer column (a JSONPath cannot count an array). */
-    imageCount?: number
-    conditions?: NodeImageSetCondition[]
-  }
+  spec: NodeImageSetSpec
+  status?: NodeImageSetStatus
 }
 
 export type TaintEffect = 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute'

@@ -4,9 +4,13 @@ import {
   type Mode,
   type NodeFacts,
   type NodeImages,
+  type NodeImageSetSpec,
+  type NodeImageSetStatus,
   type Taint,
   type TaintEffect,
 } from '../api/types.js'
+import { NODE_IMAGE_SET_SCHEMA } from '../api/nodeimageset-schema.js'
+import { toJsonSchema } from '../api/openapi.js'
 
 // Inventory objects come from the API server (or a file a person wrote): validate before
 // trusting, and turn a bad object into a reason string rather than an exception, so one
@@ -14,53 +18,25 @@ import {
 
 export type Converted<T> = { ok: true; value: T } | { ok: false; error: string }
 
-const ajv = new Ajv({ allErrors: false, strict: false })
+const ajv = new Ajv({ allErrors: false, strict: false, validateFormats: false })
 
+// The reader's NodeImageSet schema is the CRD's (one source: src/api/nodeimageset-schema.ts),
+// so it refuses only what the apiserver would have refused anyway. Two differences: the
+// CRD cannot constrain metadata, and the reader needs a name; formats are not checked
+// here (an observedTime the apiserver took but Date.parse cannot read means "never observed").
+const crdJsonSchema = toJsonSchema(NODE_IMAGE_SET_SCHEMA)
 const nodeImageSetSchema = {
-  type: 'object',
+  ...crdJsonSchema,
   required: ['metadata', 'spec'],
   properties: {
+    ...(crdJsonSchema['properties'] as Record<string, unknown>),
     metadata: {
       type: 'object',
       required: ['name'],
       properties: { name: { type: 'string', minLength: 1, maxLength: 253 } },
     },
-    spec: {
-      type: 'object',
-      required: ['images'],
-      properties: {
-        nodeName: { type: 'string', minLength: 1, maxLength: 253 },
-        runtime: {
-          type: 'object',
-          properties: {
-            name: { type: 'string' },
-            version: { type: 'string' },
-            endpoint: { type: 'string' },
-          },
-        },
-        images: {
-          type: 'array',
-          maxItems: 20000,
-          items: {
-            type: 'object',
-            required: ['id'],
-            properties: {
-              id: { type: 'string', maxLength: 512 },
-              repoTags: { type: 'array', maxItems: 1000, items: { type: 'string', maxLength: 1024 } },
-              repoDigests: { type: 'array', maxItems: 1000, items: { type: 'string', maxLength: 1024 } },
-              size: { type: ['number', 'string'] },
-              pinned: { type: 'boolean' },
-            },
-          },
-        },
-      },
-    },
-    status: {
-      type: 'object',
-      properties: { observedTime: { type: 'string' } },
-    },
   },
-} as const
+}
 
 const nodeSchema = {
   type: 'object',
@@ -123,18 +99,10 @@ function describe(validate: ValidateFunction): string {
   return `${e.instancePath === '' ? '(root)' : e.instancePath} ${e.message ?? 'is invalid'}`
 }
 
-interface RawImage {
-  id: string
-  repoTags?: string[]
-  repoDigests?: string[]
-  size?: number | string
-  pinned?: boolean
-}
-
 interface RawNodeImageSet {
   metadata: { name: string }
-  spec: { nodeName?: string; runtime?: { name?: string; version?: string; endpoint?: string }; images: RawImage[] }
-  status?: { observedTime?: string }
+  spec: NodeImageSetSpec
+  status?: NodeImageSetStatus
 }
 
 export function toNodeImages(obj: unknown): Converted<NodeImages> {
@@ -142,7 +110,7 @@ export function toNodeImages(obj: unknown): Converted<NodeImages> {
     return { ok: false, error: `malformed NodeImageSet: ${describe(validateNodeImageSet)}` }
   }
   const set = obj as RawNodeImageSet
-  const nodeName = set.spec.nodeName ?? set.metadata.name
+  const nodeName = set.spec.nodeName
   if (nodeName !== set.metadata.name) {
     return {
       ok: false,

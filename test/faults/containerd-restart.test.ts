@@ -55,7 +55,7 @@ t.test('containerd stopped and restarted under the agent', { skip: skip ?? false
   // A long outage, so any reconnect backoff has grown.
   await new Promise((r) => setTimeout(r, 8 * INTERVAL_MS))
   t.equal(object()?.spec.images.length, 1, 'the last good list is still published, never an empty one')
-  t.equal(object()?.spec.images[0]?.repoTags[0], 'docker.io/neverpull/a:1')
+  t.equal(object()?.spec.images[0]?.repoTags?.[0], 'docker.io/neverpull/a:1')
 
   await ctrd.restart()
   const up = await until('RuntimeReachable=True', () => (reachable() === 'True' ? true : undefined), 30_000)

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { Ajv } from 'ajv'
 import t from 'tap'
 import { parse, parseAllDocuments } from 'yaml'
+import { toJsonSchema, type OpenApiSchema } from '../../src/api/openapi.js'
 import type { NodeImageSet } from '../../src/api/types.js'
 import { build, idOf, isObject, type K8sObject, readObjects, render } from './render.js'
 
@@ -165,25 +166,9 @@ t.test('CRD schema is structural', async (t) => {
 
 // The apiserver prunes undeclared fields instead of rejecting them; additionalProperties:
 // false makes that silent loss a validation failure here.
-function toJsonSchema(node: Obj): Obj {
-  const out: Obj = {}
-  for (const [k, v] of Object.entries(node)) {
-    if (k === 'x-kubernetes-int-or-string' && v === true) out['anyOf'] = [{ type: 'integer' }, { type: 'string' }]
-    else if (k.startsWith('x-kubernetes-') || k === 'description') continue
-    else if (k === 'properties') out[k] = Object.fromEntries(Object.entries(o(v)).map(([p, s]) => [p, toJsonSchema(o(s))]))
-    else if (k === 'items') out[k] = toJsonSchema(o(v))
-    else if (k === 'format' && (v === 'int32' || v === 'int64')) continue
-    else if (k === 'nullable') continue
-    else out[k] = v
-  }
-  if (node['nullable'] === true && typeof node['type'] === 'string') out['type'] = [node['type'], 'null']
-  if (node['properties'] !== undefined && node['x-kubernetes-preserve-unknown-fields'] !== true) out['additionalProperties'] = false
-  return out
-}
-
-const ajv = new Ajv({ allErrors: true, strict: true })
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true })
 ajv.addFormat('date-time', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/)
-const validateNis = ajv.compile(toJsonSchema(schema))
+const validateNis = ajv.compile(toJsonSchema(schema as unknown as OpenApiSchema, { closed: true }))
 
 type NodeImageSetWithCount = NodeImageSet & { status?: NodeImageSet['status'] & { imageCount?: number } }
 
