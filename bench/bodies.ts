@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { COMMON_REFS, POOLS, poolRef, tailRef } from './inventory.js'
+import { COMMON_REFS, partialRef, PARTIAL_IMAGES, POOLS, poolRef, tailRef } from './inventory.js'
 
 // AdmissionReview bodies for the load runs, built from the apiserver captures in
 // test/fixtures/admission: envelope, managedFields, defaulted fields and annotations are kept
@@ -103,20 +103,63 @@ function podDeny(): Json {
   return review
 }
 
+/**
+ * Warned: a Pod of three Never containers on the general pool, two of whose images were
+ * preloaded on half of its nodes (pods placed elsewhere fail with ErrImageNeverPull).
+ */
+function podWarn(): Json {
+  const review = podNever()
+  const spec = review['request'].object.spec
+  spec.containers[0].image = partialRef(0)
+  spec.containers[1].image = partialRef(1)
+  return review
+}
+
+/** Warned: a Deployment (no placement constraints) whose image is on half the nodes. */
+function deploymentWarn(): Json {
+  const review = fixture('deployment-create.json')
+  const spec = review['request'].object.spec.template.spec
+  delete spec.affinity
+  delete spec.nodeSelector
+  spec.containers = [container('api', partialRef(2), 'Never')]
+  return review
+}
+
+/**
+ * Warned, the budget path: a Pod of 20 Never containers, each image on half of the nodes, so
+ * that every container has a finding and the warnings must fit the apiserver's 4,096 runes.
+ */
+function podWarn20(): Json {
+  const review = podNever()
+  const spec = review['request'].object.spec
+  spec.containers = Array.from({ length: PARTIAL_IMAGES }, (_, k) => container(`step-${k}`, partialRef(k), 'Never'))
+  return review
+}
+
 export interface Body {
   name: string
-  /** What the webhook should answer. */
-  expect: 'allow' | 'deny'
+  /** What the webhook should answer: allowed silently, allowed with warnings, or denied. */
+  expect: 'allow' | 'warn' | 'deny'
   payload: string
 }
 
-export function loadBodies(): { allow: Body[]; deny: Body } {
-  const allow: Body[] = [
-    { name: 'pod-3-never-nodeSelector', expect: 'allow', payload: JSON.stringify(podNever()) },
-    { name: 'deployment-affinity', expect: 'allow', payload: JSON.stringify(deploymentAffinity()) },
-    { name: 'daemonset', expect: 'allow', payload: JSON.stringify(daemonSet()) },
-    { name: 'pod-no-never', expect: 'allow', payload: JSON.stringify(podPlain()) },
+export function loadBodies(): Body[] {
+  const body = (name: string, expect: Body['expect'], review: Json): Body => ({ name, expect, payload: JSON.stringify(review) })
+  return [
+    body('pod-3-never-nodeSelector', 'allow', podNever()),
+    body('deployment-affinity', 'allow', deploymentAffinity()),
+    body('daemonset', 'allow', daemonSet()),
+    body('pod-no-never', 'allow', podPlain()),
+    body('pod-warn-partial', 'warn', podWarn()),
+    body('deployment-warn-partial', 'warn', deploymentWarn()),
+    body('pod-warn-20-containers', 'warn', podWarn20()),
+    body('pod-deny-did-you-mean', 'deny', podDeny()),
   ]
-  const deny: Body = { name: 'pod-deny-did-you-mean', expect: 'deny', payload: JSON.stringify(podDeny()) }
-  return { allow, deny }
+}
+
+/** The body of that name (the micro-benchmarks pick theirs by name). */
+export function bodyNamed(bodies: Body[], name: string): Body {
+  const found = bodies.find((b) => b.name === name)
+  if (found === undefined) throw new Error(`no bench body ${name}`)
+  return found
 }

@@ -6,6 +6,7 @@ import type { InventorySink, NodeFacts, NodeImages, RuntimeImage, RuntimeInfo, T
 // (normalised repo tags and digests, `sha256:` config-digest IDs). Each node holds:
 //   COMMON images on every node (pause, kube-proxy, CNI, CSI, the neverpull agent ...),
 //   POOL_IMAGES images of its node pool (on every node of the pool),
+//   PARTIAL_IMAGES images on half of the nodes (in place of as many tail images),
 //   and the rest drawn from a long tail, each tail image on a few dozen nodes.
 // Distinct images = COMMON + pools x POOL_IMAGES + tail, exactly as asked.
 
@@ -18,6 +19,11 @@ export interface ClusterSpec {
 
 export const COMMON = 20
 export const POOL_IMAGES = 30
+/**
+ * Images preloaded on every second node (`kind load --nodes`, a pre-pulled release on part
+ * of a pool): the warned bodies ask for these, present on half of their eligible nodes.
+ */
+export const PARTIAL_IMAGES = 20
 export const POOLS = ['general', 'general-arm', 'compute', 'memory', 'batch', 'ingress', 'system', 'gpu'] as const
 export const ZONES = ['eu-west-1a', 'eu-west-1b', 'eu-west-1c', 'eu-west-1d'] as const
 const INSTANCE_TYPES: Record<(typeof POOLS)[number], readonly string[]> = {
@@ -95,6 +101,16 @@ export function poolRef(pool: number, p: number): string {
   return `registry.example.com/${team}/${app}-${POOLS[pool]}:1.${p}.${pool}`
 }
 
+/** Half of the nodes, alternating in blocks of one node per zone, so every pool and zone gets half. */
+export function hasPartial(i: number): boolean {
+  return Math.floor(i / ZONES.length) % 2 === 0
+}
+
+/** Partial image k: on the nodes hasPartial picks, whatever their pool. */
+export function partialRef(k: number): string {
+  return `registry.example.com/preloaded/${APPS[k % APPS.length]!}-${k}:2.0.${k}`
+}
+
 /** Tail image t: library images with many tags, and team apps with many releases. */
 export function tailRef(t: number): string {
   if (t % 10 === 0) {
@@ -147,9 +163,9 @@ export interface Layout {
 export function layout(spec: ClusterSpec): Layout {
   const full = { seed: 42, ...spec }
   const random = prng(full.seed)
-  const tail = full.distinctImages - COMMON - POOLS.length * POOL_IMAGES
+  const tail = full.distinctImages - COMMON - POOLS.length * POOL_IMAGES - PARTIAL_IMAGES
   const tailPerNode = full.imagesPerNode - COMMON - POOL_IMAGES
-  if (tail <= 0 || tailPerNode <= 0 || tailPerNode > tail) throw new Error(`cannot lay out ${JSON.stringify(spec)}`)
+  if (tail <= 0 || tailPerNode <= PARTIAL_IMAGES || tailPerNode > tail) throw new Error(`cannot lay out ${JSON.stringify(spec)}`)
   const poolOf = new Uint8Array(full.nodes)
   for (let i = 0; i < full.nodes; i++) {
     let r = random()
@@ -223,7 +239,7 @@ function fresh<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T
 }
 
-/** Image numbers: 0..COMMON-1 common, then pool images, then the tail. */
+/** Image numbers: 0..COMMON-1 common, then pool images, then the tail, then partial images. */
 export function nodeImageRefs(l: Layout, i: number): Array<{ ref: string; n: number }> {
   const out: Array<{ ref: string; n: number }> = []
   for (let c = 0; c < COMMON; c++) out.push({ ref: COMMON_REFS[c]!, n: c })
@@ -234,10 +250,12 @@ export function nodeImageRefs(l: Layout, i: number): Array<{ ref: string; n: num
   const position = l.order[i]!
   const start = (position * l.tailPerNode) % l.tail
   const base = COMMON + POOLS.length * POOL_IMAGES
-  for (let k = 0; k < l.tailPerNode; k++) {
+  const partial = hasPartial(i) ? PARTIAL_IMAGES : 0
+  for (let k = 0; k < l.tailPerNode - partial; k++) {
     const t = (start + k) % l.tail
     out.push({ ref: tailRef(t), n: base + t })
   }
+  for (let k = 0; k < partial; k++) out.push({ ref: partialRef(k), n: base + l.tail + k })
   return out
 }
 

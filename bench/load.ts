@@ -57,7 +57,7 @@ export async function startServer(args: ChildArgs, maxOldSpaceMb = 6144): Promis
 }
 
 /** One request, to check the server answers the body as expected before loading it. */
-export function review(url: string, payload: string): Promise<{ status: number; allowed: boolean | undefined }> {
+export function review(url: string, payload: string): Promise<{ status: number; allowed: boolean | undefined; warnings: number }> {
   return new Promise((resolve, reject) => {
     const req = request(
       `${url}/validate`,
@@ -67,8 +67,8 @@ export function review(url: string, payload: string): Promise<{ status: number; 
         res.setEncoding('utf8')
         res.on('data', (c: string) => (text += c))
         res.on('end', () => {
-          const parsed = JSON.parse(text) as { response?: { allowed?: boolean } }
-          resolve({ status: res.statusCode ?? 0, allowed: parsed.response?.allowed })
+          const parsed = JSON.parse(text) as { response?: { allowed?: boolean; warnings?: string[] } }
+          resolve({ status: res.statusCode ?? 0, allowed: parsed.response?.allowed, warnings: parsed.response?.warnings?.length ?? 0 })
         })
       },
     )

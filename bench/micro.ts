@@ -39,15 +39,20 @@ export function time(fn: () => unknown, iterations: number, warmup: number): Sta
   return stats(out)
 }
 
+export interface PathResult {
+  body: string
+  expect: Body['expect']
+  /** decide() alone on the extracted template. */
+  decide: Stats
+  /** handleReview on the parsed review: extraction, decide, messages, reply object. */
+  handle: Stats
+  verdict: string
+}
+
 export interface DecideResult {
   nodes: number
   words: number
-  allow3: Stats
-  deny: Stats
-  /** handleReview on the parsed 3-container review: extraction, decide, messages, reply. */
-  handle3: Stats
-  allowVerdict: string
-  denyVerdict: string
+  paths: PathResult[]
 }
 
 function templateOf(body: Body): { review: unknown; input: (now: number) => DecideInput } {
@@ -62,25 +67,32 @@ function templateOf(body: Body): { review: unknown; input: (now: number) => Deci
   }
 }
 
-export function decideBench(sizes: number[], allow: Body, deny: Body, iterations: number, log: (l: string) => void): DecideResult[] {
+/**
+ * decide() and handleReview on each body, over growing clusters. The deny path ranks "did you
+ * mean" candidates, so it gets fewer iterations; every path is timed at every size.
+ */
+export function decideBench(sizes: number[], bodies: Body[], iterations: number, log: (l: string) => void): DecideResult[] {
   const out: DecideResult[] = []
   const now = Date.now()
-  const a = templateOf(allow)
-  const d = templateOf(deny)
+  const prepared = bodies.map((b) => ({ body: b, ...templateOf(b) }))
   for (const nodes of sizes) {
     const { index } = buildIndex({ nodes, imagesPerNode: 200, distinctImages: 20_000 }, now)
-    const allowInput = a.input(now)
-    const denyInput = d.input(now)
-    const allowVerdict = decide(index, allowInput).verdict
-    const denyVerdict = decide(index, denyInput).verdict
-    const allow3 = time(() => decide(index, allowInput), iterations, Math.min(20_000, iterations))
-    const denyStats = time(() => decide(index, denyInput), 300, 30)
-    const handle3 = time(() => handleReview(a.review, { inventory: index, mode: 'enforce', now }), iterations / 2, Math.min(10_000, iterations / 2))
-    const r: DecideResult = { nodes, words: index.words, allow3, deny: denyStats, handle3, allowVerdict, denyVerdict }
-    out.push(r)
-    log(
-      `  ${String(nodes).padStart(5)} nodes (${String(index.words).padStart(3)} words): decide 3-container allow median ${allow3.medianUs.toFixed(2)} µs p99 ${allow3.p99Us.toFixed(2)} µs | deny+suggestions median ${denyStats.medianUs.toFixed(0)} µs p99 ${denyStats.p99Us.toFixed(0)} µs | handleReview median ${handle3.medianUs.toFixed(2)} µs`,
-    )
+    const paths: PathResult[] = []
+    for (const p of prepared) {
+      const input = p.input(now)
+      const verdict = decide(index, input).verdict
+      const n = p.body.expect === 'deny' ? Math.max(300, iterations / 20) : p.body.expect === 'warn' ? iterations / 4 : iterations
+      const decideStats = time(() => decide(index, input), n, Math.min(20_000, n))
+      const handle = time(() => handleReview(p.review, { inventory: index, mode: 'enforce', now }), n / 2, Math.min(10_000, n / 2))
+      paths.push({ body: p.body.name, expect: p.body.expect, decide: decideStats, handle, verdict })
+    }
+    out.push({ nodes, words: index.words, paths })
+    log(`  ${String(nodes).padStart(5)} nodes (${String(index.words).padStart(3)} words):`)
+    for (const p of paths) {
+      log(
+        `    ${p.body.padEnd(26)} ${p.verdict.padEnd(5)} decide median ${p.decide.medianUs.toFixed(2)} µs p99 ${p.decide.p99Us.toFixed(2)} µs | handleReview median ${p.handle.medianUs.toFixed(2)} µs p99 ${p.handle.p99Us.toFixed(2)} µs`,
+      )
+    }
   }
   return out
 }
