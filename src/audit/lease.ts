@@ -1,8 +1,12 @@
-import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node'
+import type { CoordinationV1Api, V1Lease, V1MicroTime } from '@kubernetes/client-node'
+import { microTime, parseKubeTime } from '../api/time.js'
 
 // One replica audits at a time: a coordination.k8s.io Lease, held by renewing it, taken
 // over only once its holder stopped renewing for a whole lease duration (as client-go's
 // leaderelection does, with the resourceVersion guarding every write).
+// acquireTime and renewTime are MicroTimes: the apiserver refuses any other number of
+// fractional digits than six, so they are written as strings of that form (client-node would
+// send a Date as `toISOString()`, three digits) and read in whatever form they come.
 
 export interface LeaseOptions {
   api: CoordinationV1Api
@@ -17,10 +21,12 @@ function code(err: unknown): number | undefined {
   return typeof c === 'number' ? c : undefined
 }
 
-function timeOf(v: unknown): number {
-  if (v instanceof Date) return v.getTime()
-  if (typeof v === 'string') return Date.parse(v)
-  return Number.NaN
+/**
+ * A MicroTime the client library passes through unchanged: it types the field as a Date but
+ * serialises a string as is.
+ */
+function micro(ms: number): V1MicroTime {
+  return microTime(ms) as unknown as V1MicroTime
 }
 
 export class LeaseElector {
@@ -48,7 +54,7 @@ export class LeaseElector {
             apiVersion: 'coordination.k8s.io/v1',
             kind: 'Lease',
             metadata: { name, namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds: seconds, acquireTime: new Date(now), renewTime: new Date(now), leaseTransitions: 0 },
+            spec: { holderIdentity: identity, leaseDurationSeconds: seconds, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 },
           },
         })
         return (this.leader = true)
@@ -59,7 +65,7 @@ export class LeaseElector {
     }
     const spec = lease.spec ?? {}
     const holder = spec.holderIdentity ?? ''
-    const renewed = timeOf(spec.renewTime)
+    const renewed = parseKubeTime(spec.renewTime)
     const expired = holder === '' || Number.isNaN(renewed) || renewed + (spec.leaseDurationSeconds ?? seconds) * 1000 < now
     if (holder !== identity && !expired) return (this.leader = false)
     const takeover = holder !== identity
@@ -69,8 +75,8 @@ export class LeaseElector {
         ...spec,
         holderIdentity: identity,
         leaseDurationSeconds: seconds,
-        renewTime: new Date(now),
-        ...(takeover ? { acquireTime: new Date(now), leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
+        renewTime: micro(now),
+        ...(takeover ? { acquireTime: micro(now), leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
       },
     }
     try {
