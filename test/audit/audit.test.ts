@@ -1,10 +1,12 @@
 import t from 'tap'
+import { CoordinationV1Api } from '@kubernetes/client-node'
 import { assess, AuditLedger, EVENT_REASON, MAX_EVENT_MESSAGE } from '../../src/audit/audit.js'
+import { LeaseElector } from '../../src/audit/lease.js'
 import { startAudit } from '../../src/audit/runner.js'
 import { InventoryIndex } from '../../src/inventory/index.js'
 import { startInventoryWatch } from '../../src/inventory/watch.js'
 import { buildIndex, NOW, runtimeImage } from '../helpers/inventory.js'
-import { startFakeApiServer } from '../helpers/fake-apiserver.js'
+import { startFakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js'
 
 const APP = 'docker.io/library/myapp:1.0'
 
@@ -97,6 +99,8 @@ t.test('against the API server: removing an image yields exactly one event per a
 
   const inventory = new InventoryIndex({ staleAfterMs: 15 * 60_000 })
   const silent = { debug() {}, info() {}, warn() {}, error() {} }
+  const errors: unknown[] = []
+  const log = { ...silent, error: (obj: unknown, msg?: string) => void errors.push(msg ?? obj) }
   const watch = startInventoryWatch({ kubeConfig: server.kubeConfig(), sink: inventory, log: silent })
   t.teardown(() => watch.close())
   await watch.synced
@@ -104,7 +108,7 @@ t.test('against the API server: removing an image yields exactly one event per a
   const audit = startAudit({
     kubeConfig: server.kubeConfig(),
     inventory,
-    log: silent,
+    log,
     namespace: 'neverpull-system',
     identity: 'replica-1',
     intervalMs: 60 * 60_000,
@@ -126,6 +130,9 @@ t.test('against the API server: removing an image yields exactly one event per a
   await until('the first pass', () => passes.length >= 1)
   t.equal(events().length, 0, 'nothing at risk: no events')
   t.ok(audit.isLeader(), 'the only replica holds the lease')
+  // The in-process API server decodes Lease times as the real one: MicroTime, six digits.
+  const lease = server.get('coordination.k8s.io/v1', 'Lease', 'neverpull-guard-audit', 'neverpull-system') as { spec: Record<string, unknown> }
+  t.match(lease.spec, { holderIdentity: 'replica-1', acquireTime: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/, renewTime: /\.\d{6}Z$/ })
 
   server.put(nis('b', []))
   await until('a pass after the change', () => passes.length >= 2 && events().length >= 2)
@@ -147,4 +154,39 @@ t.test('against the API server: removing an image yields exactly one event per a
   t.equal(pass.events, 0, 'another pass with the same findings records no new event')
   t.equal(events().length, before)
   t.equal(pass.atRisk, 4)
+  t.same(errors, [], 'no audit round failed, no event refused')
+  t.match(e, { firstTimestamp: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, lastTimestamp: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, count: 1 })
+  t.ok(server.requests.filter((r) => r.path.endsWith('/leases/neverpull-guard-audit') && r.method === 'PUT').length >= 1, 'the lease was renewed')
+})
+
+t.test('lease: MicroTimes written, both forms read, another holder respected until it lapses', async (t) => {
+  const server = await startFakeApiServer()
+  t.teardown(() => server.close())
+  const api = server.kubeConfig().makeApiClient(CoordinationV1Api)
+  const at = Date.parse('2026-11-30T14:00:00.406Z')
+  const elector = (identity: string) => new LeaseElector({ api, namespace: 'ns', name: 'audit', identity, durationMs: 15_000 })
+  const stored = () => server.get<KubeObject & { spec: Record<string, unknown> }>('coordination.k8s.io/v1', 'Lease', 'audit', 'ns')!
+
+  const one = elector('one')
+  t.equal(await one.tick(at), true, 'creates the lease')
+  t.match(stored().spec, { holderIdentity: 'one', acquireTime: '2026-11-30T14:00:00.406000Z', renewTime: '2026-11-30T14:00:00.406000Z', leaseTransitions: 0 })
+  t.equal(await one.tick(at + 5_000), true, 'renews it')
+  t.equal(stored().spec.renewTime, '2026-11-30T14:00:05.406000Z')
+  t.equal(stored().spec.acquireTime, '2026-11-30T14:00:00.406000Z', 'a renewal keeps acquireTime')
+
+  const two = elector('two')
+  t.equal(await two.tick(at + 10_000), false, 'a fresh lease of another holder is respected')
+  t.equal(await two.tick(at + 20_406), true, 'one lapsed (renewed at :05.406, 15 s): taken over')
+  t.match(stored().spec, { holderIdentity: 'two', acquireTime: '2026-11-30T14:00:20.812000Z', leaseTransitions: 1 })
+
+  // A lease some older writer left with millisecond times (stored as it is, past the decoder)
+  // still reads: its holder is respected while it is fresh.
+  const current = stored()
+  server.put({ ...current, apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', spec: { ...current.spec, holderIdentity: 'old', renewTime: '2026-11-30T14:01:00.5Z' } })
+  t.equal(await one.tick(Date.parse('2026-11-30T14:01:10Z')), false, 'millisecond renewTime read: still fresh')
+  t.equal(await one.tick(Date.parse('2026-11-30T14:01:16Z')), true, 'and lapsed 15 s later')
+  t.equal(stored().spec.renewTime, '2026-11-30T14:01:16.000000Z')
+
+  await one.release()
+  t.equal(stored().spec.holderIdentity, '', 'released for the next replica')
 })

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, Watch, setHeaderOptions } from '@kubernetes/client-node'
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, Watch, setHeaderOptions } from '@kubernetes/client-node'
 import { startFakeApiServer, type FakeApiServer } from './fake-apiserver.js'
+import { formatGoTime, parseGoTime, RFC3339, RFC3339_MICRO } from './go-time.js'
 
 async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -302,4 +304,118 @@ t.test('client-node: CoreV1Api, CustomObjectsApi and Watch against the fake', as
   await waitFor('done after a broken stream', () => done.length === 1)
   t.ok(done[0] instanceof Error, `a cut stream reaches done() as an error: ${String(done[0])}`)
   controller.abort()
+})
+
+const KUBELET_FIXTURES = new URL('../fixtures/kubelet-1.19/', import.meta.url)
+const kubeletFixture = (name: string): string => readFileSync(new URL(name, KUBELET_FIXTURES), 'utf8')
+
+t.test('Go time.Parse for RFC3339 and RFC3339Micro: what it accepts and its words for what it does not', async (t) => {
+  const micro = (s: string) => parseGoTime(RFC3339_MICRO, s)
+  const time = (s: string) => parseGoTime(RFC3339, s)
+  const err = (r: ReturnType<typeof micro>) => (r.ok ? 'ok' : r.error)
+  const L = '"2006-01-02T15:04:05.000000Z07:00"'
+  t.equal(err(micro('2026-11-30T14:22:25.058Z')), `parsing time "2026-11-30T14:22:25.058Z" as ${L}: cannot parse ".058Z" as ".000000"`)
+  t.equal(err(micro('2026-11-30T14:22:25Z')), `parsing time "2026-11-30T14:22:25Z" as ${L}: cannot parse "Z" as ".000000"`)
+  t.equal(err(micro('2026-11-30T14:22:25.058000000Z')), `parsing time "2026-11-30T14:22:25.058000000Z" as ${L}: cannot parse "000Z" as "Z07:00"`)
+  t.equal(err(micro('2026-11-30 14:22:25.058000Z')), `parsing time "2026-11-30 14:22:25.058000Z" as ${L}: cannot parse " 14:22:25.058000Z" as "T"`)
+  t.equal(err(micro('2026-13-30T14:22:25.058000Z')), 'parsing time "2026-13-30T14:22:25.058000Z": month out of range')
+  t.equal(err(micro('2026-02-30T14:22:25.058000Z')), 'parsing time "2026-02-30T14:22:25.058000Z": day out of range')
+  t.equal(err(micro('2026-11-30T14:22:25.058000Zjunk')), 'parsing time "2026-11-30T14:22:25.058000Zjunk": extra text: "junk"')
+  t.same(micro('2026-11-30T14:22:25.058123Z'), { ok: true, time: { seconds: Date.parse('2026-11-30T14:22:25Z') / 1000, nanos: 58_123_000 } })
+  const offset = micro('2026-11-30T16:22:25.058123+02:00')
+  t.ok(offset.ok && formatGoTime(offset.time, RFC3339_MICRO) === '2026-11-30T14:22:25.058123Z', 'an offset is read and stored in UTC')
+
+  t.equal(err(time('2026-11-30T14:22:25Z')), 'ok')
+  t.equal(err(time('2026-11-30T14:22:25.058Z')), 'ok', 'Time accepts any fraction on input')
+  t.equal(err(time('2026-11-30T14:22:25.058123456789Z')), 'ok')
+  const dropped = time('2026-11-30T14:22:25.999Z')
+  t.ok(dropped.ok && formatGoTime(dropped.time, RFC3339) === '2026-11-30T14:22:25Z', 'and is stored without it')
+  t.equal(err(time('2026-11-30T14:22Z')), 'parsing time "2026-11-30T14:22Z" as "2006-01-02T15:04:05Z07:00": cannot parse "Z" as ":"')
+  t.equal(err(time('yesterday')), 'parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"')
+})
+
+t.test('Lease times are MicroTimes: a millisecond time is refused as the real apiserver refuses it', async (t) => {
+  const leases = `${server.url}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases`
+  const post = (body: unknown) => fetch(leases, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const lease = (spec: Record<string, unknown>) => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'x' }, spec: { holderIdentity: 'x', leaseDurationSeconds: 15, ...spec } })
+
+  const refused = await post(lease({ acquireTime: '2026-11-30T14:22:25.058Z', renewTime: '2026-11-30T14:22:25.058Z' }))
+  t.equal(refused.status, 400)
+  const status = (await refused.json()) as { kind: string; reason: string; code: number; message: string }
+  const goError = 'parsing time "2026-11-30T14:22:25.058Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse ".058Z" as ".000000"'
+  t.match(status, { kind: 'Status', reason: 'BadRequest', code: 400 })
+  t.equal(status.message, `Lease in version "v1" cannot be handled as a Lease: ${goError}`)
+  // The 1.19 apiserver (json-iterator) wraps the same error in field paths and byte context;
+  // newer ones (sigs.k8s.io/json) pass it through as above. Both parts are the real words:
+  const real = kubeletFixture('lease-milliseconds-rejected.txt')
+  t.ok(real.includes('Lease in version "v1" cannot be handled as a Lease: '), 'prefix as the real apiserver wrote it')
+  t.ok(real.includes(goError), 'Go error as the real apiserver wrote it')
+  t.equal(server.get('coordination.k8s.io/v1', 'Lease', 'x', 'kube-node-lease'), undefined, 'nothing stored')
+
+  const noFraction = await post(lease({ renewTime: '2026-11-30T14:22:25Z' }))
+  t.equal(noFraction.status, 400)
+  t.match(await noFraction.json(), { message: /cannot parse "Z" as "\.000000"$/ })
+  const number = await post(lease({ renewTime: 1764512545 }))
+  t.match(await number.json(), { code: 400, message: 'Lease in version "v1" cannot be handled as a Lease: json: cannot unmarshal number into Go value of type string' })
+
+  // The kubelet's own Lease, as a 1.19 cluster served it, goes in and comes back unchanged.
+  const kubelet = JSON.parse(kubeletFixture('lease-kubelet.json')) as { metadata: Record<string, unknown>; spec: Record<string, unknown> }
+  const accepted = await post({ ...kubelet, metadata: { name: kubelet.metadata.name, namespace: kubelet.metadata.namespace } })
+  t.equal(accepted.status, 201)
+  t.match(await accepted.json(), { spec: { renewTime: '2026-11-30T14:22:35.065022Z', holderIdentity: 'np-node-1' } })
+
+  // Every way in is decoded: PUT and the patch types, the result stored in UTC with six digits.
+  const url = `${leases}/np-node-1`
+  const current = (await (await fetch(url)).json()) as Record<string, unknown>
+  const put = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...current, spec: { ...kubelet.spec, renewTime: new Date(0).toISOString() } }) })
+  t.equal(put.status, 400)
+  const merge = await fetch(url, { method: 'PATCH', headers: { 'content-type': 'application/merge-patch+json' }, body: JSON.stringify({ spec: { renewTime: '2026-11-30T15:00:00.5Z' } }) })
+  t.equal(merge.status, 400)
+  const jp = await fetch(url, { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: JSON.stringify([{ op: 'replace', path: '/spec/renewTime', value: '2026-11-30T17:00:00.000001+02:00' }]) })
+  t.equal(jp.status, 200)
+  t.match(await jp.json(), { spec: { renewTime: '2026-11-30T15:00:00.000001Z' } })
+
+  // What client-node sends for a Date in a MicroTime field: the bug of issue 15, caught here.
+  const api = server.kubeConfig().makeApiClient(CoordinationV1Api)
+  const failed = await api.createNamespacedLease({ namespace: 'default', body: { metadata: { name: 'd' }, spec: { holderIdentity: 'd', renewTime: new Date() } } }).then(
+    () => undefined,
+    (err: { code?: number; body?: string }) => err,
+  )
+  t.equal(failed?.code, 400)
+  t.match(JSON.parse(failed?.body ?? '{}'), { message: /cannot parse "\.\d{3}Z" as "\.000000"$/ })
+})
+
+t.test('Event times: eventTime is a MicroTime, firstTimestamp/lastTimestamp are Times', async (t) => {
+  const events = `${server.url}/api/v1/namespaces/np-e2e/events`
+  const post = (body: unknown) => fetch(events, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const list = JSON.parse(kubeletFixture('event-failedcreate.json')) as { items: Array<Record<string, any>> }
+  const real = list.items[0]!
+  const fresh = (extra: Record<string, unknown>) => ({ ...real, metadata: { name: `e-${Object.keys(extra).join('-')}`, namespace: 'np-e2e' }, ...extra })
+
+  const stored = await post(fresh({}))
+  t.equal(stored.status, 201, 'the FailedCreate event a 1.19 cluster recorded')
+  t.match(await stored.json(), { firstTimestamp: '2026-11-30T14:19:56Z', lastTimestamp: '2026-11-30T14:19:56Z' })
+  t.notOk('eventTime' in ((await (await fetch(`${events}/e-`)).json()) as object), 'eventTime: null is no time')
+
+  const millis = await post(fresh({ firstTimestamp: '2026-11-30T14:19:56.406Z', lastTimestamp: '2026-11-30T14:19:57.999Z' }))
+  t.equal(millis.status, 201, 'a Time accepts a fraction...')
+  t.match(await millis.json(), { firstTimestamp: '2026-11-30T14:19:56Z', lastTimestamp: '2026-11-30T14:19:57Z' }, '...and stores it without')
+
+  const badTime = await post(fresh({ lastTimestamp: 'Nov 30 2026' }))
+  t.equal(badTime.status, 400)
+  t.match(await badTime.json(), { message: 'Event in version "v1" cannot be handled as a Event: parsing time "Nov 30 2026" as "2006-01-02T15:04:05Z07:00": cannot parse "Nov 30 2026" as "2006"' })
+
+  const eventTime = await post(fresh({ eventTime: '2026-11-30T14:19:56.406Z' }))
+  t.equal(eventTime.status, 400)
+  t.match(await eventTime.json(), { message: /cannot be handled as a Event: parsing time "2026-11-30T14:19:56\.406Z" as "2006-01-02T15:04:05\.000000Z07:00": cannot parse "\.406Z" as "\.000000"$/ })
+  const series = await post(fresh({ eventTime: '2026-11-30T14:19:56.406000Z', series: { count: 2, lastObservedTime: '2026-11-30T14:19:56Z' } }))
+  t.equal(series.status, 400, 'series.lastObservedTime is a MicroTime too')
+
+  const v1 = await fetch(`${server.url}/apis/events.k8s.io/v1/namespaces/np-e2e/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: 'n' }, eventTime: '2026-11-30T14:19:56.406Z' }),
+  })
+  t.equal(v1.status, 400)
+  t.match(await v1.json(), { message: /^Event in version "v1" cannot be handled as a Event: / })
 })

@@ -3,11 +3,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net'
 import { KubeConfig } from '@kubernetes/client-node'
 import { parse as parseYaml } from 'yaml'
+import { formatGoTime, parseGoTime, RFC3339, RFC3339_MICRO, type GoTimeLayout } from './go-time.js'
 
 // An in-process Kubernetes API server that speaks the REST wire protocol the real one does
 // (lists, chunked newline-delimited watch streams, 410 Expired, Status errors, the four patch
 // types), so tests drive the real @kubernetes/client-node against it instead of stubbing it.
 // State is in memory; every write bumps one global resourceVersion, as etcd's revision does.
+// Timestamps of Leases and Events are decoded as the real one decodes them (metav1.Time and
+// MicroTime, Go's time.Parse): a write with a malformed time is refused with its error text,
+// and what is stored is what the real one would store (Time without a fraction, MicroTime
+// with six digits, both in UTC). Objects given to put() are stored as they are.
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 type JsonObject = { [key: string]: Json }
@@ -85,6 +90,34 @@ const BUILTIN_RESOURCES: ResourceType[] = [
   },
   { group: 'neverpull.dev', version: 'v1alpha1', plural: 'nodeimagesets', kind: 'NodeImageSet', namespaced: false, status: true },
 ]
+
+/** Where Time and MicroTime fields are, by `apiVersion/kind`. */
+const TIME_FIELDS: Record<string, Array<{ path: readonly string[]; layout: GoTimeLayout }>> = {
+  'coordination.k8s.io/v1/Lease': [
+    { path: ['spec', 'acquireTime'], layout: RFC3339_MICRO },
+    { path: ['spec', 'renewTime'], layout: RFC3339_MICRO },
+  ],
+  'v1/Event': [
+    { path: ['eventTime'], layout: RFC3339_MICRO },
+    { path: ['series', 'lastObservedTime'], layout: RFC3339_MICRO },
+    { path: ['firstTimestamp'], layout: RFC3339 },
+    { path: ['lastTimestamp'], layout: RFC3339 },
+  ],
+  'events.k8s.io/v1/Event': [
+    { path: ['eventTime'], layout: RFC3339_MICRO },
+    { path: ['series', 'lastObservedTime'], layout: RFC3339_MICRO },
+    { path: ['deprecatedFirstTimestamp'], layout: RFC3339 },
+    { path: ['deprecatedLastTimestamp'], layout: RFC3339 },
+  ],
+}
+
+/** encoding/json's words for a JSON value that is not the string a time is read from. */
+function jsonKind(value: unknown): string {
+  if (typeof value === 'number') return 'number'
+  if (typeof value === 'boolean') return 'bool'
+  if (Array.isArray(value)) return 'array'
+  return 'object'
+}
 
 interface HistoryEntry {
   rv: number
@@ -795,7 +828,7 @@ export class FakeApiServer {
         return
       }
       if (method === 'POST') {
-        const body = await this.readJsonBody(req)
+        const body = this.decodeTimes(resource, await this.readJsonBody(req))
         const n = body.metadata?.name ?? (body.metadata?.generateName !== undefined ? `${body.metadata.generateName}${randomUUID().slice(0, 5)}` : undefined)
         if (n === undefined || n === '') throw new HttpError(422, 'Invalid', `${resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`)
         this.checkNamespace(resource, namespace, body)
@@ -829,7 +862,7 @@ export class FakeApiServer {
         this.sendJson(res, 200, existing)
         return
       case 'PUT': {
-        const body = await this.readJsonBody(req)
+        const body = this.decodeTimes(resource, await this.readJsonBody(req))
         if (existing === undefined) throw notFound(name)
         if (body.metadata?.name !== undefined && body.metadata.name !== name) {
           throw new HttpError(400, 'BadRequest', `the name of the object (${body.metadata.name}) does not match the name on the URL (${name})`)
@@ -868,11 +901,11 @@ export class FakeApiServer {
           if (existing === undefined) {
             if (subresource !== undefined) throw notFound(name)
             this.checkNamespace(resource, namespace, applied)
-            this.sendJson(res, 201, this.write(resource, namespace, name, clone(applied), undefined))
+            this.sendJson(res, 201, this.write(resource, namespace, name, this.decodeTimes(resource, clone(applied)), undefined))
             return
           }
           this.checkResourceVersion(qualified, name, existing, applied.metadata?.resourceVersion)
-          const merged = mergePatch(existing, applied) as KubeObject
+          const merged = this.decodeTimes(resource, mergePatch(existing, applied) as KubeObject)
           this.sendJson(res, 200, this.update(resource, namespace, name, existing, merged, subresource))
           return
         }
@@ -888,7 +921,7 @@ export class FakeApiServer {
           }
         }
         if (!isObject(patched)) throw new HttpError(422, 'Invalid', 'patch result is not an object')
-        this.sendJson(res, 200, this.update(resource, namespace, name, existing, patched as KubeObject, subresource))
+        this.sendJson(res, 200, this.update(resource, namespace, name, existing, this.decodeTimes(resource, patched as KubeObject), subresource))
         return
       }
       case 'DELETE': {
@@ -907,6 +940,34 @@ export class FakeApiServer {
       default:
         throw new HttpError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
     }
+  }
+
+  /**
+   * Decodes the times of a body as the apiserver's JSON decoder does: a malformed one is a
+   * 400 `<Kind> in version "<v>" cannot be handled as a <Kind>: <Go's error>`, a good one is
+   * re-encoded the way the apiserver would store it.
+   */
+  private decodeTimes(resource: ResourceType, body: KubeObject): KubeObject {
+    const fields = TIME_FIELDS[`${apiVersionOf(resource)}/${resource.kind}`]
+    if (fields === undefined) return body
+    const refuse = (message: string): HttpError =>
+      new HttpError(400, 'BadRequest', `${resource.kind} in version ${JSON.stringify(resource.version)} cannot be handled as a ${resource.kind}: ${message}`)
+    for (const { path, layout } of fields) {
+      let parent: unknown = body
+      for (const p of path.slice(0, -1)) parent = isObject(parent) ? parent[p] : undefined
+      const last = path[path.length - 1]!
+      if (!isObject(parent) || !(last in parent)) continue
+      const value = parent[last]
+      if (value === null) {
+        delete parent[last]
+        continue
+      }
+      if (typeof value !== 'string') throw refuse(`json: cannot unmarshal ${jsonKind(value)} into Go value of type string`)
+      const parsed = parseGoTime(layout, value)
+      if (!parsed.ok) throw refuse(parsed.error)
+      parent[last] = formatGoTime(parsed.time, layout)
+    }
+    return body
   }
 
   /** Main resource writes keep the stored status; `/status` writes change only status. */
