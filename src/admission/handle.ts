@@ -1,4 +1,5 @@
-import { decide, resolveMode, type Decision, type Subject } from '../decision/decide.js'
+import { decide, needsCheck, resolveMode, type Decision, type Subject } from '../decision/decide.js'
+import { ANY_REGISTRY, type PullableRegistries } from '../image/registry.js'
 import { denialMessage, warningsFor } from '../decision/messages.js'
 import type { InventoryView } from '../inventory/index.js'
 import type { Mode } from '../api/types.js'
@@ -18,6 +19,8 @@ export interface HandleContext {
   /** The mode for namespaces without a `neverpull.dev/mode` label. */
   mode: Mode
   now: number
+  /** Registries the nodes can pull from, for namespaces without the annotation; default `*`. */
+  pullable?: PullableRegistries
 }
 
 /** What one review did, for the log line and the metrics. */
@@ -89,7 +92,8 @@ export function handleReview(body: unknown, ctx: HandleContext): Handled {
   record.mode = mode
   if (mode === 'off') return reply(allowed(request.uid))
 
-  const current = extractPodTemplate(request.kind.kind, request.object)
+  const pullable = ctx.inventory.namespacePullableRegistries(request.namespace ?? '') ?? ctx.pullable ?? ANY_REGISTRY
+  const current = extractPodTemplate(request.kind.kind, request.object, pullable.any ? undefined : { checked: (c) => needsCheck(pullable, c) })
   if (!current.ok) {
     record.decision = 'invalid'
     record.error = current.error
@@ -110,6 +114,7 @@ export function handleReview(body: unknown, ctx: HandleContext): Handled {
     previous: request.operation === 'UPDATE' ? previous : undefined,
     mode,
     now: ctx.now,
+    pullable,
   })
   record.decision = decision.verdict
   record.outcome = decision.outcome

@@ -16,6 +16,7 @@ export type {
   NodeImageSetSpec,
   NodeImageSetStatus,
 } from './nodeimageset.generated.js'
+import type { PullableRegistries } from './registries.js'
 
 export const GROUP = 'neverpull.dev'
 export const VERSION = 'v1alpha1'
@@ -123,4 +124,9 @@ export interface InventorySink {
   removeImages(nodeName: string): void
   /** `undefined` clears the namespace's mode (the global mode applies). */
   setNamespaceMode(namespace: string, mode: Mode | undefined): void
+  /**
+   * The namespace's `neverpull.dev/pullable-registries` annotation, parsed; `undefined`
+   * clears it (the webhook's --pullable-registries applies).
+   */
+  setNamespacePullableRegistries(namespace: string, registries: PullableRegistries | undefined): void
 }

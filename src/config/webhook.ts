@@ -3,6 +3,8 @@ import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parseDuration } from '../util/duration.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
+import type { PullableRegistries } from '../api/registries.js'
+import { parsePullableRegistries } from '../image/registry.js'
 
 // Every setting of the webhook, from flags first and then NEVERPULL_* environment
 // variables, validated once here; nothing else reads process.env.
@@ -31,6 +33,8 @@ export interface WebhookConfig {
   podNamespace: string
   /** `npm start`: dev certificates in certs/, the example inventory, loopback only. */
   dev: boolean
+  /** Registries the nodes can pull from, where a namespace has no annotation; `*` = any. */
+  pullableRegistries: PullableRegistries
 }
 
 export const WEBHOOK_USAGE = `Usage: neverpull-guard webhook [flags]
@@ -52,6 +56,11 @@ Flags (environment variable in brackets):
                         (neverpull-system:neverpull-guard-agent) [NEVERPULL_AGENT_SERVICE_ACCOUNT]
   --audit-interval DUR  with a cluster: re-check running Never workloads this often, 0 = off (5m) [NEVERPULL_AUDIT_INTERVAL]
                         (one replica at a time, through the Lease neverpull-guard-audit in POD_NAMESPACE)
+  --pullable-registries LIST
+                        registries the nodes can pull from: host[:port],... | * (any, default) | none
+                        (air-gapped); IfNotPresent images from others are checked like Never, Always
+                        ones denied; a namespace's neverpull.dev/pullable-registries annotation wins
+                        [NEVERPULL_PULLABLE_REGISTRIES]
   --dev                 dev certificates in certs/, examples/inventory.yaml, listen on 127.0.0.1
 `
 
@@ -59,7 +68,7 @@ const schema = {
   type: 'object',
   required: [
     'port', 'host', 'metricsPort', 'tlsCert', 'tlsKey', 'mode', 'staleAfterMs', 'shutdownDelayMs', 'logLevel',
-    'agentServiceAccount', 'auditIntervalMs', 'podName', 'podNamespace', 'dev',
+    'agentServiceAccount', 'auditIntervalMs', 'podName', 'podNamespace', 'dev', 'pullableRegistries',
   ],
   additionalProperties: false,
   properties: {
@@ -84,6 +93,7 @@ const schema = {
     podName: { type: 'string', minLength: 1 },
     podNamespace: { type: 'string', minLength: 1 },
     dev: { type: 'boolean' },
+    pullableRegistries: { type: 'object' },
   },
 } as const
 
@@ -129,6 +139,7 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
         'agent-service-account': { type: 'string' },
         'audit-interval': { type: 'string' },
         dev: { type: 'boolean' },
+        'pullable-registries': { type: 'string' },
       },
     }).values
   } catch (err) {
@@ -154,6 +165,10 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
       error: `--agent-service-account: "${saText}" is not NAMESPACE:NAME of a ServiceAccount (example: neverpull-system:neverpull-guard-agent)`,
     }
   }
+  // An empty variable (a template that rendered nothing) is unset, never "no registry".
+  const registriesText = values['pullable-registries'] ?? (env['NEVERPULL_PULLABLE_REGISTRIES'] || '*')
+  const pullable = parsePullableRegistries(registriesText)
+  if (!pullable.ok) return { ok: false, error: `--pullable-registries: ${pullable.error}` }
   const candidate: Record<string, unknown> = {
     port: integer(values.port ?? env['NEVERPULL_PORT']) ?? 8443,
     host: values.host ?? env['NEVERPULL_HOST'] ?? (dev ? '127.0.0.1' : '0.0.0.0'),
@@ -170,6 +185,7 @@ export function webhookConfig(argv: string[], env: NodeJS.ProcessEnv): ConfigRes
     podName: env['POD_NAME'] ?? `${hostname()}-${process.pid}`,
     podNamespace: env['POD_NAMESPACE'] ?? 'neverpull-system',
     dev,
+    pullableRegistries: pullable.value,
   }
   const inventoryFile = values['inventory-file'] ?? env['NEVERPULL_INVENTORY_FILE'] ?? (dev ? 'examples/inventory.yaml' : undefined)
   if (inventoryFile !== undefined) candidate['inventoryFile'] = inventoryFile

@@ -1,4 +1,5 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
+import { ANY_REGISTRY, isPullable, registryOf, type PullableRegistries } from '../image/registry.js'
 import { nearest } from '../image/similar.js'
 import type { InventoryView } from '../inventory/index.js'
 import { bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
@@ -17,6 +18,10 @@ import type { ContainerFacts, PodTemplateFacts } from '../workload/pod-template.
 // then: an UPDATE that did not change a container's image or policy, or a mirror pod,
 // never denies for it; and the namespace's mode turns denials into warnings (warn),
 // into log lines (audit), or skips the check (off).
+// Where the nodes can pull only from some registries (pullable registries), a container
+// whose registry is not one of them is judged too: IfNotPresent exactly like Never (the
+// kubelet would try to pull and fail), Always denied outright (the kubelet contacts the
+// registry on every start, present or not).
 
 export type Severity = 'ok' | 'warn' | 'deny'
 
@@ -28,6 +33,11 @@ export type Reason =
   | 'no-eligible-nodes'
   | 'unknown-node'
   | 'invalid-reference'
+  /** imagePullPolicy: Always from a registry the nodes cannot pull from. */
+  | 'unpullable'
+
+/** The pull policy the kubelet applies to a checked container. */
+export type PullPolicy = 'Never' | 'IfNotPresent' | 'Always'
 
 /** Up to NAMES_SHOWN node names, and how many there are in all. */
 export interface NodeList {
@@ -55,6 +65,12 @@ export interface Finding {
   suggestions: string[]
   /** The node named by spec.nodeName, when the inventory does not know it. */
   nodeName: string | undefined
+  /** Never, or IfNotPresent/Always when the image's registry is not pullable. */
+  policy: PullPolicy
+  /** The registry the nodes cannot pull from, when that is why the container is checked. */
+  registry: string | undefined
+  /** For an unpullable Always: what the presence check found (present, missing, ...). */
+  presence: Reason | undefined
 }
 
 export interface Subject {
@@ -71,6 +87,8 @@ export interface DecideInput {
   previous?: PodTemplateFacts | null
   mode: Mode
   now: number
+  /** The registries the nodes can pull from in this namespace; default any (`*`). */
+  pullable?: PullableRegistries
 }
 
 export type Verdict = 'allow' | 'warn' | 'deny'
@@ -115,6 +133,34 @@ export function isNever(c: ContainerFacts): boolean {
  */
 function hasImage(c: ContainerFacts): boolean {
   return c.image !== '' && c.image.trim() !== ''
+}
+
+/**
+ * The policy the kubelet applies: the container's, or for a manifest without one (the
+ * offline check) the apiserver's default: Always for tag latest, explicit or implied by
+ * neither tag nor digest, else IfNotPresent. Undefined for a value the apiserver rejects.
+ */
+export function effectivePolicy(c: ContainerFacts): PullPolicy | undefined {
+  const p = c.pullPolicy
+  if (p === 'Never' || p === 'IfNotPresent' || p === 'Always') return p
+  if (p !== '') return undefined
+  const parsed = lookupKey(c.image)
+  if (!parsed.ok || parsed.ref === undefined) return undefined
+  const { tag, digest } = parsed.ref
+  return tag === 'latest' || (tag === undefined && digest === undefined) ? 'Always' : 'IfNotPresent'
+}
+
+/** The registry of a container the pullable-registries rule judges, else undefined (not checked). */
+export function unpullableRegistry(pullable: PullableRegistries, c: ContainerFacts): string | undefined {
+  if (pullable.any) return undefined
+  const registry = registryOf(c.image)
+  return registry === undefined || isPullable(pullable, registry) ? undefined : registry
+}
+
+/** True when the template needs its placement read: a Never container, or one the pullable rule judges. */
+export function needsCheck(pullable: PullableRegistries, c: ContainerFacts): boolean {
+  if (isNever(c)) return true
+  return !pullable.any && unpullableRegistry(pullable, c) !== undefined && effectivePolicy(c) !== undefined
 }
 
 /** The previous template's containers by kind and name, so an UPDATE is compared in linear time. */
@@ -199,6 +245,9 @@ function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible
     elsewhere: EMPTY,
     suggestions: NO_SUGGESTIONS,
     nodeName: undefined,
+    policy: 'Never',
+    registry: undefined,
+    presence: undefined,
   }
 }
 
@@ -290,14 +339,33 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   let fresh: Bits | undefined
   let before: Map<string, ContainerFacts> | undefined | null = null
   let outcome: Verdict = 'allow'
+  const pullable = input.pullable ?? ANY_REGISTRY
   for (const c of template.containers) {
-    if (!isNever(c) || !hasImage(c)) continue
+    let policy: PullPolicy = 'Never'
+    let registry: string | undefined
+    if (!isNever(c)) {
+      // With the default `*` this is one property read per container: the allow path stays fast.
+      if (pullable.any) continue
+      registry = unpullableRegistry(pullable, c)
+      if (registry === undefined) continue
+      const p = effectivePolicy(c)
+      if (p === undefined) continue
+      policy = p
+    } else if (!hasImage(c)) continue
     where ??= eligibleNodes(view, template.placement)
     fresh ??= view.freshNodes(input.now)
     if (before === null) before = containersByName(previous)
     const changed = changedContainer(c, before)
     const f = check(view, c, where, fresh, template.perNode)
     f.changed = changed
+    f.policy = policy
+    f.registry = registry
+    if (policy === 'Always' && f.reason !== 'invalid-reference') {
+      // Present or not, the kubelet asks the registry on every start and fails with ErrImagePull.
+      f.presence = f.reason
+      f.reason = 'unpullable'
+      f.severity = 'deny'
+    }
     // A denial needs a change the person just made; what already runs (or a mirror of a
     // static pod the kubelet already started) is only ever warned about.
     if (f.severity === 'deny' && (!changed || template.mirror)) f.severity = 'warn'

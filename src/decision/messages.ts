@@ -65,20 +65,32 @@ export function subjectText(s: Subject): string {
   return s.name === '' ? `this ${s.kind}` : `${s.kind} ${clean(s.namespace === '' ? s.name : `${s.namespace}/${s.name}`)}`
 }
 
+/** `imagePullPolicy: Never`, or the policy and the registry the nodes cannot pull from. */
+function policyText(f: Finding): string {
+  if (f.registry === undefined) return `imagePullPolicy: ${f.policy}`
+  return `imagePullPolicy: ${f.policy}; registry ${clean(f.registry)} is not pullable from the nodes`
+}
+
+/** What the kubelet reports when the image is missing. */
+function failure(f: Finding): string {
+  return f.policy === 'Never' ? 'ErrImageNeverPull' : 'ErrImagePull'
+}
+
 /** The one-line summary of a finding, used both in denials and as a warning. */
 export function findingLine(f: Finding, subject: Subject): string {
   const image = quote(f.container.image)
   const c = who(f.container)
+  const policy = policyText(f)
   switch (f.reason) {
     case 'invalid-reference':
       return `${c}: image ${image} is not a valid image reference (${clean(f.error ?? 'invalid')}); the kubelet will fail with InvalidImageName`
     case 'unknown-node':
-      return `${c}: node ${quote(f.nodeName ?? '')} is not in neverpull-guard's inventory, so image ${image} with imagePullPolicy: Never was not checked`
+      return `${c}: node ${quote(f.nodeName ?? '')} is not in neverpull-guard's inventory, so image ${image} (${policy}) was not checked`
     case 'no-eligible-nodes':
       return `${c}: no node matches the nodeSelector, affinity and tolerations of ${subjectText(subject)}, so image ${image} was not checked`
     case 'unknown':
       return (
-        `${c}: cannot confirm image ${image} (imagePullPolicy: Never): ` +
+        `${c}: cannot confirm image ${image} (${policy}): ` +
         (f.missing.count > 0 ? `not on ${list(f.missing)}; ` : '') +
         `${f.unknown.count} of ${nodesWord(f.eligible)} have no current image list (${list(f.unknown)})`
       )
@@ -86,16 +98,36 @@ export function findingLine(f: Finding, subject: Subject): string {
       const elsewhere = f.elsewhere.count > 0 ? `; it is only on ${list(f.elsewhere)}, which the placement excludes` : ''
       const hint = f.suggestions.length > 0 ? `; did you mean ${f.suggestions.join(', ')}?` : ''
       const where = f.eligible === 1 ? `is not on the only eligible node (${list(f.missing)})` : `is on none of the ${nodesWord(f.eligible)} (${list(f.missing)})`
-      return `${c}: image ${image} (imagePullPolicy: Never) ${where}${elsewhere}${hint}`
+      const pull = f.policy === 'Never' ? '' : '; the kubelet would try to pull it and fail with ErrImagePull'
+      return `${c}: image ${image} (${policy}) ${where}${elsewhere}${pull}${hint}`
     }
     case 'partial': {
       const absent = f.missing.count > 0 ? `missing on ${list(f.missing)}` : `${f.unknown.count} without a current image list (${list(f.unknown)})`
-      const consequence = f.severity === 'deny' ? 'its daemon pods there would fail with ErrImageNeverPull' : 'pods placed elsewhere fail with ErrImageNeverPull'
-      return `${c}: image ${image} (imagePullPolicy: Never) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}), ${absent}; ${consequence}`
+      const consequence = f.severity === 'deny' ? `its daemon pods there would fail with ${failure(f)}` : `pods placed elsewhere fail with ${failure(f)}`
+      return `${c}: image ${image} (${policy}) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}), ${absent}; ${consequence}`
     }
     case 'present':
       return `${c}: image ${image} is on all ${nodesWord(f.eligible)}`
+    case 'unpullable': {
+      const held =
+        f.presence === 'present'
+          ? `; it is on all ${nodesWord(f.eligible)}, so imagePullPolicy: IfNotPresent would use it`
+          : f.presence === 'missing'
+            ? '; it is on none of the eligible nodes either: load it there and use imagePullPolicy: IfNotPresent'
+            : '; use imagePullPolicy: IfNotPresent with the image loaded on the nodes'
+      return (
+        `${c}: image ${image} has imagePullPolicy: Always, but registry ${clean(f.registry ?? '')} is not pullable from the nodes: ` +
+        `the kubelet contacts the registry on every start and fails with ErrImagePull${held}`
+      )
+    }
   }
+}
+
+/** The registries that matter for the fix lines: those the nodes cannot pull from. */
+function unpullableRegistries(findings: Finding[]): string[] {
+  const out = new Set<string>()
+  for (const f of findings) if (f.registry !== undefined) out.add(clean(f.registry))
+  return [...out]
 }
 
 function imagesOf(findings: Finding[]): string[] {
@@ -108,14 +140,26 @@ function fixLines(findings: Finding[]): string[] {
   const lines: string[] = []
   if (images.length > 0) {
     const img = images.length === 1 ? images[0]! : 'IMAGE'
-    lines.push(
-      'Fix, any one of:',
-      `- load the image onto those nodes: kind load docker-image ${img} | minikube image load ${img} | ` +
-        'ctr -n k8s.io images import IMAGE.tar on each node (an image loaded only with docker load, ' +
-        "or into another containerd namespace than k8s.io, is invisible to the kubelet)",
-      '- pin the pod to nodes that have the image (nodeSelector or node affinity)',
-      '- set imagePullPolicy: IfNotPresent so the kubelet may pull it',
-    )
+    const registries = unpullableRegistries(findings)
+    const always = findings.some((f) => f.reason === 'unpullable')
+    const absent = findings.some((f) => f.reason !== 'unpullable' || f.presence !== 'present')
+    lines.push('Fix, any one of:')
+    if (absent) {
+      lines.push(
+        `- load the image onto those nodes: kind load docker-image ${img} | minikube image load ${img} | ` +
+          'ctr -n k8s.io images import IMAGE.tar on each node (an image loaded only with docker load, ' +
+          'or into another containerd namespace than k8s.io, is invisible to the kubelet)',
+      )
+    }
+    if (always) lines.push('- set imagePullPolicy: IfNotPresent (or Never) so the kubelet uses the copy on the node instead of the registry')
+    if (findings.some((f) => f.reason !== 'unpullable')) lines.push('- pin the pod to nodes that have the image (nodeSelector or node affinity)')
+    if (registries.length === 0) lines.push('- set imagePullPolicy: IfNotPresent so the kubelet may pull it')
+    else {
+      lines.push(
+        `- push the image to a registry the nodes can pull from; or, if they can reach ${registries.join(', ')}, add it to the ` +
+          'webhook\'s --pullable-registries or to the namespace annotation neverpull.dev/pullable-registries',
+      )
+    }
   }
   if (findings.some((f) => f.reason === 'invalid-reference')) {
     lines.push('Fix the image reference: [registry/]repository[:tag][@sha256:digest], repository in lowercase.')
@@ -128,6 +172,15 @@ function fixWarning(findings: Finding[]): string {
   const images = imagesOf(findings)
   if (images.length === 0) return 'Fix the image reference: [registry/]repository[:tag][@sha256:digest], repository in lowercase'
   const img = images.length === 1 && images[0]!.length <= 48 ? images[0]! : 'IMAGE'
+  const registries = unpullableRegistries(findings)
+  if (registries.length > 0) {
+    const always = findings.some((f) => f.reason === 'unpullable')
+    return (
+      `Fix: ${always ? 'use imagePullPolicy: IfNotPresent with ' : 'load '}the image on the nodes ` +
+      `(kind load docker-image ${img}, minikube image load ${img}, or ctr -n k8s.io images import), ` +
+      'or use a registry the nodes can pull from (see neverpull.dev/pullable-registries)'
+    )
+  }
   return (
     `Fix: load the image onto the nodes (kind load docker-image ${img}, minikube image load ${img}, ` +
     'or ctr -n k8s.io images import), pin the pod to nodes that have it, or use imagePullPolicy: IfNotPresent'
@@ -148,7 +201,8 @@ export function denialMessage(decision: Decision, subject: Subject): string {
   } else {
     const named = denied.slice(0, NAMED_IN_SUMMARY).map((f) => `${who(f.container)} (${quote(f.container.image, 60)})`)
     if (denied.length > NAMED_IN_SUMMARY) named.push(`and ${denied.length - NAMED_IN_SUMMARY} more`)
-    lines.push(`${subjectText(subject)}: ${denied.length} containers with imagePullPolicy: Never would fail: ${named.join(', ')}`)
+    const policy = denied.every((f) => f.policy === 'Never') ? 'with imagePullPolicy: Never ' : ''
+    lines.push(`${subjectText(subject)}: ${denied.length} containers ${policy}would fail: ${named.join(', ')}`)
     for (const f of denied.slice(0, DETAILED)) lines.push(`- ${findingLine(f, subject)}`)
     if (denied.length > DETAILED) lines.push(`- and ${denied.length - DETAILED} more containers like these`)
   }
@@ -161,7 +215,9 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
   if (decision.mode === 'audit' || decision.mode === 'off') return []
   const warned = decision.findings.filter((f) => f.severity === 'warn' || (f.severity === 'deny' && decision.verdict !== 'deny'))
   const out = warned.map((f) => cap(findingLine(f, subject)))
-  const actionable = warned.filter((f) => f.reason === 'missing' || f.reason === 'partial' || f.reason === 'invalid-reference')
+  const actionable = warned.filter(
+    (f) => f.reason === 'missing' || f.reason === 'partial' || f.reason === 'invalid-reference' || f.reason === 'unpullable',
+  )
   if (actionable.length > 0) out.push(cap(fixWarning(actionable)))
   return out
 }

@@ -11,6 +11,8 @@ import {
 } from '../api/types.js'
 import { NODE_IMAGE_SET_SCHEMA } from '../api/nodeimageset-schema.js'
 import { toJsonSchema } from '../api/openapi.js'
+import { PULLABLE_REGISTRIES_ANNOTATION, type PullableRegistries } from '../api/registries.js'
+import { parsePullableRegistries } from '../image/registry.js'
 
 // Inventory objects come from the API server (or a file a person wrote): validate before
 // trusting, and turn a bad object into a reason string rather than an exception, so one
@@ -191,4 +193,18 @@ export function namespaceMode(obj: unknown): Mode | undefined {
   const labels = (obj as { metadata?: { labels?: Record<string, unknown> } }).metadata?.labels
   const value = labels?.[MODE_LABEL]
   return isMode(value) ? value : undefined
+}
+
+/**
+ * The namespace's `neverpull.dev/pullable-registries` annotation: `value` undefined when
+ * absent or unreadable (the webhook's flag applies), `error` saying why it was unreadable.
+ */
+export function namespacePullableRegistries(obj: unknown): { value: PullableRegistries | undefined; error?: string } {
+  if (typeof obj !== 'object' || obj === null) return { value: undefined }
+  const annotations = (obj as { metadata?: { annotations?: Record<string, unknown> } }).metadata?.annotations
+  const text = annotations?.[PULLABLE_REGISTRIES_ANNOTATION]
+  if (text === undefined) return { value: undefined }
+  if (typeof text !== 'string') return { value: undefined, error: 'not a string' }
+  const parsed = parsePullableRegistries(text)
+  return parsed.ok ? { value: parsed.value } : { value: undefined, error: parsed.error }
 }

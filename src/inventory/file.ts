@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { parseAllDocuments } from 'yaml'
-import { namespaceMode, toNodeFacts, toNodeImages } from './convert.js'
+import { namespaceMode, namespacePullableRegistries, toNodeFacts, toNodeImages } from './convert.js'
 import { GROUP, type InventorySink } from '../api/types.js'
 
 // A static inventory: what `kubectl get nodes,nodeimagesets,namespaces -o yaml` prints (a
@@ -63,7 +63,14 @@ export function loadInventoryText(text: string, file: string, sink: InventorySin
     } else if (o.kind === 'Namespace' && o.apiVersion === 'v1' && typeof o.metadata?.name === 'string') {
       const name = o.metadata.name
       const mode = namespaceMode(obj)
-      apply.push(() => sink.setNamespaceMode(name, mode))
+      const pullable = namespacePullableRegistries(obj)
+      if (pullable.error !== undefined) {
+        throw new InventoryFileError(file, `object ${i + 1}: namespace ${name}: annotation neverpull.dev/pullable-registries: ${pullable.error}`)
+      }
+      apply.push(() => {
+        sink.setNamespaceMode(name, mode)
+        sink.setNamespacePullableRegistries(name, pullable.value)
+      })
       summary.namespaces++
     } else {
       summary.ignored++

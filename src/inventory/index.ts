@@ -1,6 +1,7 @@
 import { isIdKey, nodeStatusImageKey, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
 import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from '../util/node-set.js'
 import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, Taint } from '../api/types.js'
+import type { PullableRegistries } from '../api/registries.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
 export interface TaintGroup {
@@ -45,6 +46,8 @@ export interface InventoryView {
   repositoryKeys(repository: string): ReadonlySet<string> | undefined
   repositories(): Iterable<string>
   namespaceMode(namespace: string): Mode | undefined
+  /** The namespace's pullable-registries annotation; undefined: the webhook's flag applies. */
+  namespacePullableRegistries(namespace: string): PullableRegistries | undefined
   readonly staleAfterMs: number
 }
 
@@ -106,6 +109,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   /** Every image-ID key, for the rare truncated-ID lookup. */
   private idKeys = new Set<string>()
   private modes = new Map<string, Mode>()
+  private pullable = new Map<string, PullableRegistries>()
   private imageSets = 0
   private freshCache: { at: number; version: number; bits: Bits } | undefined
   private version = 0
@@ -206,6 +210,11 @@ export class InventoryIndex implements InventorySink, InventoryView {
   setNamespaceMode(namespace: string, mode: Mode | undefined): void {
     if (mode === undefined) this.modes.delete(namespace)
     else this.modes.set(namespace, mode)
+  }
+
+  setNamespacePullableRegistries(namespace: string, registries: PullableRegistries | undefined): void {
+    if (registries === undefined) this.pullable.delete(namespace)
+    else this.pullable.set(namespace, registries)
   }
 
   // ---- read side ----
@@ -336,6 +345,11 @@ export class InventoryIndex implements InventorySink, InventoryView {
 
   namespaceMode(namespace: string): Mode | undefined {
     return this.modes.get(namespace)
+  }
+
+  namespacePullableRegistries(namespace: string): PullableRegistries | undefined {
+    // Most clusters set none: skip the hash lookup on the allow path.
+    return this.pullable.size === 0 ? undefined : this.pullable.get(namespace)
   }
 
   // ---- internals ----

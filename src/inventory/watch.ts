@@ -1,7 +1,8 @@
 import type { KubeConfig } from '@kubernetes/client-node'
-import { namespaceMode, toNodeFacts, toNodeImages } from './convert.js'
+import { namespaceMode, namespacePullableRegistries, toNodeFacts, toNodeImages } from './convert.js'
 import { errorMessage, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
 import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, VERSION, type InventorySink } from '../api/types.js'
+import { PULLABLE_REGISTRIES_ANNOTATION } from '../api/registries.js'
 import type { Logger } from '../util/logger.js'
 
 // Keeps an InventorySink in step with the cluster's Nodes, NodeImageSets and Namespaces:
@@ -98,8 +99,19 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
           log.warn({ namespace: name, label: MODE_LABEL, value: label }, 'unknown mode label value; the global mode applies')
         }
         sink.setNamespaceMode(name, mode)
+        const pullable = namespacePullableRegistries(obj)
+        if (pullable.error !== undefined) {
+          log.warn(
+            { namespace: name, annotation: PULLABLE_REGISTRIES_ANNOTATION, reason: pullable.error },
+            'unreadable pullable-registries annotation; the webhook\'s --pullable-registries applies',
+          )
+        }
+        sink.setNamespacePullableRegistries(name, pullable.value)
       },
-      remove: (name) => sink.setNamespaceMode(name, undefined),
+      remove: (name) => {
+        sink.setNamespaceMode(name, undefined)
+        sink.setNamespacePullableRegistries(name, undefined)
+      },
       malformed: (obj, reason) => skip('Namespace', obj, reason),
     },
   ]

@@ -12,6 +12,7 @@ import { allowed, errored, toReview, V1 } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
 import type { Metrics } from './metrics.js'
+import type { PullableRegistries } from '../api/registries.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { admissionRoute, MAX_REVIEW_BYTES } from './route.js'
 
@@ -28,6 +29,8 @@ export interface AppOptions {
   agentServiceAccount?: ServiceAccountRef
   /** Where admission lines and errors go; silent when absent (tests). */
   log?: Logger
+  /** `--pullable-registries`; any registry when absent. */
+  pullable?: PullableRegistries
 }
 
 
@@ -99,6 +102,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     adminGroups: DEFAULT_ADMIN_GROUPS,
   }
   const nodeImageSetReviews = nodeImageSetCounter(options)
+  const pullable = options.pullable === undefined ? {} : { pullable: options.pullable }
   let unboundReported = false
   // The apiserver only ever sends JSON; anything else is refused with 415, not half-parsed.
   app.removeContentTypeParser('text/plain')
@@ -129,7 +133,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     {
       path: '/validate',
       failure: 'review failed',
-      handle: (body) => handleReview(body, { inventory: options.inventory, mode: options.mode, now: now() }),
+      handle: (body) => handleReview(body, { inventory: options.inventory, mode: options.mode, now: now(), ...pullable }),
       // A bug here must not block pods: unknown is a warning, never a denial.
       recover: (uid) => allowed(uid, ['neverpull-guard could not check this object (internal error, see its logs); it was not denied']),
       observe: (record, seconds) => options.metrics.observeReview(record, seconds),

@@ -86,6 +86,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     now,
     agentServiceAccount: config.agentServiceAccount,
     log,
+    pullable: config.pullableRegistries,
   })
 
   let summary: LoadSummary | undefined

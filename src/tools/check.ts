@@ -1,4 +1,5 @@
 import { handleReview, type ReviewRecord } from '../admission/handle.js'
+import type { PullableRegistries } from '../api/registries.js'
 import { V1, type AdmissionResponse } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
 import type { Mode } from '../api/types.js'
@@ -37,6 +38,8 @@ export interface CheckOptions {
   /** For objects without metadata.namespace (kubectl's -n). */
   namespace: string
   now: number
+  /** `--pullable-registries`; any registry when absent. */
+  pullable?: PullableRegistries
 }
 
 function groupOf(apiVersion: string): { group: string; version: string } {
@@ -85,7 +88,12 @@ export function checkObjects(objects: ManifestObject[], options: CheckOptions): 
         dryRun: true,
       },
     }
-    const { reply, record } = handleReview(review, { inventory: options.inventory, mode: options.mode, now: options.now })
+    const { reply, record } = handleReview(review, {
+      inventory: options.inventory,
+      mode: options.mode,
+      now: options.now,
+      ...(options.pullable === undefined ? {} : { pullable: options.pullable }),
+    })
     const r = reply.response
     const result: CheckResult = {
       source: m.source,

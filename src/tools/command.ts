@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { parsePullableRegistries } from '../image/registry.js'
 import { parseArgs } from 'node:util'
 import { parseDuration } from '../util/duration.js'
 import { isMode } from '../inventory/convert.js'
@@ -31,6 +32,8 @@ Exit 0 when nothing is denied, 1 when something is, 2 for unusable input.
   -f, --filename PATH     manifests (repeatable; plain arguments work too)
   -n, --namespace NS      namespace for objects without one (default)
   --mode MODE             enforce | warn | audit, where the namespace has no neverpull.dev/mode label (enforce)
+  --pullable-registries LIST
+                          registries the nodes can pull from, as the webhook's flag: host[:port],... | * | none (*)
   -o, --output FORMAT     text | json (text)
 ${INVENTORY_FLAGS}
 `
@@ -103,6 +106,7 @@ export function runCheck(argv: string[], io: ToolIo): Promise<number> {
         filename: { type: 'string', short: 'f', multiple: true },
         namespace: { type: 'string', short: 'n' },
         mode: { type: 'string' },
+        'pullable-registries': { type: 'string' },
         output: { type: 'string', short: 'o' },
       },
     })
@@ -116,10 +120,12 @@ export function runCheck(argv: string[], io: ToolIo): Promise<number> {
     if (!isMode(mode) || mode === 'off') throw new UsageError(`--mode: "${mode}" is not one of enforce, warn, audit`)
     const output = values.output ?? 'text'
     if (output !== 'text' && output !== 'json') throw new UsageError(`--output: "${output}" is not one of text, json`)
+    const pullable = parsePullableRegistries(values['pullable-registries'] ?? '*')
+    if (!pullable.ok) throw new UsageError(`--pullable-registries: ${pullable.error}`)
     const now = io.now()
     const objects = await readManifests(paths, io.stdin)
     const inventory = await loadInventory(inventoryOptions(values, now))
-    const report = checkObjects(objects, { inventory, mode: mode as Mode, namespace: values.namespace ?? 'default', now })
+    const report = checkObjects(objects, { inventory, mode: mode as Mode, namespace: values.namespace ?? 'default', now, pullable: pullable.value })
     if (output === 'json') {
       io.stdout.write(JSON.stringify({ ...report, summary: summaryOf(report) }, null, 2) + '\n')
     } else {

@@ -152,11 +152,18 @@ function tolerations(spec: Json, path: string): Toleration[] {
   })
 }
 
+export interface ExtractOptions {
+  /** Which containers the decision will check; default those with imagePullPolicy: Never. */
+  checked?: (c: ContainerFacts) => boolean
+}
+
+const neverPolicy = (c: ContainerFacts): boolean => c.pullPolicy === 'Never'
+
 /**
  * The pod template facts of an object of the given kind, `null` when the object carries no
  * pod spec (a ReplicationController with a null template), or an error naming the field.
  */
-export function extractPodTemplate(kind: string, object: unknown): Extracted {
+export function extractPodTemplate(kind: string, object: unknown, options: ExtractOptions = {}): Extracted {
   const shape = KINDS.get(kind)
   if (shape === undefined) return { ok: true, template: null }
   try {
@@ -180,9 +187,9 @@ export function extractPodTemplate(kind: string, object: unknown): Extracted {
     const metadata = object['metadata']
     const annotations = isObject(metadata) ? metadata['annotations'] : undefined
     const mirror = kind === 'Pod' && isObject(annotations) && 'kubernetes.io/config.mirror' in annotations
-    // Placement only matters for Never containers; most pods have none, and skipping it
+    // Placement only matters for checked containers; most pods have none, and skipping it
     // keeps the common case (allowed untouched) cheap.
-    if (!list.some((c) => c.pullPolicy === 'Never')) {
+    if (!list.some(options.checked ?? neverPolicy)) {
       return { ok: true, template: { kind, perNode, mirror, placement: { tolerations: [] }, containers: list } }
     }
     const placement: Placement = { tolerations: tolerations(spec, path) }

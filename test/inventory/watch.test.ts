@@ -3,6 +3,7 @@ import { runInNewContext } from 'node:vm'
 import t from 'tap'
 import { startInventoryWatch, type InventoryKind, type InventoryWatch, type InventoryWatchOptions } from '../../src/inventory/watch.js'
 import type { InventorySink, Mode, NodeFacts, NodeImages } from '../../src/api/types.js'
+import type { PullableRegistries } from '../../src/api/registries.js'
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js'
 
 // ---- fixtures ---------------------------------------------------------------------------
@@ -73,6 +74,12 @@ class RecordingSink implements InventorySink {
     this.calls.push(`setNamespaceMode ${ns} ${mode ?? '-'}`)
     if (mode === undefined) this.modes.delete(ns)
     else this.modes.set(ns, mode)
+  }
+  /** Not in `calls`: the call-order assertions below predate the annotation. */
+  readonly pullable = new Map<string, PullableRegistries>()
+  setNamespacePullableRegistries(ns: string, registries: PullableRegistries | undefined): void {
+    if (registries === undefined) this.pullable.delete(ns)
+    else this.pullable.set(ns, registries)
   }
   private track(): void {
     if (!this.tracking) return
@@ -256,6 +263,26 @@ t.test('add, modify and delete of each kind reach the sink incrementally', async
     'setNamespaceMode team-c -',
   ])
   t.equal(listRequests(h.server, NODES).length, 1, 'no relist: everything came over the watch')
+})
+
+t.test('the pullable-registries annotation of a namespace reaches the sink; a bad one is logged and ignored', async (t) => {
+  const h = await harness(t, seedCluster)
+  await h.watch.synced
+  const annotated = (name: string, value: string): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, annotations: { 'neverpull.dev/pullable-registries': value } },
+  })
+  h.server.put(annotated('air', 'registry.corp:5000, index.docker.io'))
+  await waitFor('annotation seen', () => h.sink.pullable.has('air'))
+  t.same([...h.sink.pullable.get('air')!.hosts], ['registry.corp:5000', 'docker.io'], 'parsed and normalised')
+  h.server.put(annotated('air', 'https://registry.corp'))
+  await waitFor('bad annotation clears', () => !h.sink.pullable.has('air'))
+  t.ok(h.lines.some((l) => l.level === 'warn' && l.obj.namespace === 'air'), 'the bad annotation is logged')
+  h.server.put(annotated('air', 'none'))
+  await waitFor('none', () => h.sink.pullable.get('air')?.hosts.size === 0)
+  h.server.remove('v1', 'Namespace', 'air')
+  await waitFor('deleted namespace clears', () => !h.sink.pullable.has('air'))
 })
 
 t.test('a malformed object is skipped with a log line and a metric; the last good data stays', async (t) => {
@@ -632,6 +659,7 @@ t.test('memory: synced NodeImageSets are not retained beyond the sink', async (t
     upsertImages: () => void upserts++,
     removeImages: () => undefined,
     setNamespaceMode: () => undefined,
+    setNamespacePullableRegistries: () => undefined,
   }
   await settle()
   const before = process.memoryUsage().heapUsed
