@@ -1,5 +1,5 @@
 import { decide, needsCheck, resolveMode, type Decision, type Subject } from '../decision/decide.js'
-import { ANY_REGISTRY, type PullableRegistries } from '../image/registry.js'
+import { ANY_REGISTRY, type PullableRegistries } from '../api/registries.js'
 import { denialMessage, warningsFor } from '../decision/messages.js'
 import type { InventoryView } from '../inventory/index.js'
 import type { Mode } from '../api/types.js'

@@ -3,8 +3,7 @@ import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parseDuration } from '../util/duration.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
-import type { PullableRegistries } from '../api/registries.js'
-import { parsePullableRegistries } from '../image/registry.js'
+import { parsePullableRegistries, type PullableRegistries } from '../api/registries.js'
 
 // Every setting of the webhook, from flags first and then NEVERPULL_* environment
 // variables, validated once here; nothing else reads process.env.

@@ -1,5 +1,6 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
-import { ANY_REGISTRY, isPullable, registryOf, type PullableRegistries } from '../image/registry.js'
+import { ANY_REGISTRY, isPullable, type PullableRegistries } from '../api/registries.js'
+import { registryOf } from '../image/registry.js'
 import { nearest } from '../image/similar.js'
 import type { InventoryView } from '../inventory/index.js'
 import { bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'

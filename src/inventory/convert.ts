@@ -11,8 +11,7 @@ import {
 } from '../api/types.js'
 import { NODE_IMAGE_SET_SCHEMA } from '../api/nodeimageset-schema.js'
 import { toJsonSchema } from '../api/openapi.js'
-import { PULLABLE_REGISTRIES_ANNOTATION, type PullableRegistries } from '../api/registries.js'
-import { parsePullableRegistries } from '../image/registry.js'
+import { parsePullableRegistries, PULLABLE_REGISTRIES_ANNOTATION, type PullableRegistries } from '../api/registries.js'
 
 // Inventory objects come from the API server (or a file a person wrote): validate before
 // trusting, and turn a bad object into a reason string rather than an exception, so one

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { parsePullableRegistries } from '../image/registry.js'
+import { parsePullableRegistries } from '../api/registries.js'
 import { parseArgs } from 'node:util'
 import { parseDuration } from '../util/duration.js'
 import { isMode } from '../inventory/convert.js'

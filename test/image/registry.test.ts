@@ -1,5 +1,6 @@
 import t from 'tap'
-import { ANY_REGISTRY, isPullable, normaliseRegistry, parsePullableRegistries, registryOf } from '../../src/image/registry.js'
+import { ANY_REGISTRY, isPullable, normaliseRegistry, parsePullableRegistries } from '../../src/api/registries.js'
+import { registryOf } from '../../src/image/registry.js'
 
 t.test('the registry of an image, normalised like distribution/reference', async (t) => {
   const table: Array<[string, string | undefined]> = [
