@@ -48,8 +48,10 @@ export function neverTemplate(target: Pick<AuditTarget, 'kind' | 'object'>): Pod
 
 /** assess() for a template already extracted (the audit walks each object once). */
 export function assessTemplate(view: InventoryView, target: AuditTarget, extracted: PodTemplateFacts, now: number): AtRisk | null {
-  // A static pod's mirror is only warned about at admission; here it is as much at risk.
-  const template = { ...extracted, mirror: false }
+  // A static pod's mirror is only warned about at admission; here it is as much at risk. So
+  // is a workload scaled to zero or suspended: it runs nothing now, and fails once it does.
+  const { idle, ...rest } = extracted
+  const template: PodTemplateFacts = { ...rest, mirror: false }
   const subject = { kind: target.kind, namespace: target.namespace, name: target.name, operation: 'CREATE' }
   const decision = decide(view, { subject, template, mode: 'enforce', now })
   const findings = decision.findings.filter((f) => f.severity === 'deny')
@@ -58,10 +60,14 @@ export function assessTemplate(view: InventoryView, target: AuditTarget, extract
   const lines = findings.map((f) => findingLine(f, subject))
   const lead = bound
     ? `the image of ${findings.length === 1 ? 'a container' : `${findings.length} containers`} with imagePullPolicy: Never is gone from node ${template.placement.nodeName}; the next container restart fails with ErrImageNeverPull`
-    : `imagePullPolicy: Never image gone from the nodes it may run on; new pods fail with ErrImageNeverPull`
+    : idle === 'scaled-to-zero'
+      ? `scaled to zero, and its imagePullPolicy: Never image is not on the nodes it may run on; scaling it up creates pods that fail with ErrImageNeverPull`
+      : idle === 'suspended'
+        ? `suspended, and its imagePullPolicy: Never image is not on the nodes it may run on; resuming it creates pods that fail with ErrImageNeverPull`
+        : `imagePullPolicy: Never image gone from the nodes it may run on; new pods fail with ErrImageNeverPull`
   let message = `${lead}: ${lines.join('; ')}`
   if (message.length > MAX_EVENT_MESSAGE) message = message.slice(0, MAX_EVENT_MESSAGE - 1) + '…'
-  const fingerprint = findings
+  const fingerprint = (idle === undefined ? '' : `${idle}|`) + findings
     .map((f) => `${f.container.kind}:${f.container.name}:${f.container.image}:${f.reason}:${f.missing.count}`)
     .sort()
     .join('|')

@@ -6,6 +6,7 @@ import type { InventoryView } from '../inventory/index.js'
 import { bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
 import type { Mode } from '../api/types.js'
 import { eligibleNodes, type Eligibility } from '../placement/placement.js'
+import { isBasicTolerationOperator } from '../api/scheduling.js'
 import type { ContainerFacts, PodTemplateFacts } from '../workload/pod-template.js'
 
 // The admission decision, pure: the same facts and the same inventory give the same answer.
@@ -94,6 +95,19 @@ export interface DecideInput {
 
 export type Verdict = 'allow' | 'warn' | 'deny'
 
+/**
+ * Something about the whole object that keeps its findings from denying:
+ * - `idle`: it creates no pod now (detail: the Idle reason);
+ * - `toleration-operator`: a toleration uses an operator this webhook cannot know the
+ *   scheduler serves (detail: the operator).
+ */
+export type NoteReason = 'idle' | 'toleration-operator'
+
+export interface Note {
+  reason: NoteReason
+  detail: string
+}
+
 export interface Decision {
   mode: Mode
   /** What the checks found before the mode was applied. */
@@ -101,6 +115,8 @@ export interface Decision {
   /** What the request gets: audit and warn never deny. */
   verdict: Verdict
   findings: Finding[]
+  /** Why findings that would deny only warn; empty when nothing held them back. */
+  notes: Note[]
 }
 
 export const NAMES_SHOWN = 3
@@ -331,13 +347,31 @@ function worst(a: Verdict, b: Severity): Verdict {
   return 'allow'
 }
 
+const NO_NOTES: Note[] = Object.freeze([]) as unknown as Note[]
+
+/** What holds every denial of this template back, before any image is looked at. */
+function notesFor(template: PodTemplateFacts): Note[] {
+  let notes: Note[] | undefined
+  if (template.idle !== undefined) (notes ??= []).push({ reason: 'idle', detail: template.idle })
+  // Lt/Gt (TaintTolerationComparisonOperators, alpha in 1.35) are evaluated as the scheduler
+  // that serves them does, but whether this cluster's scheduler does cannot be seen from here.
+  for (const t of template.placement.tolerations) {
+    if (!isBasicTolerationOperator(t.operator)) {
+      ;(notes ??= []).push({ reason: 'toleration-operator', detail: t.operator ?? '' })
+      break
+    }
+  }
+  return notes ?? NO_NOTES
+}
+
 export function decide(view: InventoryView, input: DecideInput): Decision {
   const { template, previous, mode } = input
   const findings: Finding[] = []
-  if (mode === 'off') return { mode, outcome: 'allow', verdict: 'allow', findings }
+  if (mode === 'off') return { mode, outcome: 'allow', verdict: 'allow', findings, notes: NO_NOTES }
 
   let where: Eligibility | undefined
   let fresh: Bits | undefined
+  let notes: Note[] = NO_NOTES
   let before: Map<string, ContainerFacts> | undefined | null = null
   let outcome: Verdict = 'allow'
   const pullable = input.pullable ?? ANY_REGISTRY
@@ -353,11 +387,17 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       if (p === undefined) continue
       policy = p
     } else if (!hasImage(c)) continue
-    where ??= eligibleNodes(view, template.placement)
-    fresh ??= view.freshNodes(input.now)
-    if (before === null) before = containersByName(previous)
-    const changed = changedContainer(c, before)
-    const f = check(view, c, where, fresh, template.perNode)
+    if (where === undefined) {
+      where = eligibleNodes(view, template.placement)
+      fresh = view.freshNodes(input.now)
+      notes = notesFor(template)
+      before = containersByName(previous)
+    }
+    // An object that ran nothing and now runs pods (replicas 0 -> 3, suspend true -> false):
+    // every image starts to matter, as if just written.
+    const waking = previous !== undefined && previous !== null && previous.idle !== undefined && template.idle === undefined
+    const changed = waking || changedContainer(c, before ?? undefined)
+    const f = check(view, c, where, fresh!, template.perNode)
     f.changed = changed
     f.policy = policy
     f.registry = registry
@@ -368,13 +408,16 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       f.severity = 'deny'
     }
     // A denial needs a change the person just made; what already runs (or a mirror of a
-    // static pod the kubelet already started) is only ever warned about.
-    if (f.severity === 'deny' && (!changed || template.mirror)) f.severity = 'warn'
+    // static pod the kubelet already started) is only ever warned about, and so is what
+    // runs nothing yet or whose placement is not certain.
+    if (f.severity === 'deny' && (!changed || template.mirror || notes.length > 0)) f.severity = 'warn'
     findings.push(f)
     outcome = worst(outcome, f.severity)
   }
+  // A note explains a finding; alone it says nothing worth a warning.
+  if (outcome === 'allow') notes = NO_NOTES
   let verdict: Verdict = outcome
   if (mode === 'warn' && verdict === 'deny') verdict = 'warn'
   if (mode === 'audit') verdict = 'allow'
-  return { mode, outcome, verdict, findings }
+  return { mode, outcome, verdict, findings, notes }
 }

@@ -1,5 +1,5 @@
 import type { ContainerFacts } from '../workload/pod-template.js'
-import type { Decision, Finding, NodeList, Subject } from './decide.js'
+import type { Decision, Finding, Note, NodeList, Subject } from './decide.js'
 
 // Text for the person at the terminal. kubectl prints a denial as
 //   Error from server (Forbidden): error when creating "app.yaml": admission webhook "NAME" denied the request: <message>
@@ -8,6 +8,12 @@ import type { Decision, Finding, NodeList, Subject } from './decide.js'
 // at most 256 runes (past 4096 runes in all the apiserver truncates them to 256 each).
 
 export const MAX_WARNING_RUNES = 256
+/**
+ * k8s.io/apiserver pkg/endpoints/filters/warning.go (recorder.AddWarning): past 4 * 1024 runes
+ * of warning text in one response every warning is cut to 256 runes and later ones are
+ * dropped. All of ours together stay within it.
+ */
+export const MAX_WARNINGS_TOTAL_RUNES = 4096
 /** A pod with thousands of failing containers gets a denial of a few KiB, not megabytes. */
 const NAMED_IN_SUMMARY = 5
 const DETAILED = 20
@@ -167,10 +173,10 @@ function fixLines(findings: Finding[]): string[] {
   return lines
 }
 
-/** The fix as one warning line. */
+/** The fix as one warning line; it comes first, so it reads as the heading of what follows. */
 function fixWarning(findings: Finding[]): string {
   const images = imagesOf(findings)
-  if (images.length === 0) return 'Fix the image reference: [registry/]repository[:tag][@sha256:digest], repository in lowercase'
+  if (images.length === 0) return 'Fix the image reference below: [registry/]repository[:tag][@sha256:digest], repository in lowercase'
   const img = images.length === 1 && images[0]!.length <= 48 ? images[0]! : 'IMAGE'
   const registries = unpullableRegistries(findings)
   if (registries.length > 0) {
@@ -182,9 +188,110 @@ function fixWarning(findings: Finding[]): string {
     )
   }
   return (
-    `Fix: load the image onto the nodes (kind load docker-image ${img}, minikube image load ${img}, ` +
-    'or ctr -n k8s.io images import), pin the pod to nodes that have it, or use imagePullPolicy: IfNotPresent'
+    `To fix the imagePullPolicy: Never ${images.length === 1 ? 'image' : 'images'} below: load onto the nodes ` +
+    `(kind load docker-image ${img}, minikube image load ${img}, or ctr -n k8s.io images import), ` +
+    'pin the pod to nodes that have it, or use imagePullPolicy: IfNotPresent'
   )
+}
+
+const IDLE_WORDS: Record<string, string> = {
+  'scaled-to-zero': 'is scaled to zero, so no pod runs yet; these images matter once it is scaled up',
+  suspended: 'is suspended, so nothing runs yet; these images matter once it is resumed',
+  'template-only': 'only stores a template, so nothing runs from it; these images matter when pods are made from it',
+}
+
+/** Why the findings of this object warn instead of deny, as one line. */
+export function noteLine(n: Note, subject: Subject): string {
+  switch (n.reason) {
+    case 'idle':
+      return `${subjectText(subject)} ${IDLE_WORDS[n.detail] ?? 'runs nothing yet'}`
+    case 'toleration-operator':
+      return (
+        `a toleration uses operator ${quote(n.detail, 20)}, which only schedulers with TaintTolerationComparisonOperators ` +
+        '(1.35+) serve; neverpull-guard cannot tell whether this one does, so it warns instead of denying'
+      )
+  }
+}
+
+function runes(s: string): number {
+  let n = 0
+  for (const _ of s) n++
+  return n
+}
+
+function total(lines: readonly string[]): number {
+  let n = 0
+  for (const l of lines) n += runes(l)
+  return n
+}
+
+const GROUP_WORDS: Record<Finding['reason'], string> = {
+  missing: 'image on none of the eligible nodes',
+  partial: 'image on only some eligible nodes',
+  unknown: 'image not confirmed (node image lists not current)',
+  'no-eligible-nodes': 'no node matches the placement, image not checked',
+  'unknown-node': 'node not in the inventory, image not checked',
+  'invalid-reference': 'not a valid image reference (InvalidImageName)',
+  unpullable: 'image from a registry the nodes cannot pull from (ErrImagePull)',
+  present: 'image on every eligible node',
+}
+
+/**
+ * Too many findings to spell out within the budget: one line per kind of finding naming its
+ * containers (with their images while they fit), split at 256 runes, and a count of any
+ * that still do not fit.
+ */
+function groupedLines(warned: Finding[], budget: number): string[] {
+  const reasons: Finding['reason'][] = []
+  const byReason = new Map<Finding['reason'], Finding[]>()
+  for (const f of warned) {
+    let list = byReason.get(f.reason)
+    if (list === undefined) {
+      byReason.set(f.reason, (list = []))
+      reasons.push(f.reason)
+    }
+    list.push(f)
+  }
+  const build = (withImages: boolean): { lines: string[]; named: number } => {
+    const lines: string[] = []
+    let named = 0
+    let used = 0
+    for (const reason of reasons) {
+      const list = byReason.get(reason)!
+      const head = `${list.length} ${list.length === 1 ? 'container' : 'containers'}, ${GROUP_WORDS[reason]}: `
+      let line = head
+      let count = 0
+      const flush = (): void => {
+        if (count === 0) return
+        lines.push(line)
+        used += runes(line)
+        line = `(continued) ${GROUP_WORDS[reason]}: `
+        count = 0
+      }
+      for (const f of list) {
+        const item = withImages ? `${who(f.container)} (${quote(f.container.image, 60)})` : who(f.container)
+        const piece = count === 0 ? item : `, ${item}`
+        if (runes(line) + runes(piece) > MAX_WARNING_RUNES) flush()
+        const next = count === 0 ? item : piece
+        // Keep room for the closing "and N more" line.
+        if (used + runes(line) + runes(next) > budget - 80) {
+          flush()
+          return { lines, named }
+        }
+        line += next
+        count++
+        named++
+      }
+      flush()
+    }
+    return { lines, named }
+  }
+  let result = build(true)
+  if (result.named < warned.length || total(result.lines) > budget) result = build(false)
+  if (result.named < warned.length) {
+    result.lines.push(`and ${warned.length - result.named} more containers like these`)
+  }
+  return result.lines.map((l) => cap(l))
 }
 
 /**
@@ -210,14 +317,24 @@ export function denialMessage(decision: Decision, subject: Subject): string {
   return lines.join('\n')
 }
 
-/** One warning per finding that is not fine, plus the fix, each one line and capped. */
+/**
+ * The warnings: why nothing was denied (notes), the fix, then one line per finding that is
+ * not fine; each one line of at most 256 runes, and all together within the apiserver's
+ * 4,096-rune budget. The fix comes first so that it survives even when other admission
+ * plugins' warnings share the budget; when the findings do not fit one line each, they are
+ * grouped, still naming every container that fits.
+ */
 export function warningsFor(decision: Decision, subject: Subject): string[] {
   if (decision.mode === 'audit' || decision.mode === 'off') return []
   const warned = decision.findings.filter((f) => f.severity === 'warn' || (f.severity === 'deny' && decision.verdict !== 'deny'))
-  const out = warned.map((f) => cap(findingLine(f, subject)))
+  const head: string[] = []
+  for (const n of decision.notes) head.push(cap(noteLine(n, subject)))
   const actionable = warned.filter(
     (f) => f.reason === 'missing' || f.reason === 'partial' || f.reason === 'invalid-reference' || f.reason === 'unpullable',
   )
-  if (actionable.length > 0) out.push(cap(fixWarning(actionable)))
-  return out
+  if (actionable.length > 0) head.push(cap(fixWarning(actionable)))
+  const detailed = warned.map((f) => cap(findingLine(f, subject)))
+  const budget = MAX_WARNINGS_TOTAL_RUNES - total(head)
+  if (total(detailed) <= budget) return head.concat(detailed)
+  return head.concat(groupedLines(warned, budget))
 }

@@ -15,9 +15,18 @@ export interface ContainerFacts {
   pullPolicy: string
 }
 
+/**
+ * Why an object creates no pod at admission (KUBERNETES-FACTS §9): `replicas: 0` (or a Job's
+ * `parallelism: 0`), a suspended CronJob or Job, or a core PodTemplate, which no controller
+ * acts on by itself. Its images matter later, when it is scaled up, resumed or used.
+ */
+export type Idle = 'scaled-to-zero' | 'suspended' | 'template-only'
+
 export interface PodTemplateFacts {
   /** The object's kind: Pod, Deployment, ... */
   kind: string
+  /** Set when the object creates no pod now; undefined when it does (or may). */
+  idle?: Idle
   /** DaemonSet: the image must be on every eligible node, and the controller's tolerations apply. */
   perNode: boolean
   /** A static pod's mirror, created by the kubelet for a pod that already runs or fails. */
@@ -159,6 +168,27 @@ export interface ExtractOptions {
 
 const neverPolicy = (c: ContainerFacts): boolean => c.pullPolicy === 'Never'
 
+const SCALABLE: ReadonlySet<string> = new Set(['Deployment', 'ReplicaSet', 'StatefulSet', 'ReplicationController'])
+
+/**
+ * Whether the object creates pods now. `replicas` is defaulted to 1 before any webhook runs,
+ * so only an explicit 0 counts; a Job (batch/v1 JobSpec.suspend, 1.21+) or CronJob
+ * (CronJobSpec.suspend) with `suspend: true` creates none until resumed; a Job with
+ * `parallelism: 0` runs nothing; a core PodTemplate is only a template.
+ */
+function idleReason(kind: string, object: Json): Idle | undefined {
+  if (kind === 'PodTemplate') return 'template-only'
+  const spec = object['spec']
+  if (!isObject(spec)) return undefined
+  if (SCALABLE.has(kind)) return spec['replicas'] === 0 ? 'scaled-to-zero' : undefined
+  if (kind === 'CronJob') return spec['suspend'] === true ? 'suspended' : undefined
+  if (kind === 'Job') {
+    if (spec['suspend'] === true) return 'suspended'
+    return spec['parallelism'] === 0 ? 'scaled-to-zero' : undefined
+  }
+  return undefined
+}
+
 /**
  * The pod template facts of an object of the given kind, `null` when the object carries no
  * pod spec (a ReplicationController with a null template), or an error naming the field.
@@ -184,13 +214,16 @@ export function extractPodTemplate(kind: string, object: unknown, options: Extra
     containers(spec, 'ephemeralContainers', 'ephemeralContainer', path, list)
 
     const perNode = kind === 'DaemonSet'
+    const idle = idleReason(kind, object)
     const metadata = object['metadata']
     const annotations = isObject(metadata) ? metadata['annotations'] : undefined
     const mirror = kind === 'Pod' && isObject(annotations) && 'kubernetes.io/config.mirror' in annotations
     // Placement only matters for checked containers; most pods have none, and skipping it
     // keeps the common case (allowed untouched) cheap.
     if (!list.some(options.checked ?? neverPolicy)) {
-      return { ok: true, template: { kind, perNode, mirror, placement: { tolerations: [] }, containers: list } }
+      const template: PodTemplateFacts = { kind, perNode, mirror, placement: { tolerations: [] }, containers: list }
+      if (idle !== undefined) template.idle = idle
+      return { ok: true, template }
     }
     const placement: Placement = { tolerations: tolerations(spec, path) }
     if (perNode) {
@@ -209,7 +242,9 @@ export function extractPodTemplate(kind: string, object: unknown, options: Extra
     const terms = requiredTerms(spec, path)
     if (terms !== undefined) placement.requiredTerms = terms
 
-    return { ok: true, template: { kind, perNode, mirror, placement, containers: list } }
+    const template: PodTemplateFacts = { kind, perNode, mirror, placement, containers: list }
+    if (idle !== undefined) template.idle = idle
+    return { ok: true, template }
   } catch (err) {
     if (err instanceof ShapeError) return { ok: false, error: err.message }
     throw err

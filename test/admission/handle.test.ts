@@ -160,3 +160,23 @@ t.test('a template container without an image is not ours to judge', async (t) =
   t.equal(reply.response.allowed, true)
   t.same(reply.response.warnings ?? [], [])
 })
+
+t.test('replicas: 0, suspend: true and PodTemplates are warned, never denied', async (t) => {
+  const zero = review('deployment-update-image')
+  zero['request'].object.spec.replicas = 0
+  let { reply } = answer(zero)
+  t.equal(reply.response.allowed, true, 'the same update is denied at replicas 3 (see above), warned at 0')
+  t.match(reply.response.warnings?.[0], /^Deployment \S+ is scaled to zero, so no pod runs yet; these images matter once it is scaled up$/)
+  const cron = review('cronjob-v1beta1-create')
+  cron['request'].object.spec.suspend = true
+  cron['request'].object.spec.jobTemplate.spec.template.spec.containers[0].image = 'nothere:1'
+  ;({ reply } = answer(cron))
+  t.equal(reply.response.allowed, true)
+  t.match(reply.response.warnings?.[0], /is suspended, so nothing runs yet; these images matter once it is resumed/)
+  const tpl = review('podtemplate-create')
+  tpl['request'].object.template.spec.containers[0].image = 'nothere:1'
+  tpl['request'].object.template.spec.containers[0].imagePullPolicy = 'Never'
+  ;({ reply } = answer(tpl))
+  t.equal(reply.response.allowed, true)
+  t.match(reply.response.warnings?.[0], /only stores a template, so nothing runs from it/)
+})

@@ -38,6 +38,26 @@ const target = (obj: ReturnType<typeof pod> | ReturnType<typeof deployment>) => 
   object: obj,
 })
 
+// KUBERNETES-FACTS §9: replicas: 0 and suspend: true create no pod at admission, so admission
+// only warns; the audit keeps reporting them, since scaling up or resuming would fail.
+t.test('assess: scaled-to-zero and suspended workloads whose image is missing are at risk', async (t) => {
+  const known = buildIndex([{ name: 'a', images: [APP] }, { name: 'b', images: [] }])
+  const zero = deployment('idle', 'myapp:2.0') as ReturnType<typeof deployment> & { spec: { replicas?: number } }
+  zero.spec.replicas = 0
+  const risk = assess(known, target(zero), NOW)
+  t.match(risk?.message, /^scaled to zero, and its imagePullPolicy: Never image is not on the nodes it may run on; scaling it up creates pods that fail with ErrImageNeverPull: container "app": image "myapp:2.0"/)
+  const cron = {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: { name: 'nightly', namespace: 'shop', uid: 'uid-nightly' },
+    spec: { schedule: '0 3 * * *', suspend: true, jobTemplate: { spec: { template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'app', image: 'myapp:2.0', imagePullPolicy: 'Never' }] } } } } },
+  }
+  const suspended = assess(known, { apiVersion: 'batch/v1', kind: 'CronJob', namespace: 'shop', name: 'nightly', uid: 'uid-nightly', object: cron }, NOW)
+  t.match(suspended?.message, /^suspended, and its imagePullPolicy: Never image is not on the nodes it may run on; resuming it creates pods/)
+  zero.spec.template.spec.containers[0]!.image = 'myapp:1.0'
+  t.equal(assess(known, target(zero), NOW), null, 'a scaled-to-zero workload whose image is everywhere is fine')
+})
+
 t.test('assess: a bound pod whose image left its node, a workload whose image left every node', async (t) => {
   const index = buildIndex([
     { name: 'a', images: [APP] },

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { decide, type Decision, type Subject } from '../../src/decision/decide.js'
-import { denialMessage, MAX_WARNING_RUNES, warningsFor } from '../../src/decision/messages.js'
+import { denialMessage, MAX_WARNING_RUNES, MAX_WARNINGS_TOTAL_RUNES, warningsFor } from '../../src/decision/messages.js'
 import type { Mode } from '../../src/api/types.js'
 import type { ContainerFacts, PodTemplateFacts } from '../../src/workload/pod-template.js'
 import { daemonSetTolerations, type Placement } from '../../src/api/scheduling.js'
@@ -146,8 +146,8 @@ t.test('the image elsewhere and near-miss repository names', async (t) => {
 
 t.test('partial and unknown warnings', async (t) => {
   let w = warningsFor(run(template([never('myapp:dev')], { nodeSelector: { zone: 'a' } })), subject)
-  t.match(w[0], /^container "app": image "myapp:dev" \(imagePullPolicy: Never\) is on 1 of 2 eligible nodes \(a1\), missing on a2; pods placed elsewhere fail with ErrImageNeverPull$/)
-  t.match(w[1], /^Fix: load the image onto the nodes \(kind load docker-image myapp:dev/)
+  t.match(w[0], /^To fix the imagePullPolicy: Never image below: load onto the nodes \(kind load docker-image myapp:dev/, 'the fix first')
+  t.match(w[1], /^container "app": image "myapp:dev" \(imagePullPolicy: Never\) is on 1 of 2 eligible nodes \(a1\), missing on a2; pods placed elsewhere fail with ErrImageNeverPull$/)
   w = warningsFor(run(template([never('myapp:1.0')], { nodeSelector: { zone: 'b' } })), subject)
   t.match(w[0], /cannot confirm image "myapp:1.0" \(imagePullPolicy: Never\): not on b1; 1 of 2 eligible nodes have no current image list \(b2\)/)
   t.equal(w.length, 1, 'no fix line when nothing is known to be wrong')
@@ -208,4 +208,98 @@ t.test('a DaemonSet naming a node the controller would never use is not denied',
   t.equal(d.verdict, 'allow', 'tolerated: the image is there')
   d = run(ds('a1'))
   t.equal(d.verdict, 'deny', 'a node that runs the daemon and lacks the image still denies')
+})
+
+
+// Objects that create no pod at admission (KUBERNETES-FACTS §9): replicas: 0 (apps/v1
+// DeploymentSpec/ReplicaSetSpec/StatefulSetSpec, core ReplicationControllerSpec), suspend: true
+// (batch/v1 CronJobSpec, JobSpec), a Job's parallelism: 0, and core PodTemplates.
+t.test('objects that run nothing yet are warned, never denied, saying when the image matters', async (t) => {
+  const table: Array<[string, PodTemplateFacts['idle'], RegExp]> = [
+    ['Deployment', 'scaled-to-zero', /^Deployment default\/web is scaled to zero, so no pod runs yet; these images matter once it is scaled up$/],
+    ['CronJob', 'suspended', /^CronJob default\/web is suspended, so nothing runs yet; these images matter once it is resumed$/],
+    ['PodTemplate', 'template-only', /^PodTemplate default\/web only stores a template, so nothing runs from it; these images matter when pods are made from it$/],
+  ]
+  for (const [kind, idle, note] of table) {
+    const s: Subject = { ...subject, kind }
+    const d = decide(index, { subject: s, template: template([never('myapp:2.0')], { nodeSelector: { zone: 'a' } }, { kind, idle }), mode: 'enforce', now: NOW })
+    t.equal(d.findings[0]?.reason, 'missing', `${kind}: still checked`)
+    t.equal(d.verdict, 'warn', `${kind}: warned, not denied`)
+    const w = warningsFor(d, s)
+    t.match(w[0], note, `${kind}: the first warning says nothing runs yet`)
+    t.match(w[1], /^To fix/)
+    t.match(w[2], /image "myapp:2.0" \(imagePullPolicy: Never\) is on none of the 2 eligible nodes/)
+  }
+  const fine = run(template([never('myapp:1.0')], { nodeSelector: { zone: 'a' } }, { kind: 'Deployment', idle: 'scaled-to-zero' }))
+  t.equal(fine.verdict, 'allow', 'nothing wrong: no note either')
+  t.same(fine.notes, [])
+})
+
+t.test('scaling up from zero (or resuming) makes every image count as just written', async (t) => {
+  const asleep = template([never('myapp:2.0')], { nodeSelector: { zone: 'a' } }, { kind: 'Deployment', idle: 'scaled-to-zero' })
+  const awake = template([never('myapp:2.0')], { nodeSelector: { zone: 'a' } }, { kind: 'Deployment' })
+  t.equal(run(awake, 'enforce', asleep).verdict, 'deny', 'replicas 0 -> 3 with the image missing: the pods would fail')
+  t.equal(run(awake, 'enforce', awake).verdict, 'warn', 'an unrelated edit of a running workload still only warns')
+  t.equal(run(asleep, 'enforce', awake).verdict, 'warn', 'scaling down to zero never denies')
+})
+
+// k8s.io/api core/v1 toleration.go ToleratesTaint: Lt/Gt are served only with the alpha gate
+// TaintTolerationComparisonOperators (1.35); the webhook cannot see the scheduler's gates.
+t.test('a toleration with an operator the scheduler may not serve never leads to a denial', async (t) => {
+  for (const operator of ['Gt', 'Lt', 'Like']) {
+    const tolerations = [{ key: 'gpu', operator, value: '1' } as unknown as Placement['tolerations'][number]]
+    const d = run(template([never('myapp:2.0')], { nodeSelector: { zone: 'a' }, tolerations }))
+    t.equal(d.verdict, 'warn', `${operator}: warn`)
+    t.same(d.notes, [{ reason: 'toleration-operator', detail: operator }])
+    t.match(warningsFor(d, subject)[0], new RegExp(`operator "${operator}", which only schedulers with TaintTolerationComparisonOperators`))
+  }
+  const d = run(template([never('myapp:2.0')], { nodeSelector: { zone: 'a' }, tolerations: [{ key: 'gpu', operator: 'Exists' }] }))
+  t.equal(d.verdict, 'deny', 'Exists and Equal are served everywhere')
+})
+
+// k8s.io/apiserver pkg/endpoints/filters/warning.go recorder.AddWarning: past 4,096 runes in
+// total, every warning is cut to 256 runes and later ones are dropped.
+t.test('warnings stay within the apiserver budget and still name every container', async (t) => {
+  const check = (w: string[], what: string): void => {
+    t.ok(w.every((l) => [...l].length <= MAX_WARNING_RUNES), `${what}: every warning <= 256 runes`)
+    const sum = w.reduce((n, l) => n + [...l].length, 0)
+    t.ok(sum <= MAX_WARNINGS_TOTAL_RUNES, `${what}: ${sum} runes in total`)
+    t.equal(new Set(w).size, w.length, `${what}: no duplicates for the apiserver to drop`)
+  }
+  // 20 containers with their images on only some of the eligible nodes.
+  const name = (i: number): string => `worker-${String(i).padStart(2, '0')}-of-the-batch-pipeline-with-a-long-name`
+  const partial = Array.from({ length: 20 }, (_, i) => never('myapp:dev', name(i)))
+  let w = warningsFor(run(template(partial, { nodeSelector: { zone: 'a' } })), subject)
+  check(w, '20 partial')
+  t.match(w[0], /^To fix the imagePullPolicy: Never image below/, 'the fix comes first')
+  for (let i = 0; i < 20; i++) t.ok(w.some((l) => l.includes(`"${name(i)}"`)), `worker ${i} named`)
+  t.match(w[1], /^20 containers, image on only some eligible nodes: container "worker-00/, 'grouped')
+  const short = Array.from({ length: 20 }, (_, i) => never('myapp:dev', `w${i}`))
+  w = warningsFor(run(template(short, { nodeSelector: { zone: 'a' } })), subject)
+  check(w, '20 partial, short names')
+  t.equal(w.length, 21, 'when one line each fits, each container keeps its detailed line')
+
+  // Different images per container, with notes in front.
+  const mixed = Array.from({ length: 20 }, (_, i) => never(`registry.example.com/team/very-long-repository-name-${i}:v1.2.${i}`, `c${i}`))
+  const d = decide(index, {
+    subject: { ...subject, kind: 'Deployment' },
+    template: template(mixed, { nodeSelector: { zone: 'a' } }, { kind: 'Deployment', idle: 'scaled-to-zero' }),
+    mode: 'enforce',
+    now: NOW,
+  })
+  w = warningsFor(d, { ...subject, kind: 'Deployment' })
+  check(w, '20 missing, idle')
+  t.match(w[0], /scaled to zero/)
+  for (let i = 0; i < 20; i++) t.ok(w.some((l) => l.includes(`"c${i}"`)), `c${i} named`)
+
+  // So many that not even the names fit: a count of the rest.
+  const many = Array.from({ length: 400 }, (_, i) => never('myapp:dev', `container-number-${i}`))
+  w = warningsFor(run(template(many, { nodeSelector: { zone: 'a' } })), subject)
+  check(w, '400 partial')
+  t.match(w[w.length - 1], /^and \d+ more containers like these$/)
+
+  // Few findings keep one detailed line each.
+  w = warningsFor(run(template([never('myapp:dev'), never('myapp:dev', 'b')], { nodeSelector: { zone: 'a' } })), subject)
+  t.equal(w.length, 3)
+  t.match(w[2], /container "b": image "myapp:dev" \(imagePullPolicy: Never\) is on 1 of 2 eligible nodes/)
 })

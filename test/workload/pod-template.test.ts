@@ -20,3 +20,32 @@ t.test('a DaemonSet template nodeName keeps the scheduling filters; a Pod nodeNa
   const pod = extractPodTemplate('Pod', spec('Pod', 'pod-create', (s) => (s.nodeName = 'node-c')))
   t.ok(pod.ok && pod.template !== null && pod.template.placement.nodeNameFiltered === undefined, 'a bound Pod skips the scheduler')
 })
+
+// KUBERNETES-FACTS §9 "Objects that run nothing": replicas is defaulted to 1 before webhooks
+// run (pkg/apis/apps/v1 defaults.go), so only an explicit 0 counts; CronJobSpec.suspend and
+// JobSpec.suspend (batch/v1) hold every pod back; a core PodTemplate runs nothing itself.
+t.test('objects that create no pod now are marked idle', async (t) => {
+  const idle = (kind: string, fixture: string, edit: (o: Record<string, any>) => void): string | undefined => {
+    const object = review(fixture)['request'].object
+    edit(object)
+    const r = extractPodTemplate(kind, object)
+    return r.ok && r.template !== null ? (r.template.idle ?? 'running') : 'error'
+  }
+  const table: Array<[string, string, (o: Record<string, any>) => void, string]> = [
+    ['Deployment', 'deployment-create', (o) => (o.spec.replicas = 0), 'scaled-to-zero'],
+    ['Deployment', 'deployment-create', (o) => (o.spec.replicas = 2), 'running'],
+    ['Deployment', 'deployment-create', (o) => delete o.spec.replicas, 'running'],
+    ['ReplicaSet', 'replicaset-create', (o) => (o.spec.replicas = 0), 'scaled-to-zero'],
+    ['StatefulSet', 'statefulset-create', (o) => (o.spec.replicas = 0), 'scaled-to-zero'],
+    ['ReplicationController', 'replicationcontroller-create', (o) => (o.spec.replicas = 0), 'scaled-to-zero'],
+    ['CronJob', 'cronjob-v1beta1-create', (o) => (o.spec.suspend = true), 'suspended'],
+    ['CronJob', 'cronjob-v1beta1-create', (o) => (o.spec.suspend = false), 'running'],
+    ['Job', 'job-create', (o) => (o.spec.suspend = true), 'suspended'],
+    ['Job', 'job-create', (o) => (o.spec.parallelism = 0), 'scaled-to-zero'],
+    ['Job', 'job-create', () => undefined, 'running'],
+    ['PodTemplate', 'podtemplate-create', () => undefined, 'template-only'],
+    ['DaemonSet', 'daemonset-create', (o) => (o.spec.replicas = 0), 'running'],
+    ['Pod', 'pod-create', () => undefined, 'running'],
+  ]
+  for (const [kind, fixture, edit, want] of table) t.equal(idle(kind, fixture, edit), want, `${kind} ${edit.toString()}`)
+})
