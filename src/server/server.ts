@@ -2,11 +2,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { ensureDevCertificates } from '../certs/files.js'
 import { watchTls, type TlsWatcher } from '../certs/reload.js'
 import type { WebhookConfig } from '../config/webhook.js'
-import { loadInventoryFile, type LoadSummary } from '../inventory/file.js'
-import { loadKubeConfig } from '../kube/config.js'
+import type { LoadSummary } from '../inventory/file.js'
 import { InventoryIndex } from '../inventory/index.js'
 import { createMetrics } from './metrics.js'
 import { opsApp, webhookApp } from './app.js'
@@ -53,7 +51,9 @@ export interface StartOptions {
 
 export async function startWebhook(config: WebhookConfig, options: StartOptions = {}): Promise<RunningWebhook> {
   const now = options.now ?? Date.now
-  if (config.dev) await ensureDevCertificates('certs')
+  // Loaded only where used: node-forge, yaml and client-node cost RSS a webhook on the other
+  // path never needs (bench: idle RSS).
+  if (config.dev) await (await import('../certs/files.js')).ensureDevCertificates('certs')
   const [cert, key] = await Promise.all([readFile(config.tlsCert, 'utf8'), readFile(config.tlsKey, 'utf8')])
 
   const inventory = new InventoryIndex({ staleAfterMs: config.staleAfterMs })
@@ -92,12 +92,14 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
   let summary: LoadSummary | undefined
   let stopWatch: (() => Promise<void>) | undefined
   if (config.inventoryFile !== undefined) {
+    const { loadInventoryFile } = await import('../inventory/file.js')
     summary = await loadInventoryFile(config.inventoryFile, inventory, now())
     ready = true
     log.info({ inventory: config.inventoryFile, ...summary }, 'inventory loaded')
   } else {
     const { startInventoryWatch } = await import('../inventory/watch.js')
     const { startAudit } = await import('../audit/runner.js')
+    const { loadKubeConfig } = await import('../kube/config.js')
     const kubeConfig = await loadKubeConfig(config.kubeconfig)
     let audit: { close(): Promise<void> } | undefined
     const watch = startInventoryWatch({
