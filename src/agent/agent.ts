@@ -8,6 +8,7 @@ import {
   type RuntimeImage,
   type RuntimeInfo,
 } from '../api/types.js'
+import { createNameConfirmer, DEFAULT_CONFIRM_BUDGET } from './confirm.js'
 import type { CriClient } from './cri.js'
 import type { NodeImageSetStatus, Publisher } from './publish.js'
 import { silentLogger, type Logger } from '../util/logger.js'
@@ -46,7 +47,7 @@ export const systemClock: Clock = {
 
 export interface AgentOptions {
   nodeName: string
-  cri: Pick<CriClient, 'listImages' | 'version'>
+  cri: Pick<CriClient, 'listImages' | 'imageStatus' | 'version'>
   publisher: Publisher
   clock?: Clock
   logger?: Logger
@@ -54,6 +55,8 @@ export interface AgentOptions {
   heartbeatMs?: number
   backoffInitialMs?: number
   backoffMaxMs?: number
+  /** ImageStatus calls per interval to confirm newly listed names (issue 10 item 8). */
+  confirmBudget?: number
 }
 
 export interface TickResult {
@@ -134,6 +137,14 @@ export function createAgent(options: AgentOptions): Agent {
   let statusPending = false
   let failures = 0
   const conditions = new Map<string, NodeImageSetCondition>()
+  // Re-checks of unresolved names ride the heartbeat: a name fixed by a re-tag shows up within it.
+  const confirmer = createNameConfirmer((image) => cri.imageStatus(image), {
+    budget: options.confirmBudget ?? DEFAULT_CONFIRM_BUDGET,
+    recheckMs: heartbeatMs,
+  })
+  /** Unresolved names already logged, so each is logged once while it stays. */
+  let reportedUnresolved = new Set<string>()
+  let warnedUnconfirmed = false
 
   function setCondition(type: string, ok: boolean, reason: string, message: string, now: number): void {
     const status = ok ? 'True' : 'False'
@@ -182,17 +193,46 @@ export function createAgent(options: AgentOptions): Agent {
     let current: { spec: NodeImageSet['spec']; digest: string } | undefined
     let runtimeError: string | undefined
     try {
-      const [runtime, images] = await Promise.all([cri.version(), cri.listImages()])
-      const spec = nodeImageSet(nodeName, runtime, canonicalImages(images)).spec
-      current = { spec, digest: specDigest(spec) }
+      const [runtime, listed] = await Promise.all([cri.version(), cri.listImages()])
+      // Only names the runtime resolves: what the kubelet's ImageStatus will find.
+      const confirmed = await confirmer.confirm(listed, clock.now())
       const now = clock.now()
-      setCondition(
-        CONDITION_RUNTIME_REACHABLE,
-        true,
-        'ImagesListed',
-        `listed ${images.length} images from ${runtime.name} ${runtime.version} at ${runtime.endpoint}`,
-        now,
-      )
+      const unresolved = confirmed.unresolved
+      const fresh = unresolved.filter((n) => !reportedUnresolved.has(n))
+      if (fresh.length > 0) {
+        log.warn(
+          { names: fresh.slice(0, 20), count: fresh.length },
+          'the runtime lists these image names but does not resolve them (ImageStatus finds nothing; e.g. stored raw by ctr images tag, containerd#8848): not published',
+        )
+      }
+      reportedUnresolved = new Set(unresolved)
+      if (!confirmed.enabled && !warnedUnconfirmed) {
+        warnedUnconfirmed = true
+        log.warn({ runtime: runtime.name }, 'the runtime does not implement ImageStatus: publishing its image list unconfirmed')
+      }
+      const left = unresolved.length === 0 ? '' : `; ${unresolved.length} listed name${unresolved.length === 1 ? '' : 's'} the runtime does not resolve left out (${unresolved.slice(0, 3).join(', ')}${unresolved.length > 3 ? ', ...' : ''})`
+      if (confirmed.pending > 0) {
+        // Publishing part of the names would read as "absent" for the rest: keep the last
+        // published list until every name is confirmed.
+        setCondition(
+          CONDITION_RUNTIME_REACHABLE,
+          true,
+          'ConfirmingNames',
+          `listed ${listed.length} images from ${runtime.name} ${runtime.version} at ${runtime.endpoint}; confirming names with ImageStatus, ${confirmed.pending} left (at most ${options.confirmBudget ?? DEFAULT_CONFIRM_BUDGET} an interval)${left}`,
+          now,
+        )
+        log.info({ pending: confirmed.pending, calls: confirmed.calls }, 'confirming image names with the runtime')
+      } else {
+        const spec = nodeImageSet(nodeName, runtime, canonicalImages(confirmed.images)).spec
+        current = { spec, digest: specDigest(spec) }
+        setCondition(
+          CONDITION_RUNTIME_REACHABLE,
+          true,
+          'ImagesListed',
+          `listed ${listed.length} images from ${runtime.name} ${runtime.version} at ${runtime.endpoint}${left}`,
+          now,
+        )
+      }
     } catch (err) {
       runtimeOk = false
       runtimeError = errorMessage(err)

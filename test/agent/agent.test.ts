@@ -70,6 +70,10 @@ class FakeCri {
     if (this.error) throw this.error
     return { ...RUNTIME }
   }
+  async imageStatus(name: string): Promise<RuntimeImage | undefined> {
+    if (this.error) throw this.error
+    return structuredClone(this.images.find((i) => i.repoTags.includes(name) || i.repoDigests.includes(name)))
+  }
 }
 
 class FakePublisher implements Publisher {
