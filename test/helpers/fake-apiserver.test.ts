@@ -309,7 +309,7 @@ t.test('client-node: CoreV1Api, CustomObjectsApi and Watch against the fake', as
 const KUBELET_FIXTURES = new URL('../fixtures/kubelet-1.19/', import.meta.url)
 const kubeletFixture = (name: string): string => readFileSync(new URL(name, KUBELET_FIXTURES), 'utf8')
 
-t.test('Go time.Parse for RFC3339 and RFC3339Micro: what it accepts and its words for what it does not', async (t) => {
+t.test('Go time.Parse for RFC3339 and RFC3339Micro: what it accepts and its words for what it does not', (t) => {
   const micro = (s: string) => parseGoTime(RFC3339_MICRO, s)
   const time = (s: string) => parseGoTime(RFC3339, s)
   const err = (r: ReturnType<typeof micro>) => (r.ok ? 'ok' : r.error)
@@ -332,6 +332,7 @@ t.test('Go time.Parse for RFC3339 and RFC3339Micro: what it accepts and its word
   t.ok(dropped.ok && formatGoTime(dropped.time, RFC3339) === '2026-11-30T14:22:25Z', 'and is stored without it')
   t.equal(err(time('2026-11-30T14:22Z')), 'parsing time "2026-11-30T14:22Z" as "2006-01-02T15:04:05Z07:00": cannot parse "Z" as ":"')
   t.equal(err(time('yesterday')), 'parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006"')
+  t.end()
 })
 
 t.test('Lease times are MicroTimes: a millisecond time is refused as the real apiserver refuses it', async (t) => {
@@ -388,7 +389,7 @@ t.test('Lease times are MicroTimes: a millisecond time is refused as the real ap
 t.test('Event times: eventTime is a MicroTime, firstTimestamp/lastTimestamp are Times', async (t) => {
   const events = `${server.url}/api/v1/namespaces/np-e2e/events`
   const post = (body: unknown) => fetch(events, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  const list = JSON.parse(kubeletFixture('event-failedcreate.json')) as { items: Array<Record<string, any>> }
+  const list = JSON.parse(kubeletFixture('event-failedcreate.json')) as { items: Array<Record<string, unknown>> }
   const real = list.items[0]!
   const fresh = (extra: Record<string, unknown>) => ({ ...real, metadata: { name: `e-${Object.keys(extra).join('-')}`, namespace: 'np-e2e' }, ...extra })
 
