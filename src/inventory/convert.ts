@@ -39,60 +39,7 @@ const nodeImageSetSchema = {
   },
 }
 
-const nodeSchema = {
-  type: 'object',
-  required: ['metadata'],
-  properties: {
-    metadata: {
-      type: 'object',
-      required: ['name'],
-      properties: {
-        name: { type: 'string', minLength: 1, maxLength: 253 },
-        labels: { type: 'object', additionalProperties: { type: 'string' } },
-      },
-    },
-    spec: {
-      type: 'object',
-      properties: {
-        unschedulable: { type: 'boolean' },
-        taints: {
-          type: 'array',
-          items: {
-            type: 'object',
-            required: ['key', 'effect'],
-            properties: {
-              key: { type: 'string' },
-              value: { type: 'string' },
-              effect: { type: 'string' },
-            },
-          },
-        },
-      },
-    },
-    status: {
-      type: 'object',
-      properties: {
-        conditions: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: { type: { type: 'string' }, status: { type: 'string' } },
-          },
-        },
-        images: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: { names: { type: 'array', items: { type: 'string' } } },
-          },
-        },
-      },
-    },
-  },
-} as const
-
 const validateNodeImageSet: ValidateFunction = ajv.compile(nodeImageSetSchema)
-const validateNode: ValidateFunction = ajv.compile(nodeSchema)
 
 function describe(validate: ValidateFunction): string {
   const e = validate.errors?.[0]
@@ -138,46 +85,137 @@ export function toNodeImages(obj: unknown): Converted<NodeImages> {
   return { ok: true, value }
 }
 
-interface RawNode {
-  metadata: { name: string; labels?: Record<string, string> }
-  spec?: { unschedulable?: boolean; taints?: Array<{ key: string; value?: string; effect: string }> }
-  status?: {
-    conditions?: Array<{ type?: string; status?: string }>
-    images?: Array<{ names?: string[] }>
+// A Node is read field by field, never validated as a whole: kubelets of the supported
+// versions send what their Go types serialise to, and that differs (1.19 sends
+// `"names": null` for an image that lost its last tag, newer ones `[]` or nothing; a
+// nil slice or map is `null`; nodeInfo, conditions and images may be absent). Refusing
+// the object for one such field would freeze everything else we know of the node (labels,
+// taints, cordon, status.images). So null and absent mean "none", and a value that cannot
+// be understood is left out alone and named in `skipped`; only a Node without a name is
+// unusable.
+
+/** A field of an otherwise usable object that could not be understood and was left out. */
+export interface SkippedField {
+  /** Fixed path without indexes, e.g. `status.images.names`: fit for a metric label. */
+  field: string
+  /** The place and what was there, e.g. `status.images[3].names is a string, not a list`. */
+  reason: string
+}
+
+export type NodeRead = { ok: true; value: NodeFacts; skipped: SkippedField[] } | { ok: false; error: string }
+
+type Json = Record<string, unknown>
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** What a JSON value is, in the words of the reason strings. */
+function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list'
+  if (value === null) return 'null'
+  if (typeof value === 'object') return 'an object'
+  if (typeof value === 'string') return 'a string'
+  if (typeof value === 'number') return 'a number'
+  if (typeof value === 'boolean') return 'a boolean'
+  return typeof value
+}
+
+class FieldReader {
+  readonly skipped: SkippedField[] = []
+
+  skip(field: string, at: string, found: unknown, wanted: string): void {
+    this.skipped.push({ field, reason: `${at} is ${kindOf(found)}, not ${wanted}` })
+  }
+
+  /** An object field: absent or null is `{}`, anything else but an object is skipped. */
+  object(parent: Json, key: string, field: string, at: string): Json {
+    const value = parent[key]
+    if (value === undefined || value === null) return {}
+    if (isRecord(value)) return value
+    this.skip(field, at, value, 'an object')
+    return {}
+  }
+
+  /** A list field: absent or null is `[]`, anything else but a list is skipped. */
+  list(parent: Json, key: string, field: string, at: string): unknown[] {
+    const value = parent[key]
+    if (value === undefined || value === null) return []
+    if (Array.isArray(value)) return value
+    this.skip(field, at, value, 'a list')
+    return []
   }
 }
 
 const EFFECTS: ReadonlySet<string> = new Set<TaintEffect>(['NoSchedule', 'PreferNoSchedule', 'NoExecute'])
 
-export function toNodeFacts(obj: unknown): Converted<NodeFacts> {
-  if (!validateNode(obj)) {
-    return { ok: false, error: `malformed Node: ${describe(validateNode)}` }
+export function toNodeFacts(obj: unknown): NodeRead {
+  if (!isRecord(obj)) return { ok: false, error: `malformed Node: (root) is ${kindOf(obj)}, not an object` }
+  const metadata = obj['metadata']
+  const name = isRecord(metadata) ? metadata['name'] : undefined
+  if (typeof name !== 'string' || name === '')
+    return { ok: false, error: 'malformed Node: /metadata/name must be a non-empty string' }
+  const r = new FieldReader()
+
+  const labels: Record<string, string> = {}
+  const rawLabels = r.object(metadata as Json, 'labels', 'metadata.labels', 'metadata.labels')
+  for (const key in rawLabels) {
+    const value = rawLabels[key]
+    if (typeof value === 'string') labels[key] = value
+    else r.skip('metadata.labels', `metadata.labels[${JSON.stringify(key)}]`, value, 'a string')
   }
-  const node = obj as RawNode
+
+  const spec = r.object(obj, 'spec', 'spec', 'spec')
+  let unschedulable = false
+  const cordon = spec['unschedulable']
+  if (typeof cordon === 'boolean') unschedulable = cordon
+  else if (cordon !== undefined && cordon !== null)
+    r.skip('spec.unschedulable', 'spec.unschedulable', cordon, 'a boolean')
+
   const taints: Taint[] = []
-  for (const t of node.spec?.taints ?? []) {
-    if (!EFFECTS.has(t.effect)) continue
-    const taint: Taint = { key: t.key, effect: t.effect as TaintEffect }
-    if (t.value !== undefined && t.value !== '') taint.value = t.value
+  for (const [i, t] of r.list(spec, 'taints', 'spec.taints', 'spec.taints').entries()) {
+    const key = isRecord(t) ? t['key'] : undefined
+    const effect = isRecord(t) ? t['effect'] : undefined
+    const value = isRecord(t) ? t['value'] : undefined
+    if (
+      !isRecord(t) ||
+      typeof key !== 'string' ||
+      typeof effect !== 'string' ||
+      (value !== undefined && value !== null && typeof value !== 'string')
+    ) {
+      r.skip('spec.taints', `spec.taints[${i}]`, t, 'a taint with a string key, effect and value')
+      continue
+    }
+    // An effect this version does not know filters nothing, for the scheduler as for us.
+    if (!EFFECTS.has(effect)) continue
+    const taint: Taint = { key, effect: effect as TaintEffect }
+    if (typeof value === 'string' && value !== '') taint.value = value
     taints.push(taint)
   }
-  const readyCondition = node.status?.conditions?.find((c) => c.type === 'Ready')
-  const ready = readyCondition === undefined ? undefined : readyCondition.status === 'True'
+
+  const status = r.object(obj, 'status', 'status', 'status')
+  let ready: boolean | undefined
+  for (const [i, c] of r.list(status, 'conditions', 'status.conditions', 'status.conditions').entries()) {
+    if (!isRecord(c)) {
+      r.skip('status.conditions', `status.conditions[${i}]`, c, 'an object')
+      continue
+    }
+    if (c['type'] === 'Ready' && ready === undefined) ready = c['status'] === 'True'
+  }
+
   const statusImageNames: string[] = []
-  for (const image of node.status?.images ?? []) {
-    for (const name of image.names ?? []) statusImageNames.push(name)
+  for (const [i, image] of r.list(status, 'images', 'status.images', 'status.images').entries()) {
+    if (!isRecord(image)) {
+      r.skip('status.images', `status.images[${i}]`, image, 'an object')
+      continue
+    }
+    for (const [j, n] of r.list(image, 'names', 'status.images.names', `status.images[${i}].names`).entries()) {
+      if (typeof n === 'string') statusImageNames.push(n)
+      else r.skip('status.images.names', `status.images[${i}].names[${j}]`, n, 'a string')
+    }
   }
-  return {
-    ok: true,
-    value: {
-      name: node.metadata.name,
-      labels: { ...(node.metadata.labels ?? {}) },
-      taints,
-      unschedulable: node.spec?.unschedulable === true,
-      ready,
-      statusImageNames,
-    },
-  }
+
+  return { ok: true, value: { name, labels, taints, unschedulable, ready, statusImageNames }, skipped: r.skipped }
 }
 
 const MODES: ReadonlySet<string> = new Set<Mode>(['enforce', 'warn', 'audit', 'off'])

@@ -13,6 +13,11 @@ export interface LoadSummary {
   namespaces: number
   /** Objects of other kinds, ignored. */
   ignored: number
+  /**
+   * Fields left out of objects that were otherwise loaded (a Node's `status.images[3].names`
+   * that is not a list, say), each naming its object: `object 2 (Node a): ...`.
+   */
+  skipped: string[]
 }
 
 export class InventoryFileError extends Error {
@@ -46,13 +51,14 @@ export function loadInventoryText(text: string, file: string, sink: InventorySin
     objects.push(...items(doc.toJS({ maxAliasCount: 100 })))
   }
   const apply: Array<() => void> = []
-  const summary: LoadSummary = { nodes: 0, imageSets: 0, namespaces: 0, ignored: 0 }
+  const summary: LoadSummary = { nodes: 0, imageSets: 0, namespaces: 0, ignored: 0, skipped: [] }
   for (const [i, obj] of objects.entries()) {
     const o = obj as { kind?: unknown; apiVersion?: unknown; metadata?: { name?: unknown } }
     if (typeof o !== 'object' || o === null) throw new InventoryFileError(file, `object ${i + 1} is not an object`)
     if (o.kind === 'Node' && o.apiVersion === 'v1') {
       const r = toNodeFacts(obj)
       if (!r.ok) throw new InventoryFileError(file, `object ${i + 1}: ${r.error}`)
+      for (const s of r.skipped) summary.skipped.push(`object ${i + 1} (Node ${r.value.name}): ${s.reason}; left out`)
       apply.push(() => sink.upsertNode(r.value))
       summary.nodes++
     } else if (o.kind === 'NodeImageSet' && typeof o.apiVersion === 'string' && o.apiVersion.startsWith(`${GROUP}/`)) {

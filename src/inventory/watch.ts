@@ -1,5 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node'
-import { namespaceMode, namespacePullableRegistries, toNodeFacts, toNodeImages } from './convert.js'
+import { namespaceMode, namespacePullableRegistries, toNodeFacts, toNodeImages, type SkippedField } from './convert.js'
 import { errorMessage, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
 import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, VERSION, type InventorySink } from '../api/types.js'
 import { PULLABLE_REGISTRIES_ANNOTATION } from '../api/registries.js'
@@ -16,6 +16,11 @@ export type InventoryKind = 'Node' | 'NodeImageSet' | 'Namespace'
 export interface InventoryWatchMetrics {
   /** An object was ignored; `reason` is a fixed word (`malformed`), the details go to the log. */
   skipped(kind: InventoryKind, reason: string): void
+  /**
+   * A field of an object that was otherwise used could not be understood and was left out;
+   * `field` is a fixed path (`status.images.names`), the details go to the debug log.
+   */
+  fieldSkipped(kind: InventoryKind, field: string): void
 }
 
 export interface InventoryWatchOptions {
@@ -62,6 +67,15 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
     metrics?.skipped(kind, 'malformed')
   }
 
+  const partly = (kind: InventoryKind, obj: Record<string, unknown>, skipped: SkippedField[]): void => {
+    const metadata = (obj as { metadata?: { name?: unknown; resourceVersion?: unknown } }).metadata
+    log.debug(
+      { kind, name: metadata?.name, resourceVersion: metadata?.resourceVersion, skipped: skipped.map((s) => s.reason) },
+      'inventory object used without the fields that could not be read',
+    )
+    for (const s of skipped) metrics?.fieldSkipped(kind, s.field)
+  }
+
   const sources: Array<ReflectorSource & { kind: InventoryKind; pageSize: number }> = [
     {
       kind: 'Node',
@@ -69,8 +83,9 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
       pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
       upsert: (obj) => {
         const facts = toNodeFacts(obj)
-        if (facts.ok) sink.upsertNode(facts.value)
-        else skip('Node', obj, facts.error)
+        if (!facts.ok) return skip('Node', obj, facts.error)
+        sink.upsertNode(facts.value)
+        if (facts.skipped.length > 0) partly('Node', obj, facts.skipped)
       },
       remove: (name) => sink.removeNode(name),
       malformed: (obj, reason) => skip('Node', obj, reason),

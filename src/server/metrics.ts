@@ -19,6 +19,7 @@ export interface Metrics {
   readonly registry: Registry
   observeReview(record: ReviewRecord, seconds: number): void
   inventorySkipped(kind: string): void
+  inventoryFieldSkipped(kind: string, field: string): void
   auditPass(pass: AuditPass): void
   auditLeader(leader: boolean): void
 }
@@ -85,6 +86,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   })
+  const fieldsSkipped = new Counter({
+    name: 'neverpull_inventory_fields_skipped_total',
+    help: 'Fields of inventory objects that could not be read and were left out, by kind and field (the rest of the object is used)',
+    labelNames: ['kind', 'field'] as const,
+    registers: [registry],
+  })
   const atRisk = new Gauge({
     name: 'neverpull_audit_at_risk_objects',
     help: 'Running Pods and workloads whose Never image is gone from their node(s), by kind, at the last audit pass',
@@ -146,6 +153,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     inventorySkipped(kind) {
       skipped.inc({ kind })
+    },
+    inventoryFieldSkipped(kind, field) {
+      fieldsSkipped.inc({ kind, field })
     },
     auditPass(pass) {
       atRisk.reset()

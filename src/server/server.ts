@@ -106,7 +106,10 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
       kubeConfig,
       sink: inventory,
       log,
-      metrics: { skipped: (kind: string) => metrics.inventorySkipped(kind) },
+      metrics: {
+        skipped: (kind: string) => metrics.inventorySkipped(kind),
+        fieldSkipped: (kind: string, field: string) => metrics.inventoryFieldSkipped(kind, field),
+      },
       onSynced: () => {
         ready = true
         log.info({ nodes: inventory.nodeCount, imageSets: inventory.imageSetCount }, 'inventory synced')

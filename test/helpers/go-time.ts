@@ -38,25 +38,41 @@ function daysIn(month: number, year: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate()
 }
 
-type Element = { literal: string } | { std: 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second' | 'frac6' | 'tz'; text: string }
+type Element =
+  { literal: string } | { std: 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second' | 'frac6' | 'tz'; text: string }
 
 function elementsOf(layout: GoTimeLayout): readonly Element[] {
   return [
-    { std: 'year', text: '2006' }, { literal: '-' }, { std: 'month', text: '01' }, { literal: '-' }, { std: 'day', text: '02' },
-    { literal: 'T' }, { std: 'hour', text: '15' }, { literal: ':' }, { std: 'minute', text: '04' }, { literal: ':' }, { std: 'second', text: '05' },
+    { std: 'year', text: '2006' },
+    { literal: '-' },
+    { std: 'month', text: '01' },
+    { literal: '-' },
+    { std: 'day', text: '02' },
+    { literal: 'T' },
+    { std: 'hour', text: '15' },
+    { literal: ':' },
+    { std: 'minute', text: '04' },
+    { literal: ':' },
+    { std: 'second', text: '05' },
     ...(layout === RFC3339_MICRO ? [{ std: 'frac6', text: '.000000' } as const] : []),
     { std: 'tz', text: 'Z07:00' },
   ]
 }
 
-const ELEMENTS: Readonly<Record<GoTimeLayout, readonly Element[]>> = { [RFC3339]: elementsOf(RFC3339), [RFC3339_MICRO]: elementsOf(RFC3339_MICRO) }
+const ELEMENTS: Readonly<Record<GoTimeLayout, readonly Element[]>> = {
+  [RFC3339]: elementsOf(RFC3339),
+  [RFC3339_MICRO]: elementsOf(RFC3339_MICRO),
+}
 
 export function parseGoTime(layout: GoTimeLayout, input: string): GoTimeResult {
   const cannot = (value: string, elem: string): GoTimeResult => ({
     ok: false,
     error: `parsing time ${quote(input)} as ${quote(layout)}: cannot parse ${quote(value)} as ${quote(elem)}`,
   })
-  const outOfRange = (what: string): GoTimeResult => ({ ok: false, error: `parsing time ${quote(input)}: ${what} out of range` })
+  const outOfRange = (what: string): GoTimeResult => ({
+    ok: false,
+    error: `parsing time ${quote(input)}: ${what} out of range`,
+  })
   const elements = ELEMENTS[layout]
   let value = input
   let year = 0
@@ -108,7 +124,12 @@ export function parseGoTime(layout: GoTimeLayout, input: string): GoTimeResult {
           second = n
           // A fraction the layout does not name is accepted, with any number of digits.
           const next = elements[e + 1]
-          if (value.length >= 2 && (value[0] === '.' || value[0] === ',') && isDigit(value, 1) && !(next !== undefined && 'std' in next && next.std === 'frac6')) {
+          if (
+            value.length >= 2 &&
+            (value[0] === '.' || value[0] === ',') &&
+            isDigit(value, 1) &&
+            !(next !== undefined && 'std' in next && next.std === 'frac6')
+          ) {
             let n2 = 2
             while (isDigit(value, n2)) n2++
             nanos = Number(value.slice(1, Math.min(n2, 10)).padEnd(9, '0'))

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
+import { InventoryIndex } from '../../src/inventory/index.js'
+import { bitsHas } from '../../src/util/node-set.js'
 import { startInventoryWatch, type InventoryKind, type InventoryWatch, type InventoryWatchOptions } from '../../src/inventory/watch.js'
 import type { InventorySink, Mode, NodeFacts, NodeImages } from '../../src/api/types.js'
 import type { PullableRegistries } from '../../src/api/registries.js'
@@ -114,6 +117,7 @@ interface Harness {
   sink: RecordingSink
   lines: LogLine[]
   skipped: Array<[InventoryKind, string]>
+  fieldsSkipped: Array<[InventoryKind, string]>
   syncedCalls: number
   watch: InventoryWatch
 }
@@ -128,6 +132,7 @@ async function harness(t: { teardown(fn: () => unknown): void }, seed: (server: 
     sink,
     lines,
     skipped: [],
+    fieldsSkipped: [],
     syncedCalls: 0,
     watch: undefined as unknown as InventoryWatch,
   }
@@ -135,7 +140,7 @@ async function harness(t: { teardown(fn: () => unknown): void }, seed: (server: 
     kubeConfig: server.kubeConfig(),
     sink,
     log: recordingLog(lines),
-    metrics: { skipped: (kind, reason) => h.skipped.push([kind, reason]) },
+    metrics: { skipped: (kind, reason) => h.skipped.push([kind, reason]), fieldSkipped: (kind, field) => h.fieldsSkipped.push([kind, field]) },
     onSynced: () => h.syncedCalls++,
     retry: { initialMs: 10, maxMs: 80 },
     watchTimeoutSeconds: 60,
@@ -308,19 +313,26 @@ t.test('a malformed object is skipped with a log line and a metric; the last goo
   t.equal(h.sink.images.get('b')?.nodeName, 'b')
   t.same(h.sink.images.get('b')?.images.map((i) => i.repoTags[0]), ['docker.io/library/redis:7'])
 
-  // A malformed Node over the watch: same treatment.
-  const badNode = node('a')
-  ;(badNode.spec as Record<string, unknown>).taints = 'nope'
-  h.server.put(badNode)
-  await waitFor('third skip', () => h.skipped.length === 3)
-  t.same(h.skipped[2], ['Node', 'malformed'])
-  t.equal(h.sink.nodes.get('a')?.taints.length, 1, 'previous node facts kept')
+  // A Node is never skipped whole for one field: the field is left out, the rest used.
+  const oddNode = node('a', { zone: 'z9' }, { unschedulable: true })
+  ;(oddNode.spec as Record<string, unknown>).taints = 'nope'
+  h.server.put(oddNode)
+  await waitFor('odd node used', () => h.sink.nodes.get('a')?.labels.zone === 'z9')
+  t.equal(h.skipped.length, 2, 'not skipped as an object')
+  t.same(h.fieldsSkipped, [['Node', 'spec.taints']], 'the field is counted')
+  t.match(h.sink.nodes.get('a'), { unschedulable: true, taints: [], statusImageNames: ['docker.io/library/pause:3.9'] })
+  t.match(
+    h.lines.find((l) => l.level === 'debug' && l.obj.kind === 'Node' && l.obj.name === 'a'),
+    { msg: 'inventory object used without the fields that could not be read', obj: { skipped: ['spec.taints is a string, not a list'] } },
+  )
+  h.server.put(node('a', { zone: 'z1' }))
+  await waitFor('a good node again', () => h.sink.nodes.get('a')?.taints.length === 1)
 
   // A new object that was never good never reaches the sink; fixing it does.
   const fresh = imageSet('d', [])
   ;(fresh.spec as Record<string, unknown>).images = [{ repoTags: ['no id'] }]
   h.server.put(fresh)
-  await waitFor('fourth skip', () => h.skipped.length === 4)
+  await waitFor('third skip', () => h.skipped.length === 3)
   t.notOk(h.sink.images.has('d'))
   h.server.put(imageSet('d', ['docker.io/library/alpine:3']))
   await waitFor('fixed object lands', () => h.sink.images.has('d'))
@@ -674,4 +686,49 @@ t.test('memory: synced NodeImageSets are not retained beyond the sink', async (t
   // An informer's cache keeps every object (~470 KB of heap per set here, more than its JSON).
   // What stays now is name -> resourceVersion; the allowance is for the heap's own noise.
   t.ok(retained < jsonBytes / 20, `retained ${retained} bytes is far below the ${jsonBytes} bytes of JSON`)
+})
+
+t.test('a 1.19 Node with "names": null over the watch: every update reaches the index (issue 15)', async (t) => {
+  const real = JSON.parse(readFileSync(new URL('../fixtures/kubelet-1.19/node-1.19-kubelet.json', import.meta.url), 'utf8')) as KubeObject & { spec: Record<string, unknown>; status: { images: Array<{ names: string[] | null }> } }
+  const server = await startFakeApiServer()
+  t.teardown(() => server.close())
+  server.put(real)
+  const index = new InventoryIndex({ staleAfterMs: 60_000 })
+  const lines: LogLine[] = []
+  const fieldsSkipped: string[] = []
+  const objectsSkipped: string[] = []
+  const watch = startInventoryWatch({
+    kubeConfig: server.kubeConfig(),
+    sink: index,
+    log: recordingLog(lines),
+    metrics: { skipped: (kind) => objectsSkipped.push(kind), fieldSkipped: (_kind, field) => fieldsSkipped.push(field) },
+    retry: { initialMs: 10, maxMs: 80 },
+    watchTimeoutSeconds: 60,
+  })
+  t.teardown(() => watch.close())
+  await watch.synced
+  await waitFor('watches open', () => server.openWatches === 3)
+
+  const slot = index.slotOf('np-node-1')!
+  const MYAPP = 'docker.io/library/myapp:1.0'
+  t.equal(index.nodesWithImage(MYAPP)?.has(slot), true, 'status.images read despite the null names')
+  t.equal(index.node(slot)?.ready, true)
+
+  // What the issue did: remove a tag (the kubelet reports it gone), cordon the node, and
+  // relabel and taint it, with the null entry still in the list.
+  const next = structuredClone(real)
+  next.status.images = next.status.images.filter((i) => !(i.names ?? []).includes(MYAPP))
+  t.ok(next.status.images.some((i) => i.names === null), 'the null entry is still there')
+  next.spec = { unschedulable: true, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule', timeAdded: '2026-11-30T14:21:00Z' }] }
+  next.metadata = { ...next.metadata, labels: { ...next.metadata?.labels, zone: 'b' } }
+  server.put(next)
+  await waitFor('the update to reach the index', () => index.nodesWithImage(MYAPP)?.has(slot) !== true)
+  t.equal(index.node(slot)?.unschedulable, true, 'cordon seen')
+  t.ok(bitsHas(index.labelValue('zone', 'b') ?? new Uint32Array(0), slot), 'label seen')
+  t.ok(bitsHas(index.cordoned(), slot), 'cordon in the index')
+  t.same([...index.taintGroups()].map((g) => g.taint), [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }], 'taint seen')
+  t.equal(index.nodesWithImage('docker.io/library/myapp:dev')?.has(slot), true, 'other images kept')
+  t.same(objectsSkipped, [], 'the Node was never skipped')
+  t.same(fieldsSkipped, [], 'null names is not an odd field')
+  t.notOk(lines.some((l) => l.level === 'warn' || l.level === 'error'), 'nothing to warn about')
 })
