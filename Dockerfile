@@ -3,6 +3,12 @@
 # shell, package manager or compiler: the webhook sits in every pod write's path and the
 # agent runs on every node, so what is not in the image cannot be used against them.
 
+# Every stage runs the same Node major, the newest release of it (the tags float), which
+# must satisfy package.json engines (>= 20.16.0) and every production dependency's engines:
+# test/deps/engines.test.ts checks both against package-lock.json, so npm ci never warns
+# EBADENGINE. package.json and the lock are copied before each npm ci, so the lock's
+# resolution of package.json overrides (light-my-request 6.6.0: cookie 1, Node >= 18) holds.
+
 # Compile TypeScript with the dev dependencies. Install scripts are skipped: the build
 # needs only tsc, and no runtime dependency compiles native code.
 FROM node:20-bookworm-slim AS build
