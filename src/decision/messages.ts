@@ -50,6 +50,7 @@ const KIND_WORDS: Record<ContainerFacts['kind'], string> = {
   container: 'container',
   initContainer: 'init container',
   ephemeralContainer: 'ephemeral container',
+  imageVolume: 'image volume',
 }
 
 function who(c: ContainerFacts): string {
@@ -73,8 +74,10 @@ export function subjectText(s: Subject): string {
 
 /** `imagePullPolicy: Never`, or the policy and the registry the nodes cannot pull from. */
 function policyText(f: Finding): string {
-  if (f.registry === undefined) return `imagePullPolicy: ${f.policy}`
-  return `imagePullPolicy: ${f.policy}; registry ${clean(f.registry)} is not pullable from the nodes`
+  // An image volume's field is `pullPolicy` (spec.volumes[].image.pullPolicy).
+  const field = f.container.kind === 'imageVolume' ? 'pullPolicy' : 'imagePullPolicy'
+  if (f.registry === undefined) return `${field}: ${f.policy}`
+  return `${field}: ${f.policy}; registry ${clean(f.registry)} is not pullable from the nodes`
 }
 
 /** What the kubelet reports when the image is missing. */

@@ -56,7 +56,8 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
     const c = f.container
     const key = lookupKey(c.image)
     out.push('')
-    out.push(`${c.kind === 'container' ? 'container' : c.kind === 'initContainer' ? 'init container' : 'ephemeral container'} "${c.name}": image ${c.image}${key.ok ? ` (looked up as ${key.key})` : ''}, imagePullPolicy: Never`)
+    const what = c.kind === 'container' ? 'container' : c.kind === 'initContainer' ? 'init container' : c.kind === 'imageVolume' ? 'image volume' : 'ephemeral container'
+    out.push(`${what} "${c.name}": image ${c.image}${key.ok ? ` (looked up as ${key.key})` : ''}, ${c.kind === 'imageVolume' ? 'pullPolicy' : 'imagePullPolicy'}: Never`)
     const waiting = statuses.get(c.name)?.state?.waiting
     if (waiting?.reason !== undefined) out.push(`  state: waiting, ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`)
     if (!key.ok) {

@@ -6,7 +6,13 @@ import { daemonSetTolerations, type NodeSelectorTerm, type Placement } from '../
 // before any validating webhook sees it, but the webhook must not trust a non-apiserver
 // caller: every field read here is type-checked, and a wrong type is an error, not a crash.
 
-export type ContainerKind = 'container' | 'initContainer' | 'ephemeralContainer'
+/**
+ * `imageVolume`: a `spec.volumes[].image` volume (ImageVolume: alpha 1.31, beta 1.33, on by
+ * default 1.35). The kubelet pulls its `reference` by its `pullPolicy`, defaulted like a
+ * container's (pkg/apis/core/v1 defaults.go SetDefaults_ImageVolumeSource), so `Never`
+ * needs the image on the node exactly as a container does. `name` is the volume's name.
+ */
+export type ContainerKind = 'container' | 'initContainer' | 'ephemeralContainer' | 'imageVolume'
 
 export interface ContainerFacts {
   kind: ContainerKind
@@ -103,6 +109,25 @@ function containers(spec: Json, key: string, kind: ContainerKind, path: string, 
       name: optionalString(c, 'name', at) ?? '',
       image: optionalString(c, 'image', at) ?? '',
       pullPolicy: optionalString(c, 'imagePullPolicy', at) ?? '',
+    })
+  }
+}
+
+/** `spec.volumes[].image{reference, pullPolicy}`, as the containers the decision checks. */
+function imageVolumes(spec: Json, path: string, out: ContainerFacts[]): void {
+  const list = optionalArray(spec, 'volumes', path)
+  for (let i = 0; i < list.length; i++) {
+    const v = list[i]
+    if (!isObject(v)) continue
+    const image = v['image']
+    if (image === undefined || image === null) continue
+    const at = `${path}.volumes[${i}].image`
+    if (!isObject(image)) fail(at, 'must be an object')
+    out.push({
+      kind: 'imageVolume',
+      name: optionalString(v, 'name', `${path}.volumes[${i}]`) ?? '',
+      image: optionalString(image, 'reference', at) ?? '',
+      pullPolicy: optionalString(image, 'pullPolicy', at) ?? '',
     })
   }
 }
@@ -212,6 +237,7 @@ export function extractPodTemplate(kind: string, object: unknown, options: Extra
     containers(spec, 'initContainers', 'initContainer', path, list)
     containers(spec, 'containers', 'container', path, list)
     containers(spec, 'ephemeralContainers', 'ephemeralContainer', path, list)
+    imageVolumes(spec, path, list)
 
     const perNode = kind === 'DaemonSet'
     const idle = idleReason(kind, object)

@@ -180,3 +180,11 @@ t.test('replicas: 0, suspend: true and PodTemplates are warned, never denied', a
   t.equal(reply.response.allowed, true)
   t.match(reply.response.warnings?.[0], /only stores a template, so nothing runs from it/)
 })
+
+t.test('a Deployment whose image volume has pullPolicy: Never is judged like a container', async (t) => {
+  const body = review('deployment-create')
+  body['request'].object.spec.template.spec.volumes = [{ name: 'models', image: { reference: 'models:v3', pullPolicy: 'Never' } }]
+  const { reply } = answer(body)
+  t.equal(reply.response.allowed, false)
+  t.match(reply.response.status?.message, /image volume "models": image "models:v3" \(pullPolicy: Never\)/)
+})

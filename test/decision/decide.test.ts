@@ -303,3 +303,20 @@ t.test('warnings stay within the apiserver budget and still name every container
   t.equal(w.length, 3)
   t.match(w[2], /container "b": image "myapp:dev" \(imagePullPolicy: Never\) is on 1 of 2 eligible nodes/)
 })
+
+t.test('image volumes with pullPolicy: Never need their image like a container, named in the message', async (t) => {
+  const vol = (image: string, pullPolicy: string): ContainerFacts => ({ kind: 'imageVolume', name: 'models', image, pullPolicy })
+  let d = run(template([vol('myapp:2.0', 'Never')], { nodeSelector: { zone: 'a' } }))
+  t.equal(d.verdict, 'deny')
+  t.equal(
+    denialMessage(d, subject).split('\n')[0],
+    'Pod default/web: image volume "models": image "myapp:2.0" (pullPolicy: Never) is on none of the 2 eligible nodes (a1, a2); did you mean myapp:1.0, myapp:dev?',
+  )
+  d = run(template([vol('myapp:1.0', 'Never')], { nodeSelector: { zone: 'a' } }))
+  t.equal(d.verdict, 'allow', 'present on every eligible node')
+  for (const policy of ['IfNotPresent', 'Always', '']) {
+    t.same(run(template([vol('myapp:2.0', policy)], { nodeSelector: { zone: 'a' } })).findings, [], `pullPolicy ${JSON.stringify(policy)}: the kubelet may pull`)
+  }
+  d = run(template([vol('myapp:dev', 'Never')], { nodeSelector: { zone: 'a' } }))
+  t.match(warningsFor(d, subject)[1], /^image volume "models": image "myapp:dev" \(pullPolicy: Never\) is on 1 of 2 eligible nodes/)
+})

@@ -338,6 +338,13 @@ t.test('matchConditions (default build)', async (t) => {
     const parts = path.split('.')
     for (let i = 2; i < parts.length; i++) t.ok(matchExpr.includes(`has(${parts.slice(0, i).join('.')})`), `guards ${parts.slice(0, i).join('.')}`)
   }
+  // Image volumes (spec.volumes[].image.pullPolicy) are routed too, wherever a pod spec lives.
+  for (const spec of ['object.spec', 'object.spec.template.spec', 'object.spec.jobTemplate.spec.template.spec', 'object.template.spec']) {
+    t.ok(
+      matchExpr.includes(`has(${spec}.volumes) && ${spec}.volumes.exists(v, has(v.image) && has(v.image.pullPolicy) && v.image.pullPolicy == 'Never')`),
+      `guards ${spec}.volumes`,
+    )
+  }
   let depth = 0
   for (const ch of matchExpr) {
     depth += ch === '(' ? 1 : ch === ')' ? -1 : 0
@@ -379,6 +386,14 @@ t.test(
       ['PodTemplate with Never', { template: { spec: { containers: [c('Never')] } } }, true],
       ['PodTemplate without Never', { template: { spec: { containers: [c('Always')] } } }, false],
       ['object without spec', { metadata: { name: 'x' } }, false],
+      // Image volumes with pullPolicy: Never need their image on the node like a container.
+      ['Pod with an image volume pullPolicy Never', { spec: { containers: [c('Always')], volumes: [{ name: 'v', image: { reference: 'x:1', pullPolicy: 'Never' } }] } }, true],
+      ['Pod with an image volume IfNotPresent', { spec: { containers: [c('Always')], volumes: [{ name: 'v', image: { reference: 'x:1', pullPolicy: 'IfNotPresent' } }] } }, false],
+      ['Pod with an image volume without pullPolicy', { spec: { containers: [c()], volumes: [{ name: 'v', image: { reference: 'x:1' } }] } }, false],
+      ['Pod with other volumes', { spec: { containers: [c()], volumes: [{ name: 'v', emptyDir: {} }, { name: 'w', configMap: { name: 'x' } }] } }, false],
+      ['Deployment with an image volume Never', { spec: { template: { spec: { containers: [c()], volumes: [{ name: 'v', emptyDir: {} }, { name: 'm', image: { reference: 'm:1', pullPolicy: 'Never' } }] } } } }, true],
+      ['CronJob with an image volume Never', { spec: { jobTemplate: { spec: { template: { spec: { containers: [c()], volumes: [{ name: 'm', image: { reference: 'm:1', pullPolicy: 'Never' } }] } } } } } }, true],
+      ['PodTemplate with an image volume Never', { template: { spec: { containers: [c()], volumes: [{ name: 'm', image: { reference: 'm:1', pullPolicy: 'Never' } }] } } }, true],
     ]
     for (const [name, object, want] of cases) t.equal(evaluate(matchExpr, { object }), want, name)
   },

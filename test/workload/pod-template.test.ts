@@ -49,3 +49,26 @@ t.test('objects that create no pod now are marked idle', async (t) => {
   ]
   for (const [kind, fixture, edit, want] of table) t.equal(idle(kind, fixture, edit), want, `${kind} ${edit.toString()}`)
 })
+
+// Image volumes (ImageVolume: beta 1.33, on by default 1.35): spec.volumes[].image{reference,
+// pullPolicy}; the kubelet pulls them by their pullPolicy, defaulted like a container's
+// (pkg/apis/core/v1 defaults.go SetDefaults_ImageVolumeSource).
+t.test('image volumes are checked like containers, on every kind that carries a pod spec', async (t) => {
+  const volumes = [
+    { name: 'models', image: { reference: 'models:v3', pullPolicy: 'Never' } },
+    { name: 'scratch', emptyDir: {} },
+    { name: 'data', image: { reference: 'data:1' } },
+  ]
+  for (const [kind, fixture] of [['Pod', 'pod-create'], ['Deployment', 'deployment-create'], ['CronJob', 'cronjob-v1beta1-create'], ['PodTemplate', 'podtemplate-create'], ['DaemonSet', 'daemonset-create']] as const) {
+    const r = extractPodTemplate(kind, spec(kind, fixture, (s) => (s.volumes = volumes)))
+    t.ok(r.ok && r.template !== null, kind)
+    if (!r.ok || r.template === null) continue
+    const vols = r.template.containers.filter((c) => c.kind === 'imageVolume')
+    t.same(vols, [
+      { kind: 'imageVolume', name: 'models', image: 'models:v3', pullPolicy: 'Never' },
+      { kind: 'imageVolume', name: 'data', image: 'data:1', pullPolicy: '' },
+    ], `${kind}: both image volumes, the policy as written`)
+  }
+  const bad = extractPodTemplate('Pod', spec('Pod', 'pod-create', (s) => (s.volumes = [{ name: 'm', image: 'models:v3' }])))
+  t.same(bad, { ok: false, error: 'spec.volumes[0].image must be an object' })
+})
