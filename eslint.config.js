@@ -21,6 +21,8 @@ const LAYERS = {
   agent: ['api', 'util', 'kube'],
   server: ['api', 'util', 'kube', 'image', 'inventory', 'workload', 'placement', 'decision', 'admission', 'config', 'certs', 'audit'],
   tools: ['api', 'util', 'kube', 'image', 'inventory', 'workload', 'placement', 'decision', 'admission', 'config', 'certs'],
+  // The program (src/cli/main.ts): every command; src/cli.ts, the bin, only wires the process in.
+  cli: ['api', 'util', 'kube', 'image', 'inventory', 'workload', 'placement', 'decision', 'admission', 'config', 'certs', 'audit', 'agent', 'server', 'tools'],
 }
 export { LAYERS }
 

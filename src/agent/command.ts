@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util'
-import { parseDuration as parseGoDuration } from '../util/duration.js'
+import { durationValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
 import { loadKubeConfig } from '../kube/config.js'
 import { pino } from 'pino'
 import {
@@ -11,42 +10,44 @@ import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './
 import { inClusterHttp } from '../kube/http.js'
 import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
 import type { Logger } from '../util/logger.js'
-
-export const AGENT_USAGE = `Usage: neverpull-guard agent [flags]
-
-Lists this node's images through the container runtime (CRI) and publishes them as the
-NodeImageSet named after the node.
-
-Flags:
-  --node-name NAME        this node's name (default: $NODE_NAME, set it from spec.nodeName)
-  --cri-endpoint URL      CRI socket, unix:///path or a path (default: the first of
-                          containerd, CRI-O, cri-dockerd sockets that exists)
-  --kubeconfig FILE       kubeconfig (default: in-cluster service account, else ~/.kube/config)
-  --service-account-dir DIR
-                          in a cluster: where the token and ca.crt are mounted
-                          (default /var/run/secrets/kubernetes.io/serviceaccount)
-  --interval DURATION     how often to list images (default 10s; e.g. 500ms, 10s, 5m)
-  --heartbeat DURATION    refresh status.observedTime at least this often (default 5m)
-  --log-level LEVEL       trace, debug, info, warn, error, fatal or silent (default info)
-  -h, --help              show this help
-`
+import type { SignalSource } from '../util/signals.js'
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 type LogLevel = (typeof LOG_LEVELS)[number]
 
-const MIN_INTERVAL_MS = 100
-
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
+export const AGENT_COMMAND: CommandSpec = {
+  name: 'neverpull-guard agent',
+  description:
+    'Lists this node\'s images through the container runtime (CRI) and publishes them as the\nNodeImageSet named after the node.',
+  flags: [
+    { name: 'node-name', value: 'NAME', env: 'NODE_NAME', help: 'this node\'s name (set NODE_NAME from spec.nodeName)' },
+    {
+      name: 'cri-endpoint',
+      value: 'URL',
+      help: 'CRI socket, unix:///path or a path (default: the first of containerd, CRI-O, cri-dockerd sockets that exists)',
+    },
+    { name: 'kubeconfig', value: 'FILE', help: 'kubeconfig (default: in-cluster service account, else ~/.kube/config)' },
+    {
+      name: 'service-account-dir',
+      value: 'DIR',
+      help: 'in a cluster: where the token and ca.crt are mounted',
+      default: '/var/run/secrets/kubernetes.io/serviceaccount',
+    },
+    { name: 'interval', value: 'DURATION', help: 'how often to list images, e.g. 500ms, 10s, 5m', default: '10s' },
+    { name: 'heartbeat', value: 'DURATION', help: 'refresh status.observedTime at least this often', default: '5m' },
+    { name: 'log-level', value: 'LEVEL', help: 'log level', choices: LOG_LEVELS, default: 'info' },
+  ],
 }
 
+export const AGENT_USAGE = usage(AGENT_COMMAND)
+
+const MIN_INTERVAL_MS = 100
+
+export { UsageError }
+
 /** Go-style durations (`500ms`, `10s`, `1m30s`); a bad one is a usage error. */
-export function parseDuration(text: string): number {
-  const ms = parseGoDuration(text)
-  if (ms === undefined) {
-    throw new UsageError(`invalid duration "${text}": use a number with a unit, e.g. 500ms, 10s, 5m, 1h`)
-  }
-  return ms
+export function parseDuration(text: string, flag?: string): number {
+  return durationValue(text, flag)
 }
 
 export interface AgentConfig {
@@ -66,29 +67,10 @@ const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])
 
 /** Flags and environment to a validated config; `'help'` when help was asked for. */
 export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentConfig | 'help' {
-  let values
-  try {
-    ;({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'node-name': { type: 'string' },
-        'cri-endpoint': { type: 'string' },
-        kubeconfig: { type: 'string' },
-        'service-account-dir': { type: 'string' },
-        interval: { type: 'string' },
-        heartbeat: { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }))
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err))
-  }
-  if (values.help) return 'help'
+  const flags = parseFlags(AGENT_COMMAND, argv, env)
+  if (flags.help) return 'help'
 
-  const nodeName = values['node-name'] ?? env.NODE_NAME ?? ''
+  const nodeName = flags.string('node-name') ?? ''
   if (nodeName === '') {
     throw new UsageError('--node-name is required (or set NODE_NAME, e.g. from the downward API fieldRef spec.nodeName)')
   }
@@ -96,19 +78,18 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
     throw new UsageError(`node name "${nodeName}" is not a valid Kubernetes node name (lowercase RFC 1123 subdomain)`)
   }
 
-  const intervalMs = values.interval === undefined ? DEFAULT_INTERVAL_MS : parseDuration(values.interval)
-  if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`--interval ${values.interval} is too short: at least ${MIN_INTERVAL_MS}ms`)
-  const heartbeatMs = values.heartbeat === undefined ? DEFAULT_HEARTBEAT_MS : parseDuration(values.heartbeat)
+  const interval = flags.string('interval')
+  const intervalMs = interval === undefined ? DEFAULT_INTERVAL_MS : parseDuration(interval, '--interval')
+  if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`--interval ${interval} is too short: at least ${MIN_INTERVAL_MS}ms`)
+  const heartbeat = flags.string('heartbeat')
+  const heartbeatMs = heartbeat === undefined ? DEFAULT_HEARTBEAT_MS : parseDuration(heartbeat, '--heartbeat')
   if (heartbeatMs < intervalMs) {
     throw new UsageError(`--heartbeat (${heartbeatMs}ms) must not be shorter than --interval (${intervalMs}ms)`)
   }
 
-  const logLevel = values['log-level'] ?? 'info'
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new UsageError(`--log-level "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`)
-  }
+  const logLevel = (flags.string('log-level') ?? 'info') as LogLevel
 
-  let criEndpoint = values['cri-endpoint']
+  let criEndpoint = flags.string('cri-endpoint')
   if (criEndpoint !== undefined) {
     try {
       criEndpoint = normalizeEndpoint(criEndpoint)
@@ -120,17 +101,12 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
   return {
     nodeName,
     criEndpoint,
-    kubeconfig: values.kubeconfig,
-    serviceAccountDir: values['service-account-dir'],
+    kubeconfig: flags.string('kubeconfig'),
+    serviceAccountDir: flags.string('service-account-dir'),
     intervalMs,
     heartbeatMs,
-    logLevel: logLevel as LogLevel,
+    logLevel,
   }
-}
-
-interface SignalSource {
-  once(signal: 'SIGTERM' | 'SIGINT', listener: () => void): unknown
-  removeListener(signal: 'SIGTERM' | 'SIGINT', listener: () => void): unknown
 }
 
 /** Seams for tests; production uses the defaults. */

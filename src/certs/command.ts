@@ -4,6 +4,7 @@ import { DEFAULT_DAYS, DEV_NAMESPACE, DEV_SERVICE, ensureCertificates, writeFile
 import { normalizeHost } from './generate.js'
 import { patchLiveWebhookConfig, type PatchLive } from './live.js'
 import { SECRET_NAME, caBundleOf, patchWebhookConfigYaml, secretManifest } from './manifests.js'
+import { EXIT_USAGE, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
 
 export interface Output {
   stdout: { write(chunk: string): unknown }
@@ -32,46 +33,36 @@ export interface CertsFlags {
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
-export const EXIT_USAGE = 2
+export { EXIT_USAGE }
 
 const MAX_DAYS = 3650
 
-export const USAGE = `Usage: neverpull-guard certs [flags]
-
-Creates (or keeps, while still good) a private CA and the webhook's serving certificate.
-
-  --service NAME                Service name in front of the webhook (default ${DEV_SERVICE})
-  --namespace NAME              Namespace of that Service (default ${DEV_NAMESPACE})
-  --out-dir DIR                 Where ca.crt, ca.key, tls.crt, tls.key go (default certs/)
-  --days N                      Lifetime of new certificates in days (default ${DEFAULT_DAYS})
-  --host NAME|IP                Extra name or IP on the serving certificate (repeatable)
-  --force                       Replace the CA and serving certificate even if still good
-  --print-ca-bundle             Print base64 of ca.crt (the webhook's caBundle) to stdout
-  --secret-manifest FILE|-      Write a kubernetes.io/tls Secret "${SECRET_NAME}" (- for stdout)
-  --patch-webhook-config FILE   Set every clientConfig.caBundle in a ValidatingWebhookConfiguration YAML file
-  --patch-live NAME             Set caBundle on the live ValidatingWebhookConfiguration NAME
-  --kubeconfig FILE             Kubeconfig for --patch-live (default: $KUBECONFIG, ~/.kube/config, in-cluster)
-  -h, --help                    Show this help
-`
-
-type FlagKind = 'string' | 'strings' | 'boolean'
-
-const FLAGS: Record<string, { kind: FlagKind; field: keyof CertsFlags }> = {
-  service: { kind: 'string', field: 'service' },
-  namespace: { kind: 'string', field: 'namespace' },
-  'out-dir': { kind: 'string', field: 'outDir' },
-  days: { kind: 'string', field: 'days' },
-  host: { kind: 'strings', field: 'hosts' },
-  force: { kind: 'boolean', field: 'force' },
-  'print-ca-bundle': { kind: 'boolean', field: 'printCaBundle' },
-  'secret-manifest': { kind: 'string', field: 'secretManifest' },
-  'patch-webhook-config': { kind: 'string', field: 'patchWebhookConfig' },
-  'patch-live': { kind: 'string', field: 'patchLive' },
-  kubeconfig: { kind: 'string', field: 'kubeconfig' },
-  help: { kind: 'boolean', field: 'help' },
+export const CERTS_COMMAND: CommandSpec = {
+  name: 'neverpull-guard certs',
+  description: 'Creates (or keeps, while still good) a private CA and the webhook\'s serving certificate.',
+  flags: [
+    { name: 'service', value: 'NAME', help: 'Service name in front of the webhook', default: DEV_SERVICE },
+    { name: 'namespace', value: 'NAME', help: 'Namespace of that Service', default: DEV_NAMESPACE },
+    { name: 'out-dir', value: 'DIR', help: 'Where ca.crt, ca.key, tls.crt, tls.key go', default: 'certs/' },
+    { name: 'days', value: 'N', help: 'Lifetime of new certificates in days', default: String(DEFAULT_DAYS) },
+    { name: 'host', value: 'NAME|IP', help: 'Extra name or IP on the serving certificate', repeatable: true },
+    { name: 'force', help: 'Replace the CA and serving certificate even if still good' },
+    { name: 'print-ca-bundle', help: 'Print base64 of ca.crt (the webhook\'s caBundle) to stdout' },
+    { name: 'secret-manifest', value: 'FILE|-', help: `Write a kubernetes.io/tls Secret "${SECRET_NAME}" (- for stdout)` },
+    {
+      name: 'patch-webhook-config',
+      value: 'FILE',
+      help: 'Set every clientConfig.caBundle in a ValidatingWebhookConfiguration YAML file',
+    },
+    { name: 'patch-live', value: 'NAME', help: 'Set caBundle on the live ValidatingWebhookConfiguration NAME' },
+    { name: 'kubeconfig', value: 'FILE', help: 'Kubeconfig for --patch-live (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
+  ],
+  unknownFlag: (flag) => `unknown flag ${flag}`,
 }
 
-export class UsageError extends Error {}
+export const USAGE = usage(CERTS_COMMAND)
+
+export { UsageError }
 
 export async function runCerts(argv: string[], out: Output, deps: CertsDeps = {}): Promise<number> {
   let flags: CertsFlags
@@ -166,56 +157,22 @@ function report(result: EnsureResult, out: Output): void {
 }
 
 export function parseCertsFlags(argv: readonly string[]): CertsFlags {
+  const parsed = parseFlags(CERTS_COMMAND, argv)
+  const days = parsed.string('days')
   const flags: CertsFlags = {
-    service: DEV_SERVICE,
-    namespace: DEV_NAMESPACE,
-    outDir: 'certs',
-    days: DEFAULT_DAYS,
-    hosts: [],
-    force: false,
-    printCaBundle: false,
-    secretManifest: undefined,
-    patchWebhookConfig: undefined,
-    patchLive: undefined,
-    kubeconfig: undefined,
-    help: false,
+    service: parsed.string('service') ?? DEV_SERVICE,
+    namespace: parsed.string('namespace') ?? DEV_NAMESPACE,
+    outDir: parsed.string('out-dir') ?? 'certs',
+    days: days === undefined ? DEFAULT_DAYS : parseDays(days),
+    hosts: parsed.strings('host'),
+    force: parsed.bool('force'),
+    printCaBundle: parsed.bool('print-ca-bundle'),
+    secretManifest: parsed.string('secret-manifest'),
+    patchWebhookConfig: parsed.string('patch-webhook-config'),
+    patchLive: parsed.string('patch-live'),
+    kubeconfig: parsed.string('kubeconfig'),
+    help: parsed.help,
   }
-  const seen = new Set<string>()
-  let days: string | undefined
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === '-h') {
-      flags.help = true
-      continue
-    }
-    if (!arg.startsWith('--') || arg === '--') throw new UsageError(`unexpected argument '${arg}'; certs takes only flags`)
-    const eq = arg.indexOf('=')
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq)
-    const spec = FLAGS[name]
-    if (spec === undefined) throw new UsageError(`unknown flag --${name}`)
-    if (spec.kind !== 'strings' && seen.has(name)) throw new UsageError(`--${name} given more than once`)
-    seen.add(name)
-    if (spec.kind === 'boolean') {
-      if (eq !== -1) throw new UsageError(`--${name} takes no value`)
-      ;(flags[spec.field] as boolean) = true
-      continue
-    }
-    let value: string
-    if (eq !== -1) {
-      value = arg.slice(eq + 1)
-    } else {
-      const next = argv[i + 1]
-      // `-` alone is a value (stdout); anything else starting with a dash is the next flag.
-      if (next === undefined || (next.startsWith('-') && next !== '-')) throw new UsageError(`--${name} needs a value`)
-      value = next
-      i++
-    }
-    if (value === '') throw new UsageError(`--${name} needs a non-empty value`)
-    if (name === 'days') days = value
-    else if (spec.kind === 'strings') (flags[spec.field] as string[]).push(value)
-    else (flags[spec.field] as string | undefined) = value
-  }
-  if (days !== undefined) flags.days = parseDays(days)
   if (!DNS_LABEL.test(flags.service)) {
     throw new UsageError(`--service '${flags.service}' is not a valid Service name (lower-case letters, digits and '-', starting with a letter, at most 63)`)
   }

@@ -1,14 +1,12 @@
 import { readFile } from 'node:fs/promises'
 import { parsePullableRegistries } from '../api/registries.js'
-import { parseArgs } from 'node:util'
-import { parseDuration } from '../util/duration.js'
-import { isMode } from '../inventory/convert.js'
+import { EXIT_USAGE, durationValue, parseFlags, usage, UsageError, type CommandSpec, type FlagDef, type ParsedFlags } from '../util/flags.js'
 import type { Mode } from '../api/types.js'
 import { checkObjects, exitCodeOf, renderText } from './check.js'
 import { explainPod } from './explain.js'
 import { loadKubeConfig } from '../kube/config.js'
 import { loadInventory } from './inventory-source.js'
-import { ManifestError, parseManifests, readManifests } from './manifests.js'
+import { parseManifests, readManifests } from './manifests.js'
 import { renderWhere, whereIs } from './where.js'
 
 export interface ToolIo {
@@ -18,114 +16,126 @@ export interface ToolIo {
   now: () => number
 }
 
-const INVENTORY_FLAGS = `Inventory (one of):
-  --inventory-file FILE   a snapshot: kubectl get nodes,nodeimagesets,namespaces -o yaml > FILE
-  --kubeconfig FILE       a live cluster (default: $KUBECONFIG or ~/.kube/config, current context)
-  --stale-after DUR       a live node image list older than this is unknown (15m)`
+const INVENTORY_FLAGS: FlagDef[] = [
+  {
+    name: 'inventory-file',
+    value: 'FILE',
+    help: 'inventory snapshot: kubectl get nodes,nodeimagesets,namespaces -o yaml > FILE',
+  },
+  { name: 'kubeconfig', value: 'FILE', help: 'a live cluster (default: $KUBECONFIG or ~/.kube/config, current context)' },
+  { name: 'stale-after', value: 'DUR', default: '15m', help: 'a live node image list older than this is unknown' },
+]
 
-export const CHECK_USAGE = `Usage: neverpull-guard check -f PATH [-f PATH ...] [flags]
+export const CHECK_COMMAND: CommandSpec = {
+  name: 'neverpull-guard check',
+  usage: '-f PATH [-f PATH ...] [flags]',
+  description:
+    'Gives the webhook\'s verdict on manifests before they are applied: denials and warnings as\n' +
+    'kubectl apply would print them. PATH is a file, a directory (recursive) or - for stdin.\n' +
+    'Exit 0 when nothing is denied, 1 when something is, 2 for unusable input.',
+  maxArgs: Number.MAX_SAFE_INTEGER,
+  flags: [
+    { name: 'filename', short: 'f', value: 'PATH', repeatable: true, help: 'manifests; plain arguments work too' },
+    { name: 'namespace', short: 'n', value: 'NS', default: 'default', help: 'namespace for objects without one' },
+    {
+      name: 'mode',
+      value: 'MODE',
+      choices: ['enforce', 'warn', 'audit'],
+      default: 'enforce',
+      help: 'where the namespace has no neverpull.dev/mode label',
+    },
+    {
+      name: 'pullable-registries',
+      value: 'LIST',
+      default: '*',
+      help: 'registries the nodes can pull from, as the webhook\'s flag: host[:port],... | * | none',
+    },
+    { name: 'output', short: 'o', value: 'FORMAT', choices: ['text', 'json'], default: 'text', help: 'output format' },
+    ...INVENTORY_FLAGS,
+  ],
+}
 
-Gives the webhook's verdict on manifests before they are applied: denials and warnings as
-kubectl apply would print them. PATH is a file, a directory (recursive) or - for stdin.
-Exit 0 when nothing is denied, 1 when something is, 2 for unusable input.
+export const WHERE_COMMAND: CommandSpec = {
+  name: 'neverpull-guard where',
+  usage: 'IMAGE [flags]',
+  description:
+    'Which nodes hold IMAGE (any reference form), which hold the same repository under other\n' +
+    'tags, and which nodes\' image lists are stale or missing.',
+  maxArgs: 1,
+  flags: [
+    { name: 'output', short: 'o', value: 'FORMAT', choices: ['table', 'json'], default: 'table', help: 'output format' },
+    ...INVENTORY_FLAGS,
+  ],
+}
 
-  -f, --filename PATH     manifests (repeatable; plain arguments work too)
-  -n, --namespace NS      namespace for objects without one (default)
-  --mode MODE             enforce | warn | audit, where the namespace has no neverpull.dev/mode label (enforce)
-  --pullable-registries LIST
-                          registries the nodes can pull from, as the webhook's flag: host[:port],... | * | none (*)
-  -o, --output FORMAT     text | json (text)
-${INVENTORY_FLAGS}
-`
+export const EXPLAIN_COMMAND: CommandSpec = {
+  name: 'neverpull-guard explain',
+  usage: 'pod NAME [-n NS] [flags]',
+  description:
+    'For a pod (typically stuck in ErrImageNeverPull): its node, each imagePullPolicy: Never\n' +
+    'container, whether its image is on that node now, where else it is, and the fix.',
+  maxArgs: 2,
+  flags: [
+    { name: 'namespace', short: 'n', value: 'NS', help: 'the pod\'s namespace (default: the context\'s, else default)' },
+    {
+      name: 'filename',
+      short: 'f',
+      value: 'FILE',
+      help: 'read the pod from a file (kubectl get pod NAME -o yaml) instead of the cluster',
+    },
+    ...INVENTORY_FLAGS,
+  ],
+}
 
-export const WHERE_USAGE = `Usage: neverpull-guard where IMAGE [flags]
-
-Which nodes hold IMAGE (any reference form), which hold the same repository under other
-tags, and which nodes' image lists are stale or missing.
-
-  -o, --output FORMAT     table | json (table)
-${INVENTORY_FLAGS}
-`
-
-export const EXPLAIN_USAGE = `Usage: neverpull-guard explain pod NAME [-n NS] [flags]
-
-For a pod (typically stuck in ErrImageNeverPull): its node, each imagePullPolicy: Never
-container, whether its image is on that node now, where else it is, and the fix.
-
-  -n, --namespace NS      the pod's namespace (default: the context's, else default)
-  -f, --filename FILE     read the pod from a file (kubectl get pod NAME -o yaml) instead of the cluster
-${INVENTORY_FLAGS}
-`
-
-class UsageError extends Error {}
-
-const common = {
-  'inventory-file': { type: 'string' },
-  kubeconfig: { type: 'string' },
-  'stale-after': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const
+export const CHECK_USAGE = usage(CHECK_COMMAND)
+export const WHERE_USAGE = usage(WHERE_COMMAND)
+export const EXPLAIN_USAGE = usage(EXPLAIN_COMMAND)
 
 function staleAfter(text: string | undefined): number {
-  const ms = parseDuration(text ?? '15m')
-  if (ms === undefined || ms <= 0) throw new UsageError(`--stale-after: "${text}" is not a duration (examples: 10m, 1h)`)
+  const ms = durationValue(text ?? '15m', '--stale-after')
+  if (ms <= 0) throw new UsageError(`--stale-after must be longer than 0`)
   return ms
 }
 
-function inventoryOptions(values: { 'inventory-file'?: string; kubeconfig?: string; 'stale-after'?: string }, now: number) {
-  const options: Parameters<typeof loadInventory>[0] = { staleAfterMs: staleAfter(values['stale-after']), now }
-  if (values['inventory-file'] !== undefined) options.inventoryFile = values['inventory-file']
-  else if (values.kubeconfig !== undefined) options.kubeconfig = values.kubeconfig
+function inventoryOptions(flags: ParsedFlags, now: number) {
+  const options: Parameters<typeof loadInventory>[0] = { staleAfterMs: staleAfter(flags.string('stale-after')), now }
+  const file = flags.string('inventory-file')
+  const kubeconfig = flags.string('kubeconfig')
+  if (file !== undefined) options.inventoryFile = file
+  else if (kubeconfig !== undefined) options.kubeconfig = kubeconfig
   return options
 }
 
-async function run(usage: string, io: ToolIo, body: () => Promise<number>): Promise<number> {
+async function run(usageText: string, io: ToolIo, body: () => Promise<number>): Promise<number> {
   try {
     return await body()
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.stderr.write(`error: ${(err as Error).message}\n\n${usage}`)
-      return 2
-    }
-    if (err instanceof ManifestError) {
-      io.stderr.write(`error: ${err.message}\n`)
-      return 2
+    if (err instanceof UsageError) {
+      io.stderr.write(`error: ${err.message}\n\n${usageText}`)
+      return EXIT_USAGE
     }
     io.stderr.write(`error: ${(err as Error).message}\n`)
-    return 2
+    return EXIT_USAGE
   }
 }
 
 export function runCheck(argv: string[], io: ToolIo): Promise<number> {
   return run(CHECK_USAGE, io, async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...common,
-        filename: { type: 'string', short: 'f', multiple: true },
-        namespace: { type: 'string', short: 'n' },
-        mode: { type: 'string' },
-        'pullable-registries': { type: 'string' },
-        output: { type: 'string', short: 'o' },
-      },
-    })
-    if (values.help) {
+    const flags = parseFlags(CHECK_COMMAND, argv)
+    if (flags.help) {
       io.stdout.write(CHECK_USAGE)
       return 0
     }
-    const paths = [...(values.filename ?? []), ...positionals]
+    const paths = [...flags.strings('filename'), ...flags.args]
     if (paths.length === 0) throw new UsageError('no manifests: give -f PATH (a file, a directory, or - for stdin)')
-    const mode = values.mode ?? 'enforce'
-    if (!isMode(mode) || mode === 'off') throw new UsageError(`--mode: "${mode}" is not one of enforce, warn, audit`)
-    const output = values.output ?? 'text'
-    if (output !== 'text' && output !== 'json') throw new UsageError(`--output: "${output}" is not one of text, json`)
-    const pullable = parsePullableRegistries(values['pullable-registries'] ?? '*')
+    const mode = (flags.string('mode') ?? 'enforce') as Mode
+    const output = flags.string('output') ?? 'text'
+    const pullable = parsePullableRegistries(flags.string('pullable-registries') ?? '*')
     if (!pullable.ok) throw new UsageError(`--pullable-registries: ${pullable.error}`)
     const now = io.now()
     const objects = await readManifests(paths, io.stdin)
-    const inventory = await loadInventory(inventoryOptions(values, now))
-    const report = checkObjects(objects, { inventory, mode: mode as Mode, namespace: values.namespace ?? 'default', now, pullable: pullable.value })
+    const inventory = await loadInventory(inventoryOptions(flags, now))
+    const report = checkObjects(objects, { inventory, mode, namespace: flags.string('namespace') ?? 'default', now, pullable: pullable.value })
     if (output === 'json') {
       io.stdout.write(JSON.stringify({ ...report, summary: summaryOf(report) }, null, 2) + '\n')
     } else {
@@ -144,17 +154,17 @@ function summaryOf(report: ReturnType<typeof checkObjects>) {
 
 export function runWhere(argv: string[], io: ToolIo): Promise<number> {
   return run(WHERE_USAGE, io, async () => {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...common, output: { type: 'string', short: 'o' } } })
-    if (values.help) {
+    const flags = parseFlags(WHERE_COMMAND, argv)
+    if (flags.help) {
       io.stdout.write(WHERE_USAGE)
       return 0
     }
-    if (positionals.length !== 1) throw new UsageError('give exactly one IMAGE')
-    const output = values.output ?? 'table'
-    if (output !== 'table' && output !== 'json') throw new UsageError(`--output: "${output}" is not one of table, json`)
+    const image = flags.args[0]
+    if (image === undefined || flags.args.length !== 1) throw new UsageError('give exactly one IMAGE')
+    const output = flags.string('output') ?? 'table'
     const now = io.now()
-    const inventory = await loadInventory(inventoryOptions(values, now))
-    const report = whereIs(inventory, positionals[0]!, now)
+    const inventory = await loadInventory(inventoryOptions(flags, now))
+    const report = whereIs(inventory, image, now)
     if (output === 'json') {
       const rows = report.rows.map((r) => ({ ...r, observedAt: Number.isNaN(r.observedAt) ? null : new Date(r.observedAt).toISOString() }))
       io.stdout.write(JSON.stringify({ ...report, rows }, null, 2) + '\n')
@@ -167,30 +177,27 @@ export function runWhere(argv: string[], io: ToolIo): Promise<number> {
 
 export function runExplain(argv: string[], io: ToolIo): Promise<number> {
   return run(EXPLAIN_USAGE, io, async () => {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { ...common, namespace: { type: 'string', short: 'n' }, filename: { type: 'string', short: 'f' } },
-    })
-    if (values.help) {
+    const flags = parseFlags(EXPLAIN_COMMAND, argv)
+    if (flags.help) {
       io.stdout.write(EXPLAIN_USAGE)
       return 0
     }
     const now = io.now()
     let pod: unknown
-    if (values.filename !== undefined) {
-      const text = values.filename === '-' ? await io.stdin() : await readFile(values.filename, 'utf8')
-      const pods = parseManifests(text, values.filename).filter((m) => m.object['kind'] === 'Pod')
-      if (pods.length !== 1) throw new UsageError(`${values.filename}: expected one Pod, found ${pods.length}`)
+    const filename = flags.string('filename')
+    if (filename !== undefined) {
+      const text = filename === '-' ? await io.stdin() : await readFile(filename, 'utf8')
+      const pods = parseManifests(text, filename).filter((m) => m.object['kind'] === 'Pod')
+      if (pods.length !== 1) throw new UsageError(`${filename}: expected one Pod, found ${pods.length}`)
       pod = pods[0]!.object
     } else {
-      const [what, name] = positionals
-      if ((what !== 'pod' && what !== 'pods' && what !== 'po') || name === undefined || positionals.length !== 2) {
+      const [what, name] = flags.args
+      if ((what !== 'pod' && what !== 'pods' && what !== 'po') || name === undefined || flags.args.length !== 2) {
         throw new UsageError('expected: explain pod NAME')
       }
-      pod = await readPod(name, values.namespace, values.kubeconfig)
+      pod = await readPod(name, flags.string('namespace'), flags.string('kubeconfig'))
     }
-    const inventory = await loadInventory(inventoryOptions(values, now))
+    const inventory = await loadInventory(inventoryOptions(flags, now))
     io.stdout.write(explainPod(pod, inventory, now))
     return 0
   })
