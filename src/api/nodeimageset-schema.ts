@@ -45,6 +45,20 @@ export const NODE_IMAGE_SET_SCHEMA = {
               description: 'The CRI endpoint the agent used, e.g. unix:///run/containerd/containerd.sock.',
               maxLength: 1024,
             },
+            unqualifiedSearchRegistries: {
+              type: 'array',
+              description:
+                'CRI-O: the registries a short name is tried in, in order (registries.conf unqualified-search-registries, drop-ins merged). Absent: not known.',
+              maxItems: 100,
+              'x-kubernetes-list-type': 'atomic',
+              items: { type: 'string', minLength: 1, maxLength: 253 },
+            },
+            shortNameAliases: {
+              type: 'object',
+              description: 'CRI-O: short-name aliases from registries.conf [aliases] (drop-ins merged), short name -> fully qualified repository.',
+              maxProperties: 10000,
+              additionalProperties: { type: 'string', maxLength: 1024 },
+            },
           },
         },
         images: {

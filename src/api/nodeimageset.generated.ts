@@ -16,6 +16,10 @@ export interface NodeImageSetRuntime {
   version?: string
   /** The CRI endpoint the agent used, e.g. unix:///run/containerd/containerd.sock. */
   endpoint?: string
+  /** CRI-O: the registries a short name is tried in, in order (registries.conf unqualified-search-registries, drop-ins merged). Absent: not known. */
+  unqualifiedSearchRegistries?: string[]
+  /** CRI-O: short-name aliases from registries.conf [aliases] (drop-ins merged), short name -> fully qualified repository. */
+  shortNameAliases?: Record<string, string>
 }
 
 export interface NodeImageSetImage {

@@ -43,6 +43,10 @@ export interface RuntimeInfo {
   version: string
   /** The CRI endpoint the agent used, e.g. `unix:///run/containerd/containerd.sock`. */
   endpoint: string
+  /** CRI-O: registries a short name is tried in, in order; undefined when not known. */
+  unqualifiedSearchRegistries?: string[]
+  /** CRI-O: short name -> fully qualified repository. */
+  shortNameAliases?: Record<string, string>
 }
 
 /** The NodeImageSet custom resource, cluster-scoped, named after its node. */

@@ -1,9 +1,10 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
 import { ANY_REGISTRY, isPullable, type PullableRegistries } from '../api/registries.js'
 import { registryOf } from '../image/registry.js'
+import { localhostKey } from '../image/crio.js'
 import { nearest } from '../image/similar.js'
 import type { InventoryView } from '../inventory/index.js'
-import { bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
+import { bitsAnd, bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
 import type { Mode } from '../api/types.js'
 import { eligibleNodes, type Eligibility } from '../placement/placement.js'
 import { isBasicTolerationOperator } from '../api/scheduling.js'
@@ -230,6 +231,17 @@ export function suggest(view: InventoryView, key: string): string[] {
 }
 
 /**
+ * Podman and Buildah store local builds as `localhost/NAME:TAG` (on CRI-O nodes that is how
+ * `podman build -t myapp:dev` lands): a short name whose localhost spelling some node holds
+ * is the likeliest meaning, so it comes first.
+ */
+function withLocalhost(view: InventoryView, image: string, others: string[]): string[] {
+  const local = localhostKey(image)
+  if (local === undefined || view.nodesWithImage(local) === undefined) return others
+  return [local, ...others.filter((o) => o !== local)].slice(0, NAMES_SHOWN)
+}
+
+/**
  * Image IDs a truncated ID could mean, each cut to the shortest form (at least 12 hex) that
  * tells it from the others: more than one on a node is why containerd refuses the prefix.
  */
@@ -306,6 +318,12 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   const stale = staleBits
   stale.set(E)
   bitsAndNot(stale, fresh)
+  // Nodes whose runtime's way of resolving this name is not known count as unknown too.
+  const unsure = view.nodesUnsure(parsed)
+  if (unsure !== undefined) {
+    unsure.orInto(stale)
+    bitsAnd(stale, E)
+  }
   const unknownCount = bitsCount(stale) - (H === undefined ? 0 : H.countIn(stale))
   const missingCount = where.count - have - unknownCount
   const has = (slot: number): boolean => H !== undefined && H.has(slot)
@@ -324,7 +342,7 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   const f = finding(c, reason, severity, where.count)
   f.key = key
   f.present = names(view, E, has, have)
-  f.missing = names(view, E, (s) => !has(s) && bitsHas(fresh, s), missingCount)
+  f.missing = names(view, E, (s) => !has(s) && !bitsHas(stale, s), missingCount)
   f.unknown = names(view, stale, (s) => !has(s), unknownCount)
   if (H !== undefined && H.size > have) {
     const elsewhere: string[] = []
@@ -336,7 +354,7 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   }
   if (reason === 'missing') {
     // A truncated ID on no node: the IDs it could mean (two on one node is why it fails there).
-    f.suggestions = parsed.idPrefix === undefined ? suggest(view, key) : distinctIds(view.idsWithPrefix(parsed, NAMES_SHOWN + 1))
+    f.suggestions = parsed.idPrefix === undefined ? withLocalhost(view, c.image, suggest(view, key)) : distinctIds(view.idsWithPrefix(parsed, NAMES_SHOWN + 1))
   }
   return f
 }

@@ -26,6 +26,8 @@ export type Parsed = { ok: true; ref: ImageReference } | { ok: false; error: str
  * an image ID once no name matches (see `idPrefixOf`).
  */
 export interface ImageLookup {
+  /** The container's `image` as written (runtimes that resolve short names differently start from it). */
+  image: string
   key: string
   ref?: ImageReference
   idPrefix?: string
@@ -162,13 +164,14 @@ export function lookupKey(image: string): LookupKey {
   const cached = lookupCache.get(image)
   if (cached !== undefined) return cached
   let result: LookupKey
-  if (DIGEST_ONLY_RE.test(image)) result = { ok: true, key: image }
+  if (DIGEST_ONLY_RE.test(image)) result = { ok: true, image, key: image }
   else {
     const parsed = parseReference(image)
     if (!parsed.ok) result = parsed
     else {
       const idPrefix = idPrefixOf(image)
-      result = idPrefix === undefined ? { ok: true, key: dockerRef(parsed.ref), ref: parsed.ref } : { ok: true, key: dockerRef(parsed.ref), ref: parsed.ref, idPrefix }
+      const key = dockerRef(parsed.ref)
+      result = idPrefix === undefined ? { ok: true, image, key, ref: parsed.ref } : { ok: true, image, key, ref: parsed.ref, idPrefix }
     }
   }
   // The same few images come back in request after request; a bounded cache saves the

@@ -81,6 +81,8 @@ export function toNodeImages(obj: unknown): Converted<NodeImages> {
   }
   if (runtime !== undefined) {
     value.runtime = { name: runtime.name ?? '', version: runtime.version ?? '', endpoint: runtime.endpoint ?? '' }
+    if (runtime.unqualifiedSearchRegistries !== undefined) value.runtime.unqualifiedSearchRegistries = [...runtime.unqualifiedSearchRegistries]
+    if (runtime.shortNameAliases !== undefined) value.runtime.shortNameAliases = { ...runtime.shortNameAliases }
   }
   return { ok: true, value }
 }

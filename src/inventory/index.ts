@@ -1,3 +1,4 @@
+import { crioCandidateKeys, type ShortNameConfig } from '../image/crio.js'
 import { isIdKey, nodeStatusImageKey, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
 import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from '../util/node-set.js'
 import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, Taint } from '../api/types.js'
@@ -36,6 +37,11 @@ export interface InventoryView {
    * Without such a fallback this is nodesWithImage(lookup.key), the same object.
    */
   nodesResolving(lookup: ImageLookup): NodeSet | undefined
+  /**
+   * Nodes where how the runtime resolves this image is not known: CRI-O nodes whose agent
+   * did not publish their short-name configuration, for a short name. Unknown, never absent.
+   */
+  nodesUnsure(lookup: ImageLookup): NodeSet | undefined
   /** Image IDs that start with the lookup's ID prefix, on any node, sorted; at most limit. */
   idsWithPrefix(lookup: ImageLookup, limit: number): string[]
   /** Nodes whose NodeImageSet was observed within the staleness window before `now`. */
@@ -54,6 +60,27 @@ export interface InventoryView {
 export interface IndexOptions {
   /** A node's image list older than this is unknown, never proof of absence. */
   staleAfterMs: number
+}
+
+/** The CRI-O nodes that share one short-name configuration, and the candidates it gives. */
+interface CrioGroup {
+  readonly config: ShortNameConfig | undefined
+  readonly nodes: NodeSet
+  /** Container image -> candidate keys (crioCandidateKeys); cleared whole when full. */
+  readonly candidates: Map<string, { keys: string[]; short: boolean }>
+}
+
+const CANDIDATE_CACHE_SIZE = 4096
+
+/** RuntimeService/Version runtime_name of CRI-O. */
+function isCrio(runtimeName: string | undefined): boolean {
+  return runtimeName !== undefined && runtimeName.toLowerCase() === 'cri-o'
+}
+
+function crioConfigOf(set: NodeImages): ShortNameConfig | undefined {
+  const usr = set.runtime?.unqualifiedSearchRegistries
+  if (usr === undefined) return undefined
+  return { unqualifiedSearchRegistries: usr, shortNameAliases: set.runtime?.shortNameAliases ?? {} }
 }
 
 const FILTERING_EFFECTS: ReadonlySet<string> = new Set(['NoSchedule', 'NoExecute'])
@@ -106,6 +133,10 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private valueBits = new Map<string, Map<string, Bits>>()
   private taints = new Map<string, { taint: Taint; nodes: Bits; count: number }>()
   private repos = new Map<string, Set<string>>()
+  /** Per slot, the CRI-O group of a node whose runtime is CRI-O (it resolves names its own way). */
+  private crioSlot: Array<string | undefined> = []
+  private crioGroups = new Map<string, CrioGroup>()
+  private crioNodes = 0
   /** Every image-ID key, for the rare truncated-ID lookup. */
   private idKeys = new Set<string>()
   private modes = new Map<string, Mode>()
@@ -193,6 +224,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (this.setKeys[slot] === undefined) this.imageSets++
     this.replaceKeys(slot, this.setKeys, sortedIds(ids), this.statusKeys)
     this.observed[slot] = set.observedAt
+    this.setCrio(slot, isCrio(set.runtime?.name) ? set : undefined)
     this.version++
   }
 
@@ -201,6 +233,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (slot === undefined || this.setKeys[slot] === undefined) return
     this.replaceKeys(slot, this.setKeys, NO_IDS, this.statusKeys)
     this.setKeys[slot] = undefined
+    this.setCrio(slot, undefined)
     this.imageSets--
     this.observed[slot] = Number.NaN
     this.release(slot)
@@ -262,8 +295,62 @@ export class InventoryIndex implements InventorySink, InventoryView {
 
   nodesResolving(lookup: ImageLookup): NodeSet | undefined {
     const byName = this.nodesWithImage(lookup.key)
-    if (lookup.idPrefix === undefined) return byName
-    return this.withIdPrefix(byName, lookup.idPrefix)
+    // The hot path: no CRI-O node, no truncated ID: one map lookup, the index's own set.
+    if (this.crioNodes === 0) return lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
+    const base = lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
+    const out = new NodeSet()
+    base?.forEach((slot) => {
+      if (this.crioSlot[slot] === undefined) out.add(slot)
+    })
+    for (const group of this.crioGroups.values()) {
+      // First present wins, so for presence: any candidate the node holds.
+      for (const key of this.crioCandidates(group, lookup.image).keys) {
+        this.nodesWithImage(key)?.forEach((slot) => {
+          if (group.nodes.has(slot)) out.add(slot)
+        })
+      }
+    }
+    return out.size === 0 ? undefined : out
+  }
+
+  nodesUnsure(lookup: ImageLookup): NodeSet | undefined {
+    if (this.crioNodes === 0) return undefined
+    let out: NodeSet | undefined
+    for (const group of this.crioGroups.values()) {
+      if (group.config !== undefined || !this.crioCandidates(group, lookup.image).short) continue
+      out ??= new NodeSet()
+      group.nodes.forEach((slot) => out!.add(slot))
+    }
+    return out
+  }
+
+  private crioCandidates(group: CrioGroup, image: string): { keys: string[]; short: boolean } {
+    let hit = group.candidates.get(image)
+    if (hit === undefined) {
+      if (group.candidates.size >= CANDIDATE_CACHE_SIZE) group.candidates.clear()
+      group.candidates.set(image, (hit = crioCandidateKeys(image, group.config)))
+    }
+    return hit
+  }
+
+  /** Moves a node into the CRI-O group of its configuration, or out of every group. */
+  private setCrio(slot: number, set: NodeImages | undefined): void {
+    const config = set === undefined ? undefined : crioConfigOf(set)
+    const signature = set === undefined ? undefined : config === undefined ? '?' : JSON.stringify([config.unqualifiedSearchRegistries, Object.entries(config.shortNameAliases).sort()])
+    const old = this.crioSlot[slot]
+    if (old === signature) return
+    if (old !== undefined) {
+      const group = this.crioGroups.get(old)!
+      group.nodes.delete(slot)
+      if (group.nodes.size === 0) this.crioGroups.delete(old)
+      this.crioNodes--
+    }
+    this.crioSlot[slot] = signature
+    if (signature === undefined) return
+    let group = this.crioGroups.get(signature)
+    if (group === undefined) this.crioGroups.set(signature, (group = { config, nodes: new NodeSet(), candidates: new Map() }))
+    group.nodes.add(slot)
+    this.crioNodes++
   }
 
   /**
