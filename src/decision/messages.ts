@@ -18,8 +18,14 @@ export const MAX_WARNINGS_TOTAL_RUNES = 4096
 const NAMED_IN_SUMMARY = 5
 const DETAILED = 20
 
+/** Characters clean() rewrites, or that need a closer look (surrogates, paired or not). */
+const SPECIAL = /[\u0000-\u001f\u007f-\u009f\ud800-\udfff]/
+const SURROGATE = /[\ud800-\udfff]/
+
 /** Escapes control characters and lone surrogates so the text survives the apiserver. */
 export function clean(s: string): string {
+  // The common case, plain text, is returned as it is: no per-character rebuild.
+  if (!SPECIAL.test(s)) return s
   let out = ''
   for (const ch of s) {
     const code = ch.codePointAt(0)!
@@ -35,13 +41,17 @@ export function clean(s: string): string {
 }
 
 function quote(s: string, max = 120): string {
-  const c = clean(s)
-  const runes = [...c]
-  return `"${runes.length > max ? runes.slice(0, max - 1).join('') + '…' : c}"`
+  return `"${cap(clean(s), max)}"`
 }
 
-/** Cuts to at most `max` runes, marking the cut. */
+/**
+ * Cuts to at most `max` runes, marking the cut. A string has at least as many UTF-16 units as
+ * runes, so one no longer than `max` units fits as it is, and one without surrogates is cut by
+ * units; only text with astral characters is walked rune by rune.
+ */
 export function cap(s: string, max = MAX_WARNING_RUNES): string {
+  if (s.length <= max) return s
+  if (!SURROGATE.test(s)) return s.slice(0, max - 1) + '…'
   const runes = [...s]
   return runes.length <= max ? s : runes.slice(0, max - 1).join('') + '…'
 }
@@ -216,7 +226,9 @@ export function noteLine(n: Note, subject: Subject): string {
   }
 }
 
-function runes(s: string): number {
+/** Runes (code points) in s, as the apiserver counts warning text. */
+export function runes(s: string): number {
+  if (!SURROGATE.test(s)) return s.length
   let n = 0
   for (const _ of s) n++
   return n
@@ -262,26 +274,31 @@ function groupedLines(warned: Finding[], budget: number): string[] {
     for (const reason of reasons) {
       const list = byReason.get(reason)!
       const head = `${list.length} ${list.length === 1 ? 'container' : 'containers'}, ${GROUP_WORDS[reason]}: `
+      const continued = `(continued) ${GROUP_WORDS[reason]}: `
       let line = head
+      let lineRunes = runes(head)
       let count = 0
       const flush = (): void => {
         if (count === 0) return
         lines.push(line)
-        used += runes(line)
-        line = `(continued) ${GROUP_WORDS[reason]}: `
+        used += lineRunes
+        line = continued
+        lineRunes = runes(continued)
         count = 0
       }
       for (const f of list) {
         const item = withImages ? `${who(f.container)} (${quote(f.container.image, 60)})` : who(f.container)
-        const piece = count === 0 ? item : `, ${item}`
-        if (runes(line) + runes(piece) > MAX_WARNING_RUNES) flush()
-        const next = count === 0 ? item : piece
+        const itemRunes = runes(item)
+        if (count > 0 && lineRunes + 2 + itemRunes > MAX_WARNING_RUNES) flush()
+        const next = count === 0 ? item : `, ${item}`
+        const nextRunes = count === 0 ? itemRunes : itemRunes + 2
         // Keep room for the closing "and N more" line.
-        if (used + runes(line) + runes(next) > budget - 80) {
+        if (used + lineRunes + nextRunes > budget - 80) {
           flush()
           return { lines, named }
         }
         line += next
+        lineRunes += nextRunes
         count++
         named++
       }
