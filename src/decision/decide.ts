@@ -345,11 +345,9 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   f.missing = names(view, E, (s) => !has(s) && !bitsHas(stale, s), missingCount)
   f.unknown = names(view, stale, (s) => !has(s), unknownCount)
   if (H !== undefined && H.size > have) {
-    const elsewhere: string[] = []
-    H.forEach((slot) => {
-      if (!bitsHas(E, slot) && elsewhere.length < NAMES_SHOWN) elsewhere.push(view.nameOf(slot))
-    })
-    elsewhere.sort()
+    const slots: number[] = []
+    H.firstOutside(E, NAMES_SHOWN, slots)
+    const elsewhere = slots.map((slot) => view.nameOf(slot)).sort()
     f.elsewhere = { names: elsewhere, count: H.size - have }
   }
   if (reason === 'missing') {

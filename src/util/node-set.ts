@@ -168,6 +168,29 @@ export class NodeSet {
     for (let i = 0; i < n; i++) out[i] = mask[i]! & this.dense[i]!
   }
 
+  /**
+   * Up to `limit` slots of this set that are not in mask, in iteration order (the order forEach
+   * gives), pushed onto out; stops as soon as it has them.
+   */
+  firstOutside(mask: Bits, limit: number, out: number[]): void {
+    if (limit <= 0) return
+    if (this.dense === null) {
+      for (let i = 0, list = this.sparse!; i < this.n; i++) {
+        if (!bitsHas(mask, list[i]!) && out.push(list[i]!) >= limit) return
+      }
+      return
+    }
+    const dense = this.dense
+    for (let w = 0; w < dense.length; w++) {
+      let word = w < mask.length ? dense[w]! & ~mask[w]! : dense[w]!
+      while (word !== 0) {
+        const low = word & -word
+        if (out.push((w << 5) + (31 - Math.clz32(low))) >= limit) return
+        word ^= low
+      }
+    }
+  }
+
   forEach(fn: (slot: number) => void): void {
     if (this.dense !== null) bitsForEach(this.dense, fn)
     else for (let i = 0, list = this.sparse!; i < this.n; i++) fn(list[i]!)

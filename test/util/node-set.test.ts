@@ -67,3 +67,24 @@ t.test('bitsForEach visits ascending slots and stops when asked', async (t) => {
   t.notOk(bitsHas(bits, 1))
   t.notOk(bitsHas(bits, 10_000), 'slots past the end are absent')
 })
+
+t.test('firstOutside gives the first slots not in the mask, in forEach order, and stops at the limit', async (t) => {
+  for (const size of [10, 200]) {
+    const set = new NodeSet()
+    for (let s = 0; s < size; s++) set.add(s * 3)
+    const mask = new Uint32Array(wordsFor(size * 3))
+    for (let s = 0; s < size * 3; s += 2) bitsSet(mask, s)
+    const all: number[] = []
+    set.forEach((s) => {
+      if (!bitsHas(mask, s)) all.push(s)
+    })
+    for (const limit of [0, 1, 3, all.length + 5]) {
+      const out: number[] = []
+      set.firstOutside(mask, limit, out)
+      t.same(out, all.slice(0, limit), `${size} slots, limit ${limit}`)
+    }
+    const short: number[] = []
+    set.firstOutside(Uint32Array.of(0xffffffff), 3, short)
+    t.same(short, size === 10 ? [] : [33, 36, 39], 'a mask shorter than the set hides only its own slots')
+  }
+})
