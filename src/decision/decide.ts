@@ -198,18 +198,24 @@ function changedContainer(c: ContainerFacts, previous: Map<string, ContainerFact
   return p === undefined || p.image !== c.image || p.pullPolicy !== c.pullPolicy
 }
 
-/** Images the nodes hold that the person may have meant. */
+/** Images the nodes hold that the person may have meant (remembered by the index until they change). */
 export function suggest(view: InventoryView, key: string): string[] {
   const repository = repositoryOfKey(key)
   if (repository === undefined) return []
+  // Frozen: one answer is shared by every finding that asks until the repository changes.
+  return view.memoByRepository(repository, key, () => Object.freeze(rankSuggestions(view, key, repository)) as string[])
+}
+
+function rankSuggestions(view: InventoryView, key: string, repository: string): string[] {
   const wanted = key.includes('@')
   const same = view.repositoryKeys(repository)
   if (same !== undefined && same.size > 0) {
     const candidates: string[] = []
     for (const k of same) if (k !== key && k.includes('@') === wanted) candidates.push(k)
     if (candidates.length === 0) for (const k of same) if (k !== key) candidates.push(k)
-    // Tags are at most 128 characters, so every candidate of the same repository is within reach.
-    return nearest(key, candidates, 256, NAMES_SHOWN).map(shortRef)
+    // Tags are at most 128 characters, so every candidate of the same repository is within reach;
+    // all share the repository, so only what follows it is compared.
+    return nearest(key, candidates, 256, NAMES_SHOWN, repository.length).map(shortRef)
   }
   const out: string[] = []
   const tail = key.slice(repository.length)

@@ -6,14 +6,15 @@ let rows = new Int32Array(2 * 128)
 
 /**
  * Levenshtein distance between a and b, or max + 1 as soon as it is certain to exceed max.
- * Only the diagonal band |i - j| <= max is computed: O(len * max).
+ * Only the diagonal band |i - j| <= max is computed: O(len * max). `skip` leading characters
+ * that a and b are known to share are left out (a shared prefix never changes the distance).
  */
-export function editDistance(a: string, b: string, max: number): number {
+export function editDistance(a: string, b: string, max: number, skip = 0): number {
   max = max > 0 ? Math.floor(max) : 0
   const over = max + 1
   if (a === b) return 0
-  const la = a.length
-  const lb = b.length
+  const la = a.length - skip
+  const lb = b.length - skip
   if (la - lb > max || lb - la > max) return over
   if (la === 0) return lb
   if (lb === 0) return la
@@ -35,9 +36,9 @@ export function editDistance(a: string, b: string, max: number): number {
     let left = lo === 1 ? (i <= max ? i : over) : over
     buf[cur + lo - 1] = left
     let rowMin = left
-    const ca = a.charCodeAt(i - 1)
+    const ca = a.charCodeAt(skip + i - 1)
     for (let j = lo; j <= hi; j++) {
-      let v = (buf[prev + j - 1] as number) + (ca === b.charCodeAt(j - 1) ? 0 : 1)
+      let v = (buf[prev + j - 1] as number) + (ca === b.charCodeAt(skip + j - 1) ? 0 : 1)
       const up = (buf[prev + j] as number) + 1
       if (up < v) v = up
       if (left + 1 < v) v = left + 1
@@ -59,8 +60,10 @@ export function editDistance(a: string, b: string, max: number): number {
 /**
  * Candidates within distance max of wanted (wanted itself excluded), closest first, ties in
  * string order, at most limit. Once limit names are held, the bound tightens to the worst of them.
+ * `sharedPrefix`: how many leading characters every candidate shares with wanted (the
+ * repository, when ranking its tags), skipped by every comparison.
  */
-export function nearest(wanted: string, candidates: Iterable<string>, max: number, limit: number): string[] {
+export function nearest(wanted: string, candidates: Iterable<string>, max: number, limit: number, sharedPrefix = 0): string[] {
   const names: string[] = []
   const dists: number[] = []
   if (limit <= 0 || max < 0) return names
@@ -70,7 +73,7 @@ export function nearest(wanted: string, candidates: Iterable<string>, max: numbe
     if (c === wanted) continue
     const diff = c.length - lw
     if (diff > bound || -diff > bound) continue
-    const d = editDistance(wanted, c, bound)
+    const d = editDistance(wanted, c, bound, sharedPrefix)
     if (d > bound) continue
     // Insertion into the small sorted result; equal names are kept once.
     let k = names.length
