@@ -51,6 +51,13 @@ export interface InventoryView {
   /** Lookup keys known for a repository (`docker.io/library/nginx`), for "did you mean". */
   repositoryKeys(repository: string): ReadonlySet<string> | undefined
   repositories(): Iterable<string>
+  /**
+   * compute(), remembered under (repository, key) until the keys of that repository change,
+   * or, for a repository the nodes do not hold, until the set of repositories changes. For
+   * what is derived from them alone ("did you mean"): a controller retrying a denied pod asks
+   * the same question again and again.
+   */
+  memoByRepository<T>(repository: string, key: string, compute: () => T): T
   namespaceMode(namespace: string): Mode | undefined
   /** The namespace's pullable-registries annotation; undefined: the webhook's flag applies. */
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined
@@ -86,6 +93,8 @@ function crioConfigOf(set: NodeImages): ShortNameConfig | undefined {
 const FILTERING_EFFECTS: ReadonlySet<string> = new Set(['NoSchedule', 'NoExecute'])
 
 const NO_IDS = new Uint32Array(0)
+/** Entries per memo map: a bound, not a working set (a few bad images are asked for at a time). */
+const MEMO_LIMIT = 1024
 
 function sortedIds(ids: number[]): Uint32Array {
   const sorted = Uint32Array.from(ids).sort()
@@ -137,6 +146,10 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private crioSlot: Array<string | undefined> = []
   private crioGroups = new Map<string, CrioGroup>()
   private crioNodes = 0
+  /** memoByRepository's answers for repositories the nodes hold, dropped when their keys change. */
+  private derived = new Map<string, Map<string, unknown>>()
+  /** Its answers for repositories they do not hold, dropped when any repository's keys change. */
+  private derivedElsewhere = new Map<string, unknown>()
   /** Every image-ID key, for the rare truncated-ID lookup. */
   private idKeys = new Set<string>()
   private modes = new Map<string, Mode>()
@@ -430,6 +443,28 @@ export class InventoryIndex implements InventorySink, InventoryView {
     return this.repos.keys()
   }
 
+  memoByRepository<T>(repository: string, key: string, compute: () => T): T {
+    let memo: Map<string, unknown> | undefined
+    if (this.repos.has(repository)) {
+      memo = this.derived.get(repository)
+      if (memo === undefined) {
+        if (this.derived.size >= MEMO_LIMIT) this.derived.clear()
+        this.derived.set(repository, (memo = new Map()))
+      }
+    } else memo = this.derivedElsewhere
+    if (memo.has(key)) return memo.get(key) as T
+    const value = compute()
+    if (memo.size >= MEMO_LIMIT) memo.clear()
+    memo.set(key, value)
+    return value
+  }
+
+  /** A repository's keys changed: what was derived from them, or from the set of repositories, is stale. */
+  private repositoryChanged(repository: string): void {
+    this.derived.delete(repository)
+    if (this.derivedElsewhere.size > 0) this.derivedElsewhere.clear()
+  }
+
   namespaceMode(namespace: string): Mode | undefined {
     return this.modes.get(namespace)
   }
@@ -572,6 +607,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
         let keys = this.repos.get(repo)
         if (keys === undefined) this.repos.set(repo, (keys = new Set()))
         keys.add(key)
+        this.repositoryChanged(repo)
       }
     }
     set.add(slot)
@@ -593,6 +629,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     const keys = this.repos.get(repo)
     keys?.delete(key)
     if (keys?.size === 0) this.repos.delete(repo)
+    this.repositoryChanged(repo)
   }
 
   private bitsIn(map: Map<string, Bits>, key: string, slot: number): void {

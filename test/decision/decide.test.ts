@@ -1,10 +1,10 @@
 import t from 'tap'
-import { decide, type Decision, type Subject } from '../../src/decision/decide.js'
+import { decide, suggest, type Decision, type Subject } from '../../src/decision/decide.js'
 import { denialMessage, MAX_WARNING_RUNES, MAX_WARNINGS_TOTAL_RUNES, warningsFor } from '../../src/decision/messages.js'
 import type { Mode } from '../../src/api/types.js'
 import type { ContainerFacts, PodTemplateFacts } from '../../src/workload/pod-template.js'
 import { daemonSetTolerations, type Placement } from '../../src/api/scheduling.js'
-import { buildIndex, NOW, STALE_MS } from '../helpers/inventory.js'
+import { buildIndex, NOW, runtimeImage, STALE_MS } from '../helpers/inventory.js'
 
 const APP = 'docker.io/library/myapp:1.0'
 const index = buildIndex([
@@ -319,4 +319,17 @@ t.test('image volumes with pullPolicy: Never need their image like a container, 
   }
   d = run(template([vol('myapp:dev', 'Never')], { nodeSelector: { zone: 'a' } }))
   t.match(warningsFor(d, subject)[1], /^image volume "models": image "myapp:dev" \(pullPolicy: Never\) is on 1 of 2 eligible nodes/)
+})
+
+t.test('"did you mean" is remembered by the index only until the repository changes', async (t) => {
+  const index = buildIndex([{ name: 'n1', images: ['docker.io/library/app:1.0.0', 'docker.io/library/other:2'] }])
+  t.same(suggest(index, 'docker.io/library/app:1.0.1'), ['app:1.0.0'])
+  t.equal(suggest(index, 'docker.io/library/app:1.0.1'), suggest(index, 'docker.io/library/app:1.0.1'), 'the same answer, not a new ranking')
+  t.ok(Object.isFrozen(suggest(index, 'docker.io/library/app:1.0.1')), 'shared answers cannot be changed by a reader')
+  index.upsertImages({ nodeName: 'n1', images: ['docker.io/library/app:1.0.0', 'docker.io/library/app:1.0.2', 'docker.io/library/other:2'].map(runtimeImage), observedAt: NOW })
+  t.same(suggest(index, 'docker.io/library/app:1.0.1'), ['app:1.0.0', 'app:1.0.2'], 'a new tag of the repository is seen at once')
+  t.same(suggest(index, 'docker.io/library/aps:1.0.0'), ['app:1.0.0'], 'a near-miss repository')
+  index.upsertImages({ nodeName: 'n1', images: ['docker.io/library/apt:1.0.0', 'docker.io/library/other:2'].map(runtimeImage), observedAt: NOW })
+  t.same(suggest(index, 'docker.io/library/aps:1.0.0'), ['apt:1.0.0'], 'near misses follow the set of repositories')
+  t.same(suggest(index, 'docker.io/library/app:1.0.1'), ['apt:1.0.0'], 'a repository that left no longer answers from its memo')
 })
