@@ -63,11 +63,22 @@ async function cli(args: string[], options: { env?: Record<string, string>; unti
   await writeFile(trace, '')
   // No inherited KUBECONFIG, KUBERNETES_SERVICE_HOST or NODE_OPTIONS: each path is only what its flags say.
   const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: work, NPG_TRACE: trace, ...options.env }
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, join(root, 'src', 'cli.ts'), ...args], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--import',
+      `data:text/javascript,${encodeURIComponent(PRELOAD)}`,
+      join(root, 'src', 'cli.ts'),
+      ...args,
+    ],
+    {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let stdout = ''
   let stderr = ''
   // Not an assertion: a child that never gets there must not outlive the test.
@@ -84,7 +95,11 @@ async function cli(args: string[], options: { env?: Record<string, string>; unti
 }
 
 const notLoaded = (t: Test, run: Run, what: string): void => {
-  t.strictSame(run.loaded, [], `${what}: ${LIBRARY} is not loaded${run.loaded.length > 0 ? ` (first: ${relative(root, fileURLToPath(run.loaded[0] as string))})` : ''}`)
+  t.strictSame(
+    run.loaded,
+    [],
+    `${what}: ${LIBRARY} is not loaded${run.loaded.length > 0 ? ` (first: ${relative(root, fileURLToPath(run.loaded[0] as string))})` : ''}`,
+  )
 }
 
 t.test('the tracer sees client-node when a path does load it (check --kubeconfig)', async (t) => {
@@ -118,9 +133,33 @@ t.test('certs without --patch-live never loads it', async (t) => {
 
 t.test('the webhook on a static inventory never loads it', async (t) => {
   const dir = join(work, 'webhook-tls')
-  const { paths } = await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
+  const { paths } = await ensureCertificates({
+    outDir: dir,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1'],
+    days: 30,
+    force: false,
+    now: new Date(),
+  })
   const run = await cli(
-    ['webhook', '--inventory-file', inventory, '--tls-cert', paths.cert, '--tls-key', paths.key, '--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--shutdown-delay', '0s'],
+    [
+      'webhook',
+      '--inventory-file',
+      inventory,
+      '--tls-cert',
+      paths.cert,
+      '--tls-key',
+      paths.key,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--shutdown-delay',
+      '0s',
+    ],
     { until: /Server listening/ },
   )
   t.match(run.stdout, /Server listening/, 'it served')
@@ -130,7 +169,15 @@ t.test('the webhook on a static inventory never loads it', async (t) => {
 /** A stand-in apiserver over HTTPS, trusted through the service account's ca.crt, as in a pod. */
 async function podApiserver(t: Test): Promise<{ env: Record<string, string>; saDir: string; patches: () => number }> {
   const dir = join(work, `apiserver-${++runs}`)
-  const { paths } = await ensureCertificates({ outDir: dir, service: 'kubernetes', namespace: 'default', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
+  const { paths } = await ensureCertificates({
+    outDir: dir,
+    service: 'kubernetes',
+    namespace: 'default',
+    hosts: ['127.0.0.1'],
+    days: 30,
+    force: false,
+    now: new Date(),
+  })
   let patches = 0
   const server = createServer({ cert: await readFile(paths.cert), key: await readFile(paths.key) }, (req, res) => {
     let body = ''
@@ -159,7 +206,11 @@ async function podApiserver(t: Test): Promise<{ env: Record<string, string>; saD
   await writeFile(join(saDir, 'token'), 'token\n')
   await writeFile(join(saDir, 'ca.crt'), await readFile(paths.caCert))
   return {
-    env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String((server.address() as AddressInfo).port), NODE_NAME: 'node-a' },
+    env: {
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: String((server.address() as AddressInfo).port),
+      NODE_NAME: 'node-a',
+    },
     saDir,
     patches: () => patches,
   }
@@ -167,29 +218,47 @@ async function podApiserver(t: Test): Promise<{ env: Record<string, string>; saD
 
 t.test('the agent in a pod never loads it: startup and a failing runtime', async (t) => {
   const api = await podApiserver(t)
-  const run = await cli(['agent', '--service-account-dir', api.saDir, '--cri-endpoint', `unix://${join(work, 'no-such.sock')}`, '--interval', '200ms'], {
-    env: api.env,
-    until: /cannot list images/,
-  })
+  const run = await cli(
+    [
+      'agent',
+      '--service-account-dir',
+      api.saDir,
+      '--cri-endpoint',
+      `unix://${join(work, 'no-such.sock')}`,
+      '--interval',
+      '200ms',
+    ],
+    {
+      env: api.env,
+      until: /cannot list images/,
+    },
+  )
   t.match(run.stdout, /agent starting/, 'it started with the service account')
   t.match(run.stdout, /cannot list images/, 'and ran a round')
   notLoaded(t, run, 'agent in a pod')
 })
 
-t.test('the agent in a pod never loads it: publishing a real runtime\'s images', { skip: noContainerd ?? false }, async (t) => {
-  const ctrd = await startContainerd()
-  t.teardown(() => ctrd.cleanup())
-  const image = await writeOciImage(ctrd.dir, 'a.tar', { names: ['docker.io/neverpull/a:1'], content: 'a' })
-  await ctrd.importImage(image.path)
-  const api = await podApiserver(t)
-  const run = await cli(['agent', '--service-account-dir', api.saDir, '--cri-endpoint', ctrd.endpoint, '--interval', '200ms'], {
-    env: api.env,
-    until: /published image list/,
-  })
-  t.match(run.stdout, /published image list/, 'it published', { stderr: run.stderr })
-  t.ok(api.patches() > 0, 'the stand-in apiserver received the server-side apply')
-  notLoaded(t, run, 'agent publishing in a pod')
-})
+t.test(
+  "the agent in a pod never loads it: publishing a real runtime's images",
+  { skip: noContainerd ?? false },
+  async (t) => {
+    const ctrd = await startContainerd()
+    t.teardown(() => ctrd.cleanup())
+    const image = await writeOciImage(ctrd.dir, 'a.tar', { names: ['docker.io/neverpull/a:1'], content: 'a' })
+    await ctrd.importImage(image.path)
+    const api = await podApiserver(t)
+    const run = await cli(
+      ['agent', '--service-account-dir', api.saDir, '--cri-endpoint', ctrd.endpoint, '--interval', '200ms'],
+      {
+        env: api.env,
+        until: /published image list/,
+      },
+    )
+    t.match(run.stdout, /published image list/, 'it published', { stderr: run.stderr })
+    t.ok(api.patches() > 0, 'the stand-in apiserver received the server-side apply')
+    notLoaded(t, run, 'agent publishing in a pod')
+  },
+)
 
 // ---------------------------------------------------------------- static imports
 
@@ -220,14 +289,19 @@ function staticClosure(roots: string[]): Map<string, string> {
   return seen
 }
 
-t.test('no command reaches client-node through static imports', async (t) => {
+t.test('no command reaches client-node through static imports', (t) => {
   // The CLI and what it imports on demand per command: each of those loads whole at the
   // start of its command, so its static imports must not reach client-node.
   // The bin (src/cli.ts) hands the process to the program (src/cli/main.ts), which imports each command.
   const cli = join(root, 'src', 'cli.ts')
   const program = join(root, 'src', 'cli', 'main.ts')
-  const commands = [...readFileSync(program, 'utf8').matchAll(/import\(\s*['"](\.[^'"]+)['"]\s*\)/g)].map((m) => resolvePath(dirname(program), (m[1] as string).replace(/\.js$/, '.ts')))
-  t.ok(commands.length >= 4 || readFileSync(cli, 'utf8').includes('commander'), `${commands.length} command modules imported on demand`)
+  const commands = [...readFileSync(program, 'utf8').matchAll(/import\(\s*['"](\.[^'"]+)['"]\s*\)/g)].map((m) =>
+    resolvePath(dirname(program), (m[1] as string).replace(/\.js$/, '.ts')),
+  )
+  t.ok(
+    commands.length >= 4 || readFileSync(cli, 'utf8').includes('commander'),
+    `${commands.length} command modules imported on demand`,
+  )
   const closure = staticClosure([cli, program, ...commands])
   t.ok(closure.size > 20, `${closure.size} modules load with the CLI and its commands`)
   const chain = (mod: string): string => {
@@ -244,11 +318,23 @@ t.test('no command reaches client-node through static imports', async (t) => {
   }
   // Where it may be imported as a value at all: each such module is reached only through import().
   const allowed = new Set(['src/audit/runner.ts'])
-  const walk = (dir: string): string[] => readdirSync(dir).flatMap((e) => (statSync(join(dir, e)).isDirectory() ? walk(join(dir, e)) : e.endsWith('.ts') ? [join(dir, e)] : []))
+  const walk = (dir: string): string[] =>
+    readdirSync(dir).flatMap((e) =>
+      statSync(join(dir, e)).isDirectory() ? walk(join(dir, e)) : e.endsWith('.ts') ? [join(dir, e)] : [],
+    )
   for (const file of walk(join(root, 'src'))) {
     const text = readFileSync(file, 'utf8')
-    const valueImport = new RegExp(`^\\s*import\\s+(?!type\\s)[^;'"]*?from\\s+['"]${LIBRARY.replace('/', '\\/')}['"]`, 'm').test(text)
-    if (valueImport) t.ok(allowed.has(relative(root, file)), `${relative(root, file)} imports ${LIBRARY} statically (only ${[...allowed].join(', ')} may, being loaded on demand)`)
-    if (allowed.has(relative(root, file))) t.notOk(closure.has(file), `${relative(root, file)} is not in the CLI's static closure`)
+    const valueImport = new RegExp(
+      `^\\s*import\\s+(?!type\\s)[^;'"]*?from\\s+['"]${LIBRARY.replace('/', '\\/')}['"]`,
+      'm',
+    ).test(text)
+    if (valueImport)
+      t.ok(
+        allowed.has(relative(root, file)),
+        `${relative(root, file)} imports ${LIBRARY} statically (only ${[...allowed].join(', ')} may, being loaded on demand)`,
+      )
+    if (allowed.has(relative(root, file)))
+      t.notOk(closure.has(file), `${relative(root, file)} is not in the CLI's static closure`)
   }
+  t.end()
 })

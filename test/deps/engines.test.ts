@@ -34,7 +34,10 @@ interface Lock {
   packages: Record<string, LockEntry>
 }
 
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines?: { node?: string }; overrides?: Record<string, string> }
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  engines?: { node?: string }
+  overrides?: Record<string, string>
+}
 const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as Lock
 const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8')
 
@@ -70,22 +73,34 @@ function dockerMajors(): { image: string; major: number }[] {
 const engines = pkg.engines?.node
 const lockRoot = lock.packages['']
 
-t.test('package.json states the Node it supports, and the lock file agrees', async (t) => {
+t.test('package.json states the Node it supports, and the lock file agrees', (t) => {
   t.ok(engines !== undefined && semver.validRange(engines) !== null, `engines.node is a range (${engines})`)
   const rootEngines = lockRoot?.engines
-  t.strictSame(Array.isArray(rootEngines) ? undefined : rootEngines?.['node'], engines, 'package-lock.json carries the same engines')
+  t.strictSame(
+    Array.isArray(rootEngines) ? undefined : rootEngines?.['node'],
+    engines,
+    'package-lock.json carries the same engines',
+  )
   t.equal(lock.lockfileVersion, 3, 'lockfile v3: packages with dev flags')
+  t.end()
 })
 
-t.test('the Dockerfile runs one Node major, one that package.json supports, with the lock and its overrides', async (t) => {
+t.test('the Dockerfile runs one Node major, one that package.json supports, with the lock and its overrides', (t) => {
   const majors = dockerMajors()
   t.ok(majors.length >= 2, `Node stages found: ${majors.map((m) => m.image).join(', ')}`)
   const distinct = [...new Set(majors.map((m) => m.major))]
-  t.equal(distinct.length, 1, `every stage uses the same Node major (${majors.map((m) => `${m.image}: ${m.major}`).join(', ')})`)
+  t.equal(
+    distinct.length,
+    1,
+    `every stage uses the same Node major (${majors.map((m) => `${m.image}: ${m.major}`).join(', ')})`,
+  )
   const runtime = majors[majors.length - 1]
   t.match(runtime?.image ?? '', /distroless\/nodejs\d+/, 'the runtime stage is distroless Node')
   for (const { image, major } of majors) {
-    t.ok(engines !== undefined && semver.intersects(`^${major}.0.0`, engines), `${image}: Node ${major} is allowed by engines ${engines}`)
+    t.ok(
+      engines !== undefined && semver.intersects(`^${major}.0.0`, engines),
+      `${image}: Node ${major} is allowed by engines ${engines}`,
+    )
   }
   // Each npm ci must see the lock file (and so the overrides resolved into it).
   const stages = dockerfile.split(/^FROM\s/m).slice(1)
@@ -93,16 +108,20 @@ t.test('the Dockerfile runs one Node major, one that package.json supports, with
   t.ok(installing.length >= 2, 'the build and the production-dependency stages run npm ci')
   for (const s of installing) {
     const copy = s.search(/^COPY package\.json package-lock\.json \.\/$/m)
-    t.ok(copy >= 0 && copy < s.search(/npm ci/), `stage "${s.split('\n')[0]}": package.json and the lock are copied before npm ci`)
+    t.ok(
+      copy >= 0 && copy < s.search(/npm ci/),
+      `stage "${s.split('\n')[0]}": package.json and the lock are copied before npm ci`,
+    )
   }
   for (const [name, version] of Object.entries(pkg.overrides ?? {})) {
     const installed = production.filter(([path]) => nameOf(path) === name)
     t.ok(installed.length > 0, `override ${name} is in the production tree`)
     for (const [path, e] of installed) t.equal(e.version, version, `${path} is the overridden ${version}`)
   }
+  t.end()
 })
 
-t.test('every production dependency accepts every Node we run on (no EBADENGINE)', async (t) => {
+t.test('every production dependency accepts every Node we run on (no EBADENGINE)', (t) => {
   const floor = engines ?? '*'
   const major = dockerMajors().at(-1)?.major
   // The image's Node: the newest release of its major, so any one of them at or above our floor.
@@ -122,4 +141,5 @@ t.test('every production dependency accepts every Node we run on (no EBADENGINE)
     if (image !== undefined) t.ok(semver.subset(image, range), `${who} accepts the image's Node ${major} (${image})`)
   }
   t.ok(checked > 20, `${checked} production packages state engines.node`)
+  t.end()
 })

@@ -68,7 +68,7 @@ const buildOf = (dir: string): K8sObject[] => {
 }
 const versionRows = rows.filter((r) => /^\| \*\*/.test(deploying.split('\n').find((l) => l.includes(`\`${r.dir}`)) ?? ''))
 
-t.test('the version table lists every ready-made directory, and some directory fits every supported version', async (t) => {
+t.test('the version table lists every ready-made directory, and some directory fits every supported version', (t) => {
   const overlays = readdirSync(join(root, 'manifests', 'overlays')).filter((d) => existsSync(join(root, 'manifests', 'overlays', d, 'kustomization.yaml')))
   const expected = ['manifests', ...overlays.map((d) => `manifests/overlays/${d}`)].sort()
   t.strictSame([...new Set(rows.map((r) => r.dir))].sort(), expected, 'README "Deploying" table rows: manifests/ and every overlay')
@@ -83,6 +83,7 @@ t.test('the version table lists every ready-made directory, and some directory f
       t.ok(x.max < y.min || y.max < x.min, `${x.dir} and ${y.dir}: one answer per version`)
     }
   }
+  t.end()
 })
 
 /** The Kubernetes versions a rendered build can be applied to, from the APIs it uses. */
@@ -107,21 +108,23 @@ function supported(list: K8sObject[]): { min: number; max: number; why: string[]
   return { min, max, why }
 }
 
-t.test('each directory claims only versions whose APIs it renders', async (t) => {
+t.test('each directory claims only versions whose APIs it renders', (t) => {
   for (const r of rows) {
     const s = supported(buildOf(r.dir))
     t.ok(r.min >= s.min && r.max <= s.max, `${r.dir}: README says ${r.versions}, its APIs allow 1.${s.min} to ${s.max === Infinity ? 'any' : `1.${s.max}`} (${s.why.join('; ')})`)
   }
+  t.end()
 })
 
-t.test("each kustomization's first line names the README's versions for it", async (t) => {
+t.test("each kustomization's first line names the README's versions for it", (t) => {
   for (const r of rows) {
     const first = readFileSync(join(root, r.dir, 'kustomization.yaml'), 'utf8').split('\n')[0] ?? ''
     t.ok(first.startsWith(`# Kubernetes ${r.versions}:`), `${r.dir}/kustomization.yaml starts with "# Kubernetes ${r.versions}:" (is "${first}")`)
   }
+  t.end()
 })
 
-t.test('the errors the README and kustomizations quote are the ones the renders would cause', async (t) => {
+t.test('the errors the README and kustomizations quote are the ones the renders would cause', (t) => {
   const texts = [deploying, ...rows.map((r) => readFileSync(join(root, r.dir, 'kustomization.yaml'), 'utf8'))]
   const all = [...builds.values()].flat()
   let quoted = 0
@@ -139,6 +142,7 @@ t.test('the errors the README and kustomizations quote are the ones the renders 
   const [pdbV1, matchConditions] = [/no matches for kind "PodDisruptionBudget" in version "policy\/v1"/, /unknown field "matchConditions"/]
   t.match(deploying, pdbV1)
   t.match(deploying, matchConditions)
+  t.end()
 })
 
 // ---------------------------------------------------------------- the commands
@@ -194,21 +198,23 @@ function parseSelector(s: string): Selector {
 const selects = (x: K8sObject, s: Selector): boolean => (x.metadata.labels?.[s.key] === s.value) === (s.op === '=')
 const isRegistration = (x: K8sObject): boolean => x.kind === 'ValidatingWebhookConfiguration' || x.kind === 'MutatingWebhookConfiguration'
 
-t.test('the README has the commands this test reads', async (t) => {
+t.test('the README has the commands this test reads', (t) => {
   t.ok(cmds.length >= 20, `${cmds.length} commands in "Deploying"`)
   t.ok(cmds.some((c) => verbOf(c) === 'apply' && dirOf(c) !== undefined), 'an apply of a directory')
   t.ok(cmds.some((c) => verbOf(c) === 'delete' && dirOf(c) !== undefined), 'a delete of a directory')
+  t.end()
 })
 
-t.test('every directory a command builds is a directory of the table', async (t) => {
+t.test('every directory a command builds is a directory of the table', (t) => {
   for (const c of cmds) {
     const dir = dirOf(c)
     if (dir === undefined) continue
     t.ok(builds.has(dirKey(dir)), `${c.line}: ${dir}`)
   }
+  t.end()
 })
 
-t.test('namespaces, workloads and webhook names in the commands exist in every build', async (t) => {
+t.test('namespaces, workloads and webhook names in the commands exist in every build', (t) => {
   for (const c of cmds) {
     const k = kubectl(c)
     if (k.length === 0) continue
@@ -233,9 +239,10 @@ t.test('namespaces, workloads and webhook names in the commands exist in every b
       for (const list of builds.values()) t.ok(list.some((x) => x.kind === 'ValidatingWebhookConfiguration' && x.metadata.name === patchLive), `${c.line}: ${patchLive} is rendered`)
     }
   }
+  t.end()
 })
 
-t.test('the certificate the commands create is the one the webhook mounts and the apiserver dials', async (t) => {
+t.test('the certificate the commands create is the one the webhook mounts and the apiserver dials', (t) => {
   const certs = cmds.filter((c) => c.words.includes('certs') && c.words.includes('dist/cli.js'))
   t.ok(certs.length > 0, 'certs commands')
   for (const c of certs) {
@@ -252,9 +259,10 @@ t.test('the certificate the commands create is the one the webhook mounts and th
     const svc = list.find((x) => x.kind === 'Service' && x.metadata.name === DEV_SERVICE && x.metadata.namespace === DEV_NAMESPACE)
     t.ok(svc !== undefined, `${dir}: Service ${DEV_NAMESPACE}/${DEV_SERVICE}, the name certs puts on the certificate`)
   }
+  t.end()
 })
 
-t.test('the image the try step runs is the image the manifests deploy', async (t) => {
+t.test('the image the try step runs is the image the manifests deploy', (t) => {
   const runs = cmds.filter((c) => kubectl(c)[1] === 'run')
   t.ok(runs.length >= 2, 'kubectl run commands')
   const deploy = buildOf('manifests').find((x) => x.kind === 'Deployment') as K8sObject
@@ -263,9 +271,10 @@ t.test('the image the try step runs is the image the manifests deploy', async (t
   t.ok(own.length > 0, 'one runs neverpull-guard itself')
   for (const c of own) t.equal(flag(c.words, '--image'), image, `${c.line}: the deployed image`)
   for (const c of runs) t.equal(flag(c.words, '--image-pull-policy'), 'Never', `${c.line}: Never`)
+  t.end()
 })
 
-t.test('namespace labels the commands set are the ones the webhook reads', async (t) => {
+t.test('namespace labels the commands set are the ones the webhook reads', (t) => {
   const modes = new Set(['enforce', 'warn', 'audit', 'off'])
   const labels = cmds.filter((c) => kubectl(c)[1] === 'label')
   t.ok(labels.length > 0, 'label commands')
@@ -284,9 +293,10 @@ t.test('namespace labels the commands set are the ones the webhook reads', async
   // The warn-mode step labels the namespace the try step used (kubectl run's default).
   t.ok(labels.some((c) => kubectl(c)[3] === 'default' && /=warn$/.test(kubectl(c)[4] ?? '')), 'warn mode on the namespace of the try step')
   t.notOk(cmds.some((c) => /kubectl create (namespace|ns) /.test(c.line)), 'the kustomization owns its namespace')
+  t.end()
 })
 
-t.test('the registration label marks exactly the webhook configurations', async (t) => {
+t.test('the registration label marks exactly the webhook configurations', (t) => {
   const selectors = cmds.map((c) => flag(kubectl(c), '-l')).filter((s): s is string => s !== undefined)
   t.ok(selectors.length > 0, 'commands select by label')
   for (const s of new Set(selectors)) {
@@ -298,9 +308,10 @@ t.test('the registration label marks exactly the webhook configurations', async 
       t.ok(chosen.length > 0, `${dir}: -l ${s} selects something`)
     }
   }
+  t.end()
 })
 
-t.test('install: everything but the registration, the Secret, the rollouts, then the registration and its CA', async (t) => {
+t.test('install: everything but the registration, the Secret, the rollouts, then the registration and its CA', (t) => {
   const installed = new Set(cmds.filter((c) => verbOf(c) === 'apply' && dirOf(c) !== undefined).map((c) => dirKey(dirOf(c) as string)))
   // manifests/ stands in for every 1.21+ directory ("put your directory in its place"); 1.19
   // and 1.20 differ in more than the directory, so they have their own commands.
@@ -323,9 +334,10 @@ t.test('install: everything but the registration, the Secret, the rollouts, then
     const kubeSystem = cmds.slice(start, register).some((c) => /kubectl label namespace kube-system neverpull\.dev\/mode=off/.test(c.line))
     t.equal(kubeSystem, row.min < 21, `${dir}: kube-system labelled before the registration exactly where kubernetes.io/metadata.name is missing`)
   }
+  t.end()
 })
 
-t.test('uninstall: each version directory, the registration first, then the rest', async (t) => {
+t.test('uninstall: each version directory, the registration first, then the rest', (t) => {
   for (const r of versionRows) {
     const deletes = cmds.filter((c) => verbOf(c) === 'delete' && dirOf(c) !== undefined && dirKey(dirOf(c) as string) === r.dir)
     t.equal(deletes.length, 2, `${r.dir}: two deletes with the same directory as the install`)
@@ -333,4 +345,5 @@ t.test('uninstall: each version directory, the registration first, then the rest
     t.equal(flag(kubectl(deletes[0] as Command), '-l'), 'neverpull.dev/registration=true', `${r.dir}: the registration first`)
     t.ok(kubectl(deletes[1] as Command).includes('--ignore-not-found'), `${r.dir}: then the rest, the registration already gone`)
   }
+  t.end()
 })
