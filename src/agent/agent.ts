@@ -10,6 +10,7 @@ import {
 } from '../api/types.js'
 import { createNameConfirmer, DEFAULT_CONFIRM_BUDGET } from './confirm.js'
 import type { CriClient } from './cri.js'
+import type { ContainerdClient, ImagesElsewhere } from './containerd.js'
 import type { NodeImageSetStatus, Publisher } from './publish.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 
@@ -48,6 +49,8 @@ export const systemClock: Clock = {
 export interface AgentOptions {
   nodeName: string
   cri: Pick<CriClient, 'listImages' | 'imageStatus' | 'version'>
+  /** containerd's own API on the same socket: images outside k8s.io. Asked only when the runtime is containerd. */
+  containerd?: Pick<ContainerdClient, 'listImagesElsewhere'>
   publisher: Publisher
   clock?: Clock
   logger?: Logger
@@ -103,12 +106,19 @@ export function specDigest(spec: NodeImageSet['spec']): string {
   return createHash('sha256').update(JSON.stringify(spec)).digest('hex')
 }
 
-export function nodeImageSet(nodeName: string, runtime: RuntimeInfo | undefined, images: RuntimeImage[]): NodeImageSet {
+export function nodeImageSet(nodeName: string, runtime: RuntimeInfo | undefined, images: RuntimeImage[], elsewhere?: ImagesElsewhere): NodeImageSet {
   return {
     apiVersion: `${GROUP}/${VERSION}`,
     kind: NODE_IMAGE_SET_KIND,
     metadata: { name: nodeName },
-    spec: { nodeName, ...(runtime ? { runtime } : {}), images },
+    spec: {
+      nodeName,
+      ...(runtime ? { runtime } : {}),
+      images,
+      // Absent when empty: a node with nothing elsewhere publishes what it always did.
+      ...(elsewhere !== undefined && elsewhere.images.length > 0 ? { imagesElsewhere: elsewhere.images } : {}),
+      ...(elsewhere !== undefined && elsewhere.omitted > 0 ? { imagesElsewhereOmitted: elsewhere.omitted } : {}),
+    },
   }
 }
 
@@ -136,6 +146,9 @@ export function createAgent(options: AgentOptions): Agent {
   /** A spec landed whose status has not yet: retried every tick until it lands. */
   let statusPending = false
   let failures = 0
+  /** The last images-elsewhere listing that worked: kept while containerd's API fails. */
+  let elsewhere: ImagesElsewhere | undefined
+  let elsewhereFailing = false
   const conditions = new Map<string, NodeImageSetCondition>()
   // Re-checks of unresolved names ride the heartbeat: a name fixed by a re-tag shows up within it.
   const confirmer = createNameConfirmer((image) => cri.imageStatus(image), {
@@ -196,6 +209,17 @@ export function createAgent(options: AgentOptions): Agent {
       const [runtime, listed] = await Promise.all([cri.version(), cri.listImages()])
       // Only names the runtime resolves: what the kubelet's ImageStatus will find.
       const confirmed = await confirmer.confirm(listed, clock.now())
+      if (options.containerd !== undefined && runtime.name === 'containerd') {
+        try {
+          elsewhere = await options.containerd.listImagesElsewhere()
+          if (elsewhereFailing) log.info({}, 'listing images outside k8s.io works again')
+          elsewhereFailing = false
+        } catch (err) {
+          // Only a hint for messages: the kubelet's list (above) still goes out.
+          if (!elsewhereFailing) log.warn({ err: errorMessage(err) }, 'cannot list images outside the k8s.io containerd namespace; keeping the last list')
+          elsewhereFailing = true
+        }
+      }
       const now = clock.now()
       const unresolved = confirmed.unresolved
       const fresh = unresolved.filter((n) => !reportedUnresolved.has(n))
@@ -223,7 +247,7 @@ export function createAgent(options: AgentOptions): Agent {
         )
         log.info({ pending: confirmed.pending, calls: confirmed.calls }, 'confirming image names with the runtime')
       } else {
-        const spec = nodeImageSet(nodeName, runtime, canonicalImages(confirmed.images)).spec
+        const spec = nodeImageSet(nodeName, runtime, canonicalImages(confirmed.images), elsewhere).spec
         current = { spec, digest: specDigest(spec) }
         setCondition(
           CONDITION_RUNTIME_REACHABLE,

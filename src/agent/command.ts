@@ -7,6 +7,7 @@ import {
   DEFAULT_INTERVAL_MS,
 } from './agent.js'
 import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './cri.js'
+import { connectContainerd, type ContainerdClient } from './containerd.js'
 import { inClusterHttp } from '../kube/http.js'
 import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
 import type { Logger } from '../util/logger.js'
@@ -117,6 +118,8 @@ export interface AgentCommandDeps {
   logger: (level: LogLevel, nodeName: string) => Logger
   probe: () => Promise<string>
   connect: (endpoint: string) => CriClient
+  /** containerd's own API on the CRI socket, for images outside k8s.io. */
+  containerd: (endpoint: string) => ContainerdClient
   publisher: (config: AgentConfig, env: NodeJS.ProcessEnv) => Promise<Publisher>
 }
 
@@ -139,6 +142,7 @@ const defaultDeps: AgentCommandDeps = {
   logger: (level, nodeName) => pino({ level, base: { component: 'agent', node: nodeName } }),
   probe: () => probeEndpoint(),
   connect: (endpoint) => connectCri(endpoint),
+  containerd: (endpoint) => connectContainerd(endpoint),
   publisher: defaultPublisher,
 }
 
@@ -161,10 +165,12 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
 
   const log = d.logger(config.logLevel, config.nodeName)
   let cri: CriClient | undefined
+  let containerd: ContainerdClient | undefined
   let publisher: Publisher
   try {
     const endpoint = config.criEndpoint ?? (await d.probe())
     cri = d.connect(endpoint)
+    containerd = d.containerd(endpoint)
     publisher = await d.publisher(config, env)
     log.info({ endpoint, intervalMs: config.intervalMs, heartbeatMs: config.heartbeatMs }, 'agent starting')
   } catch (err) {
@@ -178,6 +184,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
   const agent = createAgent({
     nodeName: config.nodeName,
     cri,
+    containerd,
     publisher,
     logger: log,
     intervalMs: config.intervalMs,
@@ -195,6 +202,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
     d.signals.removeListener('SIGTERM', onSignal)
     d.signals.removeListener('SIGINT', onSignal)
     cri.close()
+    containerd.close()
   }
   log.info({}, 'agent stopped')
   return 0

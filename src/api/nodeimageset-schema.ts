@@ -100,6 +100,31 @@ export const NODE_IMAGE_SET_SCHEMA = {
             },
           },
         },
+        imagesElsewhere: {
+          type: 'array',
+          description:
+            'Images the node holds where the kubelet does not look: containerd namespaces other than k8s.io ' +
+            '(ctr images import without -n k8s.io; Docker with the containerd image store uses moby). Never counted as present. ' +
+            'At most 1000, sorted by namespace and name.',
+          maxItems: 1000,
+          'x-kubernetes-list-type': 'atomic',
+          items: {
+            title: 'NodeImageSetImageElsewhere',
+            type: 'object',
+            required: ['name', 'containerdNamespace'],
+            properties: {
+              name: { type: 'string', description: 'The image name as containerd stores it (ctr images ls).', minLength: 1, maxLength: 1024 },
+              digest: { type: 'string', description: 'The manifest or index digest the name points to.', maxLength: 200 },
+              containerdNamespace: { type: 'string', description: 'The containerd namespace that holds it.', minLength: 1, maxLength: 253 },
+            },
+          },
+        },
+        imagesElsewhereOmitted: {
+          type: 'integer',
+          description: 'How many more images elsewhere the agent found than imagesElsewhere lists.',
+          format: 'int32',
+          minimum: 0,
+        },
       },
     },
     status: {
@@ -116,6 +141,25 @@ export const NODE_IMAGE_SET_SCHEMA = {
           description: 'spec.images.length, for the printer column (a JSONPath cannot count an array).',
           format: 'int32',
           minimum: 0,
+        },
+        imageFilesystem: {
+          title: 'NodeImageSetImageFilesystem',
+          type: 'object',
+          description:
+            'The image filesystem as the kubelet\'s image garbage collector sees it: CRI ImageFsInfo and statfs of its mountpoint.',
+          properties: {
+            mountpoint: { type: 'string', description: 'Where the runtime keeps its images (CRI ImageFsInfo fs_id).', maxLength: 4096 },
+            usedBytes: { type: 'integer', description: 'Bytes the runtime\'s images use (CRI used_bytes).', format: 'int64', minimum: 0 },
+            capacityBytes: { type: 'integer', description: 'Size of the filesystem (statfs).', format: 'int64', minimum: 0 },
+            availableBytes: { type: 'integer', description: 'Bytes available on it (statfs).', format: 'int64', minimum: 0 },
+            usedPercent: {
+              type: 'integer',
+              description: '100 - availableBytes*100/capacityBytes, as the kubelet compares it with --image-gc-high-threshold.',
+              format: 'int32',
+              minimum: 0,
+              maximum: 100,
+            },
+          },
         },
         conditions: {
           type: 'array',

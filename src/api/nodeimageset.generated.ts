@@ -6,6 +6,10 @@ export interface NodeImageSetSpec {
   runtime?: NodeImageSetRuntime
   /** Every image the runtime lists (ImageService/ListImages). */
   images: NodeImageSetImage[]
+  /** Images the node holds where the kubelet does not look: containerd namespaces other than k8s.io (ctr images import without -n k8s.io; Docker with the containerd image store uses moby). Never counted as present. At most 1000, sorted by namespace and name. */
+  imagesElsewhere?: NodeImageSetImageElsewhere[]
+  /** How many more images elsewhere the agent found than imagesElsewhere lists. */
+  imagesElsewhereOmitted?: number
 }
 
 /** The container runtime as RuntimeService/Version reports it. */
@@ -35,12 +39,36 @@ export interface NodeImageSetImage {
   pinned?: boolean
 }
 
+export interface NodeImageSetImageElsewhere {
+  /** The image name as containerd stores it (ctr images ls). */
+  name: string
+  /** The manifest or index digest the name points to. */
+  digest?: string
+  /** The containerd namespace that holds it. */
+  containerdNamespace: string
+}
+
 export interface NodeImageSetStatus {
   /** RFC 3339 time the agent last confirmed the list against the runtime. */
   observedTime?: string
   /** spec.images.length, for the printer column (a JSONPath cannot count an array). */
   imageCount?: number
+  imageFilesystem?: NodeImageSetImageFilesystem
   conditions?: NodeImageSetCondition[]
+}
+
+/** The image filesystem as the kubelet's image garbage collector sees it: CRI ImageFsInfo and statfs of its mountpoint. */
+export interface NodeImageSetImageFilesystem {
+  /** Where the runtime keeps its images (CRI ImageFsInfo fs_id). */
+  mountpoint?: string
+  /** Bytes the runtime's images use (CRI used_bytes). */
+  usedBytes?: number
+  /** Size of the filesystem (statfs). */
+  capacityBytes?: number
+  /** Bytes available on it (statfs). */
+  availableBytes?: number
+  /** 100 - availableBytes*100/capacityBytes, as the kubelet compares it with --image-gc-high-threshold. */
+  usedPercent?: number
 }
 
 export interface NodeImageSetCondition {

@@ -5,6 +5,8 @@
 // The wire types of NodeImageSet, generated from the one schema (nodeimageset-schema.ts).
 import type {
   NodeImageSetImage,
+  NodeImageSetImageElsewhere,
+  NodeImageSetImageFilesystem,
   NodeImageSetRuntime,
   NodeImageSetSpec,
   NodeImageSetStatus,
@@ -12,6 +14,8 @@ import type {
 export type {
   NodeImageSetCondition,
   NodeImageSetImage,
+  NodeImageSetImageElsewhere,
+  NodeImageSetImageFilesystem,
   NodeImageSetRuntime,
   NodeImageSetSpec,
   NodeImageSetStatus,
@@ -104,6 +108,10 @@ export interface NodeImages {
   images: RuntimeImage[]
   /** ms since epoch of status.observedTime; NaN when never observed. */
   observedAt: number
+  /** Images the node holds where the kubelet does not look (spec.imagesElsewhere). */
+  elsewhere?: NodeImageSetImageElsewhere[]
+  /** status.imageFilesystem, when the agent could read it. */
+  imageFilesystem?: NodeImageSetImageFilesystem
 }
 
 export type Mode = 'enforce' | 'warn' | 'audit' | 'off'

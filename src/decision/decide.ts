@@ -74,6 +74,19 @@ export interface Finding {
   registry: string | undefined
   /** For an unpullable Always: what the presence check found (present, missing, ...). */
   presence: Reason | undefined
+  /** Eligible nodes without the image that hold it where the kubelet does not look (up to NAMES_SHOWN). */
+  wrongPlace: WrongPlace[]
+  /** How many eligible nodes hold it only there. */
+  wrongPlaceCount: number
+}
+
+/** An image on an eligible node, but in a containerd namespace the kubelet does not see. */
+export interface WrongPlace {
+  node: string
+  /** containerd namespace, e.g. `default`. */
+  namespace: string
+  /** The name containerd stores it under there. */
+  name: string
 }
 
 export interface Subject {
@@ -283,8 +296,12 @@ function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible
     policy: 'Never',
     registry: undefined,
     presence: undefined,
+    wrongPlace: NO_WRONG_PLACE,
+    wrongPlaceCount: 0,
   }
 }
+
+const NO_WRONG_PLACE: WrongPlace[] = Object.freeze([]) as unknown as WrongPlace[]
 
 const NO_SUGGESTIONS: string[] = Object.freeze([]) as unknown as string[]
 const everyNode = (): boolean => true
@@ -355,6 +372,19 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
     H.firstOutside(E, NAMES_SHOWN, slots)
     const elsewhere = slots.map((slot) => view.nameOf(slot)).sort()
     f.elsewhere = { names: elsewhere, count: H.size - have }
+  }
+  const held = view.imagesElsewhere(key)
+  if (held !== undefined) {
+    const wrong: WrongPlace[] = []
+    const counted = new Set<number>()
+    for (const h of held) {
+      if (!bitsHas(E, h.slot) || has(h.slot) || counted.has(h.slot)) continue
+      counted.add(h.slot)
+      if (wrong.length < NAMES_SHOWN) wrong.push({ node: view.nameOf(h.slot), namespace: h.namespace, name: h.name })
+    }
+    wrong.sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0))
+    f.wrongPlace = wrong
+    f.wrongPlaceCount = counted.size
   }
   if (reason === 'missing') {
     // A truncated ID on no node: the IDs it could mean (two on one node is why it fails there).

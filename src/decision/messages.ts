@@ -1,5 +1,5 @@
 import type { ContainerFacts } from '../workload/pod-template.js'
-import type { Decision, Finding, Note, NodeList, Subject } from './decide.js'
+import type { Decision, Finding, Note, NodeList, Subject, WrongPlace } from './decide.js'
 
 // Text for the person at the terminal. kubectl prints a denial as
 //   Error from server (Forbidden): error when creating "app.yaml": admission webhook "NAME" denied the request: <message>
@@ -95,6 +95,28 @@ function failure(f: Finding): string {
   return f.policy === 'Never' ? 'ErrImageNeverPull' : 'ErrImagePull'
 }
 
+/** `containerd namespace "default"`: the place, in the words of `ctr -n`. */
+function place(namespace: string): string {
+  return `containerd namespace ${quote(namespace, 63)}`
+}
+
+/** Where the image is on eligible nodes, but out of the kubelet's sight. */
+function wrongPlaceText(f: Finding): string {
+  const first = f.wrongPlace[0]
+  if (first === undefined) return ''
+  const sameNamespace = f.wrongPlace.every((w) => w.namespace === first.namespace)
+  const nodes = f.wrongPlace.map((w) => (sameNamespace ? clean(w.node) : `${clean(w.node)} (${place(w.namespace)})`)).join(', ')
+  const more = f.wrongPlaceCount > f.wrongPlace.length ? ` and ${f.wrongPlaceCount - f.wrongPlace.length} more` : ''
+  const where = sameNamespace ? ` in ${place(first.namespace)}` : ''
+  return `; it is on ${nodes}${more}${where}, where the kubelet does not look (only k8s.io)`
+}
+
+/** The exact commands that move an image into k8s.io on its node. */
+function moveCommand(w: WrongPlace): string {
+  const name = clean(w.name)
+  return `ctr -n ${clean(w.namespace)} images export image.tar ${name} && ctr -n k8s.io images import image.tar`
+}
+
 /** The one-line summary of a finding, used both in denials and as a warning. */
 export function findingLine(f: Finding, subject: Subject): string {
   const image = quote(f.container.image)
@@ -111,19 +133,20 @@ export function findingLine(f: Finding, subject: Subject): string {
       return (
         `${c}: cannot confirm image ${image} (${policy}): ` +
         (f.missing.count > 0 ? `not on ${list(f.missing)}; ` : '') +
-        `${f.unknown.count} of ${nodesWord(f.eligible)} have no current image list (${list(f.unknown)})`
+        `${f.unknown.count} of ${nodesWord(f.eligible)} have no current image list (${list(f.unknown)})` +
+        wrongPlaceText(f)
       )
     case 'missing': {
       const elsewhere = f.elsewhere.count > 0 ? `; it is only on ${list(f.elsewhere)}, which the placement excludes` : ''
       const hint = f.suggestions.length > 0 ? `; did you mean ${f.suggestions.join(', ')}?` : ''
       const where = f.eligible === 1 ? `is not on the only eligible node (${list(f.missing)})` : `is on none of the ${nodesWord(f.eligible)} (${list(f.missing)})`
       const pull = f.policy === 'Never' ? '' : '; the kubelet would try to pull it and fail with ErrImagePull'
-      return `${c}: image ${image} (${policy}) ${where}${elsewhere}${pull}${hint}`
+      return `${c}: image ${image} (${policy}) ${where}${wrongPlaceText(f)}${elsewhere}${pull}${hint}`
     }
     case 'partial': {
       const absent = f.missing.count > 0 ? `missing on ${list(f.missing)}` : `${f.unknown.count} without a current image list (${list(f.unknown)})`
       const consequence = f.severity === 'deny' ? `its daemon pods there would fail with ${failure(f)}` : `pods placed elsewhere fail with ${failure(f)}`
-      return `${c}: image ${image} (${policy}) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}), ${absent}; ${consequence}`
+      return `${c}: image ${image} (${policy}) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}), ${absent}${wrongPlaceText(f)}; ${consequence}`
     }
     case 'present':
       return `${c}: image ${image} is on all ${nodesWord(f.eligible)}`
@@ -163,6 +186,13 @@ function fixLines(findings: Finding[]): string[] {
     const always = findings.some((f) => f.reason === 'unpullable')
     const absent = findings.some((f) => f.reason !== 'unpullable' || f.presence !== 'present')
     lines.push('Fix, any one of:')
+    const wrong = findings.find((f) => f.wrongPlace.length > 0)?.wrongPlace[0]
+    if (wrong !== undefined) {
+      lines.push(
+        `- move it where the kubelet looks, on ${clean(wrong.node)} (and each node like it): ${moveCommand(wrong)}` +
+          ` (kind: kind load docker-image ${img}; minikube: minikube image load ${img})`,
+      )
+    }
     if (absent) {
       lines.push(
         `- load the image onto those nodes: kind load docker-image ${img} | minikube image load ${img} | ` +
@@ -191,6 +221,10 @@ function fixWarning(findings: Finding[]): string {
   const images = imagesOf(findings)
   if (images.length === 0) return 'Fix the image reference below: [registry/]repository[:tag][@sha256:digest], repository in lowercase'
   const img = images.length === 1 && images[0]!.length <= 48 ? images[0]! : 'IMAGE'
+  const wrong = findings.find((f) => f.wrongPlace.length > 0)?.wrongPlace[0]
+  if (wrong !== undefined) {
+    return `Fix: on ${clean(wrong.node)}, ${moveCommand(wrong)} (kind load docker-image and minikube image load put it in k8s.io)`
+  }
   const registries = unpullableRegistries(findings)
   if (registries.length > 0) {
     const always = findings.some((f) => f.reason === 'unpullable')

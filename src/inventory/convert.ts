@@ -84,6 +84,10 @@ export function toNodeImages(obj: unknown): Converted<NodeImages> {
     if (runtime.unqualifiedSearchRegistries !== undefined) value.runtime.unqualifiedSearchRegistries = [...runtime.unqualifiedSearchRegistries]
     if (runtime.shortNameAliases !== undefined) value.runtime.shortNameAliases = { ...runtime.shortNameAliases }
   }
+  const elsewhere = set.spec.imagesElsewhere
+  if (elsewhere !== undefined && elsewhere.length > 0) value.elsewhere = elsewhere
+  const fs = set.status?.imageFilesystem
+  if (fs !== undefined) value.imageFilesystem = fs
   return { ok: true, value }
 }
 

@@ -1,13 +1,22 @@
 import { crioCandidateKeys, type ShortNameConfig } from '../image/crio.js'
-import { isIdKey, nodeStatusImageKey, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
+import { isIdKey, nodeStatusImageKey, parseReference, repositoryOf, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
 import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from '../util/node-set.js'
-import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeImage, Taint } from '../api/types.js'
+import type { InventorySink, Mode, NodeFacts, NodeImageSetImageFilesystem, NodeImages, RuntimeImage, Taint } from '../api/types.js'
 import type { PullableRegistries } from '../api/registries.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
 export interface TaintGroup {
   readonly taint: Taint
   readonly nodes: Bits
+}
+
+/** A node that holds an image where the kubelet does not look. */
+export interface ElsewhereHolding {
+  readonly slot: number
+  /** The containerd namespace, e.g. `default`. */
+  readonly namespace: string
+  /** The name as containerd stores it, for the fix (`ctr -n default images export x.tar NAME`). */
+  readonly name: string
 }
 
 /**
@@ -59,6 +68,12 @@ export interface InventoryView {
    */
   memoByRepository<T>(repository: string, key: string, compute: () => T): T
   namespaceMode(namespace: string): Mode | undefined
+  /** Nodes holding the image outside the kubelet's view (containerd namespaces other than k8s.io). */
+  imagesElsewhere(key: string): readonly ElsewhereHolding[] | undefined
+  /** True when the node's runtime lists the image under this key as pinned (kept from GC). */
+  isPinned(slot: number, key: string): boolean
+  /** The node's image filesystem as its agent last reported it. */
+  imageFilesystem(slot: number): NodeImageSetImageFilesystem | undefined
   /** The namespace's pullable-registries annotation; undefined: the webhook's flag applies. */
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined
   readonly staleAfterMs: number
@@ -153,6 +168,10 @@ export class InventoryIndex implements InventorySink, InventoryView {
   /** Every image-ID key, for the rare truncated-ID lookup. */
   private idKeys = new Set<string>()
   private modes = new Map<string, Mode>()
+  private elsewhere = new Map<string, ElsewhereHolding[]>()
+  private elsewhereKeys: Array<string[] | undefined> = []
+  private pinnedIds: Array<Uint32Array | undefined> = []
+  private filesystems: Array<NodeImageSetImageFilesystem | undefined> = []
   private pullable = new Map<string, PullableRegistries>()
   private imageSets = 0
   private freshCache: { at: number; version: number; bits: Bits } | undefined
@@ -233,9 +252,18 @@ export class InventoryIndex implements InventorySink, InventoryView {
   upsertImages(set: NodeImages): void {
     const slot = this.slotFor(set.nodeName)
     const ids: number[] = []
-    for (const image of set.images) this.imageIds(image, ids)
+    let pinned: number[] | undefined
+    for (const image of set.images) {
+      const start = ids.length
+      this.imageIds(image, ids)
+      if (image.pinned) (pinned ??= []).push(...ids.slice(start))
+    }
     if (this.setKeys[slot] === undefined) this.imageSets++
     this.replaceKeys(slot, this.setKeys, sortedIds(ids), this.statusKeys)
+    // Interned above, so the ids stay valid as long as the node holds the keys.
+    this.pinnedIds[slot] = pinned === undefined ? undefined : sortedIds(pinned)
+    this.filesystems[slot] = set.imageFilesystem
+    this.replaceElsewhere(slot, set.elsewhere)
     this.observed[slot] = set.observedAt
     this.setCrio(slot, isCrio(set.runtime?.name) ? set : undefined)
     this.version++
@@ -247,6 +275,9 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.replaceKeys(slot, this.setKeys, NO_IDS, this.statusKeys)
     this.setKeys[slot] = undefined
     this.setCrio(slot, undefined)
+    this.pinnedIds[slot] = undefined
+    this.filesystems[slot] = undefined
+    this.replaceElsewhere(slot, undefined)
     this.imageSets--
     this.observed[slot] = Number.NaN
     this.release(slot)
@@ -469,12 +500,59 @@ export class InventoryIndex implements InventorySink, InventoryView {
     return this.modes.get(namespace)
   }
 
+  imagesElsewhere(key: string): readonly ElsewhereHolding[] | undefined {
+    return this.elsewhere.size === 0 ? undefined : this.elsewhere.get(key)
+  }
+
+  isPinned(slot: number, key: string): boolean {
+    const pinned = this.pinnedIds[slot]
+    if (pinned === undefined) return false
+    const id = this.keyIds.get(key)
+    return id !== undefined && hasId(pinned, id)
+  }
+
+  imageFilesystem(slot: number): NodeImageSetImageFilesystem | undefined {
+    return this.filesystems[slot]
+  }
+
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined {
     // Most clusters set none: skip the hash lookup on the allow path.
     return this.pullable.size === 0 ? undefined : this.pullable.get(namespace)
   }
 
   // ---- internals ----
+
+  /**
+   * The node's images outside the kubelet's view, by lookup key: the name in docker-ref
+   * form and, with the digest it points to, repository@digest. Never counted as present.
+   */
+  private replaceElsewhere(slot: number, images: NodeImages['elsewhere']): void {
+    for (const key of this.elsewhereKeys[slot] ?? []) {
+      const holders = this.elsewhere.get(key)
+      if (holders === undefined) continue
+      const rest = holders.filter((h) => h.slot !== slot)
+      if (rest.length === 0) this.elsewhere.delete(key)
+      else this.elsewhere.set(key, rest)
+    }
+    this.elsewhereKeys[slot] = undefined
+    if (images === undefined || images.length === 0) return
+    const keys: string[] = []
+    const add = (key: string, holding: ElsewhereHolding): void => {
+      let holders = this.elsewhere.get(key)
+      if (holders === undefined) this.elsewhere.set(key, (holders = []))
+      if (holders.some((h) => h.slot === slot && h.namespace === holding.namespace)) return
+      holders.push(holding)
+      if (!keys.includes(key)) keys.push(key)
+    }
+    for (const image of images) {
+      const holding: ElsewhereHolding = { slot, namespace: image.containerdNamespace, name: image.name }
+      const key = nodeStatusImageKey(image.name)
+      if (key !== undefined) add(key, holding)
+      const parsed = parseReference(image.name)
+      if (image.digest !== undefined && parsed.ok) add(`${repositoryOf(parsed.ref)}@${image.digest}`, holding)
+    }
+    this.elsewhereKeys[slot] = keys
+  }
 
   private slotFor(name: string): number {
     const existing = this.slots.get(name)

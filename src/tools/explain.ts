@@ -77,11 +77,20 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
         out.push(`  on ${nodeName}: ${state} (image list observed ${observed})`)
         const mine = report.rows.find((r) => r.node === nodeName)
         if (!here && mine !== undefined && mine.sameRepository.length > 0) out.push(`  ${nodeName} has ${mine.sameRepository.join(', ')} of the same repository`)
+        const hidden = here ? undefined : mine?.elsewhere[0]
+        if (hidden !== undefined) {
+          out.push(`  ${nodeName} holds it as ${hidden.name} in containerd namespace "${hidden.namespace}", where the kubelet does not look (only k8s.io)`)
+          out.push(`  fix: on ${nodeName}: ctr -n ${hidden.namespace} images export image.tar ${hidden.name} && ctr -n k8s.io images import image.tar`)
+        }
       }
     } else {
       out.push(`  ${findingLine(f, { kind: 'Pod', namespace: '', name: '', operation: 'CREATE' })}`)
     }
     out.push(`  elsewhere: ${elsewhere.length > 0 ? elsewhere.slice(0, 5).join(', ') + (elsewhere.length > 5 ? ` and ${elsewhere.length - 5} more` : '') : 'on no other node'}`)
+    if (nodeName === undefined && f.wrongPlace[0] !== undefined) {
+      const w = f.wrongPlace[0]
+      out.push(`  fix: on ${w.node}: ctr -n ${w.namespace} images export image.tar ${w.name} && ctr -n k8s.io images import image.tar`)
+    }
     if (f.reason !== 'present') {
       const target = nodeName ?? 'the eligible nodes'
       out.push(`  fix: load it onto ${target}: ctr -n k8s.io images import IMAGE.tar there (kind: kind load docker-image ${c.image}${nodeName ? ` --nodes ${nodeName}` : ''}; minikube: minikube image load ${c.image}); the kubelet retries by itself once it is there`)

@@ -14,6 +14,8 @@ export interface NodeRow {
   observedAt: number
   /** Other references of the same repository on this node (short form). */
   sameRepository: string[]
+  /** containerd namespaces other than k8s.io that hold the image on this node (the kubelet does not look there). */
+  elsewhere: Array<{ namespace: string; name: string }>
 }
 
 export interface WhereReport {
@@ -36,6 +38,7 @@ export function whereIs(view: InventoryView, image: string, now: number): WhereR
   const repository = repositoryOfKey(key)
   const related = repository === undefined ? [] : [...(view.repositoryKeys(repository) ?? [])].filter((k) => k !== key)
   const fresh = view.freshNodes(now)
+  const held = view.imagesElsewhere(key) ?? []
   const rows: NodeRow[] = []
   bitsForEach(view.nodes(), (slot) => {
     const presence: Presence = holders?.has(slot) === true ? 'present' : bitsHas(fresh, slot) ? 'absent' : 'unknown'
@@ -44,7 +47,8 @@ export function whereIs(view: InventoryView, image: string, now: number): WhereR
       if (!k.includes('@') && view.nodesWithImage(k)?.has(slot) === true) sameRepository.push(shortRef(k))
     }
     sameRepository.sort()
-    rows.push({ node: view.nameOf(slot), presence, observedAt: view.observedAt(slot), sameRepository })
+    const elsewhere = held.filter((h) => h.slot === slot).map((h) => ({ namespace: h.namespace, name: h.name }))
+    rows.push({ node: view.nameOf(slot), presence, observedAt: view.observedAt(slot), sameRepository, elsewhere })
   })
   rows.sort((a, b) => ORDER[a.presence] - ORDER[b.presence] || (a.node < b.node ? -1 : 1))
   const count = (p: Presence): number => rows.filter((r) => r.presence === p).length
@@ -70,11 +74,24 @@ export function renderWhere(report: WhereReport, now: number): string {
   const head = `${report.image} is looked up as ${report.key}\n`
   if (report.rows.length === 0) return `${head}no nodes in the inventory\n`
   const rows = [['NODE', 'IMAGE', 'IMAGE LIST OBSERVED', 'SAME REPOSITORY']]
-  for (const r of report.rows) rows.push([r.node, r.presence, age(r.observedAt, now), r.sameRepository.join(', ')])
+  for (const r of report.rows) {
+    const presence =
+      r.presence !== 'present' && r.elsewhere.length > 0
+        ? `${r.presence}; in containerd namespace ${r.elsewhere.map((e) => e.namespace).join(', ')}`
+        : r.presence
+    rows.push([r.node, presence, age(r.observedAt, now), r.sameRepository.join(', ')])
+  }
   const n = report.rows.length
-  const tail =
+  let tail =
     `present on ${report.present} of ${n} node${n === 1 ? '' : 's'}` +
     (report.unknown > 0 ? `; ${report.unknown} without a current image list (unknown, not absent)` : '') +
     '\n'
+  const wrong = report.rows.filter((r) => r.presence !== 'present' && r.elsewhere.length > 0)
+  const first = wrong[0]?.elsewhere[0]
+  if (first !== undefined) {
+    tail +=
+      `${wrong.length} node${wrong.length === 1 ? ' holds' : 's hold'} it only outside containerd namespace k8s.io, where the kubelet does not look; ` +
+      `on each: ctr -n ${first.namespace} images export image.tar ${first.name} && ctr -n k8s.io images import image.tar\n`
+  }
   return head + table(rows) + tail
 }

@@ -20,6 +20,9 @@ export interface Containerd {
   readonly endpoint: string
   importImage(tarPath: string): Promise<void>
   removeImage(ref: string): Promise<void>
+  /** `ctr -n NAMESPACE images import`: where the kubelet does not look unless NAMESPACE is k8s.io. */
+  importImageInto(namespace: string, tarPath: string): Promise<void>
+  removeImageFrom(namespace: string, ref: string): Promise<void>
   /** `ctr images ls -q` in the k8s.io namespace. */
   listRefs(): Promise<string[]>
   stop(): Promise<void>
@@ -138,8 +141,12 @@ export async function startContainerd(options: { startTimeoutMs?: number } = {})
   }
 
   async function ctr(...args: string[]): Promise<string> {
+    return ctrIn(NAMESPACE, ...args)
+  }
+
+  async function ctrIn(namespace: string, ...args: string[]): Promise<string> {
     try {
-      const { stdout } = await run('ctr', ['-a', socket, '-n', NAMESPACE, ...args], { timeout: 30_000 })
+      const { stdout } = await run('ctr', ['-a', socket, '-n', namespace, ...args], { timeout: 30_000 })
       return stdout
     } catch (err) {
       const e = err as { stderr?: string; message: string }
@@ -156,6 +163,12 @@ export async function startContainerd(options: { startTimeoutMs?: number } = {})
     },
     async removeImage(ref) {
       await ctr('images', 'rm', '--sync', ref)
+    },
+    async importImageInto(namespace, tarPath) {
+      await ctrIn(namespace, 'images', 'import', '--snapshotter', 'native', tarPath)
+    },
+    async removeImageFrom(namespace, ref) {
+      await ctrIn(namespace, 'images', 'rm', '--sync', ref)
     },
     async listRefs() {
       return (await ctr('images', 'ls', '-q')).split('\n').filter((l) => l !== '')
