@@ -2,7 +2,8 @@ import { decide, needsCheck, resolveMode, type Decision, type Subject } from '..
 import { ANY_REGISTRY, type PullableRegistries } from '../api/registries.js'
 import { denialMessage, warningsFor } from '../decision/messages.js'
 import type { InventoryView } from '../inventory/index.js'
-import type { Mode } from '../api/types.js'
+import { steeringFor, type SteerPolicy } from '../decision/steer.js'
+import { DEFAULT_STEER_MAX_NODES, type Mode } from '../api/types.js'
 import { carriesPodTemplate, extractPodTemplate } from '../workload/pod-template.js'
 import {
   allowed,
@@ -21,7 +22,16 @@ export interface HandleContext {
   now: number
   /** Registries the nodes can pull from, for namespaces without the annotation; default `*`. */
   pullable?: PullableRegistries
+  /** Steering (`--steer`, `--steer-max-nodes`); absent: only namespaces labelled `neverpull.dev/steer=true`, 100 nodes. */
+  steer?: SteerSettings
 }
+
+export interface SteerSettings extends SteerPolicy {
+  /** `--steer`: every namespace not labelled `neverpull.dev/steer=false`. */
+  global: boolean
+}
+
+export const DEFAULT_STEER_SETTINGS: SteerSettings = { global: false, maxNodes: DEFAULT_STEER_MAX_NODES }
 
 /** What one review did, for the log line and the metrics. */
 export interface ReviewRecord {
@@ -108,6 +118,7 @@ export function handleReview(body: unknown, ctx: HandleContext): Handled {
   }
 
   const subject = subjectOf(request)
+  const steer = ctx.steer ?? DEFAULT_STEER_SETTINGS
   const decision = decide(ctx.inventory, {
     subject,
     template: current.template,
@@ -115,6 +126,7 @@ export function handleReview(body: unknown, ctx: HandleContext): Handled {
     mode,
     now: ctx.now,
     pullable,
+    ...(steeringFor(ctx.inventory, subject.namespace, steer.global, mode) ? { steer } : {}),
   })
   record.decision = decision.verdict
   record.outcome = decision.outcome

@@ -45,6 +45,9 @@ export interface AdmissionResponse {
   allowed: boolean
   status?: Status
   warnings?: string[]
+  /** Mutating webhooks only: base64 of a JSON array of RFC 6902 operations. */
+  patch?: string
+  patchType?: 'JSONPatch'
 }
 
 export interface AdmissionReviewReply {
@@ -124,6 +127,11 @@ export function parseReview(body: unknown): Parsed {
 
 export function allowed(uid: string, warnings: string[] = []): AdmissionResponse {
   return warnings.length > 0 ? { uid, allowed: true, warnings } : { uid, allowed: true }
+}
+
+/** Allowed with a JSONPatch (mutating webhooks only). */
+export function patched(uid: string, operations: readonly unknown[]): AdmissionResponse {
+  return { uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(operations)).toString('base64') }
 }
 
 export function denied(uid: string, message: string, warnings: string[] = []): AdmissionResponse {

@@ -27,6 +27,12 @@ export const VERSION = 'v1alpha1'
 export const NODE_IMAGE_SET_KIND = 'NodeImageSet'
 export const NODE_IMAGE_SET_PLURAL = 'nodeimagesets'
 export const MODE_LABEL = 'neverpull.dev/mode'
+/** Namespace label: `true` opts the namespace into steering, `false` out of a global `--steer`. */
+export const STEER_LABEL = 'neverpull.dev/steer'
+/** `--steer-max-nodes` when absent: a pod spec of 100 one-node affinity terms stays a few KiB. */
+export const DEFAULT_STEER_MAX_NODES = 100
+/** Pod annotation set by the mutating webhook: `<k> of <n> eligible nodes`. */
+export const STEERED_ANNOTATION = 'neverpull.dev/steered'
 
 /** One image as the container runtime lists it over CRI (runtime.v1.Image), normalised: every field present. */
 export interface RuntimeImage {
@@ -141,4 +147,6 @@ export interface InventorySink {
    * clears it (the webhook's --pullable-registries applies).
    */
   setNamespacePullableRegistries(namespace: string, registries: PullableRegistries | undefined): void
+  /** The namespace's `neverpull.dev/steer` label; `undefined` when absent (the global `--steer` applies). */
+  setNamespaceSteer(namespace: string, steer: boolean | undefined): void
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os'
 import { durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
-import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
+import { DEFAULT_AGENT_SERVICE_ACCOUNT, DEFAULT_STEER_MAX_NODES, type Mode, type ServiceAccountRef } from '../api/types.js'
 import { parsePullableRegistries, type PullableRegistries } from '../api/registries.js'
 
 // Every setting of the webhook, from flags first and then NEVERPULL_* environment
@@ -32,6 +32,10 @@ export interface WebhookConfig {
   dev: boolean
   /** Registries the nodes can pull from, where a namespace has no annotation; `*` = any. */
   pullableRegistries: PullableRegistries
+  /** Steer pods in every namespace not labelled `neverpull.dev/steer=false` (POST /mutate). */
+  steer: boolean
+  /** Past this many nodes, steering writes a shared node label or leaves the pod alone. */
+  steerMaxNodes: number
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -106,6 +110,20 @@ export const WEBHOOK_COMMAND: CommandSpec = {
         'from others are checked like Never, Always ones denied; a namespace\'s ' +
         'neverpull.dev/pullable-registries annotation wins',
     },
+    {
+      name: 'steer',
+      help:
+        'limit pods with Never images to the nodes that hold them (POST /mutate) in every namespace not labelled ' +
+        'neverpull.dev/steer=false; without it, only in namespaces labelled neverpull.dev/steer=true ' +
+        '[NEVERPULL_STEER=true|false]',
+    },
+    {
+      name: 'steer-max-nodes',
+      value: 'N',
+      env: 'NEVERPULL_STEER_MAX_NODES',
+      default: '100',
+      help: 'steer to at most N nodes by name; to more only when one node label picks exactly them',
+    },
     { name: 'dev', help: 'dev certificates in certs/, examples/inventory.yaml, listen on 127.0.0.1, no metrics port' },
   ],
 }
@@ -148,6 +166,10 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const pullable = parsePullableRegistries(flags.string('pullable-registries') ?? '*')
   if (!pullable.ok) throw new UsageError(`--pullable-registries: ${pullable.error}`)
+  // A switch has no value to take from the environment: NEVERPULL_STEER is read here.
+  const steerEnv = env['NEVERPULL_STEER'] ?? ''
+  if (steerEnv !== '' && steerEnv !== 'true' && steerEnv !== 'false') throw new UsageError(`NEVERPULL_STEER "${steerEnv}" is not one of true, false`)
+  const steerMaxText = flags.string('steer-max-nodes')
   const config: WebhookConfig = {
     port: port('port', 8443),
     host: flags.string('host') ?? (dev ? '127.0.0.1' : '0.0.0.0'),
@@ -165,6 +187,8 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     podNamespace: env['POD_NAMESPACE'] || 'neverpull-system',
     dev,
     pullableRegistries: pullable.value,
+    steer: flags.bool('steer') || steerEnv === 'true',
+    steerMaxNodes: steerMaxText === undefined ? DEFAULT_STEER_MAX_NODES : integerValue(steerMaxText, '--steer-max-nodes', 1, 5000),
   }
   const inventoryFile = flags.string('inventory-file') ?? (dev ? 'examples/inventory.yaml' : undefined)
   if (inventoryFile !== undefined) config.inventoryFile = inventoryFile

@@ -9,6 +9,7 @@ import type { Mode } from '../api/types.js'
 import { eligibleNodes, type Eligibility } from '../placement/placement.js'
 import { isBasicTolerationOperator } from '../api/scheduling.js'
 import type { ContainerFacts, PodTemplateFacts } from '../workload/pod-template.js'
+import { neverImages, STEERED_WORKLOAD_KINDS, steeringTarget, type SteerPolicy } from './steer.js'
 
 // The admission decision, pure: the same facts and the same inventory give the same answer.
 // For each container with imagePullPolicy: Never, with E = eligible nodes, H = nodes that
@@ -38,6 +39,8 @@ export type Reason =
   | 'invalid-reference'
   /** imagePullPolicy: Always from a registry the nodes cannot pull from. */
   | 'unpullable'
+  /** On some eligible nodes, and the workload's pods will be steered to them (a notice). */
+  | 'steered'
 
 /** The pull policy the kubelet applies to a checked container. */
 export type PullPolicy = 'Never' | 'IfNotPresent' | 'Always'
@@ -105,6 +108,8 @@ export interface DecideInput {
   now: number
   /** The registries the nodes can pull from in this namespace; default any (`*`). */
   pullable?: PullableRegistries
+  /** Set when the namespace steers pods: partial presence in a workload becomes a notice. */
+  steer?: SteerPolicy
 }
 
 export type Verdict = 'allow' | 'warn' | 'deny'
@@ -416,6 +421,30 @@ function notesFor(template: PodTemplateFacts): Note[] {
   return notes ?? NO_NOTES
 }
 
+/**
+ * The pods of a workload in a steering namespace will be limited to the nodes that hold
+ * their images: a partial presence is then no failure to come but a notice of where they
+ * go, on the same rules as the mutating webhook (steer.ts), so the notice never promises
+ * what the mutation will not do. Returns the outcome afterwards.
+ */
+function steered(view: InventoryView, template: PodTemplateFacts, findings: Finding[], policy: SteerPolicy, now: number): Verdict {
+  if (!findings.some((f) => f.reason === 'partial')) return 'warn'
+  const target = steeringTarget(view, template.placement, neverImages(template), policy, now)
+  if (!target.steer) return 'warn'
+  let outcome: Verdict = 'allow'
+  for (const f of findings) {
+    if (f.reason === 'partial') {
+      f.reason = 'steered'
+      f.severity = 'ok'
+      f.present = names(view, target.nodes, everyNode, target.count)
+      f.missing = EMPTY
+      f.unknown = EMPTY
+    }
+    outcome = worst(outcome, f.severity)
+  }
+  return outcome
+}
+
 export function decide(view: InventoryView, input: DecideInput): Decision {
   const { template, previous, mode } = input
   const findings: Finding[] = []
@@ -465,6 +494,12 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
     if (f.severity === 'deny' && (!changed || template.mirror || notes.length > 0)) f.severity = 'warn'
     findings.push(f)
     outcome = worst(outcome, f.severity)
+  }
+  const steers =
+    input.steer !== undefined &&
+    (STEERED_WORKLOAD_KINDS.has(template.kind) || (input.steer.pods === true && template.kind === 'Pod' && !template.mirror))
+  if (steers && outcome === 'warn') {
+    outcome = steered(view, template, findings, input.steer!, input.now)
   }
   // A note explains a finding; alone it says nothing worth a warning.
   if (outcome === 'allow') notes = NO_NOTES

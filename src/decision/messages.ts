@@ -148,6 +148,10 @@ export function findingLine(f: Finding, subject: Subject): string {
       const consequence = f.severity === 'deny' ? `its daemon pods there would fail with ${failure(f)}` : `pods placed elsewhere fail with ${failure(f)}`
       return `${c}: image ${image} (${policy}) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}), ${absent}${wrongPlaceText(f)}; ${consequence}`
     }
+    case 'steered': {
+      const those = f.present.count === 1 ? 'that node' : `those ${f.present.count} nodes`
+      return `${c}: image ${image} (imagePullPolicy: Never) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}); this namespace steers its pods to ${those} (neverpull.dev/steer)`
+    }
     case 'present':
       return `${c}: image ${image} is on all ${nodesWord(f.eligible)}`
     case 'unpullable': {
@@ -283,6 +287,7 @@ const GROUP_WORDS: Record<Finding['reason'], string> = {
   'invalid-reference': 'not a valid image reference (InvalidImageName)',
   unpullable: 'image from a registry the nodes cannot pull from (ErrImagePull)',
   present: 'image on every eligible node',
+  steered: 'image on some eligible nodes, where this namespace steers the pods (neverpull.dev/steer)',
 }
 
 /**
@@ -380,7 +385,8 @@ export function denialMessage(decision: Decision, subject: Subject): string {
  */
 export function warningsFor(decision: Decision, subject: Subject): string[] {
   if (decision.mode === 'audit' || decision.mode === 'off') return []
-  const warned = decision.findings.filter((f) => f.severity === 'warn' || (f.severity === 'deny' && decision.verdict !== 'deny'))
+  // A steering notice rides along with warnings: it is the only text kubectl shows.
+  const warned = decision.findings.filter((f) => f.severity === 'warn' || f.reason === 'steered' || (f.severity === 'deny' && decision.verdict !== 'deny'))
   const head: string[] = []
   for (const n of decision.notes) head.push(cap(noteLine(n, subject)))
   const actionable = warned.filter(

@@ -1,6 +1,7 @@
 import { Ajv, type ValidateFunction } from 'ajv'
 import {
   MODE_LABEL,
+  STEER_LABEL,
   type Mode,
   type NodeFacts,
   type NodeImages,
@@ -250,4 +251,12 @@ export function namespacePullableRegistries(obj: unknown): { value: PullableRegi
   if (typeof text !== 'string') return { value: undefined, error: 'not a string' }
   const parsed = parsePullableRegistries(text)
   return parsed.ok ? { value: parsed.value } : { value: undefined, error: parsed.error }
+}
+
+/** The namespace's `neverpull.dev/steer` label: `true`, `false`, or undefined when absent or another value. */
+export function namespaceSteer(obj: unknown): boolean | undefined {
+  if (typeof obj !== 'object' || obj === null) return undefined
+  const labels = (obj as { metadata?: { labels?: Record<string, unknown> } }).metadata?.labels
+  const value = labels?.[STEER_LABEL]
+  return value === 'true' ? true : value === 'false' ? false : undefined
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { parseAllDocuments } from 'yaml'
-import { namespaceMode, namespacePullableRegistries, toNodeFacts, toNodeImages } from './convert.js'
+import { namespaceMode, namespacePullableRegistries, namespaceSteer, toNodeFacts, toNodeImages } from './convert.js'
 import { GROUP, type InventorySink } from '../api/types.js'
 
 // A static inventory: what `kubectl get nodes,nodeimagesets,namespaces -o yaml` prints (a
@@ -70,12 +70,14 @@ export function loadInventoryText(text: string, file: string, sink: InventorySin
       const name = o.metadata.name
       const mode = namespaceMode(obj)
       const pullable = namespacePullableRegistries(obj)
+      const steer = namespaceSteer(obj)
       if (pullable.error !== undefined) {
         throw new InventoryFileError(file, `object ${i + 1}: namespace ${name}: annotation neverpull.dev/pullable-registries: ${pullable.error}`)
       }
       apply.push(() => {
         sink.setNamespaceMode(name, mode)
         sink.setNamespacePullableRegistries(name, pullable.value)
+        sink.setNamespaceSteer(name, steer)
       })
       summary.namespaces++
     } else {

@@ -76,6 +76,7 @@ export interface InventoryView {
   imageFilesystem(slot: number): NodeImageSetImageFilesystem | undefined
   /** The namespace's pullable-registries annotation; undefined: the webhook's flag applies. */
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined
+  namespaceSteer(namespace: string): boolean | undefined
   readonly staleAfterMs: number
 }
 
@@ -173,6 +174,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private pinnedIds: Array<Uint32Array | undefined> = []
   private filesystems: Array<NodeImageSetImageFilesystem | undefined> = []
   private pullable = new Map<string, PullableRegistries>()
+  private steering = new Map<string, boolean>()
   private imageSets = 0
   private freshCache: { at: number; version: number; bits: Bits } | undefined
   private version = 0
@@ -292,6 +294,11 @@ export class InventoryIndex implements InventorySink, InventoryView {
   setNamespacePullableRegistries(namespace: string, registries: PullableRegistries | undefined): void {
     if (registries === undefined) this.pullable.delete(namespace)
     else this.pullable.set(namespace, registries)
+  }
+
+  setNamespaceSteer(namespace: string, steer: boolean | undefined): void {
+    if (steer === undefined) this.steering.delete(namespace)
+    else this.steering.set(namespace, steer)
   }
 
   // ---- read side ----
@@ -518,6 +525,10 @@ export class InventoryIndex implements InventorySink, InventoryView {
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined {
     // Most clusters set none: skip the hash lookup on the allow path.
     return this.pullable.size === 0 ? undefined : this.pullable.get(namespace)
+  }
+
+  namespaceSteer(namespace: string): boolean | undefined {
+    return this.steering.get(namespace)
   }
 
   // ---- internals ----

@@ -1,7 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node'
-import { namespaceMode, namespacePullableRegistries, toNodeFacts, toNodeImages, type SkippedField } from './convert.js'
+import { namespaceMode, namespacePullableRegistries, namespaceSteer, toNodeFacts, toNodeImages, type SkippedField } from './convert.js'
 import { errorMessage, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
-import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, VERSION, type InventorySink } from '../api/types.js'
+import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, STEER_LABEL, VERSION, type InventorySink } from '../api/types.js'
 import { PULLABLE_REGISTRIES_ANNOTATION } from '../api/registries.js'
 import type { Logger } from '../util/logger.js'
 
@@ -122,10 +122,17 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
           )
         }
         sink.setNamespacePullableRegistries(name, pullable.value)
+        const steer = namespaceSteer(obj)
+        const steerLabel = (obj as { metadata?: { labels?: Record<string, unknown> } }).metadata?.labels?.[STEER_LABEL]
+        if (steer === undefined && steerLabel !== undefined) {
+          log.warn({ namespace: name, label: STEER_LABEL, value: steerLabel }, 'steer label is neither "true" nor "false"; the global --steer applies')
+        }
+        sink.setNamespaceSteer(name, steer)
       },
       remove: (name) => {
         sink.setNamespaceMode(name, undefined)
         sink.setNamespacePullableRegistries(name, undefined)
+        sink.setNamespaceSteer(name, undefined)
       },
       malformed: (obj, reason) => skip('Namespace', obj, reason),
     },

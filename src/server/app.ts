@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Counter } from 'prom-client'
-import { handleReview, type ReviewRecord } from '../admission/handle.js'
+import { handleReview, type ReviewRecord, type SteerSettings } from '../admission/handle.js'
+import { handleMutation, type MutationRecord } from '../admission/mutate.js'
 import {
   DEFAULT_ADMIN_GROUPS,
   handleNodeImageSetReview,
@@ -27,6 +28,8 @@ export interface AppOptions {
   now?: () => number
   /** The agent's ServiceAccount: the writer of NodeImageSets (`--agent-service-account`). */
   agentServiceAccount?: ServiceAccountRef
+  /** `--steer` and `--steer-max-nodes`; absent: only labelled namespaces, 100 nodes. */
+  steer?: SteerSettings
   /** Where admission lines and errors go; silent when absent (tests). */
   log?: Logger
   /** `--pullable-registries`; any registry when absent. */
@@ -61,6 +64,26 @@ export function logFields(record: ReviewRecord | NodeImageSetRecord): Record<str
   }
   if ('reason' in record) fields['reason'] = record.reason
   if ('writerNode' in record && record.writerNode !== undefined) fields['writerNode'] = record.writerNode
+  if (record.error !== undefined) fields['error'] = record.error
+  return fields
+}
+
+/** A mutation's log line: the request's fields as for the other routes, and what steering did. */
+export function mutationFields(record: MutationRecord): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    uid: record.uid,
+    kind: record.kind,
+    namespace: record.namespace,
+    name: record.name,
+    operation: record.operation,
+    user: record.user,
+    dryRun: record.dryRun,
+    decision: record.decision,
+  }
+  if (record.outcome !== undefined) fields['outcome'] = record.outcome
+  if (record.reason !== undefined) fields['reason'] = record.reason
+  if (record.nodes !== undefined) fields['nodes'] = record.nodes
+  if (record.eligible !== undefined) fields['eligible'] = record.eligible
   if (record.error !== undefined) fields['error'] = record.error
   return fields
 }
@@ -101,8 +124,12 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     agentServiceAccount: options.agentServiceAccount ?? DEFAULT_AGENT_SERVICE_ACCOUNT,
     adminGroups: DEFAULT_ADMIN_GROUPS,
   }
-  const nodeImageSetReviews = nodeImageSetCounter(options)
   const pullable = options.pullable === undefined ? {} : { pullable: options.pullable }
+  const context = () => {
+    const ctx = { inventory: options.inventory, mode: options.mode, now: now(), ...pullable }
+    return options.steer === undefined ? ctx : { ...ctx, steer: options.steer }
+  }
+  const nodeImageSetReviews = nodeImageSetCounter(options)
   let unboundReported = false
   // The apiserver only ever sends JSON; anything else is refused with 415, not half-parsed.
   app.removeContentTypeParser('text/plain')
@@ -124,7 +151,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({
       error: 'Not Found',
-      message: `no route ${request.method} ${request.url}; reviews go to POST /validate and POST /validate-nodeimageset`,
+      message: `no route ${request.method} ${request.url}; reviews go to POST /validate, POST /validate-nodeimageset and POST /mutate`,
     })
   })
 
@@ -133,7 +160,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     {
       path: '/validate',
       failure: 'review failed',
-      handle: (body) => handleReview(body, { inventory: options.inventory, mode: options.mode, now: now(), ...pullable }),
+      handle: (body) => handleReview(body, context()),
       // A bug here must not block pods: unknown is a warning, never a denial.
       recover: (uid) => allowed(uid, ['neverpull-guard could not check this object (internal error, see its logs); it was not denied']),
       observe: (record, seconds) => options.metrics.observeReview(record, seconds),
@@ -174,6 +201,23 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
             'see docs/SECURITY.md. Counted in neverpull_nodeimageset_reviews_total{reason="agent-unbound"}',
         )
       },
+    },
+    log,
+  )
+
+  // Steering (opt-in): registered with failurePolicy Ignore, so a failure here leaves the
+  // pod as it was and the validating webhook still judges it.
+  admissionRoute(
+    app,
+    {
+      path: '/mutate',
+      failure: 'mutation review failed',
+      handle: (body) => handleMutation(body, context()),
+      recover: (uid) => allowed(uid),
+      observe: (record, seconds) => options.metrics.observeMutation(record, seconds),
+      // One line per pod steered (or changed on a reinvocation); the many left alone at debug.
+      level: (record) => (record.decision === 'invalid' ? 'warn' : record.decision === 'steer' ? 'info' : 'debug'),
+      describe: mutationFields,
     },
     log,
   )

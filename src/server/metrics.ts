@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ReviewRecord } from '../admission/handle.js'
+import type { MutationRecord } from '../admission/mutate.js'
 import type { AuditPass } from '../audit/runner.js'
 import { POD_TEMPLATE_KINDS } from '../workload/pod-template.js'
 import type { InventoryView } from '../inventory/index.js'
@@ -18,6 +19,8 @@ const KNOWN_KINDS: ReadonlySet<string> = new Set([
 export interface Metrics {
   readonly registry: Registry
   observeReview(record: ReviewRecord, seconds: number): void
+  /** A /mutate review: its time, and the pod if it was steered (dry runs create nothing and are not counted). */
+  observeMutation(record: MutationRecord, seconds: number): void
   inventorySkipped(kind: string): void
   inventoryFieldSkipped(kind: string, field: string): void
   auditPass(pass: AuditPass): void
@@ -56,6 +59,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   if (options.processMetrics === true) collectDefaultMetrics({ register: registry, prefix: 'neverpull_' })
   const requestTally = new Tally<'kind' | 'operation' | 'decision'>()
   const findingTally = new Tally<'reason' | 'severity' | 'mode'>()
+  const steeredTally = new Tally<'namespace'>()
   new Counter({
     name: 'neverpull_admission_requests_total',
     help: 'AdmissionReviews answered, by object kind, operation and decision (allow, warn, deny, invalid, skip)',
@@ -72,6 +76,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
     collect() {
       findingTally.into(this)
+    },
+  })
+  new Counter({
+    name: 'neverpull_steered_pods_total',
+    help: 'Pods limited by the mutating webhook to the nodes that hold their imagePullPolicy: Never images, by namespace',
+    labelNames: ['namespace'] as const,
+    registers: [registry],
+    collect() {
+      steeredTally.into(this)
     },
   })
   const duration = new Histogram({
@@ -150,6 +163,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const f of record.findings ?? []) {
         findingTally.add(`${f.reason}\u0000${f.severity}\u0000${mode}`, () => ({ reason: f.reason, severity: f.severity, mode }))
       }
+    },
+    observeMutation(record, seconds) {
+      duration.observe(seconds)
+      if (record.outcome !== 'steered' || record.dryRun) return
+      const namespace = record.namespace
+      steeredTally.add(namespace, () => ({ namespace }))
     },
     inventorySkipped(kind) {
       skipped.inc({ kind })

@@ -85,6 +85,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     ready: isReady,
     now,
     agentServiceAccount: config.agentServiceAccount,
+    steer: { global: config.steer, maxNodes: config.steerMaxNodes },
     log,
     pullable: config.pullableRegistries,
   })

@@ -1,4 +1,4 @@
-import { handleReview, type ReviewRecord } from '../admission/handle.js'
+import { DEFAULT_STEER_SETTINGS, handleReview, type ReviewRecord, type SteerSettings } from '../admission/handle.js'
 import type { PullableRegistries } from '../api/registries.js'
 import { V1, type AdmissionResponse } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
@@ -40,6 +40,8 @@ export interface CheckOptions {
   now: number
   /** `--pullable-registries`; any registry when absent. */
   pullable?: PullableRegistries
+  /** `--steer` / `--steer-max-nodes`: the webhook's steering settings, so its notices are the webhook's. */
+  steer?: SteerSettings
 }
 
 function groupOf(apiVersion: string): { group: string; version: string } {
@@ -88,11 +90,14 @@ export function checkObjects(objects: ManifestObject[], options: CheckOptions): 
         dryRun: true,
       },
     }
+    // Pods here have not been through the mutating webhook: they get the notice a workload gets.
+    const steer = { ...(options.steer ?? DEFAULT_STEER_SETTINGS), pods: true }
     const { reply, record } = handleReview(review, {
       inventory: options.inventory,
       mode: options.mode,
       now: options.now,
       ...(options.pullable === undefined ? {} : { pullable: options.pullable }),
+      steer,
     })
     const r = reply.response
     const result: CheckResult = {

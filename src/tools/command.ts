@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { parsePullableRegistries } from '../api/registries.js'
-import { EXIT_USAGE, durationValue, parseFlags, usage, UsageError, type CommandSpec, type FlagDef, type ParsedFlags } from '../util/flags.js'
-import type { Mode } from '../api/types.js'
+import { EXIT_USAGE, durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec, type FlagDef, type ParsedFlags } from '../util/flags.js'
+import { DEFAULT_STEER_MAX_NODES, type Mode } from '../api/types.js'
 import { checkObjects, exitCodeOf, renderText } from './check.js'
 import { explainPod } from './explain.js'
 import { loadKubeConfig } from '../kube/config.js'
@@ -51,6 +51,11 @@ export const CHECK_COMMAND: CommandSpec = {
       help: 'registries the nodes can pull from, as the webhook\'s flag: host[:port],... | * | none',
     },
     { name: 'output', short: 'o', value: 'FORMAT', choices: ['text', 'json'], default: 'text', help: 'output format' },
+    {
+      name: 'steer',
+      help: 'as the webhook\'s --steer: every namespace not labelled neverpull.dev/steer=false steers (without it, those labelled true)',
+    },
+    { name: 'steer-max-nodes', value: 'N', default: '100', help: 'as the webhook\'s --steer-max-nodes' },
     ...INVENTORY_FLAGS,
   ],
 }
@@ -135,7 +140,12 @@ export function runCheck(argv: string[], io: ToolIo): Promise<number> {
     const now = io.now()
     const objects = await readManifests(paths, io.stdin)
     const inventory = await loadInventory(inventoryOptions(flags, now))
-    const report = checkObjects(objects, { inventory, mode, namespace: flags.string('namespace') ?? 'default', now, pullable: pullable.value })
+    const steerMax = flags.string('steer-max-nodes')
+    const steer = {
+      global: flags.bool('steer'),
+      maxNodes: steerMax === undefined ? DEFAULT_STEER_MAX_NODES : integerValue(steerMax, '--steer-max-nodes', 1, 5000),
+    }
+    const report = checkObjects(objects, { inventory, mode, namespace: flags.string('namespace') ?? 'default', now, pullable: pullable.value, steer })
     if (output === 'json') {
       io.stdout.write(JSON.stringify({ ...report, summary: summaryOf(report) }, null, 2) + '\n')
     } else {

@@ -49,6 +49,7 @@ class RecordingSink implements InventorySink {
   readonly nodes = new Map<string, NodeFacts>()
   readonly images = new Map<string, NodeImages>()
   readonly modes = new Map<string, Mode>()
+  readonly steering = new Map<string, boolean>()
   readonly calls: string[] = []
   /** Smallest node / image-set count seen after the first sync: a relist must never empty us. */
   minNodes = Infinity
@@ -83,6 +84,10 @@ class RecordingSink implements InventorySink {
   setNamespacePullableRegistries(ns: string, registries: PullableRegistries | undefined): void {
     if (registries === undefined) this.pullable.delete(ns)
     else this.pullable.set(ns, registries)
+  }
+  setNamespaceSteer(ns: string, steer: boolean | undefined): void {
+    if (steer === undefined) this.steering.delete(ns)
+    else this.steering.set(ns, steer)
   }
   private track(): void {
     if (!this.tracking) return
@@ -206,6 +211,22 @@ t.test('initial sync: all three resources land in the sink, then synced resolves
     t.match(watchRequests(h.server, path)[0]?.query, { resourceVersion: /^\d+$/, allowWatchBookmarks: 'true', timeoutSeconds: '60' })
   }
   t.same(h.skipped, [])
+})
+
+t.test('the steer label: true and false are kept, other values are logged and count as unset', async (t) => {
+  const labelled = (name: string, value: string): KubeObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'neverpull.dev/steer': value } } })
+  const h = await harness(t, (server) => {
+    seedCluster(server)
+    server.put(labelled('steered', 'true'))
+    server.put(labelled('opted-out', 'false'))
+    server.put(labelled('typo', 'yes'))
+  })
+  await h.watch.synced
+  t.same([...h.sink.steering].sort(), [['opted-out', false], ['steered', true]])
+  t.ok(h.lines.some((l) => l.level === 'warn' && l.obj.value === 'yes' && l.obj.namespace === 'typo'), 'an unknown value is logged')
+  h.server.remove('v1', 'Namespace', 'steered')
+  await waitFor('deleted namespace forgets its label', () => !h.sink.steering.has('steered'))
+  t.equal(h.sink.steering.get('opted-out'), false)
 })
 
 t.test('synced waits for every resource: a failing list is retried with backoff', async (t) => {
@@ -672,6 +693,7 @@ t.test('memory: synced NodeImageSets are not retained beyond the sink', async (t
     removeImages: () => undefined,
     setNamespaceMode: () => undefined,
     setNamespacePullableRegistries: () => undefined,
+    setNamespaceSteer: () => undefined,
   }
   await settle()
   const before = process.memoryUsage().heapUsed
