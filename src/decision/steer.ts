@@ -1,15 +1,15 @@
 import { lookupKey } from '../image/reference.js'
 import type { InventoryView } from '../inventory/index.js'
-import { bitsAndNot, bitsCount, bitsForEach, bitsIsEmpty, type Bits } from '../util/node-set.js'
+import { bitsAndNot, bitsCount, bitsForEach, bitsHas, bitsIsEmpty, type Bits } from '../util/node-set.js'
 import { STEERED_ANNOTATION, type Mode } from '../api/types.js'
-import type { NodeSelectorRequirement, NodeSelectorTerm, Placement } from '../api/scheduling.js'
+import type { NodeSelectorRequirement, Placement } from '../api/scheduling.js'
 import { eligibleNodes } from '../placement/placement.js'
 import { extractPodTemplate, type PodTemplateFacts } from '../workload/pod-template.js'
 
 // Steering, pure: which nodes a pod with imagePullPolicy: Never images should be limited
 // to, and the JSONPatch that limits it. The scheduler only scores image locality; a
 // required node affinity term is a filter. Terms are ORed and the requirements of a term
-// ANDed, so adding one requirement to every term intersects the pod's own choice with S.
+// ANDed, so adding a requirement to the pod's terms intersects its own choice with S.
 //
 //   E = the pod's eligible nodes (its own affinity, without a requirement we added before)
 //   S = nodes of E that hold every Never image
@@ -151,6 +151,13 @@ export function neverImages(template: PodTemplateFacts): string[] {
 }
 
 // ---- the pod and its patch ----
+//
+// The apiserver accepts a matchFields requirement with exactly one value (core validation
+// validateNodeFieldSelectorRequirement: "must be only one value when `operator` is 'In' or
+// 'NotIn' for node field selector"), and the scheduler reads it so. So S by name is one
+// term per node: each of the pod's own terms T becomes, for every s in S that T admits,
+// the term T AND metadata.name In [s]. Their union is exactly (T1 OR ... OR Tm) AND S.
+// The DaemonSet controller pins its pods with the same one-value requirement.
 
 /** RFC 6902 operations, as the apiserver applies them (evanphx/json-patch). */
 export type PatchOperation =
@@ -160,11 +167,11 @@ export type PatchOperation =
 export type PodSteeringOutcome =
   /** First steered: counted and logged. */
   | 'steered'
-  /** Reinvoked after another webhook changed the pod: our requirement updated in place. */
+  /** Reinvoked after another webhook changed the pod: our terms rewritten. */
   | 'resteered'
   /** Already steered as it should be (a reinvocation): nothing to do. */
   | 'unchanged'
-  /** Was steered, should not be any more: our requirement and annotation removed. */
+  /** Was steered, should not be any more: the pod's own terms and no annotation again. */
   | 'released'
   | 'skipped'
 
@@ -176,14 +183,7 @@ export interface PodSteering {
 
 export type SteerPodResult = { ok: true; steering: PodSteering } | { ok: false; error: string }
 
-type ListName = 'matchFields' | 'matchExpressions'
-
-/** Our requirement, found again on a reinvocation: which list, and its index in each term (-1: none). */
-interface Own {
-  list: ListName
-  index: number[]
-}
-
+const AFFINITY = '/spec/affinity'
 const REQUIRED = '/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution'
 const LABEL_NOTE = /\(node label ([^=()]+)=([^()]*)\)$/
 
@@ -197,65 +197,103 @@ function pointer(segment: string): string {
   return segment.replaceAll('~', '~0').replaceAll('/', '~1')
 }
 
-function requirementOf(target: Extract<SteerTarget, { steer: true }>): { list: ListName; requirement: NodeSelectorRequirement } {
-  if (target.label !== undefined) {
-    return { list: 'matchExpressions', requirement: { key: target.label.key, operator: 'In', values: [target.label.value] } }
-  }
-  return { list: 'matchFields', requirement: { key: 'metadata.name', operator: 'In', values: target.names } }
-}
-
 export function steeredAnnotation(target: Extract<SteerTarget, { steer: true }>): string {
   const text = `${target.count} of ${target.eligible} eligible nodes`
   return target.label === undefined ? text : `${text} (node label ${target.label.key}=${target.label.value})`
 }
 
-function sameRequirement(a: NodeSelectorRequirement, b: NodeSelectorRequirement): boolean {
-  const av = a.values ?? []
-  const bv = b.values ?? []
-  return a.key === b.key && a.operator === b.operator && av.length === bv.length && av.every((v, i) => v === bv[i])
+function nameRequirement(name: string): NodeSelectorRequirement {
+  return { key: 'metadata.name', operator: 'In', values: [name] }
 }
 
-function lastIndex(list: NodeSelectorRequirement[] | undefined, match: (r: NodeSelectorRequirement) => boolean): number {
-  if (list === undefined) return -1
-  for (let i = list.length - 1; i >= 0; i--) if (match(list[i]!)) return i
-  return -1
+function isNameRequirement(r: unknown): boolean {
+  return isObject(r) && r['key'] === 'metadata.name' && r['operator'] === 'In' && Array.isArray(r['values']) && r['values'].length === 1
+}
+
+function list(term: Json, key: 'matchExpressions' | 'matchFields'): unknown[] {
+  const v = term[key]
+  return Array.isArray(v) ? v : []
+}
+
+function isEmptyTerm(term: Json): boolean {
+  return list(term, 'matchExpressions').length === 0 && list(term, 'matchFields').length === 0
 }
 
 /**
- * Our requirement in each term, recognised by the annotation we set with it: the last
- * `metadata.name In` of each term's matchFields whose values are the ones most terms
- * carry (we write the same values into every term), or, for the label form named in the
- * annotation, the last `KEY In [VALUE]` expression.
+ * The pod's own terms, without what we added (recognised by the annotation we set with
+ * it): for the label form named in the annotation, the last `KEY In [VALUE]` expression of
+ * each term; for names, the last matchFields requirement of every term, when each is a
+ * one-value `metadata.name In`. Terms left empty were ours alone; duplicates (one per node)
+ * fold back into one. `undefined` when no own term is left; `own` false when nothing was ours.
  */
-function findOwn(terms: NodeSelectorTerm[] | undefined, annotation: string | undefined): Own | undefined {
-  if (terms === undefined || annotation === undefined) return undefined
+function ownTerms(raw: Json[], annotation: string | undefined): { base: Json[] | undefined; own: boolean } {
+  if (annotation === undefined || raw.length === 0) return { base: raw, own: false }
   const note = LABEL_NOTE.exec(annotation)
-  let own: Own
+  const stripped: Json[] = []
   if (note !== null) {
-    const wanted: NodeSelectorRequirement = { key: note[1]!, operator: 'In', values: [note[2]!] }
-    own = { list: 'matchExpressions', index: terms.map((t) => lastIndex(t.matchExpressions, (r) => sameRequirement(r, wanted))) }
+    let found = false
+    for (const term of raw) {
+      const expressions = list(term, 'matchExpressions')
+      let j = expressions.length - 1
+      for (; j >= 0; j--) {
+        const r = expressions[j]
+        if (isObject(r) && r['key'] === note[1] && r['operator'] === 'In' && Array.isArray(r['values']) && r['values'].length === 1 && r['values'][0] === note[2]) break
+      }
+      if (j >= 0) found = true
+      stripped.push(j < 0 ? term : { ...term, matchExpressions: expressions.filter((_, k) => k !== j) })
+    }
+    if (!found) return { base: raw, own: false }
   } else {
-    const candidates = terms.map((t) => lastIndex(t.matchFields, (r) => r.key === 'metadata.name' && r.operator === 'In'))
-    const signatures = candidates.map((j, i) => (j < 0 ? undefined : JSON.stringify(terms[i]!.matchFields![j]!.values ?? [])))
-    const counts = new Map<string, number>()
-    for (const s of signatures) if (s !== undefined) counts.set(s, (counts.get(s) ?? 0) + 1)
-    let best: string | undefined
-    for (const [s, c] of counts) if (best === undefined || c > counts.get(best)!) best = s
-    own = { list: 'matchFields', index: candidates.map((j, i) => (signatures[i] === best ? j : -1)) }
+    for (const term of raw) {
+      const fields = list(term, 'matchFields')
+      if (fields.length === 0 || !isNameRequirement(fields[fields.length - 1])) return { base: raw, own: false }
+      stripped.push({ ...term, matchFields: fields.slice(0, -1) })
+    }
   }
-  return own.index.some((j) => j >= 0) ? own : undefined
+  const seen = new Set<string>()
+  const base: Json[] = []
+  for (const term of stripped) {
+    if (isEmptyTerm(term)) continue
+    const tidy: Json = { ...term }
+    for (const key of ['matchExpressions', 'matchFields'] as const) if (Array.isArray(tidy[key]) && (tidy[key] as unknown[]).length === 0) delete tidy[key]
+    const id = JSON.stringify(tidy)
+    if (seen.has(id)) continue
+    seen.add(id)
+    base.push(tidy)
+  }
+  return { base: base.length === 0 ? undefined : base, own: true }
 }
 
-/** The terms without our requirement; terms left empty were ours alone and go. */
-function withoutOwn(terms: NodeSelectorTerm[], own: Own): NodeSelectorTerm[] | undefined {
-  const out: NodeSelectorTerm[] = []
-  for (const [i, t] of terms.entries()) {
-    const j = own.index[i]!
-    const term: NodeSelectorTerm = { ...t }
-    if (j >= 0) term[own.list] = t[own.list]!.filter((_, k) => k !== j)
-    if ((term.matchExpressions?.length ?? 0) + (term.matchFields?.length ?? 0) > 0 || j < 0) out.push(term)
+/** The pod with its required node affinity terms replaced (`undefined`: none). */
+function withTerms(pod: Json, spec: Json, terms: Json[] | undefined): Json {
+  const affinity = isObject(spec['affinity']) ? spec['affinity'] : {}
+  const nodeAffinity = isObject(affinity['nodeAffinity']) ? { ...affinity['nodeAffinity'] } : {}
+  if (terms === undefined) delete nodeAffinity['requiredDuringSchedulingIgnoredDuringExecution']
+  else nodeAffinity['requiredDuringSchedulingIgnoredDuringExecution'] = { nodeSelectorTerms: terms }
+  return { ...pod, spec: { ...spec, affinity: { ...affinity, nodeAffinity } } }
+}
+
+/** The terms that limit the pod to S: see the comment at the top of this section. */
+function steeredTerms(view: InventoryView, base: Json[] | undefined, placement: Placement, target: Extract<SteerTarget, { steer: true }>): Json[] {
+  if (target.label !== undefined) {
+    const requirement: NodeSelectorRequirement = { key: target.label.key, operator: 'In', values: [target.label.value] }
+    if (base === undefined) return [{ matchExpressions: [requirement] }]
+    return base.map((term) => ({ ...term, matchExpressions: [...list(term, 'matchExpressions'), requirement] }))
   }
-  return out.length === 0 ? undefined : out
+  if (base === undefined) return target.names.map((name) => ({ matchFields: [nameRequirement(name)] }))
+  const out: Json[] = []
+  const facts = placement.requiredTerms ?? []
+  for (const [i, term] of base.entries()) {
+    const own = facts[i]
+    // Which nodes of S this term admits; the others would only add terms that match nothing.
+    const admits = own === undefined ? undefined : eligibleNodes(view, { ...placement, requiredTerms: [own] }).nodes
+    for (const name of target.names) {
+      const slot = view.slotOf(name)
+      if (admits !== undefined && (slot === undefined || !bitsHas(admits, slot))) continue
+      out.push({ ...term, matchFields: [...list(term, 'matchFields'), nameRequirement(name)] })
+    }
+  }
+  return out
 }
 
 function ownerIsDaemonSet(metadata: Json): boolean {
@@ -266,7 +304,7 @@ function ownerIsDaemonSet(metadata: Json): boolean {
 /**
  * The steering of one pod being created: the target S and the JSONPatch that limits the
  * pod to it (empty when nothing changes). Idempotent: a pod we already steered is
- * recognised, judged by its own affinity, and patched only if S changed.
+ * recognised, judged by its own affinity, and patched only if its terms would change.
  */
 export function steerPod(view: InventoryView, pod: unknown, policy: SteerPolicy, now: number): SteerPodResult {
   const extracted = extractPodTemplate('Pod', pod)
@@ -274,66 +312,57 @@ export function steerPod(view: InventoryView, pod: unknown, policy: SteerPolicy,
   const template = extracted.template
   const left = (reason: SteerSkip): SteerPodResult => ({ ok: true, steering: { outcome: 'skipped', target: skip(reason), patch: [] } })
   if (template === null || !isObject(pod)) return left('no-never-images')
-  const metadata = isObject(pod['metadata']) ? pod['metadata'] : {}
+  const metadata = isObject(pod['metadata']) ? pod['metadata'] : undefined
   const images = neverImages(template)
   if (images.length === 0) return left('no-never-images')
   if (template.placement.nodeName !== undefined) return left('node-name')
   if (template.mirror) return left('mirror')
-  if (ownerIsDaemonSet(metadata)) return left('daemonset')
+  if (metadata !== undefined && ownerIsDaemonSet(metadata)) return left('daemonset')
 
-  const annotations = isObject(metadata['annotations']) ? metadata['annotations'] : undefined
+  const spec = pod['spec'] as Json
+  const annotations = metadata !== undefined && isObject(metadata['annotations']) ? metadata['annotations'] : undefined
   const current = annotations?.[STEERED_ANNOTATION]
-  const terms = template.placement.requiredTerms
-  const own = findOwn(terms, typeof current === 'string' ? current : undefined)
-  const placement: Placement = { ...template.placement }
-  if (own !== undefined && terms !== undefined) {
-    const base = withoutOwn(terms, own)
-    if (base === undefined) delete placement.requiredTerms
-    else placement.requiredTerms = base
+  // extractPodTemplate checked the shape: when it found terms, the path to them is objects.
+  const hasTerms = template.placement.requiredTerms !== undefined
+  const raw = hasTerms ? (((spec['affinity'] as Json)['nodeAffinity'] as Json)['requiredDuringSchedulingIgnoredDuringExecution'] as Json)['nodeSelectorTerms'] : undefined
+  const rawTerms = Array.isArray(raw) ? (raw as Json[]) : []
+  const { base, own } = hasTerms ? ownTerms(rawTerms, typeof current === 'string' ? current : undefined) : { base: undefined, own: false }
+  let placement = template.placement
+  if (own) {
+    const again = extractPodTemplate('Pod', withTerms(pod, spec, base))
+    if (!again.ok || again.template === null) return { ok: false, error: again.ok ? 'pod spec vanished' : again.error }
+    placement = again.template.placement
   }
   const target = steeringTarget(view, placement, images, policy, now)
   const patch: PatchOperation[] = []
   const annotationPath = `/metadata/annotations/${pointer(STEERED_ANNOTATION)}`
 
   if (!target.steer) {
-    if (own !== undefined && terms !== undefined) {
-      if (placement.requiredTerms === undefined) patch.push({ op: 'remove', path: REQUIRED })
-      else for (const [i, j] of own.index.entries()) if (j >= 0) patch.push({ op: 'remove', path: `${REQUIRED}/nodeSelectorTerms/${i}/${own.list}/${j}` })
+    if (own) {
+      if (base === undefined) patch.push({ op: 'remove', path: REQUIRED })
+      else patch.push({ op: 'replace', path: `${REQUIRED}/nodeSelectorTerms`, value: base })
     }
     if (current !== undefined) patch.push({ op: 'remove', path: annotationPath })
     return { ok: true, steering: { outcome: patch.length > 0 ? 'released' : 'skipped', target, patch } }
   }
 
-  const { list, requirement } = requirementOf(target)
-  const spec = isObject(pod['spec']) ? pod['spec'] : {}
-  if (terms === undefined) {
-    const required = { nodeSelectorTerms: [{ [list]: [requirement] }] }
+  const terms = steeredTerms(view, own ? base : hasTerms ? rawTerms : undefined, placement, target)
+  if (!hasTerms) {
+    const required = { nodeSelectorTerms: terms }
     const affinity = spec['affinity']
     const nodeAffinity = isObject(affinity) ? affinity['nodeAffinity'] : undefined
-    if (!isObject(affinity)) patch.push({ op: 'add', path: '/spec/affinity', value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } })
-    else if (!isObject(nodeAffinity)) patch.push({ op: 'add', path: '/spec/affinity/nodeAffinity', value: { requiredDuringSchedulingIgnoredDuringExecution: required } })
+    if (!isObject(affinity)) patch.push({ op: 'add', path: AFFINITY, value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } })
+    else if (!isObject(nodeAffinity)) patch.push({ op: 'add', path: `${AFFINITY}/nodeAffinity`, value: { requiredDuringSchedulingIgnoredDuringExecution: required } })
     else patch.push({ op: 'add', path: REQUIRED, value: required })
-  } else {
-    const rawTerms = ((spec['affinity'] as Json)['nodeAffinity'] as Json)['requiredDuringSchedulingIgnoredDuringExecution'] as Json
-    const raw = rawTerms['nodeSelectorTerms'] as Json[]
-    for (const [i, term] of terms.entries()) {
-      const at = `${REQUIRED}/nodeSelectorTerms/${i}`
-      const j = own?.index[i] ?? -1
-      if (j >= 0 && own!.list === list) {
-        if (!sameRequirement(term[list]![j]!, requirement)) patch.push({ op: 'replace', path: `${at}/${list}/${j}`, value: requirement })
-        continue
-      }
-      if (j >= 0) patch.push({ op: 'remove', path: `${at}/${own!.list}/${j}` })
-      if (Array.isArray(raw[i]?.[list])) patch.push({ op: 'add', path: `${at}/${list}/-`, value: requirement })
-      else patch.push({ op: 'add', path: `${at}/${list}`, value: [requirement] })
-    }
+  } else if (JSON.stringify(terms) !== JSON.stringify(rawTerms)) {
+    patch.push({ op: 'replace', path: `${REQUIRED}/nodeSelectorTerms`, value: terms })
   }
   const value = steeredAnnotation(target)
   if (current !== value) {
     if (annotations !== undefined) patch.push({ op: 'add', path: annotationPath, value })
-    else if (isObject(pod['metadata'])) patch.push({ op: 'add', path: '/metadata/annotations', value: { [STEERED_ANNOTATION]: value } })
+    else if (metadata !== undefined) patch.push({ op: 'add', path: '/metadata/annotations', value: { [STEERED_ANNOTATION]: value } })
     else patch.push({ op: 'add', path: '/metadata', value: { annotations: { [STEERED_ANNOTATION]: value } } })
   }
-  const outcome: PodSteeringOutcome = patch.length === 0 ? 'unchanged' : own === undefined ? 'steered' : 'resteered'
+  const outcome: PodSteeringOutcome = patch.length === 0 ? 'unchanged' : own ? 'resteered' : 'steered'
   return { ok: true, steering: { outcome, target, patch } }
 }
