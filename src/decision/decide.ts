@@ -425,15 +425,17 @@ function notesFor(template: PodTemplateFacts): Note[] {
  * The pods of a workload in a steering namespace will be limited to the nodes that hold
  * their images: a partial presence is then no failure to come but a notice of where they
  * go, on the same rules as the mutating webhook (steer.ts), so the notice never promises
- * what the mutation will not do. Returns the outcome afterwards.
+ * what the mutation will not do. Steering follows Never images only: a partial IfNotPresent
+ * image from an unpullable registry keeps its warning. Returns the outcome afterwards.
  */
 function steered(view: InventoryView, template: PodTemplateFacts, findings: Finding[], policy: SteerPolicy, now: number): Verdict {
-  if (!findings.some((f) => f.reason === 'partial')) return 'warn'
+  const partial = (f: Finding): boolean => f.reason === 'partial' && f.policy === 'Never'
+  if (!findings.some(partial)) return 'warn'
   const target = steeringTarget(view, template.placement, neverImages(template), policy, now)
   if (!target.steer) return 'warn'
   let outcome: Verdict = 'allow'
   for (const f of findings) {
-    if (f.reason === 'partial') {
+    if (partial(f)) {
       f.reason = 'steered'
       f.severity = 'ok'
       f.present = names(view, target.nodes, everyNode, target.count)

@@ -146,7 +146,8 @@ export function steeringTarget(view: InventoryView, placement: Placement, images
 /** The images a pod needs on its node because it may not pull them. */
 export function neverImages(template: PodTemplateFacts): string[] {
   const images: string[] = []
-  for (const c of template.containers) if (c.pullPolicy === 'Never' && !images.includes(c.image)) images.push(c.image)
+  // A template container without an image is filled in by other admission: not ours to place.
+  for (const c of template.containers) if (c.pullPolicy === 'Never' && c.image !== '' && !images.includes(c.image)) images.push(c.image)
   return images
 }
 
