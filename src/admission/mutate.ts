@@ -45,7 +45,17 @@ export interface MutationHandled {
 export function handleMutation(body: unknown, ctx: MutateContext): MutationHandled {
   const parsed = parseReview(body)
   if (!parsed.ok) {
-    const record: MutationRecord = { uid: parsed.uid, kind: '', namespace: '', name: '', operation: '', user: '', dryRun: false, decision: 'invalid', error: parsed.error }
+    const record: MutationRecord = {
+      uid: parsed.uid,
+      kind: '',
+      namespace: '',
+      name: '',
+      operation: '',
+      user: '',
+      dryRun: false,
+      decision: 'invalid',
+      error: parsed.error,
+    }
     return { reply: toReview(parsed.version, errored(parsed.uid, 400, parsed.error)), record }
   }
   const { request, apiVersion } = parsed.review
@@ -68,7 +78,8 @@ export function handleMutation(body: unknown, ctx: MutateContext): MutationHandl
     (request.subResource === undefined || request.subResource === '')
   if (!podCreate) return unchanged()
   const steer = ctx.steer ?? DEFAULT_STEER_SETTINGS
-  if (!steeringFor(ctx.inventory, namespace, steer.global, resolveMode(ctx.inventory, namespace, ctx.mode))) return unchanged()
+  if (!steeringFor(ctx.inventory, namespace, steer.global, resolveMode(ctx.inventory, namespace, ctx.mode)))
+    return unchanged()
 
   const result = steerPod(ctx.inventory, request.object, steer, ctx.now)
   if (!result.ok) {

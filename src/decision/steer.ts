@@ -101,7 +101,13 @@ function sharedLabel(view: InventoryView, E: Bits, S: Bits): SteerLabel | undefi
 }
 
 /** S for a placement and the images that must be on the node. */
-export function steeringTarget(view: InventoryView, placement: Placement, images: readonly string[], policy: SteerPolicy, now: number): SteerTarget {
+export function steeringTarget(
+  view: InventoryView,
+  placement: Placement,
+  images: readonly string[],
+  policy: SteerPolicy,
+  now: number,
+): SteerTarget {
   if (images.length === 0) return skip('no-never-images')
   if (placement.nodeName !== undefined && placement.nodeName !== '') return skip('node-name')
   const keys: string[] = []
@@ -147,7 +153,8 @@ export function steeringTarget(view: InventoryView, placement: Placement, images
 export function neverImages(template: PodTemplateFacts): string[] {
   const images: string[] = []
   // A template container without an image is filled in by other admission: not ours to place.
-  for (const c of template.containers) if (c.pullPolicy === 'Never' && c.image !== '' && !images.includes(c.image)) images.push(c.image)
+  for (const c of template.containers)
+    if (c.pullPolicy === 'Never' && c.image !== '' && !images.includes(c.image)) images.push(c.image)
   return images
 }
 
@@ -161,9 +168,7 @@ export function neverImages(template: PodTemplateFacts): string[] {
 // The DaemonSet controller pins its pods with the same one-value requirement.
 
 /** RFC 6902 operations, as the apiserver applies them (evanphx/json-patch). */
-export type PatchOperation =
-  | { op: 'add' | 'replace'; path: string; value: unknown }
-  | { op: 'remove'; path: string }
+export type PatchOperation = { op: 'add' | 'replace'; path: string; value: unknown } | { op: 'remove'; path: string }
 
 export type PodSteeringOutcome =
   /** First steered: counted and logged. */
@@ -208,7 +213,13 @@ function nameRequirement(name: string): NodeSelectorRequirement {
 }
 
 function isNameRequirement(r: unknown): boolean {
-  return isObject(r) && r['key'] === 'metadata.name' && r['operator'] === 'In' && Array.isArray(r['values']) && r['values'].length === 1
+  return (
+    isObject(r) &&
+    r['key'] === 'metadata.name' &&
+    r['operator'] === 'In' &&
+    Array.isArray(r['values']) &&
+    r['values'].length === 1
+  )
 }
 
 function list(term: Json, key: 'matchExpressions' | 'matchFields'): unknown[] {
@@ -238,7 +249,15 @@ function ownTerms(raw: Json[], annotation: string | undefined): { base: Json[] |
       let j = expressions.length - 1
       for (; j >= 0; j--) {
         const r = expressions[j]
-        if (isObject(r) && r['key'] === note[1] && r['operator'] === 'In' && Array.isArray(r['values']) && r['values'].length === 1 && r['values'][0] === note[2]) break
+        if (
+          isObject(r) &&
+          r['key'] === note[1] &&
+          r['operator'] === 'In' &&
+          Array.isArray(r['values']) &&
+          r['values'].length === 1 &&
+          r['values'][0] === note[2]
+        )
+          break
       }
       if (j >= 0) found = true
       stripped.push(j < 0 ? term : { ...term, matchExpressions: expressions.filter((_, k) => k !== j) })
@@ -256,7 +275,8 @@ function ownTerms(raw: Json[], annotation: string | undefined): { base: Json[] |
   for (const term of stripped) {
     if (isEmptyTerm(term)) continue
     const tidy: Json = { ...term }
-    for (const key of ['matchExpressions', 'matchFields'] as const) if (Array.isArray(tidy[key]) && (tidy[key] as unknown[]).length === 0) delete tidy[key]
+    for (const key of ['matchExpressions', 'matchFields'] as const)
+      if (Array.isArray(tidy[key]) && (tidy[key] as unknown[]).length === 0) delete tidy[key]
     const id = JSON.stringify(tidy)
     if (seen.has(id)) continue
     seen.add(id)
@@ -275,7 +295,12 @@ function withTerms(pod: Json, spec: Json, terms: Json[] | undefined): Json {
 }
 
 /** The terms that limit the pod to S: see the comment at the top of this section. */
-function steeredTerms(view: InventoryView, base: Json[] | undefined, placement: Placement, target: Extract<SteerTarget, { steer: true }>): Json[] {
+function steeredTerms(
+  view: InventoryView,
+  base: Json[] | undefined,
+  placement: Placement,
+  target: Extract<SteerTarget, { steer: true }>,
+): Json[] {
   if (target.label !== undefined) {
     const requirement: NodeSelectorRequirement = { key: target.label.key, operator: 'In', values: [target.label.value] }
     if (base === undefined) return [{ matchExpressions: [requirement] }]
@@ -311,7 +336,10 @@ export function steerPod(view: InventoryView, pod: unknown, policy: SteerPolicy,
   const extracted = extractPodTemplate('Pod', pod)
   if (!extracted.ok) return { ok: false, error: extracted.error }
   const template = extracted.template
-  const left = (reason: SteerSkip): SteerPodResult => ({ ok: true, steering: { outcome: 'skipped', target: skip(reason), patch: [] } })
+  const left = (reason: SteerSkip): SteerPodResult => ({
+    ok: true,
+    steering: { outcome: 'skipped', target: skip(reason), patch: [] },
+  })
   if (template === null || !isObject(pod)) return left('no-never-images')
   const metadata = isObject(pod['metadata']) ? pod['metadata'] : undefined
   const images = neverImages(template)
@@ -325,9 +353,15 @@ export function steerPod(view: InventoryView, pod: unknown, policy: SteerPolicy,
   const current = annotations?.[STEERED_ANNOTATION]
   // extractPodTemplate checked the shape: when it found terms, the path to them is objects.
   const hasTerms = template.placement.requiredTerms !== undefined
-  const raw = hasTerms ? (((spec['affinity'] as Json)['nodeAffinity'] as Json)['requiredDuringSchedulingIgnoredDuringExecution'] as Json)['nodeSelectorTerms'] : undefined
+  const raw = hasTerms
+    ? (((spec['affinity'] as Json)['nodeAffinity'] as Json)['requiredDuringSchedulingIgnoredDuringExecution'] as Json)[
+        'nodeSelectorTerms'
+      ]
+    : undefined
   const rawTerms = Array.isArray(raw) ? (raw as Json[]) : []
-  const { base, own } = hasTerms ? ownTerms(rawTerms, typeof current === 'string' ? current : undefined) : { base: undefined, own: false }
+  const { base, own } = hasTerms
+    ? ownTerms(rawTerms, typeof current === 'string' ? current : undefined)
+    : { base: undefined, own: false }
   let placement = template.placement
   if (own) {
     const again = extractPodTemplate('Pod', withTerms(pod, spec, base))
@@ -352,8 +386,18 @@ export function steerPod(view: InventoryView, pod: unknown, policy: SteerPolicy,
     const required = { nodeSelectorTerms: terms }
     const affinity = spec['affinity']
     const nodeAffinity = isObject(affinity) ? affinity['nodeAffinity'] : undefined
-    if (!isObject(affinity)) patch.push({ op: 'add', path: AFFINITY, value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } } })
-    else if (!isObject(nodeAffinity)) patch.push({ op: 'add', path: `${AFFINITY}/nodeAffinity`, value: { requiredDuringSchedulingIgnoredDuringExecution: required } })
+    if (!isObject(affinity))
+      patch.push({
+        op: 'add',
+        path: AFFINITY,
+        value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: required } },
+      })
+    else if (!isObject(nodeAffinity))
+      patch.push({
+        op: 'add',
+        path: `${AFFINITY}/nodeAffinity`,
+        value: { requiredDuringSchedulingIgnoredDuringExecution: required },
+      })
     else patch.push({ op: 'add', path: REQUIRED, value: required })
   } else if (JSON.stringify(terms) !== JSON.stringify(rawTerms)) {
     patch.push({ op: 'replace', path: `${REQUIRED}/nodeSelectorTerms`, value: terms })
@@ -361,7 +405,8 @@ export function steerPod(view: InventoryView, pod: unknown, policy: SteerPolicy,
   const value = steeredAnnotation(target)
   if (current !== value) {
     if (annotations !== undefined) patch.push({ op: 'add', path: annotationPath, value })
-    else if (metadata !== undefined) patch.push({ op: 'add', path: '/metadata/annotations', value: { [STEERED_ANNOTATION]: value } })
+    else if (metadata !== undefined)
+      patch.push({ op: 'add', path: '/metadata/annotations', value: { [STEERED_ANNOTATION]: value } })
     else patch.push({ op: 'add', path: '/metadata', value: { annotations: { [STEERED_ANNOTATION]: value } } })
   }
   const outcome: PodSteeringOutcome = patch.length === 0 ? 'unchanged' : own ? 'resteered' : 'steered'

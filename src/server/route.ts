@@ -1,5 +1,12 @@
 import type { FastifyInstance } from 'fastify'
-import { toReview, V1, V1BETA1, type AdmissionResponse, type AdmissionReviewReply, type ReviewVersion } from '../admission/review.js'
+import {
+  toReview,
+  V1,
+  V1BETA1,
+  type AdmissionResponse,
+  type AdmissionReviewReply,
+  type ReviewVersion,
+} from '../admission/review.js'
 import type { Logger } from '../util/logger.js'
 
 // One admission route, whatever it judges: decide, time it, count it, log one line, and
@@ -38,7 +45,9 @@ export interface AdmissionRoute<R extends RouteRecord> {
 }
 
 function peek(body: unknown, key: string): unknown {
-  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)[key] : undefined
+  return typeof body === 'object' && body !== null && !Array.isArray(body)
+    ? (body as Record<string, unknown>)[key]
+    : undefined
 }
 
 /** The uid and version to answer a review with when its handler could not. */
@@ -47,7 +56,11 @@ export function envelopeOf(body: unknown): { uid: string; version: ReviewVersion
   return { uid: typeof uid === 'string' ? uid : '', version: peek(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1 }
 }
 
-export function admissionRoute<R extends RouteRecord>(app: FastifyInstance, route: AdmissionRoute<R>, log: Logger): void {
+export function admissionRoute<R extends RouteRecord>(
+  app: FastifyInstance,
+  route: AdmissionRoute<R>,
+  log: Logger,
+): void {
   app.post(route.path, { bodyLimit: MAX_REVIEW_BYTES }, async (request, reply) => {
     const started = performance.now()
     let handled
@@ -63,7 +76,8 @@ export function admissionRoute<R extends RouteRecord>(app: FastifyInstance, rout
     route.observe(record, seconds)
     const level = route.level(record)
     // Formatting a line costs more than most decisions: only for levels that are written.
-    if (log.isLevelEnabled?.(level) !== false) log[level]({ admission: route.describe(record), seconds }, `admission ${record.decision}`)
+    if (log.isLevelEnabled?.(level) !== false)
+      log[level]({ admission: route.describe(record), seconds }, `admission ${record.decision}`)
     route.after?.(record)
     return reply.send(handled.reply)
   })

@@ -2,7 +2,13 @@ import { Ajv } from 'ajv'
 import jsonpatch from 'fast-json-patch'
 import t from 'tap'
 import { eligibleNodes } from '../../src/placement/placement.js'
-import { steerPod, steeringFor, type PatchOperation, type PodSteering, type SteerPolicy } from '../../src/decision/steer.js'
+import {
+  steerPod,
+  steeringFor,
+  type PatchOperation,
+  type PodSteering,
+  type SteerPolicy,
+} from '../../src/decision/steer.js'
 import { extractPodTemplate } from '../../src/workload/pod-template.js'
 import { buildIndex, NOW, STALE_MS } from '../helpers/inventory.js'
 import { review } from '../helpers/fixtures.js'
@@ -41,7 +47,11 @@ interface PodShape {
 
 function pod(shape: PodShape = {}): Json {
   const spec: Json = {
-    containers: (shape.images ?? ['myapp:1.0']).map((image, i) => ({ name: `c${i}`, image, imagePullPolicy: shape.pullPolicy ?? 'Never' })),
+    containers: (shape.images ?? ['myapp:1.0']).map((image, i) => ({
+      name: `c${i}`,
+      image,
+      imagePullPolicy: shape.pullPolicy ?? 'Never',
+    })),
   }
   if (shape.nodeSelector !== undefined) spec['nodeSelector'] = shape.nodeSelector
   if (shape.affinity !== undefined) spec['affinity'] = shape.affinity
@@ -52,7 +62,9 @@ function pod(shape: PodShape = {}): Json {
   return { apiVersion: 'v1', kind: 'Pod', metadata, spec }
 }
 
-const required = (...terms: Json[]): Json => ({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } } })
+const required = (...terms: Json[]): Json => ({
+  nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } },
+})
 const expr = (key: string, operator: string, ...values: string[]) => ({ key, operator, values })
 const name = (n: string) => ({ key: 'metadata.name', operator: 'In', values: [n] })
 
@@ -72,17 +84,31 @@ const requirement = {
   type: 'object',
   required: ['key', 'operator'],
   additionalProperties: false,
-  properties: { key: { type: 'string', minLength: 1 }, operator: { enum: ['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt'] }, values: { type: 'array', items: { type: 'string' } } },
+  properties: {
+    key: { type: 'string', minLength: 1 },
+    operator: { enum: ['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt'] },
+    values: { type: 'array', items: { type: 'string' } },
+  },
   allOf: [
-    { if: { properties: { operator: { enum: ['In', 'NotIn'] } } }, then: { required: ['values'], properties: { values: { minItems: 1 } } } },
-    { if: { properties: { operator: { enum: ['Exists', 'DoesNotExist'] } } }, then: { properties: { values: { maxItems: 0 } } } },
+    {
+      if: { properties: { operator: { enum: ['In', 'NotIn'] } } },
+      then: { required: ['values'], properties: { values: { minItems: 1 } } },
+    },
+    {
+      if: { properties: { operator: { enum: ['Exists', 'DoesNotExist'] } } },
+      then: { properties: { values: { maxItems: 0 } } },
+    },
   ],
 }
 const fieldRequirement = {
   type: 'object',
   required: ['key', 'operator', 'values'],
   additionalProperties: false,
-  properties: { key: { const: 'metadata.name' }, operator: { enum: ['In', 'NotIn'] }, values: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1 } },
+  properties: {
+    key: { const: 'metadata.name' },
+    operator: { enum: ['In', 'NotIn'] },
+    values: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1 },
+  },
 }
 const affinitySchema = {
   type: 'object',
@@ -102,7 +128,10 @@ const affinitySchema = {
               items: {
                 type: 'object',
                 additionalProperties: false,
-                properties: { matchExpressions: { type: 'array', items: requirement }, matchFields: { type: 'array', items: fieldRequirement } },
+                properties: {
+                  matchExpressions: { type: 'array', items: requirement },
+                  matchFields: { type: 'array', items: fieldRequirement },
+                },
               },
             },
           },
@@ -120,23 +149,37 @@ function eligible(p: Json): string[] {
   if (!x.ok || x.template === null) throw new Error('not a pod')
   const names: string[] = []
   const bits = eligibleNodes(index, x.template.placement).nodes
-  for (let slot = 0; slot < bits.length * 32; slot++) if ((bits[slot >>> 5]! >>> (slot & 31)) & 1) names.push(index.nameOf(slot))
+  for (let slot = 0; slot < bits.length * 32; slot++)
+    if ((bits[slot >>> 5]! >>> (slot & 31)) & 1) names.push(index.nameOf(slot))
   return names.sort()
 }
 
 t.test('the patch on table inputs: where the pod may land afterwards, and its own terms kept', async (t) => {
-  const preferred = { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 10, preference: { matchExpressions: [expr('disk', 'In', 'ssd')] } }] }
+  const preferred = {
+    preferredDuringSchedulingIgnoredDuringExecution: [
+      { weight: 10, preference: { matchExpressions: [expr('disk', 'In', 'ssd')] } },
+    ],
+  }
   const table: Array<[string, Json, string[], string, (after: Json) => void]> = [
     [
       'no affinity: one term per node of S',
       pod({ nodeSelector: { zone: 'a' } }),
       ['a1', 'a2', 'a4'],
       '3 of 4 eligible nodes',
-      (after) => t.same(after['spec'].affinity, required({ matchFields: [name('a1')] }, { matchFields: [name('a2')] }, { matchFields: [name('a4')] })),
+      (after) =>
+        t.same(
+          after['spec'].affinity,
+          required({ matchFields: [name('a1')] }, { matchFields: [name('a2')] }, { matchFields: [name('a4')] }),
+        ),
     ],
     [
       'several terms: each term keeps its expressions, only for the nodes of S it admits',
-      pod({ affinity: required({ matchExpressions: [expr('disk', 'In', 'ssd')] }, { matchExpressions: [expr('zone', 'In', 'b')] }) }),
+      pod({
+        affinity: required(
+          { matchExpressions: [expr('disk', 'In', 'ssd')] },
+          { matchExpressions: [expr('zone', 'In', 'b')] },
+        ),
+      }),
       ['a1', 'a2', 'b1'],
       '3 of 5 eligible nodes',
       (after) =>
@@ -149,23 +192,47 @@ t.test('the patch on table inputs: where the pod may land afterwards, and its ow
     ],
     [
       'a term with matchFields already: kept, ours appended',
-      pod({ affinity: required({ matchExpressions: [expr('zone', 'In', 'a')], matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['a4'] }] }) }),
+      pod({
+        affinity: required({
+          matchExpressions: [expr('zone', 'In', 'a')],
+          matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['a4'] }],
+        }),
+      }),
       ['a1', 'a2'],
       '2 of 3 eligible nodes',
       (after) =>
-        t.same(after['spec'].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[1], {
-          matchExpressions: [expr('zone', 'In', 'a')],
-          matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['a4'] }, name('a2')],
-        }),
+        t.same(
+          after['spec'].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[1],
+          {
+            matchExpressions: [expr('zone', 'In', 'a')],
+            matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['a4'] }, name('a2')],
+          },
+        ),
     ],
     [
       'preferred affinity and pod affinity untouched',
-      pod({ nodeSelector: { zone: 'a' }, affinity: { nodeAffinity: preferred, podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: 'web' } } }] } } }),
+      pod({
+        nodeSelector: { zone: 'a' },
+        affinity: {
+          nodeAffinity: preferred,
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [
+              { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { app: 'web' } } },
+            ],
+          },
+        },
+      }),
       ['a1', 'a2', 'a4'],
       '3 of 4 eligible nodes',
       (after) => {
-        t.same(after['spec'].affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution, preferred.preferredDuringSchedulingIgnoredDuringExecution)
-        t.equal(after['spec'].affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey, 'kubernetes.io/hostname')
+        t.same(
+          after['spec'].affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution,
+          preferred.preferredDuringSchedulingIgnoredDuringExecution,
+        )
+        t.equal(
+          after['spec'].affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey,
+          'kubernetes.io/hostname',
+        )
       },
     ],
     [
@@ -177,7 +244,10 @@ t.test('the patch on table inputs: where the pod may land afterwards, and its ow
     ],
     [
       'a pod with annotations and null affinity',
-      { ...pod({ nodeSelector: { zone: 'a' }, annotations: { team: 'x' } }), spec: { ...pod({ nodeSelector: { zone: 'a' } })['spec'], affinity: null } },
+      {
+        ...pod({ nodeSelector: { zone: 'a' }, annotations: { team: 'x' } }),
+        spec: { ...pod({ nodeSelector: { zone: 'a' } })['spec'], affinity: null },
+      },
       ['a1', 'a2', 'a4'],
       '3 of 4 eligible nodes',
       (after) => t.equal(after['metadata'].annotations.team, 'x'),
@@ -232,7 +302,14 @@ t.test('reinvoked after another webhook changed the pod: recomputed from its own
 t.test('pods left alone', async (t) => {
   const table: Array<[string, Json, string, SteerPolicy?]> = [
     ['spec.nodeName', pod({ nodeName: 'a1' }), 'node-name'],
-    ['a DaemonSet pod', pod({ ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'u', controller: true }], affinity: required({ matchFields: [name('a3')] }) }), 'daemonset'],
+    [
+      'a DaemonSet pod',
+      pod({
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'u', controller: true }],
+        affinity: required({ matchFields: [name('a3')] }),
+      }),
+      'daemonset',
+    ],
     ['a mirror pod', pod({ annotations: { 'kubernetes.io/config.mirror': 'abc' } }), 'mirror'],
     ['no Never container', pod({ pullPolicy: 'IfNotPresent' }), 'no-never-images'],
     ['an eligible node without a current image list', pod({ nodeSelector: { zone: 'x' } }), 'unknown'],
@@ -240,7 +317,17 @@ t.test('pods left alone', async (t) => {
     ['the image on every eligible node', pod({ images: ['busybox:1.36'], nodeSelector: { zone: 'a' } }), 'everywhere'],
     ['no eligible node', pod({ nodeSelector: { zone: 'nope' } }), 'no-eligible-nodes'],
     ['an invalid reference', pod({ images: ['MyApp:1'] }), 'invalid-reference'],
-    ['more nodes than --steer-max-nodes, no label picks them', pod({ affinity: required({ matchExpressions: [expr('disk', 'In', 'ssd')] }, { matchExpressions: [expr('zone', 'In', 'b')] }) }), 'too-many-nodes', { maxNodes: 2 }],
+    [
+      'more nodes than --steer-max-nodes, no label picks them',
+      pod({
+        affinity: required(
+          { matchExpressions: [expr('disk', 'In', 'ssd')] },
+          { matchExpressions: [expr('zone', 'In', 'b')] },
+        ),
+      }),
+      'too-many-nodes',
+      { maxNodes: 2 },
+    ],
   ]
   for (const [what, p, reason, policy] of table) {
     const s = steer(p, policy)
@@ -262,47 +349,66 @@ t.test('past --steer-max-nodes, a node label the nodes of S share is used instea
   t.same(steer(after, { maxNodes: 2 }).patch, [], 'recognised on reinvocation')
   // Reinvoked with room for the names: the label requirement goes, the names come.
   const renamed = apply(after, steer(after).patch)
-  t.same(renamed['spec'].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.length, 3)
+  t.same(
+    renamed['spec'].affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.length,
+    3,
+  )
   t.notMatch(JSON.stringify(renamed['spec'].affinity), /pool/)
   t.same(eligible(renamed), ['a1', 'a2', 'a4'])
 })
 
-t.test('the captured pods, patched by a real JSONPatch implementation, are valid and land only where the image is', async (t) => {
-  // node-a and node-b as in examples/, a third ssd node in zone a, and a gpu node.
-  const view = buildIndex([
-    { name: 'node-a', labels: { zone: 'a', disk: 'ssd' }, images: [DEV, BUSY] },
-    { name: 'node-b', labels: { zone: 'b', disk: 'ssd' }, images: [BUSY] },
-    { name: 'node-d', labels: { zone: 'a', disk: 'ssd' }, images: [BUSY] },
-    { name: 'node-c', labels: { zone: 'a', disk: 'hdd' }, taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }], images: [DEV, BUSY] },
-  ])
-  const expected: Record<string, { nodes: string[]; terms: Json[] }> = {
-    'pod-create': { nodes: ['node-a'], terms: [{ matchExpressions: [expr('disk', 'In', 'ssd')], matchFields: [name('node-a')] }] },
-    'pod-create-generatename': { nodes: ['node-a'], terms: [{ matchFields: [name('node-a')] }] },
-    'pod-create-dryrun': { nodes: ['node-a'], terms: [{ matchFields: [name('node-a')] }] },
-    'pod-create-review-v1beta1': { nodes: ['node-a'], terms: [{ matchFields: [name('node-a')] }] },
-  }
-  for (const [fixture, want] of Object.entries(expected)) {
-    const object = review(fixture)['request'].object
-    const s = steer(object, POLICY, view)
-    t.equal(s.outcome, 'steered', fixture)
-    const result = jsonpatch.applyPatch(jsonpatch.deepClone(object), s.patch as jsonpatch.Operation[], true)
-    const after = result.newDocument
-    t.ok(validAffinity(after.spec.affinity), `${fixture}: valid affinity ${JSON.stringify(validAffinity.errors)}`)
-    t.same(after.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms, want.terms, `${fixture}: terms`)
-    t.same(after.spec.nodeSelector, object.spec.nodeSelector, `${fixture}: nodeSelector untouched`)
-    t.same(after.spec.tolerations, object.spec.tolerations, `${fixture}: tolerations untouched`)
-    t.same(after.spec.containers, object.spec.containers, `${fixture}: containers untouched`)
-    for (const [k, v] of Object.entries(object.metadata.annotations ?? {})) t.equal(after.metadata.annotations[k], v, `${fixture}: annotation ${k} kept`)
-    t.match(after.metadata.annotations['neverpull.dev/steered'], /^1 of \d eligible nodes$/)
-    const x = extractPodTemplate('Pod', after)
-    if (!x.ok || x.template === null) throw new Error('patched pod does not parse')
-    const bits = eligibleNodes(view, x.template.placement).nodes
-    const names: string[] = []
-    for (let slot = 0; slot < 32; slot++) if ((bits[0]! >>> slot) & 1) names.push(view.nameOf(slot))
-    t.same(names, want.nodes, `${fixture}: eligible after`)
-    t.same(steer(after, POLICY, view).patch, [], `${fixture}: idempotent`)
-  }
-})
+t.test(
+  'the captured pods, patched by a real JSONPatch implementation, are valid and land only where the image is',
+  async (t) => {
+    // node-a and node-b as in examples/, a third ssd node in zone a, and a gpu node.
+    const view = buildIndex([
+      { name: 'node-a', labels: { zone: 'a', disk: 'ssd' }, images: [DEV, BUSY] },
+      { name: 'node-b', labels: { zone: 'b', disk: 'ssd' }, images: [BUSY] },
+      { name: 'node-d', labels: { zone: 'a', disk: 'ssd' }, images: [BUSY] },
+      {
+        name: 'node-c',
+        labels: { zone: 'a', disk: 'hdd' },
+        taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }],
+        images: [DEV, BUSY],
+      },
+    ])
+    const expected: Record<string, { nodes: string[]; terms: Json[] }> = {
+      'pod-create': {
+        nodes: ['node-a'],
+        terms: [{ matchExpressions: [expr('disk', 'In', 'ssd')], matchFields: [name('node-a')] }],
+      },
+      'pod-create-generatename': { nodes: ['node-a'], terms: [{ matchFields: [name('node-a')] }] },
+      'pod-create-dryrun': { nodes: ['node-a'], terms: [{ matchFields: [name('node-a')] }] },
+      'pod-create-review-v1beta1': { nodes: ['node-a'], terms: [{ matchFields: [name('node-a')] }] },
+    }
+    for (const [fixture, want] of Object.entries(expected)) {
+      const object = review(fixture)['request'].object
+      const s = steer(object, POLICY, view)
+      t.equal(s.outcome, 'steered', fixture)
+      const result = jsonpatch.applyPatch(jsonpatch.deepClone(object), s.patch as jsonpatch.Operation[], true)
+      const after = result.newDocument
+      t.ok(validAffinity(after.spec.affinity), `${fixture}: valid affinity ${JSON.stringify(validAffinity.errors)}`)
+      t.same(
+        after.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms,
+        want.terms,
+        `${fixture}: terms`,
+      )
+      t.same(after.spec.nodeSelector, object.spec.nodeSelector, `${fixture}: nodeSelector untouched`)
+      t.same(after.spec.tolerations, object.spec.tolerations, `${fixture}: tolerations untouched`)
+      t.same(after.spec.containers, object.spec.containers, `${fixture}: containers untouched`)
+      for (const [k, v] of Object.entries(object.metadata.annotations ?? {}))
+        t.equal(after.metadata.annotations[k], v, `${fixture}: annotation ${k} kept`)
+      t.match(after.metadata.annotations['neverpull.dev/steered'], /^1 of \d eligible nodes$/)
+      const x = extractPodTemplate('Pod', after)
+      if (!x.ok || x.template === null) throw new Error('patched pod does not parse')
+      const bits = eligibleNodes(view, x.template.placement).nodes
+      const names: string[] = []
+      for (let slot = 0; slot < 32; slot++) if ((bits[0]! >>> slot) & 1) names.push(view.nameOf(slot))
+      t.same(names, want.nodes, `${fixture}: eligible after`)
+      t.same(steer(after, POLICY, view).patch, [], `${fixture}: idempotent`)
+    }
+  },
+)
 
 t.test('which namespaces steer', async (t) => {
   const view = buildIndex([])
@@ -316,5 +422,6 @@ t.test('which namespaces steer', async (t) => {
     ['plain', true, 'enforce', true],
     ['plain', true, 'off', false],
   ]
-  for (const [ns, global, mode, want] of table) t.equal(steeringFor(view, ns, global, mode), want, `${ns} global=${global} mode=${mode}`)
+  for (const [ns, global, mode, want] of table)
+    t.equal(steeringFor(view, ns, global, mode), want, `${ns} global=${global} mode=${mode}`)
 })

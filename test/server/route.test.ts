@@ -13,8 +13,12 @@ interface Line {
 
 function memoryLogger(enabled: (level: string) => boolean = () => true): { log: Logger; lines: Line[] } {
   const lines: Line[] = []
-  const at = (level: string) => (obj: object, msg: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg })
-  return { lines, log: { isLevelEnabled: enabled, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } }
+  const at = (level: string) => (obj: object, msg: string) =>
+    void lines.push({ level, obj: obj as Record<string, unknown>, msg })
+  return {
+    lines,
+    log: { isLevelEnabled: enabled, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') },
+  }
 }
 
 interface TestRecord {
