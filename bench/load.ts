@@ -22,7 +22,8 @@ export interface Server {
 
 export async function startServer(args: ChildArgs, maxOldSpaceMb = 6144): Promise<Server> {
   const child: ChildProcess = fork(CHILD, [JSON.stringify(args)], {
-    execArgv: ['--expose-gc', `--max-old-space-size=${maxOldSpaceMb}`, '--import', 'tsx'],
+    // BENCH_CPU_PROF=DIR writes each server child's CPU profile there (the profiles behind docs/BENCHMARKS.md).
+    execArgv: ['--expose-gc', `--max-old-space-size=${maxOldSpaceMb}`, '--import', 'tsx', ...(process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   let next = 0

@@ -2,10 +2,15 @@ import Fastify from 'fastify'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { webhookConfig } from '../src/config/webhook.js'
-import { KEEP_ALIVE_MS, startWebhook, TLS_OPTIONS } from '../src/server/server.js'
-import { MAX_REVIEW_BYTES } from '../src/server/app.js'
 import { loadCluster, type ClusterSpec } from './inventory.js'
+
+// The webhook is the compiled dist/ that ships (npm run bench builds it first), not src/
+// through tsx, whose transform adds work of its own (esbuild's __name helper on every
+// function) that a cluster never runs.
+const compiled = (path: string): string => new URL(`../dist/${path}`, import.meta.url).href
+const { webhookConfig } = (await import(compiled('config/webhook.js'))) as typeof import('../src/config/webhook.js')
+const { KEEP_ALIVE_MS, startWebhook, TLS_OPTIONS } = (await import(compiled('server/server.js'))) as typeof import('../src/server/server.js')
+const { MAX_REVIEW_BYTES } = (await import(compiled('server/app.js'))) as typeof import('../src/server/app.js')
 
 // One server per child process, so that on a 2-core machine the server has a core to itself
 // and autocannon (in the parent) the other, for both servers alike.
