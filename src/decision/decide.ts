@@ -13,7 +13,9 @@ import { neverImages, STEERED_WORKLOAD_KINDS, steeringTarget, type SteerPolicy }
 
 // The admission decision, pure: the same facts and the same inventory give the same answer.
 // For each container with imagePullPolicy: Never, with E = eligible nodes, H = nodes that
-// have the image, U = eligible nodes whose image list is missing or stale:
+// have the image (by a node's fresh NodeImageSet alone; on a node without one, by its
+// stale NodeImageSet or its Node.status.images), U = eligible nodes whose image list is
+// missing or stale:
 //   E empty                      -> warn (the scheduler will explain the placement)
 //   E∩H empty, U empty           -> deny (image is definitely on none of them)
 //   E∩H empty, U not empty       -> warn (never deny on missing data)
@@ -332,7 +334,7 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   }
 
   const E = where.nodes
-  const H = view.nodesResolving(parsed)
+  const H = view.nodesResolving(parsed, fresh)
   const have = H === undefined ? 0 : H.countIn(E)
   if (have === where.count) {
     const f = finding(c, 'present', 'ok', where.count)

@@ -1,6 +1,6 @@
 import { crioCandidateKeys, type ShortNameConfig } from '../image/crio.js'
 import { isIdKey, nodeStatusImageKey, parseReference, repositoryOf, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
-import { bitsClear, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from '../util/node-set.js'
+import { bitsClear, bitsHas, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from '../util/node-set.js'
 import type { InventorySink, Mode, NodeFacts, NodeImageSetImageFilesystem, NodeImages, RuntimeImage, Taint } from '../api/types.js'
 import type { PullableRegistries } from '../api/registries.js'
 
@@ -43,9 +43,14 @@ export interface InventoryView {
   /**
    * Nodes whose runtime resolves this container image the way the kubelet will ask for it:
    * its key, and where the runtime falls back to one (containerd), a unique image-ID prefix.
-   * Without such a fallback this is nodesWithImage(lookup.key), the same object.
+   * Which source counts: on a node in `fresh` (a current NodeImageSet) only its NodeImageSet,
+   * the complete and newer list; elsewhere its NodeImageSet or its Node.status.images (a
+   * kubelet cache, tens of seconds old, so evidence only where nothing better exists).
+   * Without `fresh` both sources count everywhere (for tools that ask what any list says).
+   * Without an ID fallback or a status-only holder in `fresh` this is
+   * nodesWithImage(lookup.key), the same object.
    */
-  nodesResolving(lookup: ImageLookup): NodeSet | undefined
+  nodesResolving(lookup: ImageLookup, fresh?: Bits): NodeSet | undefined
   /**
    * Nodes where how the runtime resolves this image is not known: CRI-O nodes whose agent
    * did not publish their short-name configuration, for a short name. Unknown, never absent.
@@ -150,6 +155,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private keyIds = new Map<string, number>()
   private keyNames: string[] = []
   private keySets: Array<NodeSet | undefined> = []
+  /** Per key id, the nodes that hold it by Node.status.images but not by their NodeImageSet. */
+  private statusOnlySets: Array<NodeSet | undefined> = []
   private freeKeys: number[] = []
   private observed: number[] = []
   private nodeBits: Bits
@@ -344,8 +351,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
     return id === undefined ? undefined : this.keySets[id]
   }
 
-  nodesResolving(lookup: ImageLookup): NodeSet | undefined {
-    const byName = this.nodesWithImage(lookup.key)
+  nodesResolving(lookup: ImageLookup, fresh?: Bits): NodeSet | undefined {
+    const byName = this.holders(lookup.key, fresh)
     // The hot path: no CRI-O node, no truncated ID: one map lookup, the index's own set.
     if (this.crioNodes === 0) return lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
     const base = lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
@@ -356,7 +363,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     for (const group of this.crioGroups.values()) {
       // First present wins, so for presence: any candidate the node holds.
       for (const key of this.crioCandidates(group, lookup.image).keys) {
-        this.nodesWithImage(key)?.forEach((slot) => {
+        this.holders(key, fresh)?.forEach((slot) => {
           if (group.nodes.has(slot)) out.add(slot)
         })
       }
@@ -402,6 +409,29 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (group === undefined) this.crioGroups.set(signature, (group = { config, nodes: new NodeSet(), candidates: new Map() }))
     group.nodes.add(slot)
     this.crioNodes++
+  }
+
+  private holders(key: string, fresh: Bits | undefined): NodeSet | undefined {
+    return fresh === undefined ? this.nodesWithImage(key) : this.withoutOutranked(key, fresh)
+  }
+
+  /**
+   * nodesWithImage(key) less the nodes whose fresh NodeImageSet lacks the key and only their
+   * Node.status.images has it: the kubelet refreshes that list from a cache, so after a
+   * removal it keeps naming the image for a while (issue 15). Usually nothing to take out,
+   * and then the index's own set is returned.
+   */
+  private withoutOutranked(key: string, fresh: Bits): NodeSet | undefined {
+    const id = this.keyIds.get(key)
+    if (id === undefined) return undefined
+    const all = this.keySets[id]
+    const statusOnly = this.statusOnlySets[id]
+    if (all === undefined || statusOnly === undefined || statusOnly.countIn(fresh) === 0) return all
+    const out = new NodeSet()
+    all.forEach((slot) => {
+      if (!(statusOnly.has(slot) && bitsHas(fresh, slot))) out.add(slot)
+    })
+    return out.size === 0 ? undefined : out
   }
 
   /**
@@ -660,10 +690,12 @@ export class InventoryIndex implements InventorySink, InventoryView {
 
   /**
    * Moves one source's keys for a node (its NodeImageSet, or its Node status) from the old
-   * ids to `next`; a key leaves the node only when the other source does not hold it either.
+   * ids to `next`; a key leaves the node only when the other source does not hold it either,
+   * and is marked status-only while only the Node status holds it.
    * Both lists are sorted: one merge walk.
    */
   private replaceKeys(slot: number, source: Array<Uint32Array | undefined>, next: Uint32Array, other: Array<Uint32Array | undefined>): void {
+    const fromStatus = source === this.statusKeys
     const previous = source[slot] ?? NO_IDS
     const otherIds = other[slot]
     let i = 0
@@ -675,14 +707,30 @@ export class InventoryIndex implements InventorySink, InventoryView {
         i++
         j++
       } else if (a < b) {
-        if (otherIds === undefined || !hasId(otherIds, a)) this.removeKey(a, slot)
+        const inOther = otherIds !== undefined && hasId(otherIds, a)
+        if (fromStatus) this.markStatusOnly(a, slot, false)
+        if (!inOther) this.removeKey(a, slot)
+        else if (!fromStatus) this.markStatusOnly(a, slot, true)
         i++
       } else {
+        const inOther = otherIds !== undefined && hasId(otherIds, b)
         this.addKey(b, slot)
+        if (fromStatus !== inOther) this.markStatusOnly(b, slot, fromStatus)
         j++
       }
     }
     source[slot] = next
+  }
+
+  private markStatusOnly(id: number, slot: number, on: boolean): void {
+    let set = this.statusOnlySets[id]
+    if (on) {
+      if (set === undefined) this.statusOnlySets[id] = set = new NodeSet()
+      set.add(slot)
+    } else if (set !== undefined) {
+      set.delete(slot)
+      if (set.size === 0) this.statusOnlySets[id] = undefined
+    }
   }
 
   private addKey(id: number, slot: number): void {
@@ -709,6 +757,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (set.size > 0) return
     const key = this.keyNames[id]!
     this.keySets[id] = undefined
+    this.statusOnlySets[id] = undefined
     this.keyIds.delete(key)
     this.keyNames[id] = ''
     this.freeKeys.push(id)

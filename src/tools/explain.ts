@@ -70,7 +70,7 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
       if (slot === undefined || view.node(slot) === undefined) {
         out.push(`  node ${nodeName}: not in the inventory (no Node or NodeImageSet for it)`)
       } else {
-        const here = view.nodesResolving(key)?.has(slot) === true
+        const here = view.nodesResolving(key, fresh)?.has(slot) === true
         const known = bitsHas(fresh, slot)
         const observed = age(view.observedAt(slot), now)
         const state = here ? 'present' : known ? 'NOT present' : 'unknown: its image list is missing or stale'

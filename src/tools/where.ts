@@ -34,10 +34,10 @@ export function whereIs(view: InventoryView, image: string, now: number): WhereR
   const parsed = lookupKey(image)
   if (!parsed.ok) return { image, error: parsed.error, rows: [], present: 0, absent: 0, unknown: 0 }
   const key = parsed.key
-  const holders = view.nodesResolving(parsed)
+  const fresh = view.freshNodes(now)
+  const holders = view.nodesResolving(parsed, fresh)
   const repository = repositoryOfKey(key)
   const related = repository === undefined ? [] : [...(view.repositoryKeys(repository) ?? [])].filter((k) => k !== key)
-  const fresh = view.freshNodes(now)
   const held = view.imagesElsewhere(key) ?? []
   const rows: NodeRow[] = []
   bitsForEach(view.nodes(), (slot) => {

@@ -333,3 +333,41 @@ t.test('"did you mean" is remembered by the index only until the repository chan
   t.same(suggest(index, 'docker.io/library/aps:1.0.0'), ['apt:1.0.0'], 'near misses follow the set of repositories')
   t.same(suggest(index, 'docker.io/library/app:1.0.1'), ['apt:1.0.0'], 'a repository that left no longer answers from its memo')
 })
+
+t.test('precedence: a fresh NodeImageSet is the truth for its node; Node.status.images only where there is none', async (t) => {
+  const OLD = 'docker.io/library/present:1'
+  // Every node's kubelet still reports present:1 in status.images (a cache, tens of seconds
+  // old); the NodeImageSets say what the runtime holds now.
+  const view = buildIndex([
+    { name: 'fresh-without', labels: { role: 'fresh-without' }, images: [], statusImages: [OLD] },
+    { name: 'fresh-with', labels: { role: 'fresh-with' }, images: [OLD], statusImages: [OLD] },
+    { name: 'stale-without', labels: { role: 'stale-without' }, images: [], age: STALE_MS * 2, statusImages: [OLD] },
+    { name: 'no-set', labels: { role: 'no-set' }, statusImages: [OLD] },
+    { name: 'no-set-no-status', labels: { role: 'no-set-no-status' } },
+  ])
+  const table: Array<[string, Partial<Placement>, string, string]> = [
+    ['fresh NodeImageSet without it: status.images does not outrank it', { nodeName: 'fresh-without' }, 'missing', 'deny'],
+    ['fresh NodeImageSet with it', { nodeName: 'fresh-with' }, 'present', 'allow'],
+    ['stale NodeImageSet without it: status.images proves presence', { nodeName: 'stale-without' }, 'present', 'allow'],
+    ['no NodeImageSet: status.images proves presence', { nodeName: 'no-set' }, 'present', 'allow'],
+    ['no NodeImageSet, not in status.images: unknown, never a denial', { nodeName: 'no-set-no-status' }, 'unknown', 'warn'],
+    ['selected by label, same answer', { nodeSelector: { role: 'fresh-without' } }, 'missing', 'deny'],
+  ]
+  for (const [name, placement, reason, verdict] of table) {
+    const d = decide(view, { subject, template: template([never('present:1')], placement), mode: 'enforce', now: NOW })
+    t.equal(d.findings[0]?.reason, reason, `${name}: reason`)
+    t.equal(d.verdict, verdict, `${name}: verdict`)
+  }
+  const both = decide(view, {
+    subject,
+    template: template([never('present:1')], { requiredTerms: [{ matchExpressions: [{ key: 'role', operator: 'In', values: ['fresh-without', 'no-set'] }] }] }),
+    mode: 'enforce',
+    now: NOW,
+  })
+  t.match(both.findings[0], { reason: 'partial', present: { names: ['no-set'] }, missing: { names: ['fresh-without'] } }, 'each node by its own best source')
+
+  // The same node once its NodeImageSet goes stale: status.images counts again.
+  const later = NOW + STALE_MS
+  const d = decide(view, { subject, template: template([never('present:1')], { nodeName: 'fresh-without' }), mode: 'enforce', now: later })
+  t.equal(d.findings[0]?.reason, 'present', 'a stale list: the kubelet status is the best evidence left')
+})

@@ -1,4 +1,7 @@
+import fc from 'fast-check'
 import t from 'tap'
+import { lookupKey } from '../../src/image/reference.js'
+import { InventoryIndex } from '../../src/inventory/index.js'
 import { bitsCount, bitsHas } from '../../src/util/node-set.js'
 import { buildIndex, NOW, nodeFacts, runtimeImage, STALE_MS } from '../helpers/inventory.js'
 
@@ -105,4 +108,66 @@ t.test('namespace modes', async (t) => {
   t.equal(index.namespaceSteer('prod'), false)
   index.setNamespaceSteer('dev', undefined)
   t.equal(index.namespaceSteer('dev'), undefined)
+})
+
+t.test('precedence kept incrementally: any sequence of Node and NodeImageSet updates answers like a rebuild', async (t) => {
+  const NODES = ['n0', 'n1', 'n2']
+  const IMAGES = ['docker.io/library/img0:1', 'docker.io/library/img1:1', 'docker.io/library/img2:1']
+  type Op =
+    | { op: 'node'; node: number; status: boolean[] }
+    | { op: 'set'; node: number; images: boolean[]; stale: boolean }
+    | { op: 'removeNode'; node: number }
+    | { op: 'removeSet'; node: number }
+  const pick = (mask: boolean[]) => IMAGES.filter((_, i) => mask[i])
+  const mask = fc.array(fc.boolean(), { minLength: IMAGES.length, maxLength: IMAGES.length })
+  const node = fc.integer({ min: 0, max: NODES.length - 1 })
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ op: fc.constant('node' as const), node, status: mask }),
+    fc.record({ op: fc.constant('set' as const), node, images: mask, stale: fc.boolean() }),
+    fc.record({ op: fc.constant('removeNode' as const), node }),
+    fc.record({ op: fc.constant('removeSet' as const), node }),
+  )
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 25 }), (ops) => {
+      const index = new InventoryIndex({ staleAfterMs: STALE_MS })
+      const status = new Map<string, string[]>()
+      const sets = new Map<string, { images: string[]; fresh: boolean }>()
+      for (const o of ops) {
+        const name = NODES[o.node]!
+        if (o.op === 'node') {
+          index.upsertNode(nodeFacts({ name, statusImages: pick(o.status) }))
+          status.set(name, pick(o.status))
+        } else if (o.op === 'set') {
+          index.upsertImages({ nodeName: name, images: pick(o.images).map(runtimeImage), observedAt: o.stale ? NOW - STALE_MS * 2 : NOW - 1000 })
+          sets.set(name, { images: pick(o.images), fresh: !o.stale })
+        } else if (o.op === 'removeNode') {
+          index.removeNode(name)
+          status.delete(name)
+        } else {
+          index.removeImages(name)
+          sets.delete(name)
+        }
+        const fresh = index.freshNodes(NOW)
+        for (const image of IMAGES) {
+          const lookup = lookupKey(image)
+          if (!lookup.ok) throw new Error(lookup.error)
+          const got: string[] = []
+          index.nodesResolving(lookup, fresh)?.forEach((slot) => got.push(index.nameOf(slot)))
+          const union: string[] = []
+          index.nodesResolving(lookup)?.forEach((slot) => union.push(index.nameOf(slot)))
+          const want = NODES.filter((n) => {
+            const set = sets.get(n)
+            if (set?.fresh === true) return set.images.includes(image)
+            return set?.images.includes(image) === true || status.get(n)?.includes(image) === true
+          })
+          const wantUnion = NODES.filter((n) => sets.get(n)?.images.includes(image) === true || status.get(n)?.includes(image) === true)
+          if (got.sort().join() !== want.join() || union.sort().join() !== wantUnion.join()) {
+            throw new Error(`${image} after ${JSON.stringify(ops)}: precedence ${got.join()} (want ${want.join()}), union ${union.join()} (want ${wantUnion.join()})`)
+          }
+        }
+      }
+    }),
+    { numRuns: 300 },
+  )
+  t.pass('300 random sequences agree with the rule')
 })
