@@ -255,7 +255,24 @@ t.test('the certificate the commands create is the one the webhook mounts and th
   for (const [dir, list] of builds) {
     const deploy = list.find((x) => x.kind === 'Deployment' && x.metadata.name === 'neverpull-guard-webhook')
     const vols = objs(o(o(o(o(deploy)['spec'])['template'])['spec'])['volumes'])
-    t.ok(vols.some((v) => o(v['secret'])['secretName'] === SECRET_NAME), `${dir}: the webhook mounts Secret ${SECRET_NAME}`)
+    const tls = vols.find((v) => o(v['secret'])['secretName'] === SECRET_NAME)
+    t.ok(tls !== undefined, `${dir}: the webhook mounts Secret ${SECRET_NAME}`)
+    // Not optional: a pod created before the Secret waits in ContainerCreating (the kubelet
+    // retries the mount) instead of starting without a certificate.
+    t.not(o(tls?.['secret'])['optional'], true, `${dir}: the pods wait for the Secret`)
+    // Nothing registered can refuse the Secret's creation: no rule names secrets, and the
+    // namespace, labelled by the kustomization itself, is excluded on every version.
+    const ns = list.find((x) => x.kind === 'Namespace' && x.metadata.name === DEV_NAMESPACE)
+    for (const x of list.filter(isRegistration)) {
+      for (const w of objs(x['webhooks'])) {
+        const resources = objs(w['rules']).flatMap((r) => a(r['resources']))
+        t.notOk(resources.includes('secrets') || resources.includes('*'), `${dir}: ${String(w['name'])} does not see Secrets`)
+        const offByLabel = objs(o(w['namespaceSelector'])['matchExpressions']).some(
+          (e) => e['operator'] === 'NotIn' && a(e['values']).includes(ns?.metadata.labels?.[String(e['key'])]),
+        )
+        t.ok(w['namespaceSelector'] === undefined || offByLabel, `${dir}: ${String(w['name'])} skips ${DEV_NAMESPACE} by its own label`)
+      }
+    }
     const svc = list.find((x) => x.kind === 'Service' && x.metadata.name === DEV_SERVICE && x.metadata.namespace === DEV_NAMESPACE)
     t.ok(svc !== undefined, `${dir}: Service ${DEV_NAMESPACE}/${DEV_SERVICE}, the name certs puts on the certificate`)
   }
