@@ -73,6 +73,8 @@ export interface Finding {
   suggestions: string[]
   /** The node named by spec.nodeName, when the inventory does not know it. */
   nodeName: string | undefined
+  /** For no-eligible-nodes: why, in the scheduler's words (`0/4 nodes are available: ...`). */
+  scheduler: string | undefined
   /** Never, or IfNotPresent/Always when the image's registry is not pullable. */
   policy: PullPolicy
   /** The registry the nodes cannot pull from, when that is why the container is checked. */
@@ -281,8 +283,8 @@ export function distinctIds(ids: string[]): string[] {
   })
 }
 
-/** Reused by check(): it finishes with the bitset before it returns. */
-let staleBits = new Uint32Array(0)
+/** check()'s role in view.scratch (placement takes 0 to 3): it finishes with the bitset before it returns. */
+const STALE = 8
 
 /** Every finding has this one shape, built here only: a fixed shape keeps the hot path monomorphic. */
 function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible: number): Finding {
@@ -300,6 +302,7 @@ function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible
     elsewhere: EMPTY,
     suggestions: NO_SUGGESTIONS,
     nodeName: undefined,
+    scheduler: undefined,
     policy: 'Never',
     registry: undefined,
     presence: undefined,
@@ -330,6 +333,7 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   if (where.count === 0) {
     const f = finding(c, 'no-eligible-nodes', 'warn', 0)
     f.key = key
+    f.scheduler = where.scheduler
     return f
   }
 
@@ -344,8 +348,7 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   }
   // Eligible nodes without a current image list, not counting those where Node.status.images
   // already proves the image is present.
-  if (staleBits.length !== E.length) staleBits = new Uint32Array(E.length)
-  const stale = staleBits
+  const stale = view.scratch.get(STALE, E.length)
   stale.set(E)
   bitsAndNot(stale, fresh)
   // Nodes whose runtime's way of resolving this name is not known count as unknown too.

@@ -393,8 +393,11 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
     (f) => f.reason === 'missing' || f.reason === 'partial' || f.reason === 'invalid-reference' || f.reason === 'unpullable',
   )
   if (actionable.length > 0) head.push(cap(fixWarning(actionable)))
+  // No node fits: why, once, after the findings, in the words `kubectl describe pod` will show.
+  const unplaced = warned.find((f) => f.reason === 'no-eligible-nodes' && f.scheduler !== undefined)
+  const tail = unplaced === undefined ? [] : [cap(`${subjectText(subject)}: kube-scheduler will report: ${clean(unplaced.scheduler!)}`)]
   const detailed = warned.map((f) => cap(findingLine(f, subject)))
-  const budget = MAX_WARNINGS_TOTAL_RUNES - total(head)
-  if (total(detailed) <= budget) return head.concat(detailed)
-  return head.concat(groupedLines(warned, budget))
+  const budget = MAX_WARNINGS_TOTAL_RUNES - total(head) - total(tail)
+  if (total(detailed) <= budget) return head.concat(detailed, tail)
+  return head.concat(groupedLines(warned, budget), tail)
 }

@@ -1,6 +1,6 @@
 import { crioCandidateKeys, type ShortNameConfig } from '../image/crio.js'
 import { isIdKey, nodeStatusImageKey, parseReference, repositoryOf, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
-import { bitsClear, bitsHas, bitsIsEmpty, bitsSet, NodeSet, wordsFor, type Bits } from '../util/node-set.js'
+import { bitsClear, bitsHas, bitsIsEmpty, bitsSet, NodeSet, ScratchBits, wordsFor, type Bits } from '../util/node-set.js'
 import type { InventorySink, Mode, NodeFacts, NodeImageSetImageFilesystem, NodeImages, RuntimeImage, Taint } from '../api/types.js'
 import type { PullableRegistries } from '../api/registries.js'
 
@@ -83,6 +83,8 @@ export interface InventoryView {
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined
   namespaceSteer(namespace: string): boolean | undefined
   readonly staleAfterMs: number
+  /** Working bitsets for placement and decide, which run to completion one call at a time. */
+  readonly scratch: ScratchBits
 }
 
 export interface IndexOptions {
@@ -143,6 +145,7 @@ function taintId(t: Taint): string {
 
 export class InventoryIndex implements InventorySink, InventoryView {
   readonly staleAfterMs: number
+  readonly scratch = new ScratchBits()
   private capacity = 64
   private slots = new Map<string, number>()
   private names: string[] = []

@@ -1,5 +1,5 @@
 import type { InventoryView } from '../inventory/index.js'
-import { bitsAnd, bitsAndNot, bitsCount, bitsIsEmpty, bitsOr, bitsSet, type Bits } from '../util/node-set.js'
+import { bitsAnd, bitsAndNot, bitsCount, bitsForEach, bitsHas, bitsIsEmpty, bitsOr, bitsSet, type Bits } from '../util/node-set.js'
 import { parseInt64, toleratesAny, UNSCHEDULABLE_TAINT, type NodeSelectorRequirement, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
 
 // Where a pod may land, by the scheduler's filter rules (pkg/scheduler/framework/plugins:
@@ -11,6 +11,8 @@ export interface Eligibility {
   count: number
   /** `nodeName` names a node the inventory does not know. */
   unknownNodeName?: string
+  /** When no node fits: why, in the scheduler's words (schedulerSentence). */
+  scheduler?: string
 }
 
 /** Nodes matching one label requirement, written into out. */
@@ -83,20 +85,93 @@ function matchField(view: InventoryView, r: NodeSelectorRequirement, out: Bits):
   }
 }
 
-// Working bitsets, reused across calls: eligibleNodes runs to completion synchronously,
-// and allocating three 5,000-bit arrays per request is most of its garbage.
-let scratchWords = 0
-let scratch = new Uint32Array(0)
-let unionBits = new Uint32Array(0)
-let termBits = new Uint32Array(0)
+// Scratch roles this module takes from view.scratch (ScratchBits); decide uses others.
+const REQUIREMENT = 0
+const UNION = 1
+const TERM = 2
+const REMAINING = 3
 
-function scratchFor(words: number): void {
-  if (scratchWords === words) return
-  scratchWords = words
-  scratch = new Uint32Array(words)
-  unionBits = new Uint32Array(words)
-  termBits = new Uint32Array(words)
+/**
+ * The scheduler's filter plugins this webhook models, in the scheduler's own order
+ * (pkg/scheduler/apis/config/v1 default_plugins.go: NodeUnschedulable, NodeName,
+ * TaintToleration, NodeAffinity). A node is rejected by the first filter that fails it.
+ */
+export type FilterName = 'NodeUnschedulable' | 'NodeName' | 'TaintToleration' | 'NodeAffinity'
+
+interface FilterStage {
+  name: FilterName
+  /** Keeps in `nodes` only the nodes this filter lets through. */
+  apply(view: InventoryView, placement: Placement, nodes: Bits): void
 }
+
+/** NodeUnschedulable: a cordoned node, unless the pod tolerates node.kubernetes.io/unschedulable:NoSchedule. */
+function nodeUnschedulable(view: InventoryView, placement: Placement, nodes: Bits): void {
+  if (!toleratesAny(placement.tolerations, UNSCHEDULABLE_TAINT)) bitsAndNot(nodes, view.cordoned())
+}
+
+/** NodeName: for a DaemonSet template's nodeName (a bound pod never reaches the filters). */
+function nodeName(view: InventoryView, placement: Placement, nodes: Bits): void {
+  if (placement.nodeName === undefined || placement.nodeName === '') return
+  const slot = view.slotOf(placement.nodeName)
+  const keep = slot !== undefined && bitsHas(nodes, slot)
+  nodes.fill(0)
+  if (keep) bitsSet(nodes, slot)
+}
+
+/** TaintToleration: every NoSchedule and NoExecute taint must be tolerated. */
+function taintToleration(view: InventoryView, placement: Placement, nodes: Bits): void {
+  for (const group of view.taintGroups()) {
+    if (!toleratesAny(placement.tolerations, group.taint)) bitsAndNot(nodes, group.nodes)
+  }
+}
+
+/** NodeAffinity: spec.nodeSelector and the required node affinity terms. */
+function nodeAffinity(view: InventoryView, placement: Placement, nodes: Bits): void {
+  const words = view.words
+  const selector = placement.nodeSelector
+  if (selector !== undefined) {
+    for (const key in selector) {
+      const bits = view.labelValue(key, selector[key]!)
+      if (bits === undefined) {
+        nodes.fill(0)
+        return
+      }
+      bitsAnd(nodes, bits)
+    }
+  }
+  const terms = placement.requiredTerms
+  if (terms === undefined) return
+  const scratch = view.scratch.get(REQUIREMENT, words)
+  const union = view.scratch.get(UNION, words)
+  const term = view.scratch.get(TERM, words)
+  union.fill(0)
+  for (const t of terms) {
+    const expressions = t.matchExpressions ?? []
+    const fields = t.matchFields ?? []
+    // An empty term matches no objects (component-helpers nodeaffinity).
+    if (expressions.length === 0 && fields.length === 0) continue
+    term.set(view.nodes())
+    for (const r of expressions) {
+      matchLabel(view, r, scratch)
+      bitsAnd(term, scratch)
+    }
+    for (const r of fields) {
+      matchField(view, r, scratch)
+      bitsAnd(term, scratch)
+    }
+    bitsOr(union, term)
+  }
+  bitsAnd(nodes, union)
+}
+
+const STAGES: readonly FilterStage[] = [
+  { name: 'NodeUnschedulable', apply: nodeUnschedulable },
+  { name: 'NodeName', apply: nodeName },
+  { name: 'TaintToleration', apply: taintToleration },
+  { name: 'NodeAffinity', apply: nodeAffinity },
+]
+
+export const FILTER_ORDER: readonly FilterName[] = STAGES.map((s) => s.name)
 
 /** The nodes a pod with this placement may be scheduled to, by the scheduler's filters. */
 export function eligibleNodes(view: InventoryView, placement: Placement): Eligibility {
@@ -107,50 +182,99 @@ export function eligibleNodes(view: InventoryView, placement: Placement): Eligib
     if (slot === undefined || view.node(slot) === undefined) {
       return { nodes, count: 0, unknownNodeName: placement.nodeName }
     }
-    bitsSet(nodes, slot)
-    if (placement.nodeNameFiltered !== true) return { nodes, count: 1 }
-  } else {
-    nodes.set(view.nodes())
-  }
-  scratchFor(words)
-
-  const selector = placement.nodeSelector
-  if (selector !== undefined) {
-    for (const key in selector) {
-      const bits = view.labelValue(key, selector[key]!)
-      if (bits === undefined) return { nodes: new Uint32Array(words), count: 0 }
-      bitsAnd(nodes, bits)
+    // A bound pod skips the scheduler: that node, whatever the filters would say.
+    if (placement.nodeNameFiltered !== true) {
+      bitsSet(nodes, slot)
+      return { nodes, count: 1 }
     }
   }
+  nodes.set(view.nodes())
+  for (const stage of STAGES) stage.apply(view, placement, nodes)
+  if (!bitsIsEmpty(nodes)) return { nodes, count: bitsCount(nodes) }
+  // Nothing fits: the rare path can afford to say why, filter by filter.
+  return { nodes, count: 0, scheduler: schedulerSentence(explainPlacement(view, placement)) }
+}
 
-  const terms = placement.requiredTerms
-  if (terms !== undefined) {
-    const union = unionBits
-    const term = termBits
-    union.fill(0)
-    for (const t of terms) {
-      const expressions = t.matchExpressions ?? []
-      const fields = t.matchFields ?? []
-      // An empty term matches no objects (component-helpers nodeaffinity).
-      if (expressions.length === 0 && fields.length === 0) continue
-      term.set(view.nodes())
-      for (const r of expressions) {
-        matchLabel(view, r, scratch)
-        bitsAnd(term, scratch)
+/** What one filter did: how many nodes it was the first to reject, and why, as the scheduler says. */
+export interface FilterResult {
+  filter: FilterName
+  removed: number
+  /** The scheduler's reason, with how many of the removed nodes it was given for. */
+  reasons: Map<string, number>
+}
+
+export interface PlacementReport {
+  /** Nodes the scheduler would consider (every node the inventory holds). */
+  total: number
+  /** Each filter in the scheduler's order; a node counts under the first that rejects it. */
+  filters: FilterResult[]
+  /** Nodes left after every filter. */
+  eligible: number
+}
+
+/** The scheduler's words for a node a filter rejects (its plugins' ErrReason strings). */
+const REASONS: Record<Exclude<FilterName, 'TaintToleration'>, string> = {
+  NodeUnschedulable: 'node(s) were unschedulable',
+  NodeName: "node(s) didn't match the requested node name",
+  NodeAffinity: "node(s) didn't match Pod's node affinity/selector",
+}
+
+/** The first NoSchedule/NoExecute taint the pod does not tolerate, in the node's order (FindMatchingUntoleratedTaint). */
+function untoleratedTaintReason(view: InventoryView, placement: Placement, slot: number): string {
+  for (const taint of view.node(slot)?.taints ?? []) {
+    if (taint.effect !== 'NoSchedule' && taint.effect !== 'NoExecute') continue
+    if (!toleratesAny(placement.tolerations, taint)) return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`
+  }
+  return 'node(s) had untolerated taint'
+}
+
+/**
+ * The filters one by one, in the scheduler's order, each counting the nodes it is the first
+ * to reject. Slower than eligibleNodes (one pass per filter and a walk over the rejected
+ * nodes); for messages when no node fits, and for the tools.
+ */
+export function explainPlacement(view: InventoryView, placement: Placement): PlacementReport {
+  const words = view.words
+  const remaining = view.scratch.get(REMAINING, words)
+  remaining.set(view.nodes())
+  const total = bitsCount(remaining)
+  const filters: FilterResult[] = []
+  let left = total
+  const passed = new Uint32Array(words)
+  for (const stage of STAGES) {
+    passed.set(remaining)
+    stage.apply(view, placement, passed)
+    const kept = bitsCount(passed)
+    const reasons = new Map<string, number>()
+    if (kept < left) {
+      if (stage.name === 'TaintToleration') {
+        bitsForEach(remaining, (slot) => {
+          if (bitsHas(passed, slot)) return
+          const reason = untoleratedTaintReason(view, placement, slot)
+          reasons.set(reason, (reasons.get(reason) ?? 0) + 1)
+        })
+      } else {
+        reasons.set(REASONS[stage.name], left - kept)
       }
-      for (const r of fields) {
-        matchField(view, r, scratch)
-        bitsAnd(term, scratch)
-      }
-      bitsOr(union, term)
     }
-    bitsAnd(nodes, union)
+    filters.push({ filter: stage.name, removed: left - kept, reasons })
+    remaining.set(passed)
+    left = kept
   }
+  return { total, filters, eligible: left }
+}
 
-  for (const group of view.taintGroups()) {
-    if (!toleratesAny(placement.tolerations, group.taint)) bitsAndNot(nodes, group.nodes)
-  }
-  if (!toleratesAny(placement.tolerations, UNSCHEDULABLE_TAINT)) bitsAndNot(nodes, view.cordoned())
-
-  return { nodes, count: bitsIsEmpty(nodes) ? 0 : bitsCount(nodes) }
+/**
+ * `0/4 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 3 node(s)
+ * didn't match Pod's node affinity/selector.` as the scheduler's FitError says it (and
+ * `kubectl describe pod` shows it): "COUNT REASON" entries sorted as strings, joined by ", ".
+ */
+export function schedulerSentence(report: PlacementReport): string {
+  // ErrNoNodesAvailable (pkg/scheduler/schedule_one.go), before any filter runs.
+  if (report.total === 0) return 'no nodes available to schedule pods'
+  const entries: string[] = []
+  for (const f of report.filters) for (const [reason, count] of f.reasons) entries.push(`${count} ${reason}`)
+  entries.sort()
+  const head = `${report.eligible}/${report.total} nodes are available`
+  return entries.length === 0 ? `${head}.` : `${head}: ${entries.join(', ')}.`
 }

@@ -204,3 +204,22 @@ export class NodeSet {
     this.dense = next
   }
 }
+
+/**
+ * Working bitsets for synchronous code that runs to completion (placement, decide): reused
+ * across calls instead of allocated per request. One instance belongs to one index, so no
+ * module holds mutable state; each user takes the roles it documents.
+ */
+export class ScratchBits {
+  private readonly pool: Array<Uint32Array | undefined> = []
+
+  /** The bitset for a role, `words` long, contents undefined: the caller initialises it. */
+  get(role: number, words: number): Uint32Array {
+    let bits = this.pool[role]
+    if (bits === undefined || bits.length !== words) {
+      bits = new Uint32Array(words)
+      this.pool[role] = bits
+    }
+    return bits
+  }
+}

@@ -153,6 +153,7 @@ t.test('partial and unknown warnings', async (t) => {
   t.equal(w.length, 1, 'no fix line when nothing is known to be wrong')
   w = warningsFor(run(template([never('myapp:1.0')], { nodeSelector: { zone: 'z' } })), subject)
   t.match(w[0], /no node matches the nodeSelector, affinity and tolerations of Pod default\/web/)
+  t.match(w[1], /^Pod default\/web: kube-scheduler will report: 0\/\d+ nodes are available: .*\d+ node\(s\) didn't match Pod's node affinity\/selector\.$/, 'why, in the scheduler\'s words')
 })
 
 t.test('warnings are single lines of at most 256 runes, whatever the input', async (t) => {
