@@ -134,3 +134,38 @@ t.test('the check command: files, directories, stdin, exit codes, JSON', async (
   t.equal(r.code, 2, 'an unusable inventory is exit 2')
   t.match(r.stderr, /bad.yaml: document 1/)
 })
+
+t.test('check, like the webhook, says where a steering namespace sends the pods', async (t) => {
+  const objects = parseManifests(
+    `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: dev, namespace: steered}
+spec:
+  selector: {matchLabels: {app: dev}}
+  template:
+    metadata: {labels: {app: dev}}
+    spec:
+      containers:
+      - {name: app, image: "myapp:dev", imagePullPolicy: Never}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: steered}
+spec:
+  containers:
+  - {name: app, image: "myapp:dev", imagePullPolicy: Never}
+`,
+    'dev.yaml',
+  )
+  const view = exampleInventory(now)
+  const plain = checkObjects(objects, { inventory: view, mode: 'enforce', namespace: 'default', now })
+  for (const r of plain.results) t.match(r.warnings.join('\n'), /pods placed elsewhere fail with ErrImageNeverPull/, `${r.ref}: warned without steering`)
+  const notice = 'container "app": image "myapp:dev" (imagePullPolicy: Never) is on 1 of 2 eligible nodes (node-a); this namespace steers its pods to that node (neverpull.dev/steer)'
+  // The namespace label, as in an inventory snapshot with namespaces, or --steer for all.
+  view.setNamespaceSteer('steered', true)
+  const labelled = checkObjects(objects, { inventory: view, mode: 'enforce', namespace: 'default', now })
+  for (const r of labelled.results) t.same(r.warnings, [notice], `${r.ref}: the notice (a Pod offline has not been steered yet)`)
+  view.setNamespaceSteer('steered', undefined)
+  const global = checkObjects(objects, { inventory: view, mode: 'enforce', namespace: 'default', now, steer: { global: true, maxNodes: 100 } })
+  for (const r of global.results) t.same(r.warnings, [notice], `${r.ref}: --steer`)
+})
