@@ -3,6 +3,7 @@
 // a command applies is a build, each directory's supported Kubernetes versions (the README's
 // table and the kustomization's first line) fit the APIs it renders, and the order of the
 // steps is the one that cannot block the cluster.
+import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -288,6 +289,19 @@ t.test('the image the try step runs is the image the manifests deploy', (t) => {
   t.ok(own.length > 0, 'one runs neverpull-guard itself')
   for (const c of own) t.equal(flag(c.words, '--image'), image, `${c.line}: the deployed image`)
   for (const c of runs) t.equal(flag(c.words, '--image-pull-policy'), 'Never', `${c.line}: Never`)
+  t.end()
+})
+
+t.test('the pod the try step runs with our image completes: its args are a command that exits 0', (t) => {
+  const own = cmds.filter((c) => kubectl(c)[1] === 'run' && (flag(c.words, '--image') ?? '').startsWith('neverpull-guard'))
+  for (const c of own) {
+    t.equal(flag(c.words, '--restart'), 'Never', `${c.line}: one run, not a restart loop`)
+    const args = c.words.slice(c.words.indexOf('--') + 1)
+    t.ok(c.words.includes('--') && args.length > 0, `${c.line}: args for the image's entrypoint`)
+    // The image's ENTRYPOINT is node dist/cli.js; the same program from source here.
+    const out = execFileSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), ...args], { encoding: 'utf8', cwd: root })
+    t.match(out, /neverpull-guard/, `${c.line}: prints ${out.trim()}`)
+  }
   t.end()
 })
 
