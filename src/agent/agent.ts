@@ -11,6 +11,13 @@ import {
 import { createNameConfirmer, DEFAULT_CONFIRM_BUDGET } from './confirm.js'
 import type { CriClient } from './cri.js'
 import type { ContainerdClient, ImagesElsewhere } from './containerd.js'
+import {
+  DEFAULT_ALIAS_CACHE,
+  DEFAULT_REGISTRIES_CONF,
+  DEFAULT_REGISTRIES_CONF_DIR,
+  readShortNameConfig,
+  type RegistriesConfPaths,
+} from './registries-conf.js'
 import type { NodeImageSetStatus, Publisher } from './publish.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 
@@ -60,6 +67,8 @@ export interface AgentOptions {
   backoffMaxMs?: number
   /** ImageStatus calls per interval to confirm newly listed names (issue 10 item 8). */
   confirmBudget?: number
+  /** Where a CRI-O node's registries.conf, drop-ins and alias cache are (the host's, mounted read-only). */
+  registriesConf?: RegistriesConfPaths
 }
 
 export interface TickResult {
@@ -158,6 +167,34 @@ export function createAgent(options: AgentOptions): Agent {
   /** Unresolved names already logged, so each is logged once while it stays. */
   let reportedUnresolved = new Set<string>()
   let warnedUnconfirmed = false
+  const registriesConf = options.registriesConf ?? {
+    path: DEFAULT_REGISTRIES_CONF,
+    dir: DEFAULT_REGISTRIES_CONF_DIR,
+    aliasCache: DEFAULT_ALIAS_CACHE,
+  }
+  let registriesError: string | undefined
+
+  /**
+   * CRI-O resolves short names through registries.conf (issue 10 item 2): publish what the
+   * webhook needs to resolve like it. Unreadable: published without, and the webhook treats
+   * short names on this node as unknown.
+   */
+  async function withShortNameConfig(runtime: RuntimeInfo): Promise<RuntimeInfo> {
+    if (runtime.name.toLowerCase() !== 'cri-o') return runtime
+    try {
+      const { config, files } = await readShortNameConfig(registriesConf)
+      if (registriesError !== undefined) log.info({ files }, 'registries configuration readable again')
+      registriesError = undefined
+      return { ...runtime, unqualifiedSearchRegistries: [...config.unqualifiedSearchRegistries], shortNameAliases: { ...config.shortNameAliases } }
+    } catch (err) {
+      const message = errorMessage(err)
+      if (message !== registriesError) {
+        log.warn({ err: message }, 'cannot read the registries configuration CRI-O resolves short names with: short names on this node are published as unknown')
+      }
+      registriesError = message
+      return runtime
+    }
+  }
 
   function setCondition(type: string, ok: boolean, reason: string, message: string, now: number): void {
     const status = ok ? 'True' : 'False'
@@ -206,7 +243,8 @@ export function createAgent(options: AgentOptions): Agent {
     let current: { spec: NodeImageSet['spec']; digest: string } | undefined
     let runtimeError: string | undefined
     try {
-      const [runtime, listed] = await Promise.all([cri.version(), cri.listImages()])
+      const [version, listed] = await Promise.all([cri.version(), cri.listImages()])
+      const runtime = await withShortNameConfig(version)
       // Only names the runtime resolves: what the kubelet's ImageStatus will find.
       const confirmed = await confirmer.confirm(listed, clock.now())
       if (options.containerd !== undefined && runtime.name === 'containerd') {

@@ -8,6 +8,7 @@ import {
 } from './agent.js'
 import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './cri.js'
 import { connectContainerd, type ContainerdClient } from './containerd.js'
+import { DEFAULT_ALIAS_CACHE, DEFAULT_REGISTRIES_CONF, DEFAULT_REGISTRIES_CONF_DIR, type RegistriesConfPaths } from './registries-conf.js'
 import { inClusterHttp } from '../kube/http.js'
 import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
 import type { Logger } from '../util/logger.js'
@@ -37,6 +38,18 @@ export const AGENT_COMMAND: CommandSpec = {
     { name: 'interval', value: 'DURATION', help: 'how often to list images, e.g. 500ms, 10s, 5m', default: '10s' },
     { name: 'heartbeat', value: 'DURATION', help: 'refresh status.observedTime at least this often', default: '5m' },
     { name: 'log-level', value: 'LEVEL', help: 'log level', choices: LOG_LEVELS, default: 'info' },
+    {
+      name: 'registries-conf',
+      value: 'FILE',
+      help: 'CRI-O nodes: the registries.conf CRI-O resolves short names with (the host\'s, mounted read-only)',
+      default: DEFAULT_REGISTRIES_CONF,
+    },
+    {
+      name: 'registries-conf-dir',
+      value: 'DIR',
+      help: 'CRI-O nodes: its registries.conf.d drop-in directory',
+      default: DEFAULT_REGISTRIES_CONF_DIR,
+    },
   ],
 }
 
@@ -61,6 +74,8 @@ export interface AgentConfig {
   intervalMs: number
   heartbeatMs: number
   logLevel: LogLevel
+  /** CRI-O nodes: where registries.conf and its drop-ins are read from. */
+  registriesConf?: RegistriesConfPaths
 }
 
 // RFC 1123 subdomain, what the apiserver accepts as a Node name.
@@ -107,6 +122,11 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
     intervalMs,
     heartbeatMs,
     logLevel,
+    registriesConf: {
+      path: flags.string('registries-conf') ?? DEFAULT_REGISTRIES_CONF,
+      dir: flags.string('registries-conf-dir') ?? DEFAULT_REGISTRIES_CONF_DIR,
+      aliasCache: DEFAULT_ALIAS_CACHE,
+    },
   }
 }
 
@@ -189,6 +209,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
     logger: log,
     intervalMs: config.intervalMs,
     heartbeatMs: config.heartbeatMs,
+    ...(config.registriesConf === undefined ? {} : { registriesConf: config.registriesConf }),
   })
   const onSignal = () => {
     log.info({}, 'stopping after the current iteration')

@@ -27,6 +27,7 @@ t.test('flags and defaults', async (t) => {
     intervalMs: 10_000,
     heartbeatMs: 300_000,
     logLevel: 'info',
+    registriesConf: { path: '/etc/containers/registries.conf', dir: '/etc/containers/registries.conf.d', aliasCache: '/var/cache/containers/short-name-aliases.conf' },
   })
   const d = parseAgentArgs(
     ['--node-name=worker-2', '--cri-endpoint', '/run/k3s/containerd/containerd.sock', '--kubeconfig', '/k', '--interval', '500ms', '--heartbeat', '1m', '--log-level', 'debug'],
@@ -39,6 +40,13 @@ t.test('flags and defaults', async (t) => {
     intervalMs: 500,
     heartbeatMs: 60_000,
     logLevel: 'debug',
+    registriesConf: { path: '/etc/containers/registries.conf', dir: '/etc/containers/registries.conf.d', aliasCache: '/var/cache/containers/short-name-aliases.conf' },
+  })
+  const e = parseAgentArgs(['--registries-conf', '/host/etc/containers/registries.conf', '--registries-conf-dir', '/host/etc/containers/registries.conf.d'], { NODE_NAME: 'n' })
+  t.same(e === 'help' ? undefined : e.registriesConf, {
+    path: '/host/etc/containers/registries.conf',
+    dir: '/host/etc/containers/registries.conf.d',
+    aliasCache: '/var/cache/containers/short-name-aliases.conf',
   })
   t.equal(parseAgentArgs(['-h'], {}), 'help')
 })

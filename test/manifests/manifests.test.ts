@@ -603,9 +603,12 @@ t.test('CRI components swap the socket mount and name the endpoint', async (t) =
     const list = build({ resources: ['base'], components: [`components/${component}`] }, manifests)
     const ds = find(list, 'DaemonSet', 'neverpull-guard-agent')
     const vols = objs(podSpec(ds)['volumes'])
-    t.strictSame(vols.map((v) => v['hostPath']), [{ path, type }], `${component}: host path`)
+    // CRI-O also needs the host's registries.conf and drop-ins (short names, issue 10 item 2).
+    const conf = component === 'cri-o' ? [{ path: '/etc/containers', type: 'DirectoryOrCreate' }] : []
+    t.strictSame(vols.map((v) => v['hostPath']), [{ path, type }, ...conf], `${component}: host path`)
     const mounts = objs(container(ds)['volumeMounts'])
-    t.strictSame(mounts, [{ name: 'cri-socket-dir', mountPath: path, readOnly: true }], `${component}: mounted at the same path, read-only`)
+    const confMount = component === 'cri-o' ? [{ name: 'containers-conf', mountPath: '/etc/containers', readOnly: true }] : []
+    t.strictSame(mounts, [{ name: 'cri-socket-dir', mountPath: path, readOnly: true }, ...confMount], `${component}: mounted at the same path, read-only`)
     t.ok(a(container(ds)['args']).includes(`--cri-endpoint=${endpoint}`), `${component}: endpoint`)
   }
 })
