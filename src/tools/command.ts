@@ -102,8 +102,12 @@ function staleAfter(text: string | undefined): number {
   return ms
 }
 
-function inventoryOptions(flags: ParsedFlags, now: number) {
-  const options: Parameters<typeof loadInventory>[0] = { staleAfterMs: staleAfter(flags.string('stale-after')), now }
+function inventoryOptions(flags: ParsedFlags, now: number, io: ToolIo) {
+  const options: Parameters<typeof loadInventory>[0] = {
+    staleAfterMs: staleAfter(flags.string('stale-after')),
+    now,
+    onSkipped: (message) => io.stderr.write(`${message}\n`),
+  }
   const file = flags.string('inventory-file')
   const kubeconfig = flags.string('kubeconfig')
   if (file !== undefined) options.inventoryFile = file
@@ -139,7 +143,7 @@ export function runCheck(argv: string[], io: ToolIo): Promise<number> {
     if (!pullable.ok) throw new UsageError(`--pullable-registries: ${pullable.error}`)
     const now = io.now()
     const objects = await readManifests(paths, io.stdin)
-    const inventory = await loadInventory(inventoryOptions(flags, now))
+    const inventory = await loadInventory(inventoryOptions(flags, now, io))
     const steerMax = flags.string('steer-max-nodes')
     const steer = {
       global: flags.bool('steer'),
@@ -173,7 +177,7 @@ export function runWhere(argv: string[], io: ToolIo): Promise<number> {
     if (image === undefined || flags.args.length !== 1) throw new UsageError('give exactly one IMAGE')
     const output = flags.string('output') ?? 'table'
     const now = io.now()
-    const inventory = await loadInventory(inventoryOptions(flags, now))
+    const inventory = await loadInventory(inventoryOptions(flags, now, io))
     const report = whereIs(inventory, image, now)
     if (output === 'json') {
       const rows = report.rows.map((r) => ({ ...r, observedAt: Number.isNaN(r.observedAt) ? null : new Date(r.observedAt).toISOString() }))
@@ -207,7 +211,7 @@ export function runExplain(argv: string[], io: ToolIo): Promise<number> {
       }
       pod = await readPod(name, flags.string('namespace'), flags.string('kubeconfig'))
     }
-    const inventory = await loadInventory(inventoryOptions(flags, now))
+    const inventory = await loadInventory(inventoryOptions(flags, now, io))
     io.stdout.write(explainPod(pod, inventory, now))
     return 0
   })

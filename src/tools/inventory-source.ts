@@ -13,13 +13,16 @@ export interface InventorySourceOptions {
   now: number
   /** How long to wait for the cluster's first full list. */
   syncTimeoutMs?: number
+  /** Told each field of an inventory file that could not be read and was left out. */
+  onSkipped?: (message: string) => void
 }
 
 
 export async function loadInventory(options: InventorySourceOptions): Promise<InventoryIndex> {
   const index = new InventoryIndex({ staleAfterMs: options.staleAfterMs })
   if (options.inventoryFile !== undefined) {
-    await loadInventoryFile(options.inventoryFile, index, options.now)
+    const summary = await loadInventoryFile(options.inventoryFile, index, options.now)
+    for (const message of summary.skipped) options.onSkipped?.(`${options.inventoryFile}: ${message}`)
     return index
   }
   const { startInventoryWatch } = await import('../inventory/watch.js')

@@ -1,5 +1,12 @@
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { stringify } from 'yaml'
 import t from 'tap'
+import { runWhere } from '../../src/tools/command.js'
 import { explainPod } from '../../src/tools/explain.js'
 import { renderWhere, whereIs } from '../../src/tools/where.js'
 import { exampleInventory, review } from '../helpers/fixtures.js'
@@ -78,4 +85,24 @@ t.test('the where and explain commands', async (t) => {
   r = run(['explain', 'deployment', 'x', '--inventory-file', 'examples/inventory.yaml'])
   t.equal(r.status, 2)
   t.match(r.stderr, /expected: explain pod NAME/)
+})
+
+t.test('where on a kubectl snapshot of a 1.19 cluster: the Node with "names": null is used, an odd field is named on stderr', async (t) => {
+  const node = JSON.parse(readFileSync(new URL('../fixtures/kubelet-1.19/node-1.19-kubelet.json', import.meta.url), 'utf8')) as { status: { images: Array<{ names: unknown }> } }
+  const odd = structuredClone(node) as typeof node & { metadata: { name: string; labels: Record<string, string> } }
+  odd.metadata.name = 'np-node-2'
+  odd.metadata.labels['kubernetes.io/hostname'] = 'np-node-2'
+  odd.status.images[0]!.names = 'docker.io/library/neverpull-guard:dev'
+  const dir = await mkdtemp(join(tmpdir(), 'neverpull-where-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'cluster.yaml')
+  await writeFile(file, stringify({ apiVersion: 'v1', kind: 'List', items: [node, odd] }))
+  const out: string[] = []
+  const err: string[] = []
+  const sink = (into: string[]) => new Writable({ write: (chunk: Buffer, _enc, done) => (into.push(chunk.toString()), done()) })
+  const code = await runWhere(['myapp:1.0', '--inventory-file', file, '-o', 'json'], { stdout: sink(out), stderr: sink(err), stdin: () => Promise.resolve(''), now: () => now })
+  t.equal(code, 0)
+  const report = JSON.parse(out.join('')) as { present: number; rows: Array<{ node: string; presence: string }> }
+  t.equal(report.present, 2, 'both nodes prove myapp:1.0 by status.images (no NodeImageSet in the snapshot)')
+  t.equal(err.join(''), `${file}: object 2 (Node np-node-2): status.images[0].names is a string, not a list; left out\n`)
 })
