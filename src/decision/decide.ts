@@ -317,7 +317,7 @@ const NO_SUGGESTIONS: string[] = Object.freeze([]) as unknown as string[]
 const everyNode = (): boolean => true
 
 function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh: Bits, perNode: boolean): Finding {
-  const parsed = lookupKey(c.image)
+  const parsed = view.lookups.key(c.image)
   if (!parsed.ok) {
     const f = finding(c, 'invalid-reference', 'deny', where.count)
     f.error = parsed.error

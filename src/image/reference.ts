@@ -161,8 +161,6 @@ export function familiarName(ref: ImageReference): string {
  * else must parse (the kubelet refuses it otherwise) and is looked up in docker-ref form.
  */
 export function lookupKey(image: string): LookupKey {
-  const cached = lookupCache.get(image)
-  if (cached !== undefined) return cached
   let result: LookupKey
   if (DIGEST_ONLY_RE.test(image)) result = { ok: true, image, key: image }
   else {
@@ -174,11 +172,27 @@ export function lookupKey(image: string): LookupKey {
       result = idPrefix === undefined ? { ok: true, image, key, ref: parsed.ref } : { ok: true, image, key, ref: parsed.ref, idPrefix }
     }
   }
-  // The same few images come back in request after request; a bounded cache saves the
-  // grammar's regex on the hot path. Cleared whole when full: no LRU bookkeeping per hit.
-  if (lookupCache.size >= LOOKUP_CACHE_SIZE) lookupCache.clear()
-  lookupCache.set(image, Object.freeze(result))
-  return result
+  return Object.freeze(result)
+}
+
+const LOOKUP_CACHE_SIZE = 4096
+
+/**
+ * lookupKey, remembered. The same few images come back in request after request; a bounded
+ * cache saves the grammar's regex on the hot path. Cleared whole when full: no LRU
+ * bookkeeping per hit. One belongs to the inventory index, so no module holds the state.
+ */
+export class LookupCache {
+  private readonly entries = new Map<string, LookupKey>()
+
+  key(image: string): LookupKey {
+    const cached = this.entries.get(image)
+    if (cached !== undefined) return cached
+    const result = lookupKey(image)
+    if (this.entries.size >= LOOKUP_CACHE_SIZE) this.entries.clear()
+    this.entries.set(image, result)
+    return result
+  }
 }
 
 /**
@@ -204,9 +218,6 @@ export function idPrefixOf(image: string): string | undefined {
   // Full length is an exact ID (handled as a digest); longer can be no ID's prefix.
   return (m[2] as string).length < full ? image : undefined
 }
-
-const LOOKUP_CACHE_SIZE = 4096
-const lookupCache = new Map<string, LookupKey>()
 
 /** Every key a runtime image answers to: its tags and digests in docker-ref form, and its ID. */
 export function runtimeImageKeys(image: RuntimeImage): string[] {

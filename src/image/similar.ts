@@ -1,15 +1,24 @@
 // "Did you mean ...?" for image names: a bounded edit distance and a nearest-names search over
 // a node's image keys. Called per missing image over hundreds of names, so no allocation per
-// comparison: two DP rows live in one module-level buffer that only ever grows.
+// comparison: one search allocates its two DP rows once and reuses them for every candidate.
 
-let rows = new Int32Array(2 * 128)
+/** The two DP rows editDistance works in, grown as needed; one per search, never module state. */
+export class DistanceRows {
+  buffer = new Int32Array(2 * 128)
+
+  /** A buffer of at least 2 * width cells. */
+  forWidth(width: number): Int32Array {
+    if (this.buffer.length < 2 * width) this.buffer = new Int32Array(4 * width)
+    return this.buffer
+  }
+}
 
 /**
  * Levenshtein distance between a and b, or max + 1 as soon as it is certain to exceed max.
  * Only the diagonal band |i - j| <= max is computed: O(len * max). `skip` leading characters
  * that a and b are known to share are left out (a shared prefix never changes the distance).
  */
-export function editDistance(a: string, b: string, max: number, skip = 0): number {
+export function editDistance(a: string, b: string, max: number, skip = 0, rows: DistanceRows = new DistanceRows()): number {
   max = max > 0 ? Math.floor(max) : 0
   const over = max + 1
   if (a === b) return 0
@@ -20,8 +29,7 @@ export function editDistance(a: string, b: string, max: number, skip = 0): numbe
   if (lb === 0) return la
 
   const width = lb + 1
-  if (rows.length < 2 * width) rows = new Int32Array(2 * width * 2)
-  const buf = rows
+  const buf = rows.forWidth(width)
   let prev = 0
   let cur = width
 
@@ -69,11 +77,12 @@ export function nearest(wanted: string, candidates: Iterable<string>, max: numbe
   if (limit <= 0 || max < 0) return names
   let bound = max
   const lw = wanted.length
+  const rows = new DistanceRows()
   for (const c of candidates) {
     if (c === wanted) continue
     const diff = c.length - lw
     if (diff > bound || -diff > bound) continue
-    const d = editDistance(wanted, c, bound, sharedPrefix)
+    const d = editDistance(wanted, c, bound, sharedPrefix, rows)
     if (d > bound) continue
     // Insertion into the small sorted result; equal names are kept once.
     let k = names.length

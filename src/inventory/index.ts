@@ -1,5 +1,5 @@
 import { crioCandidateKeys, type ShortNameConfig } from '../image/crio.js'
-import { isIdKey, nodeStatusImageKey, parseReference, repositoryOf, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
+import { isIdKey, LookupCache, nodeStatusImageKey, parseReference, repositoryOf, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
 import { bitsClear, bitsHas, bitsIsEmpty, bitsSet, NodeSet, ScratchBits, wordsFor, type Bits } from '../util/node-set.js'
 import type { InventorySink, Mode, NodeFacts, NodeImageSetImageFilesystem, NodeImages, RuntimeImage, Taint } from '../api/types.js'
 import type { PullableRegistries } from '../api/registries.js'
@@ -85,6 +85,8 @@ export interface InventoryView {
   readonly staleAfterMs: number
   /** Working bitsets for placement and decide, which run to completion one call at a time. */
   readonly scratch: ScratchBits
+  /** Container images parsed into lookup keys, remembered across requests. */
+  readonly lookups: LookupCache
 }
 
 export interface IndexOptions {
@@ -146,6 +148,7 @@ function taintId(t: Taint): string {
 export class InventoryIndex implements InventorySink, InventoryView {
   readonly staleAfterMs: number
   readonly scratch = new ScratchBits()
+  readonly lookups = new LookupCache()
   private capacity = 64
   private slots = new Map<string, number>()
   private names: string[] = []
