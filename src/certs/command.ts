@@ -52,9 +52,13 @@ export const CERTS_COMMAND: CommandSpec = {
     {
       name: 'patch-webhook-config',
       value: 'FILE',
-      help: 'Set every clientConfig.caBundle in a ValidatingWebhookConfiguration YAML file',
+      help: 'Set every clientConfig.caBundle in the Validating- and MutatingWebhookConfigurations of a YAML file',
     },
-    { name: 'patch-live', value: 'NAME', help: 'Set caBundle on the live ValidatingWebhookConfiguration NAME' },
+    {
+      name: 'patch-live',
+      value: 'NAME',
+      help: 'Set caBundle on the live ValidatingWebhookConfiguration NAME, and the MutatingWebhookConfiguration NAME if installed',
+    },
     { name: 'kubeconfig', value: 'FILE', help: 'Kubeconfig for --patch-live (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
   ],
   unknownFlag: (flag) => `unknown flag ${flag}`,
@@ -136,7 +140,7 @@ async function execute(flags: CertsFlags, out: Output, deps: CertsDeps): Promise
     }
     for (const skip of patched.skipped) out.stderr.write(`${file}: skipped ${skip}\n`)
     if (patched.patched.length === 0) {
-      throw new Error(`${file}: no ValidatingWebhookConfiguration webhook with a clientConfig found; nothing to patch`)
+      throw new Error(`${file}: no Validating- or MutatingWebhookConfiguration webhook with a clientConfig found; nothing to patch`)
     }
     if (patched.text !== source) await writeFileAtomic(file, patched.text, mode)
     out.stderr.write(`${file}: caBundle set on ${patched.patched.join(', ')}\n`)
@@ -144,8 +148,13 @@ async function execute(flags: CertsFlags, out: Output, deps: CertsDeps): Promise
 
   if (flags.patchLive !== undefined) {
     const patchLive = deps.patchLive ?? patchLiveWebhookConfig
-    const count = await patchLive({ name: flags.patchLive, caBundle, kubeconfig: flags.kubeconfig })
-    out.stderr.write(`ValidatingWebhookConfiguration ${flags.patchLive}: caBundle set on ${count} webhook(s)\n`)
+    for (const done of await patchLive({ name: flags.patchLive, caBundle, kubeconfig: flags.kubeconfig })) {
+      out.stderr.write(
+        done.missing === true
+          ? `${done.kind} ${flags.patchLive}: not installed (steering's registration), skipped\n`
+          : `${done.kind} ${flags.patchLive}: caBundle set on ${done.count} webhook(s)\n`,
+      )
+    }
   }
 }
 

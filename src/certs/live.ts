@@ -12,7 +12,15 @@ export interface LivePatchOptions {
   kubeconfig: string | undefined
 }
 
-export type PatchLive = (options: LivePatchOptions) => Promise<number>
+/** What one live patch did: per configuration kind, the webhooks set, or why none were. */
+export interface LivePatched {
+  kind: 'ValidatingWebhookConfiguration' | 'MutatingWebhookConfiguration'
+  /** Webhooks whose caBundle was set; 0 with `missing` when the configuration is not installed. */
+  count: number
+  missing?: boolean
+}
+
+export type PatchLive = (options: LivePatchOptions) => Promise<LivePatched[]>
 
 /**
  * One `add` per webhook (add replaces an existing member), each guarded by a `test` of the
@@ -28,32 +36,60 @@ export function caBundlePatch(webhookNames: ReadonlyArray<string | undefined>, c
   return ops
 }
 
-/** Sets caBundle on every webhook of the live ValidatingWebhookConfiguration; returns how many. */
+/**
+ * Sets caBundle on every webhook of the live ValidatingWebhookConfiguration NAME (which must
+ * exist) and of the MutatingWebhookConfiguration NAME (steering) when it is installed.
+ */
 export const patchLiveWebhookConfig: PatchLive = async (options) => {
   const { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node')
   const kc = await loadKubeConfig(options.kubeconfig)
   const api = kc.makeApiClient(AdmissionregistrationV1Api)
+  const header = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
+  const results: LivePatched[] = []
+
+  const kind = 'ValidatingWebhookConfiguration'
   let current: Awaited<ReturnType<typeof api.readValidatingWebhookConfiguration>>
   try {
     current = await api.readValidatingWebhookConfiguration({ name: options.name })
   } catch (err) {
-    throw describe(err, `reading ValidatingWebhookConfiguration ${options.name}`)
+    throw describe(err, `reading ${kind} ${options.name}`)
   }
   const webhooks = current.webhooks ?? []
-  if (webhooks.length === 0) throw new Error(`ValidatingWebhookConfiguration ${options.name} has no webhooks to patch`)
+  if (webhooks.length === 0) throw new Error(`${kind} ${options.name} has no webhooks to patch`)
   const body = caBundlePatch(
     webhooks.map((w) => w.name),
     options.caBundle,
   )
   try {
-    await api.patchValidatingWebhookConfiguration(
-      { name: options.name, body, fieldManager: 'neverpull-guard-certs' },
-      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-    )
+    await api.patchValidatingWebhookConfiguration({ name: options.name, body, fieldManager: 'neverpull-guard-certs' }, header)
   } catch (err) {
-    throw describe(err, `patching ValidatingWebhookConfiguration ${options.name}`)
+    throw describe(err, `patching ${kind} ${options.name}`)
   }
-  return webhooks.length
+  results.push({ kind, count: webhooks.length })
+
+  const mutatingKind = 'MutatingWebhookConfiguration'
+  let mutating: Awaited<ReturnType<typeof api.readMutatingWebhookConfiguration>>
+  try {
+    mutating = await api.readMutatingWebhookConfiguration({ name: options.name })
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 404) throw describe(err, `reading ${mutatingKind} ${options.name}`)
+    results.push({ kind: mutatingKind, count: 0, missing: true })
+    return results
+  }
+  const steering = mutating.webhooks ?? []
+  if (steering.length > 0) {
+    const steerBody = caBundlePatch(
+      steering.map((w) => w.name),
+      options.caBundle,
+    )
+    try {
+      await api.patchMutatingWebhookConfiguration({ name: options.name, body: steerBody, fieldManager: 'neverpull-guard-certs' }, header)
+    } catch (err) {
+      throw describe(err, `patching ${mutatingKind} ${options.name}`)
+    }
+  }
+  results.push({ kind: mutatingKind, count: steering.length })
+  return results
 }
 
 function describe(err: unknown, doing: string): Error {

@@ -2,6 +2,9 @@ import { isMap, isScalar, isSeq, parseAllDocuments, stringify, type Node, type Y
 
 export const SECRET_NAME = 'neverpull-guard-tls'
 export const WEBHOOK_CONFIGURATION_KIND = 'ValidatingWebhookConfiguration'
+/** Steering's registration: the same Service, so the same caBundle. */
+export const MUTATING_WEBHOOK_CONFIGURATION_KIND = 'MutatingWebhookConfiguration'
+const WEBHOOK_CONFIGURATION_KINDS: ReadonlySet<unknown> = new Set([WEBHOOK_CONFIGURATION_KIND, MUTATING_WEBHOOK_CONFIGURATION_KIND])
 
 export interface SecretInput {
   namespace: string
@@ -44,7 +47,7 @@ interface Edit {
 }
 
 /**
- * Sets `clientConfig.caBundle` of every webhook in every ValidatingWebhookConfiguration of a
+ * Sets `clientConfig.caBundle` of every webhook in every Validating- and MutatingWebhookConfiguration of a
  * (multi-document) YAML file. Edits the text in place rather than re-serialising, so
  * comments, quoting, flow style and the other documents stay byte for byte as written.
  */
@@ -55,7 +58,7 @@ export function patchWebhookConfigYaml(source: string, caBundle: string): Patche
   const skipped: string[] = []
   for (const doc of docs) {
     if (doc.errors.length > 0) throw new Error(`the file is not valid YAML: ${doc.errors[0]?.message ?? ''}`)
-    if (doc.get('kind') !== WEBHOOK_CONFIGURATION_KIND) continue
+    if (!WEBHOOK_CONFIGURATION_KINDS.has(doc.get('kind'))) continue
     const configName = String(doc.getIn(['metadata', 'name']) ?? '(unnamed)')
     const webhooks = doc.get('webhooks', true)
     if (!isSeq(webhooks)) {
@@ -117,7 +120,7 @@ function verify(text: string, expected: number, caBundle: string): void {
   let found = 0
   for (const doc of parseAllDocuments(text)) {
     if (doc.errors.length > 0) throw new Error(`patching produced invalid YAML: ${doc.errors[0]?.message ?? ''}`)
-    if (doc.get('kind') !== WEBHOOK_CONFIGURATION_KIND) continue
+    if (!WEBHOOK_CONFIGURATION_KINDS.has(doc.get('kind'))) continue
     const webhooks = doc.get('webhooks')
     if (!isSeq(webhooks)) continue
     for (const item of webhooks.items) {

@@ -126,7 +126,7 @@ metadata: {name: neverpull-guard}
   await writeFile(empty, 'kind: ConfigMap\n')
   const failed = capture()
   t.equal(await runCerts(['--out-dir', dir, '--patch-webhook-config', empty], failed.out), EXIT_FAILED)
-  t.match(failed.stderr(), /empty\.yaml: no ValidatingWebhookConfiguration webhook with a clientConfig found/)
+  t.match(failed.stderr(), /empty\.yaml: no Validating- or MutatingWebhookConfiguration webhook with a clientConfig found/)
 
   const missing = capture()
   t.equal(await runCerts(['--out-dir', dir, '--patch-webhook-config', join(dir, 'nope.yaml')], missing.out), EXIT_FAILED)
@@ -140,12 +140,16 @@ t.test('--patch-live hands the bundle and kubeconfig to the patcher', async (t) 
   const code = await runCerts(['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', '/k/config'], io.out, {
     patchLive: async (options) => {
       calls.push(options)
-      return 2
+      return [
+        { kind: 'ValidatingWebhookConfiguration', count: 2 },
+        { kind: 'MutatingWebhookConfiguration', count: 0, missing: true },
+      ]
     },
   })
   t.equal(code, EXIT_OK)
   t.same(calls, [{ name: 'neverpull-guard', kubeconfig: '/k/config', caBundle: Buffer.from(await readFile(join(dir, 'ca.crt'))).toString('base64') }])
   t.match(io.stderr(), /ValidatingWebhookConfiguration neverpull-guard: caBundle set on 2 webhook/)
+  t.match(io.stderr(), /MutatingWebhookConfiguration neverpull-guard: not installed/)
 })
 
 interface Recorded {
@@ -167,6 +171,7 @@ interface FakeApi {
 async function fakeApiServer(
   t: { teardown(fn: () => unknown): void },
   webhooks: Array<{ name: string; clientConfig: Record<string, unknown> }>,
+  mutating?: Array<{ name: string; clientConfig: Record<string, unknown> }>,
 ): Promise<FakeApi> {
   const now = new Date()
   const ca = generateCa({ commonName: 'fake-apiserver-ca', days: 1, now })
@@ -179,14 +184,22 @@ async function fakeApiServer(
     metadata: { name: 'neverpull-guard' },
     webhooks: webhooks.map((w) => ({ ...w, sideEffects: 'None', admissionReviewVersions: ['v1'] })),
   }
+  const mutatingPath = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/neverpull-guard'
+  const mutatingObject = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'neverpull-guard' },
+    webhooks: (mutating ?? []).map((w) => ({ ...w, sideEffects: 'None', admissionReviewVersions: ['v1'] })),
+  }
   const server = createServer({ cert: tls.cert, key: tls.key }, (req: IncomingMessage, res) => {
     let body = ''
     req.on('data', (chunk: Buffer) => (body += chunk.toString()))
     req.on('end', () => {
       requests.push({ method: req.method, url: req.url, contentType: req.headers['content-type'], authorization: req.headers.authorization, body })
-      const known = req.url?.split('?')[0] === path
-      res.writeHead(known ? 200 : 404, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(known ? object : { kind: 'Status', code: 404, reason: 'NotFound' }))
+      const at = req.url?.split('?')[0]
+      const served = at === path ? object : at === mutatingPath && mutating !== undefined ? mutatingObject : undefined
+      res.writeHead(served !== undefined ? 200 : 404, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(served ?? { kind: 'Status', code: 404, reason: 'NotFound' }))
     })
   })
   server.listen(0, '127.0.0.1')
@@ -220,8 +233,10 @@ t.test('--patch-live sends a JSON patch to the API server named in --kubeconfig'
   const code = await runCerts(['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', await kubeconfig(dir, api)], io.out)
   t.equal(code, EXIT_OK, io.stderr())
   const bundle = Buffer.from(await readFile(join(dir, 'ca.crt'))).toString('base64')
-  t.equal(api.requests.length, 2)
+  t.equal(api.requests.length, 3)
   t.match(api.requests[0], { method: 'GET', authorization: 'Bearer secret-token', url: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/neverpull-guard' })
+  t.match(api.requests[2], { method: 'GET', url: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/neverpull-guard' })
+  t.match(io.stderr(), /MutatingWebhookConfiguration neverpull-guard: not installed \(steering's registration\), skipped/)
   t.match(api.requests[1], { method: 'PATCH', contentType: 'application/json-patch+json' })
   t.match(api.requests[1]?.url, /fieldManager=neverpull-guard-certs/)
   t.same(JSON.parse(api.requests[1]?.body ?? ''), [
@@ -235,6 +250,33 @@ t.test('--patch-live sends a JSON patch to the API server named in --kubeconfig'
   const missing = capture()
   t.equal(await runCerts(['--out-dir', dir, '--patch-live', 'absent', '--kubeconfig', await kubeconfig(dir, api)], missing.out), EXIT_FAILED)
   t.match(missing.stderr(), /reading ValidatingWebhookConfiguration absent: not found/)
+})
+
+t.test('--patch-live sets the steering webhook\'s caBundle too when it is installed', async (t) => {
+  const dir = await tmpDir(t)
+  const api = await fakeApiServer(
+    t,
+    [{ name: 'pods.neverpull.dev', clientConfig: { service: { name: 'neverpull-guard', namespace: 'neverpull-system' } } }],
+    [{ name: 'steer.neverpull.dev', clientConfig: { service: { name: 'neverpull-guard', namespace: 'neverpull-system', path: '/mutate' } } }],
+  )
+  const io = capture()
+  const code = await runCerts(['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', await kubeconfig(dir, api)], io.out)
+  t.equal(code, EXIT_OK, io.stderr())
+  const bundle = Buffer.from(await readFile(join(dir, 'ca.crt'))).toString('base64')
+  t.same(
+    api.requests.map((r) => `${r.method} ${r.url?.split('?')[0]}`),
+    [
+      'GET /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/neverpull-guard',
+      'PATCH /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/neverpull-guard',
+      'GET /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/neverpull-guard',
+      'PATCH /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/neverpull-guard',
+    ],
+  )
+  t.same(JSON.parse(api.requests[3]?.body ?? ''), [
+    { op: 'test', path: '/webhooks/0/name', value: 'steer.neverpull.dev' },
+    { op: 'add', path: '/webhooks/0/clientConfig/caBundle', value: bundle },
+  ])
+  t.match(io.stderr(), /MutatingWebhookConfiguration neverpull-guard: caBundle set on 1 webhook/)
 })
 
 t.test('parsed YAML from --secret-manifest - is a single document', async (t) => {

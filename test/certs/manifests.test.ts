@@ -89,7 +89,7 @@ webhooks:
   t.equal(doc.webhooks[3]?.clientConfig.service !== undefined, true)
 })
 
-t.test('webhooks without clientConfig are reported, other kinds ignored', async (t) => {
+t.test('webhooks without clientConfig are reported; the steering MutatingWebhookConfiguration is patched too', async (t) => {
   const source = `kind: ValidatingWebhookConfiguration
 metadata: {name: broken}
 webhooks:
@@ -101,9 +101,13 @@ webhooks:
     clientConfig: {url: https://m}
 `
   const result = patchWebhookConfigYaml(source, BUNDLE)
-  t.same(result.patched, [])
+  t.same(result.patched, ['(unnamed)/m'])
   t.same(result.skipped, ['broken/no-client-config: has no clientConfig'])
-  t.equal(result.text, source)
+  const docs = result.text.split('\n---\n').map((d) => parse(d) as { webhooks: Array<{ clientConfig?: Record<string, string> }> })
+  t.equal(docs[1]?.webhooks[0]?.clientConfig?.['caBundle'], BUNDLE)
+  t.equal(docs[0]?.webhooks[0]?.clientConfig, undefined)
+  const other = 'kind: ConfigMap\nwebhooks:\n  - name: x\n    clientConfig: {url: https://x}\n'
+  t.same(patchWebhookConfigYaml(other, BUNDLE).patched, [], 'other kinds are left alone')
 })
 
 t.test('invalid YAML is an error, not a rewrite', async (t) => {

@@ -22,6 +22,7 @@ const CLUSTER_SCOPED = new Set([
   'ClusterRole',
   'ClusterRoleBinding',
   'ValidatingWebhookConfiguration',
+  'MutatingWebhookConfiguration',
 ])
 
 type Obj = Record<string, unknown>
@@ -39,6 +40,7 @@ const find = (list: K8sObject[], kind: string, name: string): Obj => {
 }
 const base = get('.')
 const vwc = (list: K8sObject[]): Obj[] => objs(find(list, 'ValidatingWebhookConfiguration', 'neverpull-guard')['webhooks'])
+const mwc = (list: K8sObject[]): Obj[] => objs(find(list, 'MutatingWebhookConfiguration', 'neverpull-guard')['webhooks'])
 const deployment = find(base, 'Deployment', 'neverpull-guard-webhook')
 const daemonset = find(base, 'DaemonSet', 'neverpull-guard-agent')
 const podSpec = (w: Obj): Obj => o(o(o(w['spec'])['template'])['spec'])
@@ -315,6 +317,38 @@ t.test('webhook registration', async (t) => {
 
 const matchExpr = String(o(objs(vwc(base)[0]?.['matchConditions'])[0])['expression'])
 
+t.test('steering registration: pods CREATE only, failing open, reinvoked, routed like the validating webhook', async (t) => {
+  for (const [b, list] of rendered) {
+    const hooks = mwc(list)
+    t.strictSame(
+      hooks.map((w) => w['name']),
+      ['steer.neverpull.dev'],
+      `${b}: one mutating webhook`,
+    )
+    const [steer] = hooks as [Obj]
+    const [pods] = vwc(list) as [Obj]
+    t.equal(steer['failurePolicy'], 'Ignore', `${b}: a failure leaves the pod as it was`)
+    t.equal(steer['reinvocationPolicy'], 'IfNeeded', `${b}: called again after other mutations`)
+    t.equal(steer['sideEffects'], 'None')
+    t.strictSame(steer['admissionReviewVersions'], ['v1'])
+    t.equal(steer['matchPolicy'], 'Equivalent')
+    const timeout = Number(steer['timeoutSeconds'])
+    t.ok(timeout >= 1 && timeout <= 30, `${b}: timeoutSeconds in 1..30`)
+    const svc = o(o(steer['clientConfig'])['service'])
+    t.strictSame(svc, { ...o(o(pods['clientConfig'])['service']), path: '/mutate' }, `${b}: the same Service, path /mutate`)
+    t.equal(o(steer['clientConfig'])['caBundle'], undefined, `${b}: no caBundle in the manifests`)
+    t.strictSame(steer['rules'], [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }], `${b}: pods CREATE only`)
+    t.strictSame(steer['matchConditions'], pods['matchConditions'], `${b}: the validating webhook's matchConditions`)
+    const own = objs(o(steer['namespaceSelector'])['matchExpressions'])
+    const theirs = objs(o(pods['namespaceSelector'])['matchExpressions'])
+    t.strictSame(own.slice(0, theirs.length), theirs, `${b}: the validating webhook's namespace exclusions`)
+    t.strictSame(own.slice(theirs.length), [{ key: 'neverpull.dev/steer', operator: 'NotIn', values: ['false'] }], `${b}: and opted-out namespaces`)
+    const cfg = find(list, 'MutatingWebhookConfiguration', 'neverpull-guard')
+    t.equal(cfg['apiVersion'], 'admissionregistration.k8s.io/v1', 'served from 1.16: every supported cluster')
+    t.equal(o(o(cfg['metadata'])['labels'])['neverpull.dev/registration'], 'true', `${b}: registered last, removed first`)
+  }
+})
+
 t.test('matchConditions (default build)', async (t) => {
   const [pods, nis] = vwc(base) as [Obj, Obj]
   t.equal(pods['failurePolicy'], 'Fail')
@@ -401,7 +435,7 @@ t.test(
 
 function withoutMatchConditions(list: K8sObject[]): K8sObject[] {
   return list.map((x) =>
-    x.kind === 'ValidatingWebhookConfiguration'
+    x.kind === 'ValidatingWebhookConfiguration' || x.kind === 'MutatingWebhookConfiguration'
       ? ({ ...x, webhooks: objs((x as unknown as Obj)['webhooks']).map(({ matchConditions: _m, ...w }) => w) } as K8sObject)
       : x,
   )
@@ -409,13 +443,13 @@ function withoutMatchConditions(list: K8sObject[]): K8sObject[] {
 
 t.test('pre-1.30 overlay only drops matchConditions', async (t) => {
   const list = get('overlays/pre-1.30')
-  for (const w of vwc(list)) t.equal(w['matchConditions'], undefined, `${String(w['name'])}: no matchConditions`)
+  for (const w of [...vwc(list), ...mwc(list)]) t.equal(w['matchConditions'], undefined, `${String(w['name'])}: no matchConditions`)
   t.strictSame(list, withoutMatchConditions(base))
 })
 
 t.test('pre-1.21 overlay also serves the PodDisruptionBudget as policy/v1beta1', async (t) => {
   const list = get('overlays/pre-1.21')
-  for (const w of vwc(list)) t.equal(w['matchConditions'], undefined)
+  for (const w of [...vwc(list), ...mwc(list)]) t.equal(w['matchConditions'], undefined)
   const pdbs = list.filter((x) => x.kind === 'PodDisruptionBudget')
   t.strictSame(pdbs.map((x) => x.apiVersion), ['policy/v1beta1'])
   const v1 = find(base, 'PodDisruptionBudget', 'neverpull-guard-webhook')
@@ -440,6 +474,8 @@ t.test('cert-manager overlay issues the serving certificate and injects the CA',
   const cfg = find(list, 'ValidatingWebhookConfiguration', 'neverpull-guard')
   const inject = o(o(cfg['metadata'])['annotations'])['cert-manager.io/inject-ca-from']
   t.equal(inject, `${NS}/neverpull-guard-tls`)
+  const mutating = find(list, 'MutatingWebhookConfiguration', 'neverpull-guard')
+  t.equal(o(o(mutating['metadata'])['annotations'])['cert-manager.io/inject-ca-from'], `${NS}/neverpull-guard-tls`, 'the steering webhook too')
   const serving = find(list, 'Certificate', 'neverpull-guard-tls')
   const sspec = o(serving['spec'])
   const tlsVolume = objs(podSpec(deployment)['volumes']).find((v) => v['name'] === 'tls')
