@@ -151,6 +151,16 @@ export function watchTls(options: WatchTlsOptions): TlsWatcher {
   }
 }
 
+/** notAfter of the first certificate in `pem` (ms since the epoch), undefined when it cannot be parsed. */
+export function certificateNotAfter(pem: string): number | undefined {
+  try {
+    const at = Date.parse(new X509Certificate(pem).validTo)
+    return Number.isNaN(at) ? undefined : at
+  } catch {
+    return undefined
+  }
+}
+
 /** Why this certificate and key cannot be served together, or null. */
 export function pairProblem(files: TlsFiles): string | null {
   let cert: X509Certificate

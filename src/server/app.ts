@@ -138,8 +138,10 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     const status = err.statusCode ?? 500
     if (status >= 500) {
       log.error({ err }, 'request failed')
+      options.metrics.admissionError('internal')
       return reviewError(reply, 500, 'internal error in neverpull-guard; see its logs')
     }
+    options.metrics.admissionError('unreadable')
     const messages: Record<string, string> = {
       FST_ERR_CTP_BODY_TOO_LARGE: `request body larger than ${MAX_REVIEW_BYTES} bytes`,
       FST_ERR_CTP_INVALID_MEDIA_TYPE: 'Content-Type must be application/json',
@@ -163,6 +165,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       handle: (body) => handleReview(body, context()),
       // A bug here must not block pods: unknown is a warning, never a denial.
       recover: (uid) => allowed(uid, ['neverpull-guard could not check this object (internal error, see its logs); it was not denied']),
+      failed: () => options.metrics.admissionError('internal'),
       observe: (record, seconds) => options.metrics.observeReview(record, seconds),
       // Every admission that found something is logged at info; the common case (no Never
       // container, or every image where it must be) only at debug: it is counted in the
@@ -186,6 +189,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       failure: 'NodeImageSet review failed',
       handle: (body) => handleNodeImageSetReview(body, policy),
       recover: (uid) => errored(uid, 500, 'internal error in neverpull-guard; see its logs'),
+      failed: () => options.metrics.admissionError('internal'),
       observe: (record, seconds) => {
         options.metrics.observeReview(record, seconds)
         nodeImageSetReviews.inc({ reason: record.reason })
@@ -214,6 +218,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       failure: 'mutation review failed',
       handle: (body) => handleMutation(body, context()),
       recover: (uid) => allowed(uid),
+      failed: () => options.metrics.admissionError('internal'),
       observe: (record, seconds) => options.metrics.observeMutation(record, seconds),
       // One line per pod steered (or changed on a reinvocation); the many left alone at debug.
       level: (record) => (record.decision === 'invalid' ? 'warn' : record.decision === 'steer' ? 'info' : 'debug'),

@@ -4,7 +4,7 @@ import type { MutationRecord } from '../admission/mutate.js'
 import type { AuditPass } from '../audit/runner.js'
 import { POD_TEMPLATE_KINDS } from '../workload/pod-template.js'
 import type { InventoryView } from '../inventory/index.js'
-import { bitsCount } from '../util/node-set.js'
+import { bitsCount, bitsForEach } from '../util/node-set.js'
 
 // Label values come from requests: only kinds this webhook knows become labels, so an odd
 // client cannot grow the metrics without bound.
@@ -16,15 +16,23 @@ const KNOWN_KINDS: ReadonlySet<string> = new Set([
   'NodeImageSet/status',
 ])
 
+/** Why a request got no decision: a bug answered by the route's failure policy, or a body that is no review. */
+export type AdmissionErrorReason = 'internal' | 'unreadable'
+
 export interface Metrics {
   readonly registry: Registry
+  admissionError(reason: AdmissionErrorReason): void
   observeReview(record: ReviewRecord, seconds: number): void
   /** A /mutate review: its time, and the pod if it was steered (dry runs create nothing and are not counted). */
   observeMutation(record: MutationRecord, seconds: number): void
   inventorySkipped(kind: string): void
   inventoryFieldSkipped(kind: string, field: string): void
+  /** The audit loop started, re-checking every `intervalMs` while it leads. */
+  auditStarted(intervalMs: number): void
   auditPass(pass: AuditPass): void
   auditLeader(leader: boolean): void
+  /** The serving certificate now in use expires at `notAfterMs` (ms since the epoch). */
+  servingCertificate(notAfterMs: number): void
 }
 
 export interface MetricsOptions {
@@ -54,12 +62,23 @@ class Tally<L extends string> {
   }
 }
 
+function lazyGauge(registry: Registry, config: { name: string; help: string }): { set(value: number): void } {
+  let gauge: Gauge | undefined
+  return {
+    set(value) {
+      gauge ??= new Gauge({ ...config, registers: [registry] })
+      gauge.set(value)
+    },
+  }
+}
+
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry()
   if (options.processMetrics === true) collectDefaultMetrics({ register: registry, prefix: 'neverpull_' })
   const requestTally = new Tally<'kind' | 'operation' | 'decision'>()
   const findingTally = new Tally<'reason' | 'severity' | 'mode'>()
   const steeredTally = new Tally<'namespace'>()
+  const denialTally = new Tally<'namespace' | 'kind'>()
   new Counter({
     name: 'neverpull_admission_requests_total',
     help: 'AdmissionReviews answered, by object kind, operation and decision (allow, warn, deny, invalid, skip)',
@@ -87,10 +106,33 @@ export function createMetrics(options: MetricsOptions): Metrics {
       steeredTally.into(this)
     },
   })
+  // Denials by the object's namespace, to tell a broken rollout from one person's typo. Only
+  // namespaces with a denial get a series; the ServiceMonitor honours this label (honorLabels).
+  new Counter({
+    name: 'neverpull_admission_denials_total',
+    help: 'AdmissionReviews denied, by the namespace and kind of the object',
+    labelNames: ['namespace', 'kind'] as const,
+    registers: [registry],
+    collect() {
+      denialTally.into(this)
+    },
+  })
+  const errors = new Counter({
+    name: 'neverpull_admission_errors_total',
+    help:
+      'Requests answered without a decision: internal (a bug; pods are allowed with a warning), ' +
+      'unreadable (not JSON, too large, wrong content type), invalid (JSON but not a well-formed AdmissionReview)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  })
+  // Zero from the start, so rate() has a series to work on before the first error.
+  for (const reason of ['internal', 'unreadable', 'invalid'] as const) errors.inc({ reason }, 0)
+  // Up to 5 s: the apiserver gives up after the configuration's timeoutSeconds (3 s), and the
+  // alert on p99 needs buckets around 1 s to say "getting close".
   const duration = new Histogram({
     name: 'neverpull_admission_duration_seconds',
-    help: 'Time to decide one AdmissionReview, body parsing excluded (the request counter has the per-kind breakdown)',
-    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+    help: 'Time from receiving an AdmissionReview to its decision, body parsing included (the request counter has the per-kind breakdown)',
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   })
   const skipped = new Counter({
@@ -126,7 +168,57 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: '1 while this replica holds the audit lease',
     registers: [registry],
   })
+  // Registered with their first value: an unlabelled gauge reads 0 from birth, and a 0 here
+  // would be a certificate that expired in 1970 or an audit pass that never ended.
+  const lastPass = lazyGauge(registry, {
+    name: 'neverpull_audit_last_pass_timestamp_seconds',
+    help: 'When this replica last finished an audit pass (seconds since the epoch); absent before its first',
+  })
+  const auditInterval = lazyGauge(registry, {
+    name: 'neverpull_audit_interval_seconds',
+    help: 'How often the audit leader re-checks running workloads (--audit-interval); absent when the audit is off',
+  })
+  const certificateExpiry = lazyGauge(registry, {
+    name: 'neverpull_serving_certificate_expiration_timestamp_seconds',
+    help: 'notAfter of the serving certificate this replica serves now (seconds since the epoch); follows reloads',
+  })
   const inventory = options.inventory
+  new Gauge({
+    name: 'neverpull_inventory_stale_after_seconds',
+    help: 'A node image list older than this is unknown and only warns (--stale-after)',
+    registers: [registry],
+    collect() {
+      this.set(inventory.staleAfterMs / 1000)
+    },
+  })
+  // Per node, for the nodes whose Node object the webhook holds: its Ready condition, and when
+  // its image list was last observed (absent when there is no NodeImageSet or it was never
+  // observed). A NodeImageSet without a Node is left out: nothing can be placed there.
+  new Gauge({
+    name: 'neverpull_inventory_node_ready',
+    help: 'Nodes known to the webhook, 1 when their Ready condition is True',
+    labelNames: ['node'] as const,
+    registers: [registry],
+    collect() {
+      this.reset()
+      bitsForEach(inventory.nodes(), (slot) => {
+        this.set({ node: inventory.nameOf(slot) }, inventory.node(slot)?.ready === true ? 1 : 0)
+      })
+    },
+  })
+  new Gauge({
+    name: 'neverpull_inventory_observed_timestamp_seconds',
+    help: "When each node's image list was last observed by its agent (NodeImageSet status.observedTime, seconds since the epoch)",
+    labelNames: ['node'] as const,
+    registers: [registry],
+    collect() {
+      this.reset()
+      bitsForEach(inventory.nodes(), (slot) => {
+        const at = inventory.observedAt(slot)
+        if (!Number.isNaN(at)) this.set({ node: inventory.nameOf(slot) }, at / 1000)
+      })
+    },
+  })
   new Gauge({
     name: 'neverpull_inventory_nodes',
     help: 'Nodes known to the webhook',
@@ -159,9 +251,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const decision = record.decision
       requestTally.add(`${kind}\u0000${operation}\u0000${decision}`, () => ({ kind, operation, decision }))
       duration.observe(seconds)
+      if (decision === 'invalid') errors.inc({ reason: 'invalid' })
+      else if (decision === 'deny') {
+        const namespace = record.namespace
+        denialTally.add(`${namespace}\u0000${kind}`, () => ({ namespace, kind }))
+      }
       const mode = record.mode ?? ''
       for (const f of record.findings ?? []) {
-        findingTally.add(`${f.reason}\u0000${f.severity}\u0000${mode}`, () => ({ reason: f.reason, severity: f.severity, mode }))
+        findingTally.add(`${f.reason}\u0000${f.severity}\u0000${mode}`, () => ({
+          reason: f.reason,
+          severity: f.severity,
+          mode,
+        }))
       }
     },
     observeMutation(record, seconds) {
@@ -170,20 +271,33 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const namespace = record.namespace
       steeredTally.add(namespace, () => ({ namespace }))
     },
+    admissionError(reason) {
+      errors.inc({ reason })
+    },
     inventorySkipped(kind) {
       skipped.inc({ kind })
     },
     inventoryFieldSkipped(kind, field) {
       fieldsSkipped.inc({ kind, field })
     },
+    auditStarted(intervalMs) {
+      auditInterval.set(intervalMs / 1000)
+      leader.set(0)
+    },
     auditPass(pass) {
       atRisk.reset()
       for (const [kind, n] of Object.entries(pass.byKind)) atRisk.set({ kind }, n)
       auditChecked.set(pass.checked)
       auditEvents.inc(pass.events)
+      lastPass.set(options.now() / 1000)
     },
     auditLeader(isLeader) {
       leader.set(isLeader ? 1 : 0)
+      // Only the leader's count is current: a former leader's would be summed in forever.
+      if (!isLeader) atRisk.reset()
+    },
+    servingCertificate(notAfterMs) {
+      certificateExpiry.set(notAfterMs / 1000)
     },
   }
 }

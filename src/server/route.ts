@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
   toReview,
   V1,
@@ -35,8 +35,10 @@ export interface AdmissionRoute<R extends RouteRecord> {
   handle(body: unknown): { record: R; reply: AdmissionReviewReply }
   /** The response when the handler threw: the route's failure policy in its own words. */
   recover(uid: string): AdmissionResponse
-  /** Counts the review; `seconds` is the handler's time, body parsing excluded. */
+  /** Counts the review; `seconds` runs from the request's arrival to the decision, body parsing included. */
   observe(record: R, seconds: number): void
+  /** Counts a review the handler threw on (after the error line, before `recover` answers). */
+  failed?(): void
   level(record: R): LineLevel
   /** The line's `admission` object: fields picked one by one, never the object or credentials. */
   describe(record: R): Record<string, unknown>
@@ -61,13 +63,21 @@ export function admissionRoute<R extends RouteRecord>(
   route: AdmissionRoute<R>,
   log: Logger,
 ): void {
-  app.post(route.path, { bodyLimit: MAX_REVIEW_BYTES }, async (request, reply) => {
-    const started = performance.now()
+  // When a review arrived, before its body was read and parsed: the duration is then what the
+  // apiserver waits for (less the network), including time queued behind other work.
+  const arrival = new WeakMap<FastifyRequest, number>()
+  const onRequest = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
+    arrival.set(request, performance.now())
+    done()
+  }
+  app.post(route.path, { bodyLimit: MAX_REVIEW_BYTES, onRequest }, async (request, reply) => {
+    const started = arrival.get(request) ?? performance.now()
     let handled
     try {
       handled = route.handle(request.body)
     } catch (err) {
       log.error({ err, path: route.path }, route.failure)
+      route.failed?.()
       const { uid, version } = envelopeOf(request.body)
       return reply.send(toReview(version, route.recover(uid)))
     }

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { watchTls, type TlsWatcher } from '../certs/reload.js'
+import { certificateNotAfter, watchTls, type TlsWatcher } from '../certs/reload.js'
 import type { WebhookConfig } from '../config/webhook.js'
 import type { LoadSummary } from '../inventory/file.js'
 import { InventoryIndex } from '../inventory/index.js'
@@ -78,6 +78,11 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     forceCloseConnections: 'idle',
   })
   const metrics = createMetrics({ inventory, now, processMetrics: true })
+  const servingCertificate = (pem: string): void => {
+    const notAfter = certificateNotAfter(pem)
+    if (notAfter !== undefined) metrics.servingCertificate(notAfter)
+  }
+  servingCertificate(cert)
   await app.register(webhookApp, {
     inventory,
     mode: config.mode,
@@ -116,6 +121,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
         log.info({ nodes: inventory.nodeCount, imageSets: inventory.imageSetCount }, 'inventory synced')
         // Auditing a half-synced inventory would only find "unknown"; start once it is whole.
         if (config.auditIntervalMs > 0 && !draining) {
+          metrics.auditStarted(config.auditIntervalMs)
           audit = startAudit({
             kubeConfig,
             inventory,
@@ -142,6 +148,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     current: { cert, key },
     onChange: (files) => {
       app.server.setSecureContext({ cert: files.cert, key: files.key, ...TLS_OPTIONS })
+      servingCertificate(files.cert)
       log.info({ cert: config.tlsCert }, 'serving certificate reloaded')
     },
     onError: (err) => log.error({ err }, 'serving certificate not reloaded; keeping the current one'),
