@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { ensureCertificates } from '../src/certs/files.js'
 import { containerdSkipReason, startContainerd } from '../test/helpers/containerd.js'
@@ -25,6 +25,14 @@ export interface AgentIdleResult {
 }
 
 const CLK_TCK = 100
+
+async function freePort(): Promise<number> {
+  const s = createNetServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
 
 async function procStats(pid: number): Promise<{ rssKiB: number; cpuTicks: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
@@ -68,7 +76,9 @@ export async function agentIdleBench(images: number, seconds: number, log: (line
       req.pipe(up)
     })
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
-    const agent = spawn(process.execPath, ['dist/cli.js', 'agent', '--node-name', 'node-a', '--cri-endpoint', ctrd.endpoint, '--service-account-dir', sa, '--log-level', 'warn'], {
+    // The metrics listener on, and scraped every 15 s (Prometheus' usual interval is 30 s).
+    const metricsPort = await freePort()
+    const agent = spawn(process.execPath, ['dist/cli.js', 'agent', '--node-name', 'node-a', '--cri-endpoint', ctrd.endpoint, '--service-account-dir', sa, '--log-level', 'warn', '--metrics-port', String(metricsPort)], {
       stdio: ['ignore', 'ignore', 'inherit'],
       // As the DaemonSet runs it (manifests/base/agent-daemonset.yaml).
       env: { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String((front.address() as AddressInfo).port), NODE_OPTIONS: process.env['AGENT_NODE_OPTIONS'] ?? '--max-old-space-size=64 --max-semi-space-size=1' },
@@ -89,8 +99,16 @@ export async function agentIdleBench(images: number, seconds: number, log: (line
       const first = await procStats(pid)
       const t0 = performance.now()
       const rss: number[] = []
+      let scrapedAt = Number.NEGATIVE_INFINITY
+      let scrapes = 0
       while (performance.now() - t0 < seconds * 1000) {
         await new Promise((r) => setTimeout(r, 2000))
+        if (performance.now() - scrapedAt >= 15_000) {
+          scrapedAt = performance.now()
+          const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+          if (!/^neverpull_agent_images \d+/m.test(await res.text())) throw new Error('the agent\'s /metrics lacks neverpull_agent_images')
+          scrapes++
+        }
         rss.push((await procStats(pid)).rssKiB / 1024)
       }
       const last = await procStats(pid)
@@ -105,6 +123,7 @@ export async function agentIdleBench(images: number, seconds: number, log: (line
         cpuPercentOfOneCore: cpu,
         publishedBytes,
       }
+      log(`  ${scrapes} scrapes of /metrics`)
       log(`  RSS median ${result.rssMiB.median.toFixed(1)} MiB, max ${result.rssMiB.max.toFixed(1)} MiB; CPU ${cpu.toFixed(2)} % of one core over ${elapsed.toFixed(0)} s (interval 10 s); NodeImageSet ${(publishedBytes / 1024).toFixed(0)} KiB`)
       return result
     } finally {

@@ -51,7 +51,19 @@ export const systemClock: Clock = {
     }),
 }
 
-/** The subset of pino the agent uses. */
+export type PublishedObject = 'spec' | 'status'
+
+/** What each tick found, for metrics; every method is called synchronously and must not throw. */
+export interface AgentObserver {
+  /** The runtime listed `count` images. */
+  runtimeListed(count: number): void
+  /** Listing images from the runtime failed. */
+  runtimeFailed(): void
+  /** One server-side apply of the spec or the status, at `at` (ms). */
+  published(object: PublishedObject, ok: boolean, at: number): void
+}
+
+const NO_OBSERVER: AgentObserver = { runtimeListed() {}, runtimeFailed() {}, published() {} }
 
 export interface AgentOptions {
   nodeName: string
@@ -69,6 +81,7 @@ export interface AgentOptions {
   confirmBudget?: number
   /** Where a CRI-O node's registries.conf, drop-ins and alias cache are (the host's, mounted read-only). */
   registriesConf?: RegistriesConfPaths
+  observer?: AgentObserver
 }
 
 export interface TickResult {
@@ -140,6 +153,7 @@ export function createAgent(options: AgentOptions): Agent {
   const { cri, publisher } = options
   const clock = options.clock ?? systemClock
   const log = options.logger ?? silentLogger
+  const observer = options.observer ?? NO_OBSERVER
   const intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
   const backoffInitialMs = options.backoffInitialMs ?? DEFAULT_BACKOFF_INITIAL_MS
@@ -259,6 +273,7 @@ export function createAgent(options: AgentOptions): Agent {
         }
       }
       const now = clock.now()
+      observer.runtimeListed(listed.length)
       const unresolved = confirmed.unresolved
       const fresh = unresolved.filter((n) => !reportedUnresolved.has(n))
       if (fresh.length > 0) {
@@ -298,6 +313,7 @@ export function createAgent(options: AgentOptions): Agent {
     } catch (err) {
       runtimeOk = false
       runtimeError = errorMessage(err)
+      observer.runtimeFailed()
       const kept = published
         ? `the published list of ${published.spec.images.length} images is kept` +
           (confirmedAt !== undefined ? ` (last confirmed ${new Date(confirmedAt).toISOString()})` : '')
@@ -316,10 +332,12 @@ export function createAgent(options: AgentOptions): Agent {
           confirmedAt = clock.now()
           specPublished = true
           statusPending = true
+          observer.published('spec', true, confirmedAt)
           setCondition(CONDITION_PUBLISHED, true, 'Applied', `NodeImageSet spec lists ${current.spec.images.length} images`, clock.now())
           log.info({ images: current.spec.images.length, digest: current.digest.slice(0, 12), first }, 'published image list')
         } catch (err) {
           publishOk = false
+          observer.published('spec', false, clock.now())
           const msg = errorMessage(err)
           setCondition(CONDITION_PUBLISHED, false, 'ApplyFailed', msg, clock.now())
           log.warn({ err: msg, failures: failures + 1 }, 'cannot publish NodeImageSet')
@@ -339,9 +357,11 @@ export function createAgent(options: AgentOptions): Agent {
         statusKey = key
         statusPending = false
         statusPublished = true
+        observer.published('status', true, statusAt)
         log.debug({ conditions: key }, 'published status')
       } catch (err) {
         publishOk = false
+        observer.published('status', false, clock.now())
         log.warn({ err: errorMessage(err), failures: failures + 1 }, 'cannot publish NodeImageSet status')
       }
     }

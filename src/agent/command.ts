@@ -1,4 +1,4 @@
-import { durationValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
+import { durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
 import { loadKubeConfig } from '../kube/config.js'
 import { pino } from 'pino'
 import {
@@ -13,6 +13,7 @@ import { inClusterHttp } from '../kube/http.js'
 import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
 import type { Logger } from '../util/logger.js'
 import type { SignalSource } from '../util/signals.js'
+import type { AgentMetrics, MetricsServer } from './metrics.js'
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 type LogLevel = (typeof LOG_LEVELS)[number]
@@ -37,6 +38,12 @@ export const AGENT_COMMAND: CommandSpec = {
     },
     { name: 'interval', value: 'DURATION', help: 'how often to list images, e.g. 500ms, 10s, 5m', default: '10s' },
     { name: 'heartbeat', value: 'DURATION', help: 'refresh status.observedTime at least this often', default: '5m' },
+    {
+      name: 'metrics-port',
+      value: 'N',
+      help: 'serve Prometheus metrics on GET /metrics, plain HTTP on all addresses; 0 = off (the DaemonSet uses 9090)',
+      default: '0',
+    },
     { name: 'log-level', value: 'LEVEL', help: 'log level', choices: LOG_LEVELS, default: 'info' },
     {
       name: 'registries-conf',
@@ -73,6 +80,8 @@ export interface AgentConfig {
   serviceAccountDir: string | undefined
   intervalMs: number
   heartbeatMs: number
+  /** 0: no metrics listener. */
+  metricsPort: number
   logLevel: LogLevel
   /** CRI-O nodes: where registries.conf and its drop-ins are read from. */
   registriesConf?: RegistriesConfPaths
@@ -103,6 +112,9 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
     throw new UsageError(`--heartbeat (${heartbeatMs}ms) must not be shorter than --interval (${intervalMs}ms)`)
   }
 
+  const metricsPortText = flags.string('metrics-port')
+  const metricsPort = metricsPortText === undefined ? 0 : integerValue(metricsPortText, '--metrics-port', 0, 65535)
+
   const logLevel = (flags.string('log-level') ?? 'info') as LogLevel
 
   let criEndpoint = flags.string('cri-endpoint')
@@ -121,6 +133,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
     serviceAccountDir: flags.string('service-account-dir'),
     intervalMs,
     heartbeatMs,
+    metricsPort,
     logLevel,
     registriesConf: {
       path: flags.string('registries-conf') ?? DEFAULT_REGISTRIES_CONF,
@@ -141,6 +154,8 @@ export interface AgentCommandDeps {
   /** containerd's own API on the CRI socket, for images outside k8s.io. */
   containerd: (endpoint: string) => ContainerdClient
   publisher: (config: AgentConfig, env: NodeJS.ProcessEnv) => Promise<Publisher>
+  /** Called with the metrics listener's URL once it listens (tests scrape it). */
+  onMetrics?: (url: string) => void
 }
 
 /**
@@ -187,14 +202,28 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
   let cri: CriClient | undefined
   let containerd: ContainerdClient | undefined
   let publisher: Publisher
+  let metrics: AgentMetrics | undefined
+  let metricsServer: MetricsServer | undefined
   try {
     const endpoint = config.criEndpoint ?? (await d.probe())
     cri = d.connect(endpoint)
     containerd = d.containerd(endpoint)
     publisher = await d.publisher(config, env)
-    log.info({ endpoint, intervalMs: config.intervalMs, heartbeatMs: config.heartbeatMs }, 'agent starting')
+    if (config.metricsPort !== 0) {
+      // Loaded only when asked for: prom-client is memory the agent without metrics keeps.
+      const { createAgentMetrics, serveAgentMetrics } = await import('./metrics.js')
+      metrics = createAgentMetrics()
+      try {
+        metricsServer = await serveAgentMetrics(metrics.registry, config.metricsPort)
+      } catch (err) {
+        throw new Error(`cannot serve metrics on port ${config.metricsPort}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+      }
+      d.onMetrics?.(metricsServer.url)
+    }
+    log.info({ endpoint, intervalMs: config.intervalMs, heartbeatMs: config.heartbeatMs, metrics: metricsServer?.url }, 'agent starting')
   } catch (err) {
     cri?.close()
+    containerd?.close()
     const message = err instanceof Error ? err.message : String(err)
     log.error({ err: message }, 'agent cannot start')
     d.stderr(`neverpull-guard agent: ${message}\n`)
@@ -210,6 +239,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
     intervalMs: config.intervalMs,
     heartbeatMs: config.heartbeatMs,
     ...(config.registriesConf === undefined ? {} : { registriesConf: config.registriesConf }),
+    ...(metrics !== undefined ? { observer: metrics } : {}),
   })
   const onSignal = () => {
     log.info({}, 'stopping after the current iteration')
@@ -224,6 +254,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
     d.signals.removeListener('SIGINT', onSignal)
     cri.close()
     containerd.close()
+    await metricsServer?.close()
   }
   log.info({}, 'agent stopped')
   return 0

@@ -26,11 +26,12 @@ t.test('flags and defaults', async (t) => {
     kubeconfig: undefined,
     intervalMs: 10_000,
     heartbeatMs: 300_000,
+    metricsPort: 0,
     logLevel: 'info',
     registriesConf: { path: '/etc/containers/registries.conf', dir: '/etc/containers/registries.conf.d', aliasCache: '/var/cache/containers/short-name-aliases.conf' },
   })
   const d = parseAgentArgs(
-    ['--node-name=worker-2', '--cri-endpoint', '/run/k3s/containerd/containerd.sock', '--kubeconfig', '/k', '--interval', '500ms', '--heartbeat', '1m', '--log-level', 'debug'],
+    ['--node-name=worker-2', '--cri-endpoint', '/run/k3s/containerd/containerd.sock', '--kubeconfig', '/k', '--interval', '500ms', '--heartbeat', '1m', '--log-level', 'debug', '--metrics-port', '9090'],
     { NODE_NAME: 'ignored' },
   )
   t.same(d, {
@@ -39,6 +40,7 @@ t.test('flags and defaults', async (t) => {
     kubeconfig: '/k',
     intervalMs: 500,
     heartbeatMs: 60_000,
+    metricsPort: 9090,
     logLevel: 'debug',
     registriesConf: { path: '/etc/containers/registries.conf', dir: '/etc/containers/registries.conf.d', aliasCache: '/var/cache/containers/short-name-aliases.conf' },
   })
@@ -77,6 +79,8 @@ t.test('bad flags exit 2 with a message that says what to fix', async (t) => {
     [['--interval', '1m', '--heartbeat', '30s'], { NODE_NAME: 'n' }, /--heartbeat .* must not be shorter than --interval/],
     [['--log-level', 'loud'], { NODE_NAME: 'n' }, /--log-level "loud" is not one of trace, debug/],
     [['--cri-endpoint', 'tcp://1.2.3.4:5'], { NODE_NAME: 'n' }, /--cri-endpoint: unsupported CRI endpoint/],
+    [['--metrics-port', '70000'], { NODE_NAME: 'n' }, /--metrics-port "70000" is not a whole number from 0 to 65535/],
+    [['--metrics-port', 'http'], { NODE_NAME: 'n' }, /--metrics-port "http" is not a whole number from 0 to 65535/],
   ]
   for (const [argv, env, message] of cases) {
     const c = capture()
