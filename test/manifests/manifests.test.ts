@@ -15,7 +15,8 @@ import { build, idOf, isObject, type K8sObject, readObjects, render } from './re
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const manifests = join(root, 'manifests')
 const NS = 'neverpull-system'
-const BUILDS = ['.', 'overlays/pre-1.30', 'overlays/pre-1.21', 'overlays/failure-ignore', 'overlays/cert-manager']
+// Every overlay there is, so a new one cannot be added without being built and compared.
+const BUILDS = ['.', ...readdirSync(join(manifests, 'overlays')).sort().map((d) => `overlays/${d}`)]
 const CLUSTER_SCOPED = new Set([
   'Namespace',
   'CustomResourceDefinition',
@@ -511,6 +512,36 @@ function flatten(rules: Obj[]): string[] {
   return out.sort()
 }
 
+t.test('monitoring overlay adds scrape targets, rules and the dashboard, and nothing else', async (t) => {
+  const list = get('overlays/monitoring')
+  const added = list.filter((x) => !base.some((y) => idOf(y) === idOf(x)))
+  t.strictSame(added.map((x) => `${x.kind}/${x.metadata.name}`).sort(), [
+    'ConfigMap/neverpull-guard-dashboard',
+    'PodMonitor/neverpull-guard-agent',
+    'PrometheusRule/neverpull-guard',
+    'ServiceMonitor/neverpull-guard-webhook',
+  ])
+  for (const x of base) t.strictSame(list.find((y) => idOf(y) === idOf(x)), x, `${idOf(x)} unchanged`)
+  const service = find(base, 'Service', 'neverpull-guard')
+  const sm = o(find(list, 'ServiceMonitor', 'neverpull-guard-webhook')['spec'])
+  const serviceLabels = o(o(service['metadata'])['labels'])
+  for (const [k, v] of Object.entries(o(o(sm['selector'])['matchLabels']))) t.equal(serviceLabels[k], v, `ServiceMonitor selects the Service by ${k}`)
+  const endpoint = o(objs(sm['endpoints'])[0])
+  t.ok(objs(o(service['spec'])['ports']).some((p) => p['name'] === endpoint['port']), 'ServiceMonitor scrapes a port the Service names')
+  t.equal(endpoint['honorLabels'], true, 'the denials counter keeps its namespace label')
+  const pm = o(find(list, 'PodMonitor', 'neverpull-guard-agent')['spec'])
+  const podLabels = o(o(o(o(daemonset['spec'])['template'])['metadata'])['labels'])
+  for (const [k, v] of Object.entries(o(o(pm['selector'])['matchLabels']))) t.equal(podLabels[k], v, `PodMonitor selects the agent pods by ${k}`)
+  const pe = o(objs(pm['podMetricsEndpoints'])[0])
+  t.ok(objs(container(daemonset)['ports']).some((p) => p['name'] === pe['port']), 'PodMonitor scrapes a port the agent names')
+  t.ok(objs(pe['relabelings']).some((r) => a(r['sourceLabels']).includes('__meta_kubernetes_pod_node_name') && r['targetLabel'] === 'node'), 'agent series get a node label')
+  const cm = find(list, 'ConfigMap', 'neverpull-guard-dashboard')
+  t.equal(o(o(cm['metadata'])['labels'])['grafana_dashboard'], '1', 'Grafana sidecar label')
+  const json = readFileSync(join(manifests, 'components', 'monitoring', 'dashboard.json'), 'utf8')
+  t.equal(o(cm['data'])['dashboard.json'], json, 'the ConfigMap carries dashboard.json as it is')
+  t.doesNotThrow(() => JSON.parse(json), 'dashboard.json is JSON')
+})
+
 t.test('RBAC is least privilege', async (t) => {
   for (const x of base.filter((x) => x.kind === 'ClusterRole' || x.kind === 'Role')) {
     for (const r of objs((x as unknown as Obj)['rules'])) {
@@ -660,7 +691,16 @@ t.test('NetworkPolicy opens the webhook port to all and metrics to monitoring on
   const metricsRule = rules.find((r) => objs(r['ports']).some((p) => p['port'] === 9090))
   t.ok(objs(metricsRule?.['from']).every((f) => f['namespaceSelector'] !== undefined && f['ipBlock'] === undefined), 'metrics from labelled namespaces')
   const agent = o(find(base, 'NetworkPolicy', 'neverpull-guard-agent')['spec'])
-  t.equal(agent['ingress'], undefined, 'agent accepts no ingress')
+  t.strictSame(o(agent['podSelector'])['matchLabels'], o(o(o(o(daemonset['spec'])['template'])['metadata'])['labels']))
+  t.strictSame(agent['policyTypes'], ['Ingress'])
+  const agentRules = objs(agent['ingress'])
+  t.strictSame(agentRules.flatMap((r) => objs(r['ports']).map((p) => p['port'])), [9090], 'the agent accepts only its metrics port')
+  for (const r of agentRules) {
+    t.strictSame(objs(r['from']), [{ namespaceSelector: { matchLabels: { 'neverpull.dev/metrics-scraper': 'true' } } }], 'and only from labelled namespaces')
+  }
+  const agentPort = objs(container(daemonset)['ports']).find((p) => p['name'] === 'metrics')
+  t.equal(agentPort?.['containerPort'], 9090, 'the agent names its metrics port')
+  t.ok(a(container(daemonset)['args']).includes('--metrics-port=9090'), 'and serves metrics there')
 })
 
 // ---------------------------------------------------------------- image

@@ -1,6 +1,6 @@
 // A deliberately small kustomize: resources (files and kustomization directories),
-// components, images, and patches that are either RFC 6902 lists on an explicit target or
-// a strategic-merge "$patch: delete". Anything else in a kustomization is an error here,
+// components, images, patches that are either RFC 6902 lists on an explicit target or
+// a strategic-merge "$patch: delete", and ConfigMaps generated from files without a name hash. Anything else in a kustomization is an error here,
 // so the manifests can only use what this file reproduces faithfully (the kubectl test
 // compares the two when kubectl is installed).
 import { existsSync, readFileSync, statSync } from 'node:fs'
@@ -35,6 +35,14 @@ export interface ImageSetting {
   digest?: string
 }
 
+export interface ConfigMapGenerator {
+  name: string
+  namespace?: string
+  /** `path` (key = file name) or `key=path`. */
+  files?: string[]
+  options?: { disableNameSuffixHash?: boolean; labels?: Record<string, string>; annotations?: Record<string, string> }
+}
+
 export interface Kustomization {
   apiVersion?: string
   kind?: string
@@ -42,9 +50,12 @@ export interface Kustomization {
   components?: string[]
   patches?: Patch[]
   images?: ImageSetting[]
+  configMapGenerator?: ConfigMapGenerator[]
 }
 
-const SUPPORTED = new Set(['apiVersion', 'kind', 'resources', 'components', 'patches', 'images'])
+const SUPPORTED = new Set(['apiVersion', 'kind', 'resources', 'components', 'patches', 'images', 'configMapGenerator'])
+const GENERATOR_KEYS = new Set(['name', 'namespace', 'files', 'options'])
+const GENERATOR_OPTIONS = new Set(['disableNameSuffixHash', 'labels', 'annotations'])
 const TARGET_KEYS = new Set(['group', 'version', 'kind', 'name', 'namespace'])
 
 export function isObject(v: unknown): v is Record<string, unknown> {
@@ -107,6 +118,7 @@ export function build(k: Kustomization, dir: string): K8sObject[] {
     if (statSync(p).isDirectory()) objects.push(...render(p))
     else objects.push(...readObjects(p))
   }
+  objects.push(...generateConfigMaps(k, dir))
   checkUnique(objects, dir)
   for (const c of k.components ?? []) {
     const cdir = resolve(dir, c)
@@ -124,6 +136,7 @@ function applyLayer(k: Kustomization, dir: string, input: K8sObject[]): K8sObjec
     if (statSync(p).isDirectory()) objects.push(...render(p))
     else objects.push(...readObjects(p))
   }
+  objects.push(...generateConfigMaps(k, dir))
   checkUnique(objects, dir)
   for (const c of k.components ?? []) {
     const cdir = resolve(dir, c)
@@ -137,6 +150,30 @@ function applyTransforms(k: Kustomization, dir: string, input: K8sObject[]): K8s
   for (const p of k.patches ?? []) objects = applyPatch(p, dir, objects)
   for (const img of k.images ?? []) for (const o of objects) setImages(o, img)
   return objects
+}
+
+/** ConfigMaps from files, as kustomize's configMapGenerator writes them (the name hash is not reproduced). */
+function generateConfigMaps(k: Kustomization, dir: string): K8sObject[] {
+  return (k.configMapGenerator ?? []).map((g) => {
+    for (const key of Object.keys(g)) {
+      if (!GENERATOR_KEYS.has(key)) throw new Error(`${dir}: configMapGenerator "${key}" is not supported by the test renderer`)
+    }
+    for (const key of Object.keys(g.options ?? {})) {
+      if (!GENERATOR_OPTIONS.has(key)) throw new Error(`${dir}: configMapGenerator option "${key}" is not supported by the test renderer`)
+    }
+    if (g.options?.disableNameSuffixHash !== true) throw new Error(`${dir}: ${g.name}: only disableNameSuffixHash: true is supported by the test renderer`)
+    const data: Record<string, string> = {}
+    for (const f of g.files ?? []) {
+      const eq = f.indexOf('=')
+      const key = eq < 0 ? f.slice(f.lastIndexOf('/') + 1) : f.slice(0, eq)
+      data[key] = readFileSync(resolve(dir, eq < 0 ? f : f.slice(eq + 1)), 'utf8')
+    }
+    const metadata: K8sObject['metadata'] = { name: g.name }
+    if (g.namespace !== undefined) metadata.namespace = g.namespace
+    if (g.options?.labels !== undefined) metadata.labels = { ...g.options.labels }
+    if (g.options?.annotations !== undefined) metadata.annotations = { ...g.options.annotations }
+    return { apiVersion: 'v1', kind: 'ConfigMap', metadata, data }
+  })
 }
 
 function checkUnique(objects: K8sObject[], dir: string): void {
