@@ -137,7 +137,7 @@ async function agentScrape(): Promise<string> {
     const image = { id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }
     const agent = createAgent({
       nodeName: 'node-a',
-      cri: { listImages: async () => [image], version: async () => ({ name: 'containerd', version: '1.7.0', endpoint: 'unix:///x.sock' }) },
+      cri: { listImages: async () => [image], imageStatus: async () => image, version: async () => ({ name: 'containerd', version: '1.7.0', endpoint: 'unix:///x.sock' }) },
       publisher: { apply: async () => undefined, applyStatus: async () => undefined },
       observer: metrics,
     })
