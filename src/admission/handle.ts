@@ -24,6 +24,11 @@ export interface HandleContext {
   pullable?: PullableRegistries
   /** Steering (`--steer`, `--steer-max-nodes`); absent: only namespaces labelled `neverpull.dev/steer=true`, 100 nodes. */
   steer?: SteerSettings
+  /**
+   * Pods have not been through the apiserver's RuntimeClass admission (offline manifests):
+   * merge their RuntimeClass like a template's. Admitted Pods arrive merged.
+   */
+  mergePods?: boolean
 }
 
 export interface SteerSettings extends SteerPolicy {
@@ -127,6 +132,7 @@ export function handleReview(body: unknown, ctx: HandleContext): Handled {
     now: ctx.now,
     pullable,
     ...(steeringFor(ctx.inventory, subject.namespace, steer.global, mode) ? { steer } : {}),
+    mergePods: ctx.mergePods === true,
   })
   record.decision = decision.verdict
   record.outcome = decision.outcome

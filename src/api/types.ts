@@ -135,6 +135,19 @@ export const DEFAULT_AGENT_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: 'ne
  * feed one of these; the index behind it answers the decision engine's questions.
  * Every call is incremental: one node, one image set, one namespace at a time.
  */
+/**
+ * What the webhook keeps of a RuntimeClass (node.k8s.io v1, v1beta1 on 1.19): the scheduling
+ * the RuntimeClass admission plugin merges into every Pod that names it.
+ */
+export interface RuntimeClassFacts {
+  name: string
+  handler: string
+  /** scheduling.nodeSelector; undefined when absent. */
+  nodeSelector?: Record<string, string>
+  /** scheduling.tolerations. */
+  tolerations: Toleration[]
+}
+
 export interface InventorySink {
   upsertNode(node: NodeFacts): void
   removeNode(name: string): void
@@ -149,4 +162,11 @@ export interface InventorySink {
   setNamespacePullableRegistries(namespace: string, registries: PullableRegistries | undefined): void
   /** The namespace's `neverpull.dev/steer` label; `undefined` when absent (the global `--steer` applies). */
   setNamespaceSteer(namespace: string, steer: boolean | undefined): void
+  upsertRuntimeClass(runtimeClass: RuntimeClassFacts): void
+  removeRuntimeClass(name: string): void
+  /**
+   * Whether the RuntimeClasses held are all the cluster has (its list synced), so that a name
+   * not among them does not exist; false while they are unknown.
+   */
+  setRuntimeClassesComplete(complete: boolean): void
 }

@@ -7,7 +7,8 @@ import type { InventoryView } from '../inventory/index.js'
 import { bitsAnd, bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
 import type { Mode } from '../api/types.js'
 import { eligibleNodes, type Eligibility } from '../placement/placement.js'
-import { isBasicTolerationOperator } from '../api/scheduling.js'
+import { isBasicTolerationOperator, type Placement } from '../api/scheduling.js'
+import { mergeRuntimeClass } from '../workload/runtime-class.js'
 import type { ContainerFacts, PodTemplateFacts } from '../workload/pod-template.js'
 import { neverImages, STEERED_WORKLOAD_KINDS, steeringTarget, type SteerPolicy } from './steer.js'
 
@@ -114,6 +115,11 @@ export interface DecideInput {
   pullable?: PullableRegistries
   /** Set when the namespace steers pods: partial presence in a workload becomes a notice. */
   steer?: SteerPolicy
+  /**
+   * A Pod that has not been through the apiserver's RuntimeClass admission (an offline
+   * manifest): merge its RuntimeClass as for templates. Admitted Pods arrive merged.
+   */
+  mergePods?: boolean
 }
 
 export type Verdict = 'allow' | 'warn' | 'deny'
@@ -122,9 +128,16 @@ export type Verdict = 'allow' | 'warn' | 'deny'
  * Something about the whole object that keeps its findings from denying:
  * - `idle`: it creates no pod now (detail: the Idle reason);
  * - `toleration-operator`: a toleration uses an operator this webhook cannot know the
- *   scheduler serves (detail: the operator).
+ *   scheduler serves (detail: the operator);
+ * - `runtime-class-not-found`: the RuntimeClass named does not exist, so its pods will be
+ *   rejected (detail: the name);
+ * - `runtime-class-unknown`: the inventory does not hold the RuntimeClass, so its scheduling
+ *   is unknown (detail: the name);
+ * - `runtime-class-conflict`: its nodeSelector conflicts with the template's, so its pods
+ *   will be rejected (detail: the plugin's words).
+ * The three RuntimeClass notes are warned about even when every image is in place.
  */
-export type NoteReason = 'idle' | 'toleration-operator'
+export type NoteReason = 'idle' | 'toleration-operator' | 'runtime-class-not-found' | 'runtime-class-unknown' | 'runtime-class-conflict'
 
 export interface Note {
   reason: NoteReason
@@ -411,19 +424,38 @@ function worst(a: Verdict, b: Severity): Verdict {
 
 const NO_NOTES: Note[] = Object.freeze([]) as unknown as Note[]
 
-/** What holds every denial of this template back, before any image is looked at. */
-function notesFor(template: PodTemplateFacts): Note[] {
+/**
+ * Where the template's pods will be placed, and what holds every denial back, before any
+ * image is looked at.
+ */
+function prepare(view: InventoryView, template: PodTemplateFacts, mergePods: boolean): { placement: Placement; notes: Note[] } {
   let notes: Note[] | undefined
+  let placement = template.placement
   if (template.idle !== undefined) (notes ??= []).push({ reason: 'idle', detail: template.idle })
+  const runtimeClassName = template.runtimeClassName
+  if (runtimeClassName !== undefined && (template.kind !== 'Pod' || mergePods)) {
+    const runtimeClass = view.runtimeClass(runtimeClassName)
+    if (runtimeClass === undefined) {
+      ;(notes ??= []).push({ reason: view.runtimeClassesComplete ? 'runtime-class-not-found' : 'runtime-class-unknown', detail: runtimeClassName })
+    } else {
+      const merged = mergeRuntimeClass(placement, runtimeClass, template.perNode)
+      if (merged.ok) placement = merged.placement
+      else (notes ??= []).push({ reason: 'runtime-class-conflict', detail: merged.conflict })
+    }
+  }
   // Lt/Gt (TaintTolerationComparisonOperators, alpha in 1.35) are evaluated as the scheduler
   // that serves them does, but whether this cluster's scheduler does cannot be seen from here.
-  for (const t of template.placement.tolerations) {
+  for (const t of placement.tolerations) {
     if (!isBasicTolerationOperator(t.operator)) {
       ;(notes ??= []).push({ reason: 'toleration-operator', detail: t.operator ?? '' })
       break
     }
   }
-  return notes ?? NO_NOTES
+  return { placement, notes: notes ?? NO_NOTES }
+}
+
+function isRuntimeClassNote(n: Note): boolean {
+  return n.reason === 'runtime-class-not-found' || n.reason === 'runtime-class-unknown' || n.reason === 'runtime-class-conflict'
 }
 
 /**
@@ -460,6 +492,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   let where: Eligibility | undefined
   let fresh: Bits | undefined
   let notes: Note[] = NO_NOTES
+  let placement = template.placement
   let before: Map<string, ContainerFacts> | undefined | null = null
   let outcome: Verdict = 'allow'
   const pullable = input.pullable ?? ANY_REGISTRY
@@ -476,9 +509,11 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       policy = p
     } else if (!hasImage(c)) continue
     if (where === undefined) {
-      where = eligibleNodes(view, template.placement)
+      const prepared = prepare(view, template, input.mergePods === true)
+      notes = prepared.notes
+      placement = prepared.placement
+      where = eligibleNodes(view, placement)
       fresh = view.freshNodes(input.now)
-      notes = notesFor(template)
       before = containersByName(previous)
     }
     // An object that ran nothing and now runs pods (replicas 0 -> 3, suspend true -> false):
@@ -504,12 +539,18 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   }
   const steers =
     input.steer !== undefined &&
+    !notes.some(isRuntimeClassNote) &&
     (STEERED_WORKLOAD_KINDS.has(template.kind) || (input.steer.pods === true && template.kind === 'Pod' && !template.mirror))
   if (steers && outcome === 'warn') {
-    outcome = steered(view, template, findings, input.steer!, input.now)
+    // Steer by where the pods will really go: the RuntimeClass merged in.
+    outcome = steered(view, placement === template.placement ? template : { ...template, placement }, findings, input.steer!, input.now)
   }
-  // A note explains a finding; alone it says nothing worth a warning.
-  if (outcome === 'allow') notes = NO_NOTES
+  // A note explains a finding; alone it says nothing worth a warning, except that the
+  // RuntimeClass is missing, unknown or in conflict: its pods are rejected or placed unseen.
+  if (outcome === 'allow' && notes.length > 0) {
+    notes = notes.filter(isRuntimeClassNote)
+    if (notes.length > 0) outcome = 'warn'
+  }
   let verdict: Verdict = outcome
   if (mode === 'warn' && verdict === 'deny') verdict = 'warn'
   if (mode === 'audit') verdict = 'allow'

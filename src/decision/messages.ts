@@ -256,6 +256,18 @@ export function noteLine(n: Note, subject: Subject): string {
   switch (n.reason) {
     case 'idle':
       return `${subjectText(subject)} ${IDLE_WORDS[n.detail] ?? 'runs nothing yet'}`
+    case 'runtime-class-not-found':
+      return (
+        `RuntimeClass ${quote(n.detail, 63)} does not exist: the apiserver will reject the pods of ${subjectText(subject)} ` +
+        `(pod rejected: RuntimeClass ${quote(n.detail, 63)} not found); create it or fix spec.runtimeClassName`
+      )
+    case 'runtime-class-unknown':
+      return (
+        `RuntimeClass ${quote(n.detail, 63)} is not in neverpull-guard's inventory, so its nodeSelector and tolerations ` +
+        'could not be applied to the placement; nothing is denied for it'
+      )
+    case 'runtime-class-conflict':
+      return `the RuntimeClass admission plugin will reject the pods of ${subjectText(subject)}: ${clean(n.detail)}`
     case 'toleration-operator':
       return (
         `a toleration uses operator ${quote(n.detail, 20)}, which only schedulers with TaintTolerationComparisonOperators ` +

@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { parseAllDocuments } from 'yaml'
 import { namespaceMode, namespacePullableRegistries, namespaceSteer, toNodeFacts, toNodeImages } from './convert.js'
 import { GROUP, type InventorySink } from '../api/types.js'
+import { isRuntimeClass, toRuntimeClass } from './runtime-class.js'
 
-// A static inventory: what `kubectl get nodes,nodeimagesets,namespaces -o yaml` prints (a
+// A static inventory: what `kubectl get nodes,nodeimagesets,namespaces,runtimeclasses -o yaml` prints (a
 // List), or several documents. A snapshot is taken as the truth at the time it is loaded:
 // its image lists count as observed now, so an offline check can deny like the webhook.
 
@@ -11,6 +12,8 @@ export interface LoadSummary {
   nodes: number
   imageSets: number
   namespaces: number
+  /** RuntimeClasses; with one or more, the file is taken to hold all of the cluster's. */
+  runtimeClasses: number
   /** Objects of other kinds, ignored. */
   ignored: number
   /**
@@ -51,7 +54,7 @@ export function loadInventoryText(text: string, file: string, sink: InventorySin
     objects.push(...items(doc.toJS({ maxAliasCount: 100 })))
   }
   const apply: Array<() => void> = []
-  const summary: LoadSummary = { nodes: 0, imageSets: 0, namespaces: 0, ignored: 0, skipped: [] }
+  const summary: LoadSummary = { nodes: 0, imageSets: 0, namespaces: 0, runtimeClasses: 0, ignored: 0, skipped: [] }
   for (const [i, obj] of objects.entries()) {
     const o = obj as { kind?: unknown; apiVersion?: unknown; metadata?: { name?: unknown } }
     if (typeof o !== 'object' || o === null) throw new InventoryFileError(file, `object ${i + 1} is not an object`)
@@ -80,11 +83,19 @@ export function loadInventoryText(text: string, file: string, sink: InventorySin
         sink.setNamespaceSteer(name, steer)
       })
       summary.namespaces++
+    } else if (isRuntimeClass(obj)) {
+      const r = toRuntimeClass(obj)
+      if (!r.ok) throw new InventoryFileError(file, `object ${i + 1}: ${r.error}`)
+      apply.push(() => sink.upsertRuntimeClass(r.value))
+      summary.runtimeClasses++
     } else {
       summary.ignored++
     }
   }
   for (const f of apply) f()
+  // `kubectl get ...,runtimeclasses` lists them all: a snapshot with any is taken as complete,
+  // one with none says nothing about them (a name it lacks is unknown, not missing).
+  if (summary.runtimeClasses > 0) sink.setRuntimeClassesComplete(true)
   return summary
 }
 

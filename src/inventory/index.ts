@@ -1,7 +1,7 @@
 import { crioCandidateKeys, type ShortNameConfig } from '../image/crio.js'
 import { isIdKey, LookupCache, nodeStatusImageKey, parseReference, repositoryOf, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
 import { bitsClear, bitsHas, bitsIsEmpty, bitsSet, NodeSet, ScratchBits, wordsFor, type Bits } from '../util/node-set.js'
-import type { InventorySink, Mode, NodeFacts, NodeImageSetImageFilesystem, NodeImages, RuntimeImage, Taint } from '../api/types.js'
+import type { InventorySink, Mode, NodeFacts, NodeImageSetImageFilesystem, NodeImages, RuntimeClassFacts, RuntimeImage, Taint } from '../api/types.js'
 import type { PullableRegistries } from '../api/registries.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
@@ -82,6 +82,10 @@ export interface InventoryView {
   /** The namespace's pullable-registries annotation; undefined: the webhook's flag applies. */
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined
   namespaceSteer(namespace: string): boolean | undefined
+  /** The RuntimeClass of that name, when the inventory holds it. */
+  runtimeClass(name: string): RuntimeClassFacts | undefined
+  /** True when every RuntimeClass of the cluster is held: a name not held does not exist. */
+  readonly runtimeClassesComplete: boolean
   readonly staleAfterMs: number
   /** Working bitsets for placement and decide, which run to completion one call at a time. */
   readonly scratch: ScratchBits
@@ -186,6 +190,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private elsewhereKeys: Array<string[] | undefined> = []
   private pinnedIds: Array<Uint32Array | undefined> = []
   private filesystems: Array<NodeImageSetImageFilesystem | undefined> = []
+  private runtimeClasses = new Map<string, RuntimeClassFacts>()
+  private runtimeClassesListed = false
   private pullable = new Map<string, PullableRegistries>()
   private steering = new Map<string, boolean>()
   private imageSets = 0
@@ -302,6 +308,26 @@ export class InventoryIndex implements InventorySink, InventoryView {
   setNamespaceMode(namespace: string, mode: Mode | undefined): void {
     if (mode === undefined) this.modes.delete(namespace)
     else this.modes.set(namespace, mode)
+  }
+
+  upsertRuntimeClass(runtimeClass: RuntimeClassFacts): void {
+    this.runtimeClasses.set(runtimeClass.name, runtimeClass)
+  }
+
+  removeRuntimeClass(name: string): void {
+    this.runtimeClasses.delete(name)
+  }
+
+  setRuntimeClassesComplete(complete: boolean): void {
+    this.runtimeClassesListed = complete
+  }
+
+  runtimeClass(name: string): RuntimeClassFacts | undefined {
+    return this.runtimeClasses.get(name)
+  }
+
+  get runtimeClassesComplete(): boolean {
+    return this.runtimeClassesListed
   }
 
   setNamespacePullableRegistries(namespace: string, registries: PullableRegistries | undefined): void {

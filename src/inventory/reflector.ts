@@ -32,6 +32,8 @@ export interface ReflectorSource {
   remove(name: string): void
   /** An object nothing can be done with (no name): the reason is for the log. */
   malformed(obj: Record<string, unknown>, reason: string): void
+  /** A list or watch failed and will be retried after a backoff (a source may change its path). */
+  failed?(err: unknown): void
 }
 
 export interface ReflectorOptions {
@@ -238,6 +240,7 @@ export class Reflector {
     const base = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(this.failures, 30))
     const wait = Math.round(base / 2 + (Math.random() * base) / 2)
     this.failures++
+    this.source.failed?.(err)
     this.options.log.warn(
       { kind: this.source.kind, err: errorMessage(err), attempt: this.failures, retryInMs: wait },
       'inventory list/watch failed; keeping the data we hold and retrying',

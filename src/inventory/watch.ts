@@ -1,15 +1,17 @@
 import type { KubeConfig } from '@kubernetes/client-node'
 import { namespaceMode, namespacePullableRegistries, namespaceSteer, toNodeFacts, toNodeImages, type SkippedField } from './convert.js'
-import { errorMessage, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
+import { ApiStatusError, errorMessage, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
+import { RUNTIME_CLASS_GROUP, RUNTIME_CLASS_VERSIONS, toRuntimeClass } from './runtime-class.js'
 import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, STEER_LABEL, VERSION, type InventorySink } from '../api/types.js'
 import { PULLABLE_REGISTRIES_ANNOTATION } from '../api/registries.js'
 import type { Logger } from '../util/logger.js'
 
-// Keeps an InventorySink in step with the cluster's Nodes, NodeImageSets and Namespaces:
+// Keeps an InventorySink in step with the cluster's Nodes, NodeImageSets, Namespaces and
+// RuntimeClasses:
 // one cacheless reflector per kind (reflector.ts) feeds the sink object by object, so the
 // index behind the sink is the only copy of the inventory this process holds.
 
-export type InventoryKind = 'Node' | 'NodeImageSet' | 'Namespace'
+export type InventoryKind = 'Node' | 'NodeImageSet' | 'Namespace' | 'RuntimeClass'
 
 /** The subset of a pino logger this module uses. */
 
@@ -136,7 +138,44 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
       },
       malformed: (obj, reason) => skip('Namespace', obj, reason),
     },
+    runtimeClasses(),
   ]
+
+  /**
+   * RuntimeClasses (node.k8s.io): v1 from 1.20, v1beta1 on 1.19 (and until 1.24). A 404
+   * moves to the other version. When neither can be listed (not served, or RBAC without
+   * runtimeclasses), the inventory is synced without them: templates naming a RuntimeClass
+   * are then warned about, never denied, and the list keeps being retried.
+   */
+  function runtimeClasses(): ReflectorSource & { kind: InventoryKind; pageSize: number } {
+    let version = 0
+    let refusals = 0
+    return {
+      kind: 'RuntimeClass',
+      get path() {
+        return `/apis/${RUNTIME_CLASS_GROUP}/${RUNTIME_CLASS_VERSIONS[version]}/runtimeclasses`
+      },
+      pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
+      upsert: (obj) => {
+        const runtimeClass = toRuntimeClass(obj)
+        if (runtimeClass.ok) sink.upsertRuntimeClass(runtimeClass.value)
+        else skip('RuntimeClass', obj, runtimeClass.error)
+      },
+      remove: (name) => sink.removeRuntimeClass(name),
+      malformed: (obj, reason) => skip('RuntimeClass', obj, reason),
+      failed: (err) => {
+        if (!(err instanceof ApiStatusError) || (err.code !== 404 && err.code !== 403)) return
+        if (err.code === 404) version = (version + 1) % RUNTIME_CLASS_VERSIONS.length
+        refusals++
+        if (listed.has('RuntimeClass') || (err.code === 404 && refusals < RUNTIME_CLASS_VERSIONS.length)) return
+        log.warn(
+          { kind: 'RuntimeClass', err: errorMessage(err) },
+          'RuntimeClasses cannot be listed; templates naming one are warned about, never denied, until they can',
+        )
+        onListed('RuntimeClass')
+      },
+    }
+  }
 
   let synced = false
   let closed = false
@@ -172,7 +211,17 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
     listTimeoutMs: options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS,
     watchTimeoutSeconds: () => fixedTimeout ?? Math.floor(300 + Math.random() * 300),
   }
-  const reflectors = sources.map((source) => new Reflector(source, { ...common, pageSize: source.pageSize, onListed: () => onListed(source.kind) }))
+  const reflectors = sources.map(
+    (source) =>
+      new Reflector(source, {
+        ...common,
+        pageSize: source.pageSize,
+        onListed: () => {
+          if (source.kind === 'RuntimeClass') sink.setRuntimeClassesComplete(true)
+          onListed(source.kind)
+        },
+      }),
+  )
   for (const r of reflectors) r.start()
 
   let closing: Promise<void> | undefined

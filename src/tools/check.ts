@@ -2,9 +2,10 @@ import { DEFAULT_STEER_SETTINGS, handleReview, type ReviewRecord, type SteerSett
 import type { PullableRegistries } from '../api/registries.js'
 import { V1, type AdmissionResponse } from '../admission/review.js'
 import type { InventoryView } from '../inventory/index.js'
-import type { Mode } from '../api/types.js'
+import type { InventorySink, Mode } from '../api/types.js'
+import { isRuntimeClass, toRuntimeClass } from '../inventory/runtime-class.js'
 import { carriesPodTemplate } from '../workload/pod-template.js'
-import type { ManifestObject } from './manifests.js'
+import { ManifestError, type ManifestObject } from './manifests.js'
 
 // The webhook's verdict, offline: each object goes through the same handleReview as a
 // CREATE review would, so the messages are the webhook's own, word for word.
@@ -60,6 +61,22 @@ function verdictOf(response: AdmissionResponse, record: ReviewRecord): CheckResu
   return (response.warnings?.length ?? 0) > 0 ? 'warn' : 'allow'
 }
 
+/**
+ * RuntimeClasses among the manifests join the inventory before anything is checked, as
+ * `kubectl apply -f` of the same files would create them. A malformed one is an error.
+ */
+export function addManifestRuntimeClasses(objects: ManifestObject[], sink: InventorySink): number {
+  let added = 0
+  for (const m of objects) {
+    if (!isRuntimeClass(m.object)) continue
+    const r = toRuntimeClass(m.object)
+    if (!r.ok) throw new ManifestError(`${m.source}: document ${m.document}: ${r.error}`)
+    sink.upsertRuntimeClass(r.value)
+    added++
+  }
+  return added
+}
+
 export function checkObjects(objects: ManifestObject[], options: CheckOptions): CheckReport {
   const results: CheckResult[] = []
   let ignored = 0
@@ -96,6 +113,8 @@ export function checkObjects(objects: ManifestObject[], options: CheckOptions): 
       inventory: options.inventory,
       mode: options.mode,
       now: options.now,
+      // These manifests have not met the apiserver: its RuntimeClass plugin would merge Pods too.
+      mergePods: true,
       ...(options.pullable === undefined ? {} : { pullable: options.pullable }),
       steer,
     })

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { parsePullableRegistries } from '../api/registries.js'
 import { EXIT_USAGE, durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec, type FlagDef, type ParsedFlags } from '../util/flags.js'
 import { DEFAULT_STEER_MAX_NODES, type Mode } from '../api/types.js'
-import { checkObjects, exitCodeOf, renderText } from './check.js'
+import { addManifestRuntimeClasses, checkObjects, exitCodeOf, renderText } from './check.js'
 import { explainPod } from './explain.js'
 import { loadKubeConfig } from '../kube/config.js'
 import { loadInventory } from './inventory-source.js'
@@ -20,7 +20,7 @@ const INVENTORY_FLAGS: FlagDef[] = [
   {
     name: 'inventory-file',
     value: 'FILE',
-    help: 'inventory snapshot: kubectl get nodes,nodeimagesets,namespaces -o yaml > FILE',
+    help: 'inventory snapshot: kubectl get nodes,nodeimagesets,namespaces,runtimeclasses -o yaml > FILE',
   },
   { name: 'kubeconfig', value: 'FILE', help: 'a live cluster (default: $KUBECONFIG or ~/.kube/config, current context)' },
   { name: 'stale-after', value: 'DUR', default: '15m', help: 'a live node image list older than this is unknown' },
@@ -144,6 +144,7 @@ export function runCheck(argv: string[], io: ToolIo): Promise<number> {
     const now = io.now()
     const objects = await readManifests(paths, io.stdin)
     const inventory = await loadInventory(inventoryOptions(flags, now, io))
+    addManifestRuntimeClasses(objects, inventory)
     const steerMax = flags.string('steer-max-nodes')
     const steer = {
       global: flags.bool('steer'),

@@ -33,6 +33,8 @@ export interface PodTemplateFacts {
   kind: string
   /** Set when the object creates no pod now; undefined when it does (or may). */
   idle?: Idle
+  /** spec.runtimeClassName, read with the placement (only for templates with a checked container). */
+  runtimeClassName?: string
   /** DaemonSet: the image must be on every eligible node, and the controller's tolerations apply. */
   perNode: boolean
   /** A static pod's mirror, created by the kubelet for a pod that already runs or fails. */
@@ -267,9 +269,11 @@ export function extractPodTemplate(kind: string, object: unknown, options: Extra
     if (selector !== undefined) placement.nodeSelector = selector
     const terms = requiredTerms(spec, path)
     if (terms !== undefined) placement.requiredTerms = terms
+    const runtimeClassName = optionalString(spec, 'runtimeClassName', path)
 
     const template: PodTemplateFacts = { kind, perNode, mirror, placement, containers: list }
     if (idle !== undefined) template.idle = idle
+    if (runtimeClassName !== undefined && runtimeClassName !== '') template.runtimeClassName = runtimeClassName
     return { ok: true, template }
   } catch (err) {
     if (err instanceof ShapeError) return { ok: false, error: err.message }

@@ -372,3 +372,54 @@ t.test('precedence: a fresh NodeImageSet is the truth for its node; Node.status.
   const d = decide(view, { subject, template: template([never('present:1')], { nodeName: 'fresh-without' }), mode: 'enforce', now: later })
   t.equal(d.findings[0]?.reason, 'present', 'a stale list: the kubelet status is the best evidence left')
 })
+
+// GKE Sandbox style: the RuntimeClass selects sandbox nodes and tolerates their taint. The
+// RuntimeClass admission plugin (plugin/pkg/admission/runtimeclass/admission.go setScheduling)
+// merges that into every pod; workload templates are judged as their pods will be.
+t.test('RuntimeClass scheduling places workload templates as the plugin places their pods', async (t) => {
+  const sandbox = buildIndex([
+    { name: 'plain-1', images: [] },
+    { name: 'plain-2', images: [] },
+    { name: 'sandbox-1', labels: { sandbox: 'true' }, taints: [{ key: 'sandbox', value: 'gvisor', effect: 'NoSchedule' }], images: [APP] },
+  ])
+  sandbox.upsertRuntimeClass({ name: 'gvisor', handler: 'runsc', nodeSelector: { sandbox: 'true' }, tolerations: [{ key: 'sandbox', operator: 'Equal', value: 'gvisor', effect: 'NoSchedule' }] })
+  sandbox.setRuntimeClassesComplete(true)
+  const dep = (runtimeClassName: string | undefined, placement: Partial<Placement> = {}, extra: Partial<PodTemplateFacts> = {}): PodTemplateFacts => ({
+    ...template([never('myapp:1.0')], placement, { kind: 'Deployment', ...extra }),
+    ...(runtimeClassName === undefined ? {} : { runtimeClassName }),
+  })
+  const s: Subject = { ...subject, kind: 'Deployment' }
+  const go = (tpl: PodTemplateFacts, mergePods = false) => decide(sandbox, { subject: s, template: tpl, mode: 'enforce', now: NOW, mergePods })
+
+  t.equal(go(dep(undefined)).verdict, 'deny', 'without a RuntimeClass: only the plain nodes, which lack the image')
+  let d = go(dep('gvisor'))
+  t.equal(d.verdict, 'allow', 'gvisor pods land on the sandbox node, which has the image')
+  t.same(d.findings[0]?.present.names, ['sandbox-1'])
+
+  d = go(dep('kata'))
+  t.equal(d.verdict, 'warn', 'a RuntimeClass that does not exist: a warning, never our denial')
+  t.match(warningsFor(d, s)[0], /^RuntimeClass "kata" does not exist: the apiserver will reject the pods of Deployment default\/web \(pod rejected: RuntimeClass "kata" not found\)/)
+
+  d = go(dep('gvisor', { nodeSelector: { sandbox: 'false' } }))
+  t.equal(d.verdict, 'warn', 'a nodeSelector conflict: its pods are rejected, so we only warn')
+  t.match(warningsFor(d, s)[0], /conflict: runtimeClass.scheduling.nodeSelector\[sandbox\] = true; pod.spec.nodeSelector\[sandbox\] = false/)
+
+  const unknown = buildIndex([{ name: 'plain-1', images: [] }])
+  d = decide(unknown, { subject: s, template: dep('gvisor'), mode: 'enforce', now: NOW })
+  t.equal(d.verdict, 'warn', 'RuntimeClasses not known (list not available): never a denial')
+  t.match(warningsFor(d, s)[0], /RuntimeClass "gvisor" is not in neverpull-guard's inventory/)
+  const present = buildIndex([{ name: 'plain-1', images: [APP] }])
+  t.equal(decide(present, { subject: s, template: dep('gvisor'), mode: 'enforce', now: NOW }).verdict, 'warn', 'unknown RuntimeClass is said even when the image is there')
+
+  // Pods arrive merged by the plugin; merging again could only go wrong.
+  const pod = { ...dep('gvisor'), kind: 'Pod' }
+  t.equal(go(pod).verdict, 'deny', 'an admitted Pod is judged as it arrives (already merged by the apiserver)')
+  t.equal(go(pod, true).verdict, 'allow', 'an offline Pod manifest is merged like a template')
+
+  // DaemonSet: the controller picks nodes from the template as written (NodeShouldRunDaemonPod).
+  const ds = { ...dep('gvisor', { tolerations: daemonSetTolerations(false) }), kind: 'DaemonSet', perNode: true }
+  d = go(ds)
+  t.equal(d.findings[0]?.reason, 'no-eligible-nodes', 'the RuntimeClass toleration does not make the controller use the tainted sandbox node')
+  const tolerating = { ...dep('gvisor', { tolerations: [...daemonSetTolerations(false), { key: 'sandbox', operator: 'Exists' as const }] }), kind: 'DaemonSet', perNode: true }
+  t.equal(go(tolerating).verdict, 'allow', 'tolerating the taint itself, the DaemonSet runs on the sandbox node only (the selector merges)')
+})

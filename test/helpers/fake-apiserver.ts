@@ -89,6 +89,7 @@ const BUILTIN_RESOURCES: ResourceType[] = [
     namespaced: false,
   },
   { group: 'neverpull.dev', version: 'v1alpha1', plural: 'nodeimagesets', kind: 'NodeImageSet', namespaced: false, status: true },
+  { group: 'node.k8s.io', version: 'v1', plural: 'runtimeclasses', kind: 'RuntimeClass', namespaced: false },
 ]
 
 /** Where Time and MicroTime fields are, by `apiVersion/kind`. */

@@ -5,7 +5,7 @@ import t from 'tap'
 import { InventoryIndex } from '../../src/inventory/index.js'
 import { bitsHas } from '../../src/util/node-set.js'
 import { startInventoryWatch, type InventoryKind, type InventoryWatch, type InventoryWatchOptions } from '../../src/inventory/watch.js'
-import type { InventorySink, Mode, NodeFacts, NodeImages } from '../../src/api/types.js'
+import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeClassFacts } from '../../src/api/types.js'
 import type { PullableRegistries } from '../../src/api/registries.js'
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js'
 
@@ -88,6 +88,18 @@ class RecordingSink implements InventorySink {
   setNamespaceSteer(ns: string, steer: boolean | undefined): void {
     if (steer === undefined) this.steering.delete(ns)
     else this.steering.set(ns, steer)
+  }
+  /** Not in `calls` either: RuntimeClasses came after the call-order assertions. */
+  readonly runtimeClasses = new Map<string, RuntimeClassFacts>()
+  runtimeClassesComplete = false
+  upsertRuntimeClass(rc: RuntimeClassFacts): void {
+    this.runtimeClasses.set(rc.name, rc)
+  }
+  removeRuntimeClass(name: string): void {
+    this.runtimeClasses.delete(name)
+  }
+  setRuntimeClassesComplete(complete: boolean): void {
+    this.runtimeClassesComplete = complete
   }
   private track(): void {
     if (!this.tracking) return
@@ -174,6 +186,9 @@ const listRequests = (server: FakeApiServer, path: string) => server.requests.fi
 const NODES = '/api/v1/nodes'
 const SETS = '/apis/neverpull.dev/v1alpha1/nodeimagesets'
 const NAMESPACES = '/api/v1/namespaces'
+const RUNTIME_CLASSES = '/apis/node.k8s.io/v1/runtimeclasses'
+/** One watch per kind: Nodes, NodeImageSets, Namespaces, RuntimeClasses. */
+const WATCHES = 4
 
 // ---- tests ------------------------------------------------------------------------------
 
@@ -205,7 +220,7 @@ t.test('initial sync: all three resources land in the sink, then synced resolves
   t.ok(h.sink.calls.includes('setNamespaceMode team-b -'), 'unlabelled namespace clears its mode')
 
   // Every watch resumes from its list's resourceVersion and asks for bookmarks and a timeout.
-  await waitFor('three watches open', () => h.server.openWatches === 3)
+  await waitFor('three watches open', () => h.server.openWatches === WATCHES)
   for (const path of [NODES, SETS, NAMESPACES]) {
     t.equal(listRequests(h.server, path).length, 1, `one list of ${path}`)
     t.match(watchRequests(h.server, path)[0]?.query, { resourceVersion: /^\d+$/, allowWatchBookmarks: 'true', timeoutSeconds: '60' })
@@ -245,7 +260,7 @@ t.test('synced waits for every resource: a failing list is retried with backoff'
 t.test('add, modify and delete of each kind reach the sink incrementally', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   h.sink.calls.length = 0
 
   h.server.put(node('c', { zone: 'z3' }))
@@ -314,7 +329,7 @@ t.test('the pullable-registries annotation of a namespace reaches the sink; a ba
 t.test('a malformed object is skipped with a log line and a metric; the last good data stays', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   const good = h.sink.images.get('a')
 
   const broken = imageSet('a', [])
@@ -365,7 +380,7 @@ t.test('a malformed object is skipped with a log line and a metric; the last goo
 t.test('a watch cut mid-stream resumes from its resourceVersion and picks up what changed meanwhile', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   h.sink.tracking = true
   const watchesBefore = watchRequests(h.server, NODES).length
 
@@ -381,7 +396,7 @@ t.test('a watch cut mid-stream resumes from its resourceVersion and picks up wha
   await waitFor('node b gone', () => !h.sink.nodes.has('b'))
   await waitFor('image set a changed', () => h.sink.images.get('a')?.images[0]?.repoTags[0] === 'docker.io/library/nginx:2')
   await waitFor('namespace mode changed', () => h.sink.modes.get('team-b') === 'enforce')
-  await waitFor('watches open again', () => h.server.openWatches === 3)
+  await waitFor('watches open again', () => h.server.openWatches === WATCHES)
 
   t.ok(watchRequests(h.server, NODES).length >= watchesBefore + 2, 'reconnected (after failed attempts)')
   t.equal(listRequests(h.server, NODES).length, 1, 'no relist needed: the history still had the changes')
@@ -396,7 +411,7 @@ t.test('a watch cut mid-stream resumes from its resourceVersion and picks up wha
 t.test('history expired while disconnected: 410, relist, deletions reconciled without emptying the sink', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   h.sink.tracking = true
   h.sink.calls.length = 0
 
@@ -413,10 +428,10 @@ t.test('history expired while disconnected: 410, relist, deletions reconciled wi
   await waitFor('namespace team-a cleared', () => !h.sink.modes.has('team-a'))
   await waitFor('node c listed', () => h.sink.nodes.has('c'))
   await waitFor('node a updated', () => h.sink.nodes.get('a')?.labels.zone === 'z7')
-  await waitFor('watches open again', () => h.server.openWatches === 3)
+  await waitFor('watches open again', () => h.server.openWatches === WATCHES)
 
-  for (const path of [NODES, SETS, NAMESPACES]) t.equal(listRequests(h.server, path).length, 2, `relisted ${path}`)
-  t.equal(h.lines.filter((l) => /410/.test(l.msg)).length, 3, 'each resource logged its 410')
+  for (const path of [NODES, SETS, NAMESPACES, RUNTIME_CLASSES]) t.equal(listRequests(h.server, path).length, 2, `relisted ${path}`)
+  t.equal(h.lines.filter((l) => /410/.test(l.msg)).length, WATCHES, 'each resource logged its 410')
   // Removals come once the relist is complete: by then node c is in, so a and c were held.
   t.equal(h.sink.minNodes, 2, 'node a was held throughout')
   t.equal(h.sink.minImages, 1, 'image set a was held throughout')
@@ -436,12 +451,12 @@ t.test('history expired while disconnected: 410, relist, deletions reconciled wi
 t.test('a watch the apiserver ends normally is resumed, not relisted', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   await new Promise((r) => setTimeout(r, 1100)) // past the "very short watch" threshold
   h.server.endWatches()
   h.server.put(node('c'))
   await waitFor('node c seen', () => h.sink.nodes.has('c'))
-  await waitFor('watches open again', () => h.server.openWatches === 3)
+  await waitFor('watches open again', () => h.server.openWatches === WATCHES)
   t.equal(listRequests(h.server, NODES).length, 1)
   t.equal(h.lines.filter((l) => l.level === 'warn').length, 0, 'a normal end is not a failure')
 })
@@ -449,7 +464,7 @@ t.test('a watch the apiserver ends normally is resumed, not relisted', async (t)
 t.test('a watch that keeps ending at once is retried with backoff, not in a loop', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   const before = watchRequests(h.server, NODES).length
   // A stream that carries an ERROR 500 event and ends: a broken server or proxy.
   const ending = setInterval(() => h.server.endWatches(), 2)
@@ -467,7 +482,7 @@ t.test('a watch that keeps ending at once is retried with backoff, not in a loop
 t.test('garbage on the stream is ignored; an ERROR event other than 410 backs off and resumes', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   h.server.sendRaw('this is not json')
   h.server.sendRaw(JSON.stringify({ type: 'ADDED', object: null }))
   h.server.sendRaw(JSON.stringify({ type: 'MODIFIED', object: { kind: 'NodeImageSet' } }))
@@ -509,14 +524,14 @@ t.test('close() before the first sync rejects synced and stops all traffic', asy
     log: recordingLog([]),
     retry: { initialMs: 10, maxMs: 50 },
   })
-  await waitFor('lists in flight', () => server.requests.length === 3)
+  await waitFor('lists in flight', () => server.requests.length === WATCHES)
   const started = Date.now()
   await watch.close()
   t.ok(Date.now() - started < 150, 'close() aborts in-flight lists instead of waiting for them')
   await t.rejects(watch.synced, /closed before the first sync/)
   t.equal(watch.isSynced(), false)
   await new Promise((r) => setTimeout(r, 300))
-  t.equal(server.requests.length, 3, 'no request after close')
+  t.equal(server.requests.length, WATCHES, 'no request after close')
   t.equal(server.openWatches, 0)
 })
 
@@ -536,7 +551,7 @@ t.test('close() leaves no sockets or timers behind', async (t) => {
     retry: { initialMs: 10, maxMs: 50 },
   })
   await watch.synced
-  await waitFor('watches open', () => server.openWatches === 3)
+  await waitFor('watches open', () => server.openWatches === WATCHES)
   server.breakWatches() // leave a retry timer pending, too
   await watch.close()
   await waitFor('server saw the watches go', () => server.openWatches === 0)
@@ -564,7 +579,7 @@ t.test('the initial list is paged with limit and continue, then watched from its
   t.equal(h.sink.nodes.size, 12)
   t.equal(h.sink.images.size, 12)
   t.equal(h.sink.modes.size, 12)
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   for (const path of [NODES, SETS, NAMESPACES]) {
     const lists = listRequests(h.server, path)
     t.same(
@@ -632,20 +647,20 @@ t.test('a continue token that keeps expiring falls back to backoff, and the list
 t.test('a watch refused with HTTP 410 relists', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   h.server.failNext(1, 410, (r) => r.path === NODES && r.query.watch === 'true')
   h.server.breakWatches()
   h.server.remove('v1', 'Node', 'b')
   await waitFor('relisted nodes', () => listRequests(h.server, NODES).length === 2)
   await waitFor('node b gone', () => !h.sink.nodes.has('b'))
-  await waitFor('watches open again', () => h.server.openWatches === 3)
+  await waitFor('watches open again', () => h.server.openWatches === WATCHES)
   t.equal(listRequests(h.server, SETS).length, 1, 'only the refused kind relists')
 })
 
 t.test('a bookmark moves the resourceVersion the next watch starts from', async (t) => {
   const h = await harness(t, seedCluster)
   await h.watch.synced
-  await waitFor('watches open', () => h.server.openWatches === 3)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
   const before = watchRequests(h.server, SETS).length
   h.server.put(node('c'))
   h.server.put(namespace('team-z', 'warn'))
@@ -694,13 +709,16 @@ t.test('memory: synced NodeImageSets are not retained beyond the sink', async (t
     setNamespaceMode: () => undefined,
     setNamespacePullableRegistries: () => undefined,
     setNamespaceSteer: () => undefined,
+    upsertRuntimeClass: () => undefined,
+    removeRuntimeClass: () => undefined,
+    setRuntimeClassesComplete: () => undefined,
   }
   await settle()
   const before = process.memoryUsage().heapUsed
   const watch = startInventoryWatch({ kubeConfig: server.kubeConfig(), sink: discard, log: recordingLog([]), watchTimeoutSeconds: 60 })
   t.teardown(() => watch.close())
   await watch.synced
-  await waitFor('watches open', () => server.openWatches === 3)
+  await waitFor('watches open', () => server.openWatches === WATCHES)
   await settle()
   const retained = process.memoryUsage().heapUsed - before
   t.equal(upserts, SETS_COUNT)
@@ -729,7 +747,7 @@ t.test('a 1.19 Node with "names": null over the watch: every update reaches the 
   })
   t.teardown(() => watch.close())
   await watch.synced
-  await waitFor('watches open', () => server.openWatches === 3)
+  await waitFor('watches open', () => server.openWatches === WATCHES)
 
   const slot = index.slotOf('np-node-1')!
   const MYAPP = 'docker.io/library/myapp:1.0'
@@ -753,4 +771,66 @@ t.test('a 1.19 Node with "names": null over the watch: every update reaches the 
   t.same(objectsSkipped, [], 'the Node was never skipped')
   t.same(fieldsSkipped, [], 'null names is not an odd field')
   t.notOk(lines.some((l) => l.level === 'warn' || l.level === 'error'), 'nothing to warn about')
+})
+
+// RuntimeClasses (node.k8s.io): v1 from 1.20, v1beta1 on 1.19. The RuntimeClass admission
+// plugin (plugin/pkg/admission/runtimeclass) merges their scheduling into pods; the webhook
+// needs them to place workload templates the same way.
+const runtimeClass = (name: string, apiVersion = 'node.k8s.io/v1'): KubeObject => ({
+  apiVersion,
+  kind: 'RuntimeClass',
+  metadata: { name },
+  handler: 'runsc',
+  scheduling: { nodeSelector: { sandbox: 'true' }, tolerations: [{ key: 'sandbox', operator: 'Equal', value: 'gvisor', effect: 'NoSchedule' }] },
+})
+
+t.test('RuntimeClasses are listed and watched; their list marks the set complete', async (t) => {
+  const h = await harness(t, (s) => {
+    seedCluster(s)
+    s.put(runtimeClass('gvisor'))
+  })
+  await h.watch.synced
+  t.same(h.sink.runtimeClasses.get('gvisor'), {
+    name: 'gvisor',
+    handler: 'runsc',
+    nodeSelector: { sandbox: 'true' },
+    tolerations: [{ key: 'sandbox', operator: 'Equal', value: 'gvisor', effect: 'NoSchedule' }],
+  })
+  t.equal(h.sink.runtimeClassesComplete, true)
+  await waitFor('watches open', () => h.server.openWatches === WATCHES)
+  h.server.put(runtimeClass('kata'))
+  await waitFor('kata added', () => h.sink.runtimeClasses.has('kata'))
+  t.ok(h.server.remove('node.k8s.io/v1', 'RuntimeClass', 'gvisor'))
+  await waitFor('gvisor removed', () => !h.sink.runtimeClasses.has('gvisor'))
+})
+
+t.test('1.19: RuntimeClasses come from node.k8s.io/v1beta1 when v1 is not served', async (t) => {
+  const server = await startFakeApiServer({ resources: [{ group: 'node.k8s.io', version: 'v1beta1', plural: 'runtimeclasses', kind: 'RuntimeClass', namespaced: false }] })
+  t.teardown(() => server.close())
+  seedCluster(server)
+  server.put(runtimeClass('gvisor', 'node.k8s.io/v1beta1'))
+  // v1 answers 404 as a 1.19 apiserver does.
+  server.failNext(1000, 404, (r) => r.path.startsWith('/apis/node.k8s.io/v1/'))
+  const sink = new RecordingSink()
+  const watch = startInventoryWatch({ kubeConfig: server.kubeConfig(), sink, log: recordingLog([]), retry: { initialMs: 10, maxMs: 40 }, watchTimeoutSeconds: 60 })
+  t.teardown(() => watch.close())
+  await watch.synced
+  await waitFor('gvisor from v1beta1', () => sink.runtimeClasses.has('gvisor'))
+  t.equal(sink.runtimeClassesComplete, true)
+  t.ok(server.requests.some((r) => r.path === '/apis/node.k8s.io/v1beta1/runtimeclasses'), 'listed v1beta1')
+})
+
+t.test('RuntimeClasses that cannot be listed (RBAC, not served) do not hold the sync back', async (t) => {
+  const server = await startFakeApiServer()
+  t.teardown(() => server.close())
+  seedCluster(server)
+  server.failNext(100_000, 403, (r) => r.path.startsWith('/apis/node.k8s.io/'))
+  const sink = new RecordingSink()
+  const lines: LogLine[] = []
+  const watch = startInventoryWatch({ kubeConfig: server.kubeConfig(), sink, log: recordingLog(lines), retry: { initialMs: 10, maxMs: 40 }, watchTimeoutSeconds: 60 })
+  t.teardown(() => watch.close())
+  await watch.synced
+  t.equal(sink.runtimeClassesComplete, false, 'unknown, not empty: a name is never taken as missing')
+  t.ok(lines.some((l) => l.level === 'warn' && /RuntimeClasses cannot be listed/.test(l.msg)))
+  t.same([...sink.nodes.keys()].sort(), ['a', 'b'], 'the rest of the inventory synced')
 })

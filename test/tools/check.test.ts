@@ -169,3 +169,56 @@ spec:
   const global = checkObjects(objects, { inventory: view, mode: 'enforce', namespace: 'default', now, steer: { global: true, maxNodes: 100 } })
   for (const r of global.results) t.same(r.warnings, [notice], `${r.ref}: --steer`)
 })
+
+// `check` sees manifests before the apiserver: RuntimeClasses among them count (kubectl apply
+// would create them), and Pods are merged as the RuntimeClass admission plugin would
+// (plugin/pkg/admission/runtimeclass/admission.go setScheduling).
+t.test('RuntimeClasses in the manifests place the workloads that name them', async (t) => {
+  const { addManifestRuntimeClasses } = await import('../../src/tools/check.js')
+  const index = exampleInventory(now)
+  const text = `apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: gpu}
+handler: nvidia
+scheduling:
+  nodeSelector: {accelerator: nvidia}
+  tolerations: [{key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: train, namespace: default}
+spec:
+  runtimeClassName: gpu
+  containers: [{name: train, image: "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", imagePullPolicy: Never}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: train, namespace: default}
+spec:
+  selector: {matchLabels: {app: train}}
+  template:
+    metadata: {labels: {app: train}}
+    spec:
+      runtimeClassName: gpu
+      containers: [{name: train, image: "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", imagePullPolicy: Never}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: other, namespace: default}
+spec:
+  selector: {matchLabels: {app: other}}
+  template:
+    metadata: {labels: {app: other}}
+    spec:
+      runtimeClassName: missing
+      containers: [{name: x, image: "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04", imagePullPolicy: Never}]
+`
+  const objects = parseManifests(text, 'gpu.yaml')
+  t.equal(addManifestRuntimeClasses(objects, index), 1)
+  const report = checkObjects(objects, { inventory: index, mode: 'enforce', namespace: 'default', now })
+  t.same(report.results.map((r) => [r.ref, r.verdict]), [['pod/train', 'allow'], ['deployment.apps/train', 'allow'], ['deployment.apps/other', 'warn']])
+  t.match(report.results[2]?.warnings[0], /RuntimeClass "missing" is not in neverpull-guard's inventory/)
+  const without = checkObjects(parseManifests(text.split('---\n').slice(1).join('---\n'), 'gpu.yaml'), { inventory: exampleInventory(now), mode: 'enforce', namespace: 'default', now })
+  t.equal(without.results[1]?.verdict, 'warn', 'the RuntimeClass unknown: warned, never denied')
+  t.throws(() => addManifestRuntimeClasses(parseManifests('apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: x}\nscheduling: 3\n', 'bad.yaml'), index), ManifestError)
+})

@@ -4,7 +4,14 @@ import { review } from '../helpers/fixtures.js'
 
 function spec(kind: string, name: string, edit: (spec: Record<string, any>) => void): Record<string, any> {
   const object = review(name)['request'].object
-  const at = kind === 'CronJob' ? object.spec.jobTemplate.spec.template.spec : kind === 'PodTemplate' ? object.template.spec : kind === 'Pod' ? object.spec : object.spec.template.spec
+  const at =
+    kind === 'CronJob'
+      ? object.spec.jobTemplate.spec.template.spec
+      : kind === 'PodTemplate'
+        ? object.template.spec
+        : kind === 'Pod'
+          ? object.spec
+          : object.spec.template.spec
   edit(at)
   return object
 }
@@ -12,13 +19,22 @@ function spec(kind: string, name: string, edit: (spec: Record<string, any>) => v
 // pkg/controller/daemon NodeShouldRunDaemonPod: a DaemonSet template's nodeName restricts the
 // nodes to that one, and node affinity and taints are still checked there (predicates).
 t.test('a DaemonSet template nodeName keeps the scheduling filters; a Pod nodeName bypasses them', async (t) => {
-  const ds = extractPodTemplate('DaemonSet', spec('DaemonSet', 'daemonset-create', (s) => (s.nodeName = 'node-c')))
+  const ds = extractPodTemplate(
+    'DaemonSet',
+    spec('DaemonSet', 'daemonset-create', (s) => (s.nodeName = 'node-c')),
+  )
   t.ok(ds.ok && ds.template !== null)
   if (!ds.ok || ds.template === null) return
   t.equal(ds.template.placement.nodeName, 'node-c')
   t.equal(ds.template.placement.nodeNameFiltered, true)
-  const pod = extractPodTemplate('Pod', spec('Pod', 'pod-create', (s) => (s.nodeName = 'node-c')))
-  t.ok(pod.ok && pod.template !== null && pod.template.placement.nodeNameFiltered === undefined, 'a bound Pod skips the scheduler')
+  const pod = extractPodTemplate(
+    'Pod',
+    spec('Pod', 'pod-create', (s) => (s.nodeName = 'node-c')),
+  )
+  t.ok(
+    pod.ok && pod.template !== null && pod.template.placement.nodeNameFiltered === undefined,
+    'a bound Pod skips the scheduler',
+  )
 })
 
 // KUBERNETES-FACTS §9 "Objects that run nothing": replicas is defaulted to 1 before webhooks
@@ -47,7 +63,8 @@ t.test('objects that create no pod now are marked idle', async (t) => {
     ['DaemonSet', 'daemonset-create', (o) => (o.spec.replicas = 0), 'running'],
     ['Pod', 'pod-create', () => undefined, 'running'],
   ]
-  for (const [kind, fixture, edit, want] of table) t.equal(idle(kind, fixture, edit), want, `${kind} ${edit.toString()}`)
+  for (const [kind, fixture, edit, want] of table)
+    t.equal(idle(kind, fixture, edit), want, `${kind} ${edit.toString()}`)
 })
 
 // Image volumes (ImageVolume: beta 1.33, on by default 1.35): spec.volumes[].image{reference,
@@ -59,16 +76,32 @@ t.test('image volumes are checked like containers, on every kind that carries a 
     { name: 'scratch', emptyDir: {} },
     { name: 'data', image: { reference: 'data:1' } },
   ]
-  for (const [kind, fixture] of [['Pod', 'pod-create'], ['Deployment', 'deployment-create'], ['CronJob', 'cronjob-v1beta1-create'], ['PodTemplate', 'podtemplate-create'], ['DaemonSet', 'daemonset-create']] as const) {
-    const r = extractPodTemplate(kind, spec(kind, fixture, (s) => (s.volumes = volumes)))
+  for (const [kind, fixture] of [
+    ['Pod', 'pod-create'],
+    ['Deployment', 'deployment-create'],
+    ['CronJob', 'cronjob-v1beta1-create'],
+    ['PodTemplate', 'podtemplate-create'],
+    ['DaemonSet', 'daemonset-create'],
+  ] as const) {
+    const r = extractPodTemplate(
+      kind,
+      spec(kind, fixture, (s) => (s.volumes = volumes)),
+    )
     t.ok(r.ok && r.template !== null, kind)
     if (!r.ok || r.template === null) continue
     const vols = r.template.containers.filter((c) => c.kind === 'imageVolume')
-    t.same(vols, [
-      { kind: 'imageVolume', name: 'models', image: 'models:v3', pullPolicy: 'Never' },
-      { kind: 'imageVolume', name: 'data', image: 'data:1', pullPolicy: '' },
-    ], `${kind}: both image volumes, the policy as written`)
+    t.same(
+      vols,
+      [
+        { kind: 'imageVolume', name: 'models', image: 'models:v3', pullPolicy: 'Never' },
+        { kind: 'imageVolume', name: 'data', image: 'data:1', pullPolicy: '' },
+      ],
+      `${kind}: both image volumes, the policy as written`,
+    )
   }
-  const bad = extractPodTemplate('Pod', spec('Pod', 'pod-create', (s) => (s.volumes = [{ name: 'm', image: 'models:v3' }])))
+  const bad = extractPodTemplate(
+    'Pod',
+    spec('Pod', 'pod-create', (s) => (s.volumes = [{ name: 'm', image: 'models:v3' }])),
+  )
   t.same(bad, { ok: false, error: 'spec.volumes[0].image must be an object' })
 })

@@ -1,0 +1,82 @@
+import type { RuntimeClassFacts, Toleration } from '../api/types.js'
+
+// RuntimeClass objects (node.k8s.io/v1, and v1beta1 on 1.19, whose fields sit at the same
+// place: `handler` and `scheduling{nodeSelector, tolerations}` at the top level). Read field
+// by field: a RuntimeClass the webhook cannot read is an error naming the field, never a
+// half-read scheduling that would widen or narrow placement silently.
+
+export const RUNTIME_CLASS_GROUP = 'node.k8s.io'
+/** Newest first: the watch lists the first one served. */
+export const RUNTIME_CLASS_VERSIONS = ['v1', 'v1beta1'] as const
+
+export type RuntimeClassRead = { ok: true; value: RuntimeClassFacts } | { ok: false; error: string }
+
+type Json = Record<string, unknown>
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export function isRuntimeClass(obj: unknown): boolean {
+  if (!isRecord(obj) || obj['kind'] !== 'RuntimeClass') return false
+  const apiVersion = obj['apiVersion']
+  return RUNTIME_CLASS_VERSIONS.some((v) => apiVersion === `${RUNTIME_CLASS_GROUP}/${v}`)
+}
+
+function optionalString(obj: Json, key: string, at: string): string | undefined {
+  const v = obj[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') throw new Error(`${at}.${key} must be a string`)
+  return v
+}
+
+export function toRuntimeClass(obj: unknown): RuntimeClassRead {
+  try {
+    if (!isRecord(obj)) throw new Error('a RuntimeClass must be an object')
+    const metadata = obj['metadata']
+    const name = isRecord(metadata) ? metadata['name'] : undefined
+    if (typeof name !== 'string' || name === '') throw new Error('RuntimeClass without metadata.name')
+    const value: RuntimeClassFacts = {
+      name,
+      handler: optionalString(obj, 'handler', 'RuntimeClass') ?? '',
+      tolerations: [],
+    }
+    const scheduling = obj['scheduling']
+    if (scheduling === undefined || scheduling === null) return { ok: true, value }
+    if (!isRecord(scheduling)) throw new Error(`RuntimeClass ${name}: scheduling must be an object`)
+    const selector = scheduling['nodeSelector']
+    if (selector !== undefined && selector !== null) {
+      if (!isRecord(selector))
+        throw new Error(`RuntimeClass ${name}: scheduling.nodeSelector must be an object of strings`)
+      const copy: Record<string, string> = {}
+      for (const key of Object.keys(selector)) {
+        const v = selector[key]
+        if (typeof v !== 'string')
+          throw new Error(`RuntimeClass ${name}: scheduling.nodeSelector.${key} must be a string`)
+        copy[key] = v
+      }
+      value.nodeSelector = copy
+    }
+    const tolerations = scheduling['tolerations']
+    if (tolerations !== undefined && tolerations !== null) {
+      if (!Array.isArray(tolerations)) throw new Error(`RuntimeClass ${name}: scheduling.tolerations must be a list`)
+      tolerations.forEach((t, i) => {
+        const at = `RuntimeClass ${name}: scheduling.tolerations[${i}]`
+        if (!isRecord(t)) throw new Error(`${at} must be an object`)
+        const toleration: Toleration = {}
+        const key = optionalString(t, 'key', at)
+        const operator = optionalString(t, 'operator', at)
+        const v = optionalString(t, 'value', at)
+        const effect = optionalString(t, 'effect', at)
+        if (key !== undefined) toleration.key = key
+        if (operator !== undefined) toleration.operator = operator as Toleration['operator']
+        if (v !== undefined) toleration.value = v
+        if (effect !== undefined) toleration.effect = effect as Toleration['effect']
+        value.tolerations.push(toleration)
+      })
+    }
+    return { ok: true, value }
+  } catch (err) {
+    return { ok: false, error: (err as Error).message }
+  }
+}
