@@ -1,4 +1,4 @@
-import { lookupKey } from '../image/reference.js'
+import { lookupKey, type ImageLookup } from '../image/reference.js'
 import type { InventoryView } from '../inventory/index.js'
 import { bitsAndNot, bitsCount, bitsForEach, bitsHas, bitsIsEmpty, type Bits } from '../util/node-set.js'
 import { STEERED_ANNOTATION, type Mode } from '../api/types.js'
@@ -110,11 +110,11 @@ export function steeringTarget(
 ): SteerTarget {
   if (images.length === 0) return skip('no-never-images')
   if (placement.nodeName !== undefined && placement.nodeName !== '') return skip('node-name')
-  const keys: string[] = []
+  const lookups: ImageLookup[] = []
   for (const image of images) {
     const parsed = lookupKey(image)
     if (!parsed.ok) return skip('invalid-reference')
-    keys.push(parsed.key)
+    lookups.push(parsed)
   }
   const where = eligibleNodes(view, placement)
   const E = where.nodes
@@ -122,8 +122,11 @@ export function steeringTarget(
   if (n === 0) return skip('no-eligible-nodes')
   const S = new Uint32Array(E)
   const scratch = new Uint32Array(E.length)
-  for (const key of keys) {
-    const H = view.nodesWithImage(key)
+  // Which nodes hold an image as the decision reads them: a fresh NodeImageSet outranks
+  // the kubelet's cached Node.status.images on its node.
+  const fresh = view.freshNodes(now)
+  for (const lookup of lookups) {
+    const H = view.nodesResolving(lookup, fresh)
     if (H === undefined) return skip('nowhere', n)
     H.intersectInto(S, scratch)
     S.set(scratch)
@@ -133,7 +136,7 @@ export function steeringTarget(
   if (k === n) return skip('everywhere', n, k)
   // Never steer on missing data: an eligible node without a current list may hold the image.
   const unknown = new Uint32Array(E)
-  bitsAndNot(unknown, view.freshNodes(now))
+  bitsAndNot(unknown, fresh)
   bitsAndNot(unknown, S)
   if (!bitsIsEmpty(unknown)) return skip('unknown', n, k)
   if (k > policy.maxNodes) {

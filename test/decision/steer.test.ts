@@ -425,3 +425,14 @@ t.test('which namespaces steer', async (t) => {
   for (const [ns, global, mode, want] of table)
     t.equal(steeringFor(view, ns, global, mode), want, `${ns} global=${global} mode=${mode}`)
 })
+
+t.test('steering reads presence like the decision: a fresh NodeImageSet outranks Node.status.images', async (t) => {
+  // s1's kubelet still lists myapp:1.0 in its status, but its fresh NodeImageSet says it is gone.
+  const view = buildIndex([
+    { name: 's1', labels: { zone: 's' }, images: [], statusImages: [APP] },
+    { name: 's2', labels: { zone: 's' }, images: [APP], statusImages: [APP] },
+  ])
+  const s = steer(pod({ nodeSelector: { zone: 's' } }), POLICY, view)
+  t.ok(s.target.steer, 'steered, not "everywhere"')
+  t.same(s.target.steer ? s.target.names : [], ['s2'], 'only to the node whose runtime has it')
+})
