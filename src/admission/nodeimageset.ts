@@ -12,6 +12,7 @@ import {
   type AdmissionResponse,
   type AdmissionReviewReply,
 } from './review.js'
+import { field } from '../util/guards.js'
 
 // Who may write a NodeImageSet. The webhook believes these objects: a forged one makes it
 // deny pods that would run (forged absence) or let through pods that will not (forged
@@ -80,9 +81,6 @@ export interface NodeImageSetHandled {
   record: NodeImageSetRecord
 }
 
-function field(obj: unknown, key: string): unknown {
-  return typeof obj === 'object' && obj !== null && !Array.isArray(obj) ? (obj as Record<string, unknown>)[key] : undefined
-}
 
 function stringField(obj: unknown, key: string): string | undefined {
   const v = field(obj, key)

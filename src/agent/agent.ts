@@ -20,6 +20,7 @@ import {
 } from './registries-conf.js'
 import type { NodeImageSetStatus, Publisher } from './publish.js'
 import { silentLogger, type Logger } from '../util/logger.js'
+import { errorMessage } from '../util/guards.js'
 
 export const DEFAULT_INTERVAL_MS = 10_000
 export const DEFAULT_HEARTBEAT_MS = 5 * 60_000
@@ -142,10 +143,6 @@ export function nodeImageSet(nodeName: string, runtime: RuntimeInfo | undefined,
       ...(elsewhere !== undefined && elsewhere.omitted > 0 ? { imagesElsewhereOmitted: elsewhere.omitted } : {}),
     },
   }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }
 
 export function createAgent(options: AgentOptions): Agent {

@@ -14,6 +14,7 @@ import { createHttpPublisher, createKubePublisher, type Publisher } from './publ
 import type { Logger } from '../util/logger.js'
 import type { SignalSource } from '../util/signals.js'
 import type { AgentMetrics, MetricsServer } from './metrics.js'
+import { errorMessage } from '../util/guards.js'
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 type LogLevel = (typeof LOG_LEVELS)[number]
@@ -122,7 +123,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
     try {
       criEndpoint = normalizeEndpoint(criEndpoint)
     } catch (err) {
-      throw new UsageError(`--cri-endpoint: ${err instanceof Error ? err.message : String(err)}`)
+      throw new UsageError(`--cri-endpoint: ${errorMessage(err)}`)
     }
   }
 
@@ -224,7 +225,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
   } catch (err) {
     cri?.close()
     containerd?.close()
-    const message = err instanceof Error ? err.message : String(err)
+    const message = errorMessage(err)
     log.error({ err: message }, 'agent cannot start')
     d.stderr(`neverpull-guard agent: ${message}\n`)
     return 1

@@ -1,6 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node'
 import { kubeConfigHttp, type KubeHttp, type KubeResponse } from '../kube/http.js'
 import { GROUP, NODE_IMAGE_SET_KIND, NODE_IMAGE_SET_PLURAL, VERSION, type NodeImageSet } from '../api/types.js'
+import { errorMessage } from '../util/guards.js'
 
 export const FIELD_MANAGER = 'neverpull-guard-agent'
 /**
@@ -74,7 +75,7 @@ function failure(what: string, res: KubeResponse): PublishError {
 }
 
 function unreachable(what: string, err: unknown): PublishError {
-  const message = err instanceof Error ? err.message : String(err)
+  const message = errorMessage(err)
   return new PublishError(`${what}: ${message}`, undefined, { cause: err })
 }
 

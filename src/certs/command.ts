@@ -5,6 +5,7 @@ import { normalizeHost } from './generate.js'
 import { patchLiveWebhookConfig, type PatchLive } from './live.js'
 import { SECRET_NAME, caBundleOf, patchWebhookConfigYaml, secretManifest } from './manifests.js'
 import { EXIT_USAGE, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
+import { errorMessage } from '../util/guards.js'
 
 export interface Output {
   stdout: { write(chunk: string): unknown }
@@ -85,7 +86,7 @@ export async function runCerts(argv: string[], out: Output, deps: CertsDeps = {}
     await execute(flags, out, deps)
     return EXIT_OK
   } catch (err) {
-    out.stderr.write(`neverpull-guard certs: ${err instanceof Error ? err.message : String(err)}\n`)
+    out.stderr.write(`neverpull-guard certs: ${errorMessage(err)}\n`)
     return EXIT_FAILED
   }
 }

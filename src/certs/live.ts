@@ -1,4 +1,5 @@
 import { loadKubeConfig } from '../kube/config.js'
+import { errorMessage } from '../util/guards.js'
 export interface JsonPatchOp {
   op: 'test' | 'add'
   path: string
@@ -97,6 +98,6 @@ function describe(err: unknown, doing: string): Error {
   if (code === 404) return new Error(`${doing}: not found (is it installed? kubectl get validatingwebhookconfigurations)`)
   if (code === 401 || code === 403) return new Error(`${doing}: not allowed (HTTP ${code}); check the kubeconfig's user and RBAC`)
   if (code === 409 || code === 422) return new Error(`${doing}: the webhooks changed while patching (HTTP ${code}); run again`)
-  const message = err instanceof Error ? err.message : String(err)
+  const message = errorMessage(err)
   return new Error(`${doing}: ${message}`)
 }

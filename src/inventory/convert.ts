@@ -13,6 +13,7 @@ import {
 import { NODE_IMAGE_SET_SCHEMA } from '../api/nodeimageset-schema.js'
 import { toJsonSchema } from '../api/openapi.js'
 import { parsePullableRegistries, PULLABLE_REGISTRIES_ANNOTATION, type PullableRegistries } from '../api/registries.js'
+import { isObject as isRecord } from '../util/guards.js'
 
 // Inventory objects come from the API server (or a file a person wrote): validate before
 // trusting, and turn a bad object into a reason string rather than an exception, so one
@@ -113,9 +114,6 @@ export type NodeRead = { ok: true; value: NodeFacts; skipped: SkippedField[] } |
 
 type Json = Record<string, unknown>
 
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 /** What a JSON value is, in the words of the reason strings. */
 function kindOf(value: unknown): string {

@@ -2,6 +2,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { KubeConfig } from '@kubernetes/client-node'
 import { openKubeRequest } from '../kube/http.js'
 import type { Logger } from '../util/logger.js'
+import { errorMessage, isObject } from '../util/guards.js'
 
 // Lists and watches one collection the way client-go's reflector does, but keeps no cache:
 // every object is handed to the source as soon as its page or event is parsed, and all that
@@ -80,14 +81,6 @@ const MAX_LIST_RESTARTS = 2
 type WatchEnd = 'ended' | 'expired'
 type Stop = { expired: true } | { error: Error }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message
-  return String(err)
-}
 
 function isExpired(err: unknown): boolean {
   return err instanceof ApiStatusError && err.code === 410

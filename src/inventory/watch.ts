@@ -1,10 +1,11 @@
 import type { KubeConfig } from '@kubernetes/client-node'
 import { namespaceMode, namespacePullableRegistries, namespaceSteer, toNodeFacts, toNodeImages, type SkippedField } from './convert.js'
-import { ApiStatusError, errorMessage, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
+import { ApiStatusError, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
 import { RUNTIME_CLASS_GROUP, RUNTIME_CLASS_VERSIONS, toRuntimeClass } from './runtime-class.js'
 import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, STEER_LABEL, VERSION, type InventorySink } from '../api/types.js'
 import { PULLABLE_REGISTRIES_ANNOTATION } from '../api/registries.js'
 import type { Logger } from '../util/logger.js'
+import { errorMessage } from '../util/guards.js'
 
 // Keeps an InventorySink in step with the cluster's Nodes, NodeImageSets, Namespaces and
 // RuntimeClasses:

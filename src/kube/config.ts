@@ -1,4 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node'
+import { errorMessage } from '../util/guards.js'
 
 /**
  * A kubeconfig: the file given, else what kubectl would use ($KUBECONFIG, all of its
@@ -16,7 +17,7 @@ export async function loadKubeConfig(path?: string): Promise<KubeConfig> {
   try {
     kc.loadFromFile(path)
   } catch (err) {
-    throw new Error(`cannot load kubeconfig "${path}": ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    throw new Error(`cannot load kubeconfig "${path}": ${errorMessage(err)}`, { cause: err })
   }
   return kc
 }

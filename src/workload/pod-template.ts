@@ -1,5 +1,6 @@
 import type { Toleration } from '../api/types.js'
 import { daemonSetTolerations, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
+import { isObject } from '../util/guards.js'
 
 // Where the pod spec lives in each object that carries one (KUBERNETES-FACTS §3), and the
 // facts the decision needs from it. The apiserver has validated and defaulted the object
@@ -69,9 +70,6 @@ export const POD_TEMPLATE_KINDS: readonly string[] = [...KINDS.keys()]
 
 type Json = Record<string, unknown>
 
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
 
 class ShapeError extends Error {}
 
