@@ -59,11 +59,12 @@ export type SteerTarget =
   | { steer: false; reason: SteerSkip; count: number; eligible: number }
 
 /**
- * Whether steering applies in a namespace: its `neverpull.dev/steer` label first; without
- * it the global `--steer`, except in namespaces whose mode is off (left alone entirely).
+ * Whether steering applies in a namespace: never where the mode is off (left alone entirely,
+ * as the registration's namespaceSelector does); else its `neverpull.dev/steer` label, and
+ * without one the global `--steer`.
  */
 export function steeringFor(view: InventoryView, namespace: string, global: boolean, mode: Mode): boolean {
-  return view.namespaceSteer(namespace) ?? (global && mode !== 'off')
+  return mode !== 'off' && (view.namespaceSteer(namespace) ?? global)
 }
 
 /** Kinds whose pods are created later by a controller and so pass the mutating webhook. */

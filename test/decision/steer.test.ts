@@ -416,7 +416,7 @@ t.test('which namespaces steer', async (t) => {
   view.setNamespaceSteer('out', false)
   const table: Array<[string, boolean, 'enforce' | 'off', boolean]> = [
     ['on', false, 'enforce', true],
-    ['on', false, 'off', true],
+    ['on', false, 'off', false],
     ['out', true, 'enforce', false],
     ['plain', false, 'enforce', false],
     ['plain', true, 'enforce', true],
