@@ -1,6 +1,6 @@
 import { crioCandidateKeys, type ShortNameConfig } from '../image/crio.js'
 import { isIdKey, LookupCache, nodeStatusImageKey, parseReference, repositoryOf, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
-import { bitsClear, bitsHas, bitsIsEmpty, bitsSet, NodeSet, ScratchBits, wordsFor, type Bits } from '../util/node-set.js'
+import { bitsAnd, bitsAndNot, bitsClear, bitsHas, bitsOr, bitsIsEmpty, bitsSet, NodeSet, ScratchBits, wordsFor, type Bits } from '../util/node-set.js'
 import type { InventorySink, Mode, NodeFacts, NodeImageSetImageFilesystem, NodeImages, RuntimeClassFacts, RuntimeImage, Taint } from '../api/types.js'
 import type { PullableRegistries } from '../api/registries.js'
 
@@ -101,7 +101,9 @@ export interface IndexOptions {
 /** The CRI-O nodes that share one short-name configuration, and the candidates it gives. */
 interface CrioGroup {
   readonly config: ShortNameConfig | undefined
-  readonly nodes: NodeSet
+  /** Its nodes: a bitset, so membership is one word test and masking a word loop. */
+  nodes: Bits
+  count: number
   /** Container image -> candidate keys (crioCandidateKeys); cleared whole when full. */
   readonly candidates: Map<string, { keys: string[]; short: boolean }>
 }
@@ -179,6 +181,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private crioSlot: Array<string | undefined> = []
   private crioGroups = new Map<string, CrioGroup>()
   private crioNodes = 0
+  /** Every CRI-O node. */
+  private crioBits: Bits
   /** memoByRepository's answers for repositories the nodes hold, dropped when their keys change. */
   private derived = new Map<string, Map<string, unknown>>()
   /** Its answers for repositories they do not hold, dropped when any repository's keys change. */
@@ -203,6 +207,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     const w = wordsFor(this.capacity)
     this.nodeBits = new Uint32Array(w)
     this.cordonBits = new Uint32Array(w)
+    this.crioBits = new Uint32Array(w)
   }
 
   get words(): number {
@@ -388,30 +393,45 @@ export class InventoryIndex implements InventorySink, InventoryView {
     // The hot path: no CRI-O node, no truncated ID: one map lookup, the index's own set.
     if (this.crioNodes === 0) return lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
     const base = lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
-    const out = new NodeSet()
-    base?.forEach((slot) => {
-      if (this.crioSlot[slot] === undefined) out.add(slot)
-    })
+    // Pieces of the answer: a holder set, and the mask it needs (none when it lies wholly
+    // inside its nodes). One unmasked piece is the answer itself, no copy: the common case
+    // of a cluster whose CRI-O nodes share one configuration.
+    const pieces: Array<{ set: NodeSet; mask: Bits | undefined; invert: boolean }> = []
+    if (base !== undefined) {
+      const onCrio = base.countIn(this.crioBits)
+      if (onCrio < base.size) pieces.push({ set: base, mask: onCrio === 0 ? undefined : this.crioBits, invert: true })
+    }
     for (const group of this.crioGroups.values()) {
       // First present wins, so for presence: any candidate the node holds.
       for (const key of this.crioCandidates(group, lookup.image).keys) {
-        this.holders(key, fresh)?.forEach((slot) => {
-          if (group.nodes.has(slot)) out.add(slot)
-        })
+        const set = this.holders(key, fresh)
+        if (set === undefined) continue
+        const inGroup = set.countIn(group.nodes)
+        if (inGroup > 0) pieces.push({ set, mask: inGroup === set.size ? undefined : group.nodes, invert: false })
       }
     }
-    return out.size === 0 ? undefined : out
+    if (pieces.length === 0) return undefined
+    if (pieces.length === 1 && pieces[0]!.mask === undefined) return pieces[0]!.set
+    const out = new Uint32Array(this.words)
+    const part = new Uint32Array(this.words)
+    for (const { set, mask, invert } of pieces) {
+      part.fill(0)
+      set.orInto(part)
+      if (mask !== undefined) (invert ? bitsAndNot : bitsAnd)(part, mask)
+      bitsOr(out, part)
+    }
+    return NodeSet.fromBits(out)
   }
 
   nodesUnsure(lookup: ImageLookup): NodeSet | undefined {
     if (this.crioNodes === 0) return undefined
-    let out: NodeSet | undefined
+    let out: Bits | undefined
     for (const group of this.crioGroups.values()) {
       if (group.config !== undefined || !this.crioCandidates(group, lookup.image).short) continue
-      out ??= new NodeSet()
-      group.nodes.forEach((slot) => out!.add(slot))
+      out ??= new Uint32Array(this.words)
+      bitsOr(out, group.nodes)
     }
-    return out
+    return out === undefined ? undefined : NodeSet.fromBits(out)
   }
 
   private crioCandidates(group: CrioGroup, image: string): { keys: string[]; short: boolean } {
@@ -431,15 +451,18 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (old === signature) return
     if (old !== undefined) {
       const group = this.crioGroups.get(old)!
-      group.nodes.delete(slot)
-      if (group.nodes.size === 0) this.crioGroups.delete(old)
+      bitsClear(group.nodes, slot)
+      if (--group.count === 0) this.crioGroups.delete(old)
+      bitsClear(this.crioBits, slot)
       this.crioNodes--
     }
     this.crioSlot[slot] = signature
     if (signature === undefined) return
     let group = this.crioGroups.get(signature)
-    if (group === undefined) this.crioGroups.set(signature, (group = { config, nodes: new NodeSet(), candidates: new Map() }))
-    group.nodes.add(slot)
+    if (group === undefined) this.crioGroups.set(signature, (group = { config, nodes: new Uint32Array(this.words), count: 0, candidates: new Map() }))
+    bitsSet(group.nodes, slot)
+    group.count++
+    bitsSet(this.crioBits, slot)
     this.crioNodes++
   }
 
@@ -822,6 +845,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
     for (const [k, b] of this.keyBits) this.keyBits.set(k, widen(b))
     for (const values of this.valueBits.values()) for (const [v, b] of values) values.set(v, widen(b))
     for (const group of this.taints.values()) group.nodes = widen(group.nodes)
+    this.crioBits = widen(this.crioBits)
+    for (const group of this.crioGroups.values()) group.nodes = widen(group.nodes)
     this.freshCache = undefined
   }
 }

@@ -88,6 +88,18 @@ export class NodeSet {
     return this.n
   }
 
+  /** A set holding the slots of bits (copied: the set owns its storage). */
+  static fromBits(bits: Bits): NodeSet {
+    const set = new NodeSet()
+    const n = bitsCount(bits)
+    if (n > SPARSE_LIMIT) {
+      set.sparse = null
+      set.dense = Uint32Array.from(bits)
+      set.n = n
+    } else bitsForEach(bits, (slot) => void set.add(slot))
+    return set
+  }
+
   has(slot: number): boolean {
     if (this.dense !== null) return bitsHas(this.dense, slot)
     const list = this.sparse!

@@ -143,3 +143,79 @@ t.test('the NodeImageSet fields are read and checked', async (t) => {
   })
   t.notOk(bad.ok, 'a string where a list belongs is refused')
 })
+
+t.test('mixed clusters: the index agrees with asking each node on its own', async (t) => {
+  // A small deterministic generator: 130 nodes (past the first capacity, so bitsets widen),
+  // runtimes and configurations mixed, images from a few registries.
+  let seed = 42
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed % n
+  }
+  const configs: Array<RuntimeInfo> = [
+    containerd,
+    crio({ unqualifiedSearchRegistries: ['quay.io'] }),
+    crio({ unqualifiedSearchRegistries: ['quay.io', 'docker.io'], shortNameAliases: { tool: 'ghcr.io/o/tool' } }),
+    crio(),
+  ]
+  const pool = [
+    'docker.io/me/app:1',
+    'quay.io/me/app:1',
+    'docker.io/library/myapp:dev',
+    'quay.io/myapp:dev',
+    'localhost/myapp:dev',
+    'ghcr.io/o/tool:2',
+    'docker.io/library/tool:2',
+  ]
+  const index = buildIndex([])
+  const truth = new Map<string, { runtime: RuntimeInfo; refs: Set<string> }>()
+  for (let n = 0; n < 130; n++) {
+    const runtime = configs[rand(configs.length)]!
+    const refs = pool.filter(() => rand(3) === 0)
+    index.upsertImages(set(`n${n}`, runtime, refs))
+    truth.set(`n${n}`, { runtime, refs: new Set(refs) })
+  }
+  // Some nodes change runtime or go away.
+  for (let n = 0; n < 20; n++) {
+    const name = `n${rand(130)}`
+    if (rand(2) === 0) {
+      index.removeImages(name)
+      truth.delete(name)
+    } else {
+      const runtime = configs[rand(configs.length)]!
+      const refs = pool.filter(() => rand(2) === 0)
+      index.upsertImages(set(name, runtime, refs))
+      truth.set(name, { runtime, refs: new Set(refs) })
+    }
+  }
+  const { crioCandidateKeys } = await import('../../src/image/crio.js')
+  for (const image of ['me/app:1', 'myapp:dev', 'tool:2', 'quay.io/me/app:1', 'localhost/myapp:dev', 'nope:1']) {
+    const k = lookupKey(image)
+    if (!k.ok) throw new Error(image)
+    const want: string[] = []
+    const unsure: string[] = []
+    for (const [name, node] of truth) {
+      if (node.runtime.name !== 'cri-o') {
+        if (node.refs.has(k.key)) want.push(name)
+        continue
+      }
+      const c = crioCandidateKeys(
+        image,
+        node.runtime.unqualifiedSearchRegistries === undefined
+          ? undefined
+          : {
+              unqualifiedSearchRegistries: node.runtime.unqualifiedSearchRegistries,
+              shortNameAliases: node.runtime.shortNameAliases ?? {},
+            },
+      )
+      if (c.keys.some((key) => node.refs.has(key))) want.push(name)
+      if (node.runtime.unqualifiedSearchRegistries === undefined && c.short) unsure.push(name)
+    }
+    const got: string[] = []
+    index.nodesResolving(k)?.forEach((s) => got.push(index.nameOf(s)))
+    t.same(got.sort(), want.sort(), `${image}: ${want.length} nodes`)
+    const gotUnsure: string[] = []
+    index.nodesUnsure(k)?.forEach((s) => gotUnsure.push(index.nameOf(s)))
+    t.same(gotUnsure.sort(), unsure.sort(), `${image}: ${unsure.length} unsure`)
+  }
+})
