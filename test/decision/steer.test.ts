@@ -243,6 +243,19 @@ t.test('the patch on table inputs: where the pod may land afterwards, and its ow
       () => undefined,
     ],
     [
+      'a Never image volume counts like a Never container',
+      {
+        ...pod({ images: ['busybox:1.36'], nodeSelector: { zone: 'a' } }),
+        spec: {
+          ...pod({ images: ['busybox:1.36'], nodeSelector: { zone: 'a' } })['spec'],
+          volumes: [{ name: 'models', image: { reference: 'myapp:dev', pullPolicy: 'Never' } }],
+        },
+      },
+      ['a1', 'a2', 'a3'],
+      '3 of 4 eligible nodes',
+      (after) => t.equal(after['spec'].volumes[0].image.reference, 'myapp:dev'),
+    ],
+    [
       'a pod with annotations and null affinity',
       {
         ...pod({ nodeSelector: { zone: 'a' }, annotations: { team: 'x' } }),
