@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
+import { decide } from '../../src/decision/decide.js'
 import { InventoryIndex } from '../../src/inventory/index.js'
+import type { PodTemplateFacts } from '../../src/workload/pod-template.js'
 import { bitsHas } from '../../src/util/node-set.js'
 import { startInventoryWatch, type InventoryKind, type InventoryWatch, type InventoryWatchOptions } from '../../src/inventory/watch.js'
 import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeClassFacts } from '../../src/api/types.js'
@@ -728,7 +730,7 @@ t.test('memory: synced NodeImageSets are not retained beyond the sink', async (t
   t.ok(retained < jsonBytes / 20, `retained ${retained} bytes is far below the ${jsonBytes} bytes of JSON`)
 })
 
-t.test('a 1.19 Node with "names": null over the watch: every update reaches the index (issue 15)', async (t) => {
+t.test('a 1.19 Node with "names": null over the watch: every update reaches the index, and a fresh NodeImageSet outranks its status (issue 15)', async (t) => {
   const real = JSON.parse(readFileSync(new URL('../fixtures/kubelet-1.19/node-1.19-kubelet.json', import.meta.url), 'utf8')) as KubeObject & { spec: Record<string, unknown>; status: { images: Array<{ names: string[] | null }> } }
   const server = await startFakeApiServer()
   t.teardown(() => server.close())
@@ -753,6 +755,36 @@ t.test('a 1.19 Node with "names": null over the watch: every update reaches the 
   const MYAPP = 'docker.io/library/myapp:1.0'
   t.equal(index.nodesWithImage(MYAPP)?.has(slot), true, 'status.images read despite the null names')
   t.equal(index.node(slot)?.ready, true)
+
+  // The agent's fresh NodeImageSet no longer lists myapp:1.0 while the kubelet's cached
+  // status still does: the NodeImageSet is the truth for the node (defect 2).
+  const pod = (image: string): PodTemplateFacts => ({
+    kind: 'Pod',
+    perNode: false,
+    mirror: false,
+    placement: { nodeName: 'np-node-1', tolerations: [] },
+    containers: [{ kind: 'container', name: 'app', image, pullPolicy: 'Never' }],
+  })
+  const subject = { kind: 'Pod', namespace: 'np-e2e', name: 'p', operation: 'CREATE' }
+  const verdict = (image: string) => decide(index, { subject, template: pod(image), mode: 'enforce', now: Date.now() }).verdict
+  t.equal(verdict('myapp:1.0'), 'allow', 'no NodeImageSet: the kubelet status proves presence')
+  const names = real.status.images.flatMap((i) => i.names ?? []).filter((n) => n !== MYAPP && !n.includes('@'))
+  server.put({
+    apiVersion: 'neverpull.dev/v1alpha1',
+    kind: 'NodeImageSet',
+    metadata: { name: 'np-node-1' },
+    spec: {
+      nodeName: 'np-node-1',
+      images: names.map((n, i) => ({ id: `sha256:${String(i).padStart(64, '0')}`, repoTags: [n], repoDigests: [], size: 1, pinned: false })),
+    },
+    status: { observedTime: new Date().toISOString() },
+  })
+  await waitFor('the NodeImageSet to reach the index', () => index.imageSetCount === 1)
+  t.equal(verdict('myapp:1.0'), 'deny', 'a fresh NodeImageSet without it outranks the status')
+  t.equal(verdict('myapp:dev'), 'allow', 'what it lists is present')
+  server.remove('neverpull.dev/v1alpha1', 'NodeImageSet', 'np-node-1')
+  await waitFor('the NodeImageSet to leave the index', () => index.imageSetCount === 0)
+  t.equal(verdict('myapp:1.0'), 'allow', 'without it, the status counts again')
 
   // What the issue did: remove a tag (the kubelet reports it gone), cordon the node, and
   // relabel and taint it, with the null entry still in the list.
