@@ -111,8 +111,8 @@ function wrongPlaceText(f: Finding): string {
   return `; it is on ${nodes}${more}${where}, where the kubelet does not look (only k8s.io)`
 }
 
-/** The exact commands that move an image into k8s.io on its node. */
-function moveCommand(w: WrongPlace): string {
+/** The exact commands that move an image into k8s.io on its node (also for `explain`). */
+export function moveCommand(w: Pick<WrongPlace, 'namespace' | 'name'>): string {
   const name = clean(w.name)
   return `ctr -n ${clean(w.namespace)} images export image.tar ${name} && ctr -n k8s.io images import image.tar`
 }

@@ -2,7 +2,7 @@ import { lookupKey } from '../image/reference.js'
 import type { InventoryView } from '../inventory/index.js'
 import { bitsHas } from '../util/node-set.js'
 import { decide } from '../decision/decide.js'
-import { findingLine } from '../decision/messages.js'
+import { findingLine, moveCommand } from '../decision/messages.js'
 import { extractPodTemplate } from '../workload/pod-template.js'
 import { age, whereIs } from './where.js'
 
@@ -80,7 +80,7 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
         const hidden = here ? undefined : mine?.elsewhere[0]
         if (hidden !== undefined) {
           out.push(`  ${nodeName} holds it as ${hidden.name} in containerd namespace "${hidden.namespace}", where the kubelet does not look (only k8s.io)`)
-          out.push(`  fix: on ${nodeName}: ctr -n ${hidden.namespace} images export image.tar ${hidden.name} && ctr -n k8s.io images import image.tar`)
+          out.push(`  fix: on ${nodeName}: ${moveCommand(hidden)}`)
         }
       }
     } else {
@@ -89,7 +89,7 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
     out.push(`  elsewhere: ${elsewhere.length > 0 ? elsewhere.slice(0, 5).join(', ') + (elsewhere.length > 5 ? ` and ${elsewhere.length - 5} more` : '') : 'on no other node'}`)
     if (nodeName === undefined && f.wrongPlace[0] !== undefined) {
       const w = f.wrongPlace[0]
-      out.push(`  fix: on ${w.node}: ctr -n ${w.namespace} images export image.tar ${w.name} && ctr -n k8s.io images import image.tar`)
+      out.push(`  fix: on ${w.node}: ${moveCommand(w)}`)
     }
     if (f.reason !== 'present') {
       const target = nodeName ?? 'the eligible nodes'
