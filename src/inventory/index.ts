@@ -56,6 +56,12 @@ export interface InventoryView {
    * did not publish their short-name configuration, for a short name. Unknown, never absent.
    */
   nodesUnsure(lookup: ImageLookup): NodeSet | undefined
+  /**
+   * What the node's runtime looks up for this image, in order (for where and explain):
+   * containerd the key (then the ID prefix), CRI-O its candidates; [] when it finds nothing
+   * by design (no search registry), undefined when not known.
+   */
+  lookupKeysOn(lookup: ImageLookup, slot: number): string[] | undefined
   /** Image IDs that start with the lookup's ID prefix, on any node, sorted; at most limit. */
   idsWithPrefix(lookup: ImageLookup, limit: number): string[]
   /** Nodes whose NodeImageSet was observed within the staleness window before `now`. */
@@ -421,6 +427,14 @@ export class InventoryIndex implements InventorySink, InventoryView {
       bitsOr(out, part)
     }
     return NodeSet.fromBits(out)
+  }
+
+  lookupKeysOn(lookup: ImageLookup, slot: number): string[] | undefined {
+    const signature = this.crioSlot[slot]
+    if (signature === undefined) return lookup.idPrefix === undefined ? [lookup.key] : [lookup.key, `an image ID starting ${lookup.idPrefix}`]
+    const group = this.crioGroups.get(signature)!
+    const c = this.crioCandidates(group, lookup.image)
+    return group.config === undefined && c.short ? undefined : c.keys
   }
 
   nodesUnsure(lookup: ImageLookup): NodeSet | undefined {

@@ -57,7 +57,10 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
     const key = lookupKey(c.image)
     out.push('')
     const what = c.kind === 'container' ? 'container' : c.kind === 'initContainer' ? 'init container' : c.kind === 'imageVolume' ? 'image volume' : 'ephemeral container'
-    out.push(`${what} "${c.name}": image ${c.image}${key.ok ? ` (looked up as ${key.key})` : ''}, ${c.kind === 'imageVolume' ? 'pullPolicy' : 'imagePullPolicy'}: Never`)
+    const slotHere = nodeName === undefined ? undefined : view.slotOf(nodeName)
+    const keysHere = key.ok && slotHere !== undefined ? view.lookupKeysOn(key, slotHere) : undefined
+    const lookedUp = !key.ok ? '' : keysHere !== undefined && (keysHere.length !== 1 || keysHere[0] !== key.key) ? ` (looked up on ${nodeName} as ${keysHere.length === 0 ? 'nothing: no search registry or alias' : keysHere.join(', then ')})` : ` (looked up as ${key.key})`
+    out.push(`${what} "${c.name}": image ${c.image}${lookedUp}, ${c.kind === 'imageVolume' ? 'pullPolicy' : 'imagePullPolicy'}: Never`)
     const waiting = statuses.get(c.name)?.state?.waiting
     if (waiting?.reason !== undefined) out.push(`  state: waiting, ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`)
     if (!key.ok) {

@@ -23,6 +23,8 @@ export interface WhereReport {
   key?: string
   error?: string
   rows: NodeRow[]
+  /** Nodes whose runtime looks the image up other than as `key` (CRI-O short names): how, and on how many. */
+  otherLookups?: Array<{ keys: string[] | undefined; nodes: number }>
   present: number
   absent: number
   unknown: number
@@ -40,7 +42,15 @@ export function whereIs(view: InventoryView, image: string, now: number): WhereR
   const related = repository === undefined ? [] : [...(view.repositoryKeys(repository) ?? [])].filter((k) => k !== key)
   const held = view.imagesElsewhere(key) ?? []
   const rows: NodeRow[] = []
+  const other = new Map<string, { keys: string[] | undefined; nodes: number }>()
   bitsForEach(view.nodes(), (slot) => {
+    const keys = view.lookupKeysOn(parsed, slot)
+    if (keys === undefined || keys.length !== 1 || keys[0] !== key) {
+      const id = keys === undefined ? '?' : keys.join('\u0000')
+      const entry = other.get(id)
+      if (entry === undefined) other.set(id, { keys, nodes: 1 })
+      else entry.nodes++
+    }
     const presence: Presence = holders?.has(slot) === true ? 'present' : bitsHas(fresh, slot) ? 'absent' : 'unknown'
     const sameRepository: string[] = []
     for (const k of related) {
@@ -52,7 +62,15 @@ export function whereIs(view: InventoryView, image: string, now: number): WhereR
   })
   rows.sort((a, b) => ORDER[a.presence] - ORDER[b.presence] || (a.node < b.node ? -1 : 1))
   const count = (p: Presence): number => rows.filter((r) => r.presence === p).length
-  return { image, key, rows, present: count('present'), absent: count('absent'), unknown: count('unknown') }
+  const report: WhereReport = { image, key, rows, present: count('present'), absent: count('absent'), unknown: count('unknown') }
+  if (other.size > 0) report.otherLookups = [...other.values()]
+  return report
+}
+
+function lookupText(keys: string[] | undefined): string {
+  if (keys === undefined) return 'unknown (its runtime resolves short names through a registries.conf the agent did not publish)'
+  if (keys.length === 0) return 'nothing: no unqualified-search registry and no alias for this short name'
+  return keys.join(', then ')
 }
 
 export function age(observedAt: number, now: number): string {
@@ -71,7 +89,8 @@ function table(rows: string[][]): string {
 
 export function renderWhere(report: WhereReport, now: number): string {
   if (report.error !== undefined) return `${report.error}\n`
-  const head = `${report.image} is looked up as ${report.key}\n`
+  let head = `${report.image} is looked up as ${report.key}\n`
+  for (const o of report.otherLookups ?? []) head += `  on ${o.nodes} node${o.nodes === 1 ? '' : 's'}: ${lookupText(o.keys)}\n`
   if (report.rows.length === 0) return `${head}no nodes in the inventory\n`
   const rows = [['NODE', 'IMAGE', 'IMAGE LIST OBSERVED', 'SAME REPOSITORY']]
   for (const r of report.rows) {
