@@ -1,5 +1,6 @@
 import { decide, needsCheck, resolveMode, type Decision, type Subject } from '../decision/decide.js'
 import { ANY_REGISTRY, type PullableRegistries } from '../api/registries.js'
+import type { ImageGcPolicy } from '../api/image-gc.js'
 import { denialMessage, warningsFor } from '../decision/messages.js'
 import type { InventoryView } from '../inventory/index.js'
 import { steeringFor, type SteerPolicy } from '../decision/steer.js'
@@ -29,6 +30,8 @@ export interface HandleContext {
    * merge their RuntimeClass like a template's. Admitted Pods arrive merged.
    */
   mergePods?: boolean
+  /** The kubelets' image GC settings; no GC-risk warnings without them. */
+  imageGc?: ImageGcPolicy
 }
 
 export interface SteerSettings extends SteerPolicy {
@@ -133,6 +136,7 @@ export function handleReview(body: unknown, ctx: HandleContext): Handled {
     pullable,
     ...(steeringFor(ctx.inventory, subject.namespace, steer.global, mode) ? { steer } : {}),
     mergePods: ctx.mergePods === true,
+    ...(ctx.imageGc === undefined ? {} : { imageGc: ctx.imageGc }),
   })
   record.decision = decision.verdict
   record.outcome = decision.outcome

@@ -5,6 +5,7 @@ import {
   VERSION,
   type NodeImageSet,
   type NodeImageSetCondition,
+  type NodeImageSetImageFilesystem,
   type RuntimeImage,
   type RuntimeInfo,
 } from '../api/types.js'
@@ -71,6 +72,8 @@ export interface AgentOptions {
   cri: Pick<CriClient, 'listImages' | 'imageStatus' | 'version'>
   /** containerd's own API on the same socket: images outside k8s.io. Asked only when the runtime is containerd. */
   containerd?: Pick<ContainerdClient, 'listImagesElsewhere'>
+  /** The image filesystem's usage (CRI ImageFsInfo and statfs), for the GC-risk warnings. */
+  imageFilesystem?: () => Promise<NodeImageSetImageFilesystem | undefined>
   publisher: Publisher
   clock?: Clock
   logger?: Logger
@@ -169,6 +172,8 @@ export function createAgent(options: AgentOptions): Agent {
   /** The last images-elsewhere listing that worked: kept while containerd's API fails. */
   let elsewhere: ImagesElsewhere | undefined
   let elsewhereFailing = false
+  let imageFs: NodeImageSetImageFilesystem | undefined
+  let imageFsFailing = false
   const conditions = new Map<string, NodeImageSetCondition>()
   // Re-checks of unresolved names ride the heartbeat: a name fixed by a re-tag shows up within it.
   const confirmer = createNameConfirmer((image) => cri.imageStatus(image), {
@@ -226,15 +231,19 @@ export function createAgent(options: AgentOptions): Agent {
   // Status and reason only: an error message that varies from tick to tick must not turn
   // every tick into a write. New messages travel with the next heartbeat.
   function conditionKey(): string {
-    return currentConditions()
-      .map((c) => `${c.type}=${c.status}/${c.reason ?? ''}`)
-      .join(',')
+    // The image filesystem's percentage too: a new one is a status write, the bytes are not.
+    return (
+      currentConditions()
+        .map((c) => `${c.type}=${c.status}/${c.reason ?? ''}`)
+        .join(',') + (imageFs?.usedPercent !== undefined ? `,imageFs=${imageFs.usedPercent}` : '')
+    )
   }
 
   function buildStatus(): NodeImageSetStatus {
     return {
       ...(confirmedAt !== undefined ? { observedTime: new Date(confirmedAt).toISOString() } : {}),
       ...(published !== undefined ? { imageCount: published.spec.images.length } : {}),
+      ...(imageFs !== undefined ? { imageFilesystem: imageFs } : {}),
       conditions: currentConditions(),
     }
   }
@@ -267,6 +276,16 @@ export function createAgent(options: AgentOptions): Agent {
           // Only a hint for messages: the kubelet's list (above) still goes out.
           if (!elsewhereFailing) log.warn({ err: errorMessage(err) }, 'cannot list images outside the k8s.io containerd namespace; keeping the last list')
           elsewhereFailing = true
+        }
+      }
+      if (options.imageFilesystem !== undefined) {
+        try {
+          imageFs = await options.imageFilesystem()
+          imageFsFailing = false
+        } catch (err) {
+          if (!imageFsFailing) log.warn({ err: errorMessage(err) }, 'cannot read the image filesystem (CRI ImageFsInfo); GC-risk warnings need it')
+          imageFsFailing = true
+          imageFs = undefined
         }
       }
       const now = clock.now()

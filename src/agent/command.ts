@@ -9,6 +9,7 @@ import {
 import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './cri.js'
 import { connectContainerd, type ContainerdClient } from './containerd.js'
 import { DEFAULT_ALIAS_CACHE, DEFAULT_REGISTRIES_CONF, DEFAULT_REGISTRIES_CONF_DIR, type RegistriesConfPaths } from './registries-conf.js'
+import { nodeStatFs, readImageFilesystem, type StatFs } from './imagefs.js'
 import { inClusterHttp } from '../kube/http.js'
 import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
 import type { Logger } from '../util/logger.js'
@@ -58,6 +59,12 @@ export const AGENT_COMMAND: CommandSpec = {
       help: 'CRI-O nodes: its registries.conf.d drop-in directory',
       default: DEFAULT_REGISTRIES_CONF_DIR,
     },
+    {
+      name: 'host-root',
+      value: 'DIR',
+      help: "where the node's directories are mounted, to size the runtime's image filesystem (statfs)",
+      default: '/',
+    },
   ],
 }
 
@@ -86,6 +93,8 @@ export interface AgentConfig {
   logLevel: LogLevel
   /** CRI-O nodes: where registries.conf and its drop-ins are read from. */
   registriesConf?: RegistriesConfPaths
+  /** The node's `/` in the agent's container: the image filesystem's mountpoint is looked up below it. */
+  hostRoot: string
 }
 
 // RFC 1123 subdomain, what the apiserver accepts as a Node name.
@@ -141,6 +150,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
       dir: flags.string('registries-conf-dir') ?? DEFAULT_REGISTRIES_CONF_DIR,
       aliasCache: DEFAULT_ALIAS_CACHE,
     },
+    hostRoot: flags.string('host-root') ?? '/',
   }
 }
 
@@ -154,6 +164,7 @@ export interface AgentCommandDeps {
   connect: (endpoint: string) => CriClient
   /** containerd's own API on the CRI socket, for images outside k8s.io. */
   containerd: (endpoint: string) => ContainerdClient
+  statFs: StatFs
   publisher: (config: AgentConfig, env: NodeJS.ProcessEnv) => Promise<Publisher>
   /** Called with the metrics listener's URL once it listens (tests scrape it). */
   onMetrics?: (url: string) => void
@@ -179,6 +190,7 @@ const defaultDeps: AgentCommandDeps = {
   probe: () => probeEndpoint(),
   connect: (endpoint) => connectCri(endpoint),
   containerd: (endpoint) => connectContainerd(endpoint),
+  statFs: nodeStatFs,
   publisher: defaultPublisher,
 }
 
@@ -235,6 +247,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
     nodeName: config.nodeName,
     cri,
     containerd,
+    imageFilesystem: () => readImageFilesystem(cri, d.statFs, config.hostRoot),
     publisher,
     logger: log,
     intervalMs: config.intervalMs,

@@ -31,8 +31,16 @@ export interface CriClient {
    * (containerd: an ambiguous truncated ID).
    */
   imageStatus(image: string): Promise<RuntimeImage | undefined>
+  /** ImageFsInfo: the first image filesystem the runtime reports, undefined when none (optional for fakes). */
+  imageFsInfo?(): Promise<ImageFsUsage | undefined>
   version(): Promise<RuntimeInfo>
   close(): void
+}
+
+/** CRI FilesystemUsage of the image filesystem: where it is and what the images use. */
+export interface ImageFsUsage {
+  mountpoint: string
+  usedBytes: number
 }
 
 export interface ConnectOptions {
@@ -125,6 +133,7 @@ type Unary<Req, Res> = (
 interface ImageServiceClient extends grpc.Client {
   ListImages: Unary<{ filter?: unknown }, { images: RawImage[] }>
   ImageStatus: Unary<{ image: { image: string }; verbose: boolean }, { image?: RawImage | null }>
+  ImageFsInfo: Unary<Record<string, never>, { imageFilesystems: Array<{ fsId?: { mountpoint: string } | null; usedBytes?: { value: string } | null }> }>
 }
 
 interface RuntimeServiceClient extends grpc.Client {
@@ -222,6 +231,12 @@ export function connectCri(endpoint: string, options: ConnectOptions = {}): CriC
       const res = await call('ImageStatus', (c) => [c.images.ImageStatus, c.images], { image: { image }, verbose: false })
       // proto3: an unset message field decodes as null (defaults: true) or undefined.
       return res.image === undefined || res.image === null ? undefined : toRuntimeImage(res.image)
+    },
+    async imageFsInfo() {
+      const res = await call('ImageFsInfo', (c) => [c.images.ImageFsInfo, c.images], {})
+      const fs = res.imageFilesystems[0]
+      if (fs === undefined) return undefined
+      return { mountpoint: fs.fsId?.mountpoint ?? '', usedBytes: Number(fs.usedBytes?.value ?? 0) }
     },
     async version() {
       const res = await call('Version', (c) => [c.runtime.Version, c.runtime], { version: 'v1' })

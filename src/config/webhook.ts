@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import { durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, DEFAULT_STEER_MAX_NODES, type Mode, type ServiceAccountRef } from '../api/types.js'
+import { DEFAULT_IMAGE_GC, type ImageGcPolicy } from '../api/image-gc.js'
 import { parsePullableRegistries, type PullableRegistries } from '../api/registries.js'
 
 // Every setting of the webhook, from flags first and then NEVERPULL_* environment
@@ -36,6 +37,8 @@ export interface WebhookConfig {
   steer: boolean
   /** Past this many nodes, steering writes a shared node label or leaves the pod alone. */
   steerMaxNodes: number
+  /** The kubelets' image GC settings (not visible through the API). */
+  imageGc: ImageGcPolicy
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -124,6 +127,27 @@ export const WEBHOOK_COMMAND: CommandSpec = {
       default: '100',
       help: 'steer to at most N nodes by name; to more only when one node label picks exactly them',
     },
+    {
+      name: 'image-gc-high-threshold',
+      value: 'PERCENT',
+      env: 'NEVERPULL_IMAGE_GC_HIGH_THRESHOLD',
+      default: '85',
+      help: "the kubelets' --image-gc-high-threshold: warn when a Never image is unpinned on a node whose image filesystem is this full",
+    },
+    {
+      name: 'image-gc-low-threshold',
+      value: 'PERCENT',
+      env: 'NEVERPULL_IMAGE_GC_LOW_THRESHOLD',
+      default: '80',
+      help: "the kubelets' --image-gc-low-threshold (GC frees space down to it)",
+    },
+    {
+      name: 'image-maximum-gc-age',
+      value: 'DUR',
+      env: 'NEVERPULL_IMAGE_MAXIMUM_GC_AGE',
+      default: '0',
+      help: "the kubelets' --image-maximum-gc-age: unused images older than this are removed; 0 = off",
+    },
     { name: 'dev', help: 'dev certificates in certs/, examples/inventory.yaml, listen on 127.0.0.1, no metrics port' },
   ],
 }
@@ -170,6 +194,21 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const steerEnv = env['NEVERPULL_STEER'] ?? ''
   if (steerEnv !== '' && steerEnv !== 'true' && steerEnv !== 'false') throw new UsageError(`NEVERPULL_STEER "${steerEnv}" is not one of true, false`)
   const steerMaxText = flags.string('steer-max-nodes')
+  const percent = (name: string, fallback: number): number => {
+    const text = flags.string(name)
+    return text === undefined ? fallback : integerValue(text, `--${name}`, 0, 100)
+  }
+  const imageGc: ImageGcPolicy = {
+    highThresholdPercent: percent('image-gc-high-threshold', DEFAULT_IMAGE_GC.highThresholdPercent),
+    lowThresholdPercent: percent('image-gc-low-threshold', DEFAULT_IMAGE_GC.lowThresholdPercent),
+    maximumAgeMs: duration('image-maximum-gc-age', '0'),
+  }
+  // The kubelet refuses a low threshold above the high one (pkg/kubelet/images ValidatePolicy).
+  if (imageGc.lowThresholdPercent > imageGc.highThresholdPercent) {
+    throw new UsageError(
+      `--image-gc-low-threshold (${imageGc.lowThresholdPercent}) must not be above --image-gc-high-threshold (${imageGc.highThresholdPercent}), as for the kubelet`,
+    )
+  }
   const config: WebhookConfig = {
     port: port('port', 8443),
     host: flags.string('host') ?? (dev ? '127.0.0.1' : '0.0.0.0'),
@@ -189,6 +228,7 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     pullableRegistries: pullable.value,
     steer: flags.bool('steer') || steerEnv === 'true',
     steerMaxNodes: steerMaxText === undefined ? DEFAULT_STEER_MAX_NODES : integerValue(steerMaxText, '--steer-max-nodes', 1, 5000),
+    imageGc,
   }
   const inventoryFile = flags.string('inventory-file') ?? (dev ? 'examples/inventory.yaml' : undefined)
   if (inventoryFile !== undefined) config.inventoryFile = inventoryFile

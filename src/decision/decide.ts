@@ -1,3 +1,4 @@
+import type { ImageGcPolicy } from '../api/image-gc.js'
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
 import { ANY_REGISTRY, isPullable, type PullableRegistries } from '../api/registries.js'
 import { registryOf } from '../image/registry.js'
@@ -86,6 +87,16 @@ export interface Finding {
   wrongPlace: WrongPlace[]
   /** How many eligible nodes hold it only there. */
   wrongPlaceCount: number
+  /** Eligible nodes that hold the image unpinned on an image filesystem at or above the GC threshold. */
+  gcRisk: GcRisk | undefined
+}
+
+/** The kubelet's image GC may delete the image on these nodes once no container uses it. */
+export interface GcRisk {
+  /** The fullest such node first, up to NAMES_SHOWN. */
+  nodes: Array<{ node: string; usedPercent: number }>
+  count: number
+  thresholdPercent: number
 }
 
 /** An image on an eligible node, but in a containerd namespace the kubelet does not see. */
@@ -120,6 +131,8 @@ export interface DecideInput {
    * manifest): merge its RuntimeClass as for templates. Admitted Pods arrive merged.
    */
   mergePods?: boolean
+  /** The kubelets' image GC settings: warn about unpinned images on nodes GC is about to clean. */
+  imageGc?: ImageGcPolicy
 }
 
 export type Verdict = 'allow' | 'warn' | 'deny'
@@ -321,6 +334,7 @@ function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible
     presence: undefined,
     wrongPlace: NO_WRONG_PLACE,
     wrongPlaceCount: 0,
+    gcRisk: undefined,
   }
 }
 
@@ -416,6 +430,30 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   return f
 }
 
+/**
+ * Eligible nodes where the image is present, not pinned, on an image filesystem at or above
+ * the kubelet's high threshold: there the image GC deletes unused unpinned images, oldest
+ * use first, until usage is below the low threshold. Nothing to do unless a node is that full.
+ */
+export function gcRisk(view: InventoryView, image: string, where: Eligibility, thresholdPercent: number): GcRisk | undefined {
+  const full = view.nodesAtUsage(thresholdPercent)
+  if (full === undefined || where.count === 0) return undefined
+  const parsed = lookupKey(image)
+  if (!parsed.ok) return undefined
+  const H = view.nodesResolving(parsed)
+  if (H === undefined) return undefined
+  const at: Array<{ node: string; usedPercent: number }> = []
+  bitsForEach(full, (slot) => {
+    if (bitsHas(where.nodes, slot) && H.has(slot) && !view.isPinned(slot, parsed.key)) {
+      at.push({ node: view.nameOf(slot), usedPercent: view.imageFilesystem(slot)?.usedPercent ?? thresholdPercent })
+    }
+    return true
+  })
+  if (at.length === 0) return undefined
+  at.sort((a, b) => b.usedPercent - a.usedPercent || (a.node < b.node ? -1 : 1))
+  return { nodes: at.slice(0, NAMES_SHOWN), count: at.length, thresholdPercent }
+}
+
 function worst(a: Verdict, b: Severity): Verdict {
   if (a === 'deny' || b === 'deny') return 'deny'
   if (a === 'warn' || b === 'warn') return 'warn'
@@ -496,6 +534,8 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   let before: Map<string, ContainerFacts> | undefined | null = null
   let outcome: Verdict = 'allow'
   const pullable = input.pullable ?? ANY_REGISTRY
+  // --image-gc-high-threshold=100 turns the kubelet's disk-based image GC off.
+  const gcAt = input.imageGc !== undefined && input.imageGc.highThresholdPercent < 100 ? input.imageGc.highThresholdPercent : undefined
   for (const c of template.containers) {
     let policy: PullPolicy = 'Never'
     let registry: string | undefined
@@ -529,6 +569,13 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       f.presence = f.reason
       f.reason = 'unpullable'
       f.severity = 'deny'
+    }
+    if (gcAt !== undefined && (f.reason === 'present' || f.reason === 'partial')) {
+      const risk = gcRisk(view, c.image, where, gcAt)
+      if (risk !== undefined) {
+        f.gcRisk = risk
+        if (f.severity === 'ok') f.severity = 'warn'
+      }
     }
     // A denial needs a change the person just made; what already runs (or a mirror of a
     // static pod the kubelet already started) is only ever warned about, and so is what

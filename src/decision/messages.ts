@@ -117,6 +117,30 @@ export function moveCommand(w: Pick<WrongPlace, 'namespace' | 'name'>): string {
   return `ctr -n ${clean(w.namespace)} images export image.tar ${name} && ctr -n k8s.io images import image.tar`
 }
 
+/** The kubelet's image GC may delete the image where it is: which nodes, how full, the threshold. */
+export function gcLine(f: Finding): string {
+  const risk = f.gcRisk
+  if (risk === undefined) return ''
+  const first = risk.nodes[0]!
+  const nodes = risk.nodes.map((n) => `${clean(n.node)} (${n.usedPercent}%)`).join(', ')
+  const more = risk.count > risk.nodes.length ? ` and ${risk.count - risk.nodes.length} more` : ''
+  const where = risk.count === 1 ? `on ${clean(first.node)}, whose image filesystem is ${first.usedPercent}% full` : `on ${nodes}${more}`
+  return (
+    `${who(f.container)}: image ${quote(f.container.image)} (imagePullPolicy: ${f.policy}) is not pinned ${where} ` +
+    `(the kubelet's image GC starts at ${risk.thresholdPercent}%): once unused it may be deleted and new pods fail with ${failure(f)}`
+  )
+}
+
+/** How to keep the image through GC. */
+function gcFix(findings: Finding[]): string {
+  const images = imagesOf(findings)
+  const img = images.length === 1 && images[0]!.length <= 48 ? images[0]! : 'IMAGE'
+  return (
+    `Protect it: pin it on those nodes (ctr -n k8s.io images label ${img} io.cri-containerd.pinned=pinned), ` +
+    'free space on their image filesystem, or use imagePullPolicy: IfNotPresent with a registry the nodes can pull from'
+  )
+}
+
 /** The one-line summary of a finding, used both in denials and as a warning. */
 export function findingLine(f: Finding, subject: Subject): string {
   const image = quote(f.container.image)
@@ -153,6 +177,7 @@ export function findingLine(f: Finding, subject: Subject): string {
       return `${c}: image ${image} (imagePullPolicy: Never) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}); this namespace steers its pods to ${those} (neverpull.dev/steer)`
     }
     case 'present':
+      if (f.gcRisk !== undefined) return gcLine(f)
       return `${c}: image ${image} is on all ${nodesWord(f.eligible)}`
     case 'unpullable': {
       const held =
@@ -408,7 +433,11 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
   // No node fits: why, once, after the findings, in the words `kubectl describe pod` will show.
   const unplaced = warned.find((f) => f.reason === 'no-eligible-nodes' && f.scheduler !== undefined)
   const tail = unplaced === undefined ? [] : [cap(`${subjectText(subject)}: kube-scheduler will report: ${clean(unplaced.scheduler!)}`)]
-  const detailed = warned.map((f) => cap(findingLine(f, subject)))
+  const atRisk = warned.filter((f) => f.gcRisk !== undefined)
+  if (atRisk.length > 0) head.push(cap(gcFix(atRisk)))
+  const detailed = warned.flatMap((f) =>
+    f.gcRisk !== undefined && f.reason !== 'present' ? [cap(findingLine(f, subject)), cap(gcLine(f))] : [cap(findingLine(f, subject))],
+  )
   const budget = MAX_WARNINGS_TOTAL_RUNES - total(head) - total(tail)
   if (total(detailed) <= budget) return head.concat(detailed, tail)
   return head.concat(groupedLines(warned, budget), tail)

@@ -85,6 +85,8 @@ export interface InventoryView {
   isPinned(slot: number, key: string): boolean
   /** The node's image filesystem as its agent last reported it. */
   imageFilesystem(slot: number): NodeImageSetImageFilesystem | undefined
+  /** Nodes whose image filesystem is at or above `percent` full; undefined when there are none. */
+  nodesAtUsage(percent: number): Bits | undefined
   /** The namespace's pullable-registries annotation; undefined: the webhook's flag applies. */
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined
   namespaceSteer(namespace: string): boolean | undefined
@@ -202,6 +204,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private filesystems: Array<NodeImageSetImageFilesystem | undefined> = []
   private runtimeClasses = new Map<string, RuntimeClassFacts>()
   private runtimeClassesListed = false
+  private fullest = -1
+  private usageCache: { percent: number; version: number; bits: Bits | undefined } | undefined
   private pullable = new Map<string, PullableRegistries>()
   private steering = new Map<string, boolean>()
   private imageSets = 0
@@ -295,6 +299,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
     // Interned above, so the ids stay valid as long as the node holds the keys.
     this.pinnedIds[slot] = pinned === undefined ? undefined : sortedIds(pinned)
     this.filesystems[slot] = set.imageFilesystem
+    const used = set.imageFilesystem?.usedPercent
+    if (used !== undefined && used > this.fullest) this.fullest = used
     this.replaceElsewhere(slot, set.elsewhere)
     this.observed[slot] = set.observedAt
     this.setCrio(slot, isCrio(set.runtime?.name) ? set : undefined)
@@ -621,6 +627,29 @@ export class InventoryIndex implements InventorySink, InventoryView {
     return this.filesystems[slot]
   }
 
+  nodesAtUsage(percent: number): Bits | undefined {
+    // The allow path: no node was ever this full, nothing to look at.
+    if (this.fullest < percent) return undefined
+    const cached = this.usageCache
+    if (cached !== undefined && cached.percent === percent && cached.version === this.version) return cached.bits
+    const bits = new Uint32Array(this.words)
+    let any = false
+    let fullest = -1
+    for (let slot = 0; slot < this.filesystems.length; slot++) {
+      const used = this.filesystems[slot]?.usedPercent
+      if (used === undefined || this.setKeys[slot] === undefined) continue
+      if (used > fullest) fullest = used
+      if (used >= percent) {
+        bitsSet(bits, slot)
+        any = true
+      }
+    }
+    this.fullest = fullest
+    const result = any ? bits : undefined
+    this.usageCache = { percent, version: this.version, bits: result }
+    return result
+  }
+
   namespacePullableRegistries(namespace: string): PullableRegistries | undefined {
     // Most clusters set none: skip the hash lookup on the allow path.
     return this.pullable.size === 0 ? undefined : this.pullable.get(namespace)
@@ -862,5 +891,6 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.crioBits = widen(this.crioBits)
     for (const group of this.crioGroups.values()) group.nodes = widen(group.nodes)
     this.freshCache = undefined
+    this.usageCache = undefined
   }
 }

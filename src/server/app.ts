@@ -14,6 +14,7 @@ import type { InventoryView } from '../inventory/index.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
 import type { Metrics } from './metrics.js'
 import type { PullableRegistries } from '../api/registries.js'
+import type { ImageGcPolicy } from '../api/image-gc.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { admissionRoute, MAX_REVIEW_BYTES } from './route.js'
 
@@ -34,6 +35,8 @@ export interface AppOptions {
   log?: Logger
   /** `--pullable-registries`; any registry when absent. */
   pullable?: PullableRegistries
+  /** The kubelets' image GC settings; the GC-risk warnings are off when absent. */
+  imageGc?: ImageGcPolicy
 }
 
 
@@ -124,7 +127,10 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     agentServiceAccount: options.agentServiceAccount ?? DEFAULT_AGENT_SERVICE_ACCOUNT,
     adminGroups: DEFAULT_ADMIN_GROUPS,
   }
-  const pullable = options.pullable === undefined ? {} : { pullable: options.pullable }
+  const pullable = {
+    ...(options.pullable === undefined ? {} : { pullable: options.pullable }),
+    ...(options.imageGc === undefined ? {} : { imageGc: options.imageGc }),
+  }
   const context = () => {
     const ctx = { inventory: options.inventory, mode: options.mode, now: now(), ...pullable }
     return options.steer === undefined ? ctx : { ...ctx, steer: options.steer }

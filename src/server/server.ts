@@ -93,6 +93,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     steer: { global: config.steer, maxNodes: config.steerMaxNodes },
     log,
     pullable: config.pullableRegistries,
+    imageGc: config.imageGc,
   })
 
   let summary: LoadSummary | undefined

@@ -29,9 +29,10 @@ t.test('flags and defaults', async (t) => {
     metricsPort: 0,
     logLevel: 'info',
     registriesConf: { path: '/etc/containers/registries.conf', dir: '/etc/containers/registries.conf.d', aliasCache: '/var/cache/containers/short-name-aliases.conf' },
+    hostRoot: '/',
   })
   const d = parseAgentArgs(
-    ['--node-name=worker-2', '--cri-endpoint', '/run/k3s/containerd/containerd.sock', '--kubeconfig', '/k', '--interval', '500ms', '--heartbeat', '1m', '--log-level', 'debug', '--metrics-port', '9090'],
+    ['--node-name=worker-2', '--cri-endpoint', '/run/k3s/containerd/containerd.sock', '--kubeconfig', '/k', '--interval', '500ms', '--heartbeat', '1m', '--log-level', 'debug', '--metrics-port', '9090', '--host-root', '/host'],
     { NODE_NAME: 'ignored' },
   )
   t.same(d, {
@@ -49,6 +50,7 @@ t.test('flags and defaults', async (t) => {
     path: '/host/etc/containers/registries.conf',
     dir: '/host/etc/containers/registries.conf.d',
     aliasCache: '/var/cache/containers/short-name-aliases.conf',
+    hostRoot: '/host',
   })
   t.equal(parseAgentArgs(['-h'], {}), 'help')
 })
@@ -120,6 +122,7 @@ t.test('runs until SIGTERM, then exits 0 after the iteration', async (t) => {
     endpoint: 'unix:///run/containerd/containerd.sock',
     listImages: async () => [{ id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }],
     imageStatus: async () => ({ id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }),
+    imageFsInfo: async () => undefined,
     version: async () => ({ name: 'containerd', version: '1.7.0', endpoint: 'unix:///run/containerd/containerd.sock' }),
     close: () => void (closed = true),
   }
@@ -162,6 +165,7 @@ t.test('an unreadable kubeconfig is named', async (t) => {
       endpoint,
       listImages: async () => [],
       imageStatus: async () => undefined,
+      imageFsInfo: async () => undefined,
       version: async () => ({ name: 'x', version: '1', endpoint }),
       close() {},
     }),

@@ -680,6 +680,16 @@ t.test('CRI components swap the socket mount and name the endpoint', async (t) =
   }
 })
 
+t.test('the image-fs component mounts the runtime directory read-only under /host and says so', async (t) => {
+  const list = build({ resources: ['base'], components: ['components/image-fs'] }, manifests)
+  const ds = find(list, 'DaemonSet', 'neverpull-guard-agent')
+  const vols = objs(podSpec(ds)['volumes'])
+  t.strictSame(vols.map((v) => o(v['hostPath'])['path']), ['/run/containerd', '/var/lib/containerd'])
+  const mounts = objs(container(ds)['volumeMounts'])
+  t.strictSame(mounts[1], { name: 'image-fs', mountPath: '/host/var/lib/containerd', readOnly: true })
+  t.ok(a(container(ds)['args']).includes('--host-root=/host'))
+})
+
 t.test('NetworkPolicy opens the webhook port to all and metrics to monitoring only', async (t) => {
   const np = o(find(base, 'NetworkPolicy', 'neverpull-guard-webhook')['spec'])
   t.strictSame(o(np['podSelector'])['matchLabels'], o(o(o(o(deployment['spec'])['template'])['metadata'])['labels']))
