@@ -44,13 +44,13 @@ t.test('flags and defaults', async (t) => {
     metricsPort: 9090,
     logLevel: 'debug',
     registriesConf: { path: '/etc/containers/registries.conf', dir: '/etc/containers/registries.conf.d', aliasCache: '/var/cache/containers/short-name-aliases.conf' },
+    hostRoot: '/host',
   })
   const e = parseAgentArgs(['--registries-conf', '/host/etc/containers/registries.conf', '--registries-conf-dir', '/host/etc/containers/registries.conf.d'], { NODE_NAME: 'n' })
   t.same(e === 'help' ? undefined : e.registriesConf, {
     path: '/host/etc/containers/registries.conf',
     dir: '/host/etc/containers/registries.conf.d',
     aliasCache: '/var/cache/containers/short-name-aliases.conf',
-    hostRoot: '/host',
   })
   t.equal(parseAgentArgs(['-h'], {}), 'help')
 })
