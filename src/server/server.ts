@@ -6,6 +6,7 @@ import { certificateNotAfter, watchTls, type TlsWatcher } from '../certs/reload.
 import type { WebhookConfig } from '../config/webhook.js'
 import type { LoadSummary } from '../inventory/file.js'
 import { InventoryIndex } from '../inventory/index.js'
+import { Lifecycle } from './lifecycle.js'
 import { createMetrics } from './metrics.js'
 import { opsApp, webhookApp } from './app.js'
 
@@ -57,9 +58,9 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
   const [cert, key] = await Promise.all([readFile(config.tlsCert, 'utf8'), readFile(config.tlsKey, 'utf8')])
 
   const inventory = new InventoryIndex({ staleAfterMs: config.staleAfterMs })
-  let ready = false
+  let ready = (): boolean => false
   let draining = false
-  const isReady = (): boolean => ready && !draining
+  const isReady = (): boolean => ready() && !draining
 
   const log = pino(
     { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password'] },
@@ -96,74 +97,130 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     imageGc: config.imageGc,
   })
 
+  // The parts, started in this order and stopped in the reverse one (lifecycle.ts): the
+  // inventory first, so the listeners open onto data; on SIGTERM the certificate watch and
+  // the listeners close first, and the inventory and audit last.
+  const lifecycle = new Lifecycle(log)
   let summary: LoadSummary | undefined
-  let stopWatch: (() => Promise<void>) | undefined
   if (config.inventoryFile !== undefined) {
-    const { loadInventoryFile } = await import('../inventory/file.js')
-    summary = await loadInventoryFile(config.inventoryFile, inventory, now())
-    ready = true
-    log.info({ inventory: config.inventoryFile, ...summary }, 'inventory loaded')
+    const file = config.inventoryFile
+    let loaded = false
+    lifecycle.add({
+      name: 'inventory',
+      start: async () => {
+        const { loadInventoryFile } = await import('../inventory/file.js')
+        summary = await loadInventoryFile(file, inventory, now())
+        loaded = true
+        log.info({ inventory: file, ...summary }, 'inventory loaded')
+      },
+      ready: () => loaded,
+      stop: () => undefined,
+    })
   } else {
     const { startInventoryWatch } = await import('../inventory/watch.js')
     const { startAudit } = await import('../audit/runner.js')
     const { loadKubeConfig } = await import('../kube/config.js')
     const kubeConfig = await loadKubeConfig(config.kubeconfig)
-    let audit: { close(): Promise<void> } | undefined
-    const watch = startInventoryWatch({
-      kubeConfig,
-      sink: inventory,
-      log,
-      metrics: {
-        skipped: (kind: string) => metrics.inventorySkipped(kind),
-        fieldSkipped: (kind: string, field: string) => metrics.inventoryFieldSkipped(kind, field),
+    let watch: ReturnType<typeof startInventoryWatch> | undefined
+    lifecycle.add({
+      name: 'inventory',
+      start: () => {
+        watch = startInventoryWatch({
+          kubeConfig,
+          sink: inventory,
+          log,
+          metrics: {
+            skipped: (kind: string) => metrics.inventorySkipped(kind),
+            fieldSkipped: (kind: string, field: string) => metrics.inventoryFieldSkipped(kind, field),
+          },
+          onSynced: () =>
+            log.info({ nodes: inventory.nodeCount, imageSets: inventory.imageSetCount }, 'inventory synced'),
+        })
       },
-      onSynced: () => {
-        ready = true
-        log.info({ nodes: inventory.nodeCount, imageSets: inventory.imageSetCount }, 'inventory synced')
-        // Auditing a half-synced inventory would only find "unknown"; start once it is whole.
-        if (config.auditIntervalMs > 0 && !draining) {
-          metrics.auditStarted(config.auditIntervalMs)
-          audit = startAudit({
-            kubeConfig,
-            inventory,
-            log,
-            now,
-            namespace: config.podNamespace,
-            identity: config.podName,
-            intervalMs: config.auditIntervalMs,
-            onPass: (pass) => metrics.auditPass(pass),
-            onLeader: (leader) => metrics.auditLeader(leader),
-          })
-        }
-      },
+      ready: () => watch?.isSynced() === true,
+      stop: () => watch?.close(),
     })
-    stopWatch = async () => {
-      await audit?.close()
-      await watch.close()
+    if (config.auditIntervalMs > 0) {
+      let audit: { close(): Promise<void> } | undefined
+      let stopped = false
+      lifecycle.add({
+        name: 'audit',
+        // Auditing a half-synced inventory would only find "unknown": it begins once the
+        // inventory is whole. It never holds readiness back.
+        start: () => {
+          void watch?.synced.then(
+            () => {
+              if (stopped || draining) return
+              metrics.auditStarted(config.auditIntervalMs)
+              audit = startAudit({
+                kubeConfig,
+                inventory,
+                log,
+                now,
+                namespace: config.podNamespace,
+                identity: config.podName,
+                intervalMs: config.auditIntervalMs,
+                onPass: (pass) => metrics.auditPass(pass),
+                onLeader: (leader) => metrics.auditLeader(leader),
+              })
+            },
+            () => undefined,
+          )
+        },
+        stop: async () => {
+          stopped = true
+          await audit?.close()
+        },
+      })
     }
   }
 
-  let tlsWatcher: TlsWatcher | undefined = watchTls({
-    certPath: config.tlsCert,
-    keyPath: config.tlsKey,
-    current: { cert, key },
-    onChange: (files) => {
-      app.server.setSecureContext({ cert: files.cert, key: files.key, ...TLS_OPTIONS })
-      servingCertificate(files.cert)
-      log.info({ cert: config.tlsCert }, 'serving certificate reloaded')
-    },
-    onError: (err) => log.error({ err }, 'serving certificate not reloaded; keeping the current one'),
-  })
-
-  const address = await app.listen({ port: config.port, host: config.host })
-  log.info({ url: address }, `Server listening at ${address}`)
-
+  let listening: string | undefined
   let ops: FastifyInstance | undefined
   if (config.metricsPort !== 0) {
-    ops = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS })
-    await ops.register(opsApp, { metrics, ready: isReady })
-    await ops.listen({ port: config.metricsPort, host: config.host })
+    const server = Fastify({ logger: false, keepAliveTimeout: KEEP_ALIVE_MS })
+    ops = server
+    lifecycle.add({
+      name: 'ops',
+      start: async () => {
+        await server.register(opsApp, { metrics, ready: isReady })
+        await server.listen({ port: config.metricsPort, host: config.host })
+      },
+      stop: () => server.close(),
+    })
   }
+  lifecycle.add({
+    name: 'https',
+    start: async () => {
+      listening = await app.listen({ port: config.port, host: config.host })
+      log.info({ url: listening }, `Server listening at ${listening}`)
+    },
+    stop: async () => {
+      log.info({}, 'drained: closing listeners, finishing requests in flight')
+      await app.close()
+    },
+  })
+  let tlsWatcher: TlsWatcher | undefined
+  lifecycle.add({
+    name: 'tls',
+    start: () => {
+      tlsWatcher = watchTls({
+        certPath: config.tlsCert,
+        keyPath: config.tlsKey,
+        current: { cert, key },
+        onChange: (files) => {
+          app.server.setSecureContext({ cert: files.cert, key: files.key, ...TLS_OPTIONS })
+          servingCertificate(files.cert)
+          log.info({ cert: config.tlsCert }, 'serving certificate reloaded')
+        },
+        onError: (err) => log.error({ err }, 'serving certificate not reloaded; keeping the current one'),
+      })
+    },
+    stop: () => tlsWatcher?.close(),
+  })
+  ready = () => lifecycle.ready()
+  await lifecycle.start()
+  const address = listening ?? ''
 
   let closing: Promise<void> | undefined
   const shutdown = (): Promise<void> => {
@@ -177,12 +234,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
       })
       log.info({ delayMs: config.shutdownDelayMs }, 'shutting down: not ready, draining')
       await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
-      tlsWatcher?.close()
-      tlsWatcher = undefined
-      log.info({}, 'drained: closing listeners, finishing requests in flight')
-      await app.close()
-      await ops?.close()
-      await stopWatch?.()
+      await lifecycle.stop()
     })()
     return closing
   }
