@@ -22,6 +22,8 @@ import {
 import type { NodeImageSetStatus, Publisher } from './publish.js'
 import { silentLogger, type Logger } from '../util/logger.js'
 import { errorMessage } from '../util/guards.js'
+import { systemClock, type Clock } from '../util/clock.js'
+import { backoffDelay as delayFor } from '../util/backoff.js'
 
 export const DEFAULT_INTERVAL_MS = 10_000
 export const DEFAULT_HEARTBEAT_MS = 5 * 60_000
@@ -32,26 +34,8 @@ export const DEFAULT_BACKOFF_MAX_MS = 60_000
 export const CONDITION_RUNTIME_REACHABLE = 'RuntimeReachable'
 export const CONDITION_PUBLISHED = 'Published'
 
-export interface Clock {
-  now(): number
-  /** Resolves after `ms`, or early when `signal` aborts. */
-  sleep(ms: number, signal: AbortSignal): Promise<void>
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise((resolve) => {
-      if (signal.aborted) return resolve()
-      const timer = setTimeout(done, ms)
-      function done() {
-        clearTimeout(timer)
-        signal.removeEventListener('abort', done)
-        resolve()
-      }
-      signal.addEventListener('abort', done, { once: true })
-    }),
-}
+export type { Clock }
+export { systemClock }
 
 export type PublishedObject = 'spec' | 'status'
 
@@ -249,8 +233,7 @@ export function createAgent(options: AgentOptions): Agent {
   }
 
   function backoffDelay(): number {
-    // 2 ** 30 is far past any cap; clamping the exponent keeps the number finite.
-    return Math.min(backoffInitialMs * 2 ** Math.min(failures - 1, 30), backoffMaxMs)
+    return delayFor({ initialMs: backoffInitialMs, maxMs: backoffMaxMs }, failures)
   }
 
   async function tick(): Promise<TickResult> {

@@ -3,6 +3,11 @@ import type { KubeConfig } from '@kubernetes/client-node'
 import { openKubeRequest } from '../kube/http.js'
 import type { Logger } from '../util/logger.js'
 import { errorMessage, isObject } from '../util/guards.js'
+import { timerClock, type Clock } from '../util/clock.js'
+import { backoffDelay } from '../util/backoff.js'
+
+/** Retries wait on timers that do not keep the webhook's process alive on their own. */
+const BACKGROUND_CLOCK = timerClock({ unref: true })
 
 // Lists and watches one collection the way client-go's reflector does, but keeps no cache:
 // every object is handed to the source as soon as its page or event is parsed, and all that
@@ -50,6 +55,10 @@ export interface ReflectorOptions {
   watchTimeoutSeconds(): number
   /** Called once, after the first complete list. */
   onListed(): void
+  /** Time and sleeps between retries; a timer clock that keeps no process alive by default. */
+  clock?: Clock
+  /** The jitter's randomness, in [0, 1); Math.random by default. */
+  random?: () => number
 }
 
 /** A Status the apiserver answered with, as an HTTP error or a watch ERROR event. */
@@ -131,20 +140,6 @@ function deadline(parent: AbortSignal, ms: number, onTimeout: () => Error): { si
   }
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const done = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    timer.unref()
-    signal.addEventListener('abort', done, { once: true })
-  })
-}
 
 async function readText(res: IncomingMessage): Promise<string> {
   res.setEncoding('utf8')
@@ -173,10 +168,16 @@ export class Reflector {
   private listedOnce = false
   private running: Promise<void> | undefined
 
+  private readonly clock: Clock
+  private readonly random: () => number
+
   constructor(
     private readonly source: ReflectorSource,
     private readonly options: ReflectorOptions,
-  ) {}
+  ) {
+    this.clock = options.clock ?? BACKGROUND_CLOCK
+    this.random = options.random ?? Math.random
+  }
 
   /** Objects known right now (for tests and metrics). */
   get size(): number {
@@ -230,15 +231,14 @@ export class Reflector {
 
   private async backoff(err: unknown): Promise<void> {
     const { retryInitialMs, retryMaxMs } = this.options
-    const base = Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(this.failures, 30))
-    const wait = Math.round(base / 2 + (Math.random() * base) / 2)
     this.failures++
+    const wait = backoffDelay({ initialMs: retryInitialMs, maxMs: retryMaxMs, jitter: true }, this.failures, this.random)
     this.source.failed?.(err)
     this.options.log.warn(
       { kind: this.source.kind, err: errorMessage(err), attempt: this.failures, retryInMs: wait },
       'inventory list/watch failed; keeping the data we hold and retrying',
     )
-    await sleep(wait, this.abort.signal)
+    await this.clock.sleep(wait, this.abort.signal)
   }
 
   // ---- list ----
@@ -370,7 +370,7 @@ export class Reflector {
       (timeoutSeconds + WATCH_ABORT_SLACK_SECONDS) * 1000,
       () => new Error(`the watch outlived its ${timeoutSeconds} s timeout by ${WATCH_ABORT_SLACK_SECONDS} s; the connection is likely half-open`),
     )
-    const startedAt = Date.now()
+    const startedAt = this.clock.now()
     try {
       const res = await openKubeRequest(this.options.kubeConfig, { method: 'GET', path: this.source.path, query, signal: limit.signal })
       if (res.statusCode !== 200) {
@@ -432,7 +432,7 @@ export class Reflector {
       res.once('close', () => {
         const complete = res.complete
         if (stop === undefined && complete && pending.trim() !== '') line(pending)
-        if (progress || Date.now() - startedAt >= SHORT_WATCH_MS) {
+        if (progress || this.clock.now() - startedAt >= SHORT_WATCH_MS) {
           // It ran: whatever ends it now is a new failure, not one more in a row.
           this.failures = 0
           this.expiredInARow = 0
@@ -446,7 +446,7 @@ export class Reflector {
           reject(signal.reason)
         } else if (!complete) {
           reject(new Error(`the watch stream was cut before its end (premature close)${cause === undefined ? '' : `: ${cause.message}`}`))
-        } else if (events === 0 && Date.now() - startedAt < SHORT_WATCH_MS) {
+        } else if (events === 0 && this.clock.now() - startedAt < SHORT_WATCH_MS) {
           reject(new Error('very short watch: the stream ended within a second without events'))
         } else {
           resolve('ended')

@@ -180,3 +180,19 @@ t.test('an event far larger than a socket read arrives whole', async (t) => {
   await waitFor('both arrive', () => h.held.has('big') && h.held.has('after'))
   t.same(h.warnings, [])
 })
+
+t.test('retries wait as the injected clock and randomness say: the shared backoff, with jitter', async (t) => {
+  const waits: number[] = []
+  const clock = { now: () => Date.now(), sleep: async (ms: number) => void waits.push(ms) }
+  const h = await harness(
+    t,
+    (server) => {
+      server.put(imageSet('n0'))
+      server.failNext(4, 503, (r) => r.path === SETS && r.query.watch === undefined)
+    },
+    { clock, random: () => 0, retryInitialMs: 100, retryMaxMs: 500 },
+  )
+  await waitFor('listed', () => h.listed === 1)
+  t.strictSame(waits, [50, 100, 200, 250], 'half of 100, 200, 400 and the 500 cap (random 0: the lower edge)')
+  t.same(h.calls, ['upsert n0 2'])
+})
