@@ -35,6 +35,17 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
   const nodeName = p.spec?.nodeName
   const out: string[] = []
   out.push(`Pod ${name}: ${nodeName ? `on node ${nodeName}` : 'not scheduled yet'}, phase ${p.status?.phase ?? 'unknown'}`)
+  const runtimeClassName = (p.spec as { runtimeClassName?: unknown } | undefined)?.runtimeClassName
+  if (typeof runtimeClassName === 'string' && runtimeClassName !== '') {
+    const rc = view.runtimeClass(runtimeClassName)
+    out.push(
+      rc !== undefined
+        ? `RuntimeClass ${runtimeClassName} (handler ${rc.handler}): the apiserver merged its nodeSelector and tolerations into this pod`
+        : view.runtimeClassesComplete
+          ? `RuntimeClass ${runtimeClassName} does not exist now: new pods naming it are rejected`
+          : `RuntimeClass ${runtimeClassName} is not in the inventory`,
+    )
+  }
   const never = template.containers.filter((c) => c.pullPolicy === 'Never')
   if (never.length === 0) {
     out.push('No container uses imagePullPolicy: Never: neverpull-guard has nothing to say about this pod.')

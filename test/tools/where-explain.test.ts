@@ -106,3 +106,15 @@ t.test('where on a kubectl snapshot of a 1.19 cluster: the Node with "names": nu
   t.equal(report.present, 2, 'both nodes prove myapp:1.0 by status.images (no NodeImageSet in the snapshot)')
   t.equal(err.join(''), `${file}: object 2 (Node np-node-2): status.images[0].names is a string, not a list; left out\n`)
 })
+
+t.test('explain: a pod that names a RuntimeClass says what the apiserver merged', async (t) => {
+  const view = exampleInventory(now)
+  const pod = review('pod-create-generatename')['request'].object
+  pod.spec.runtimeClassName = 'gvisor'
+  t.match(explainPod(pod, view, now), /^RuntimeClass gvisor is not in the inventory$/m)
+  view.upsertRuntimeClass({ name: 'gvisor', handler: 'runsc', nodeSelector: { zone: 'a' }, tolerations: [] })
+  view.setRuntimeClassesComplete(true)
+  t.match(explainPod(pod, view, now), /^RuntimeClass gvisor \(handler runsc\): the apiserver merged its nodeSelector and tolerations into this pod$/m)
+  pod.spec.runtimeClassName = 'kata'
+  t.match(explainPod(pod, view, now), /^RuntimeClass kata does not exist now: new pods naming it are rejected$/m)
+})
