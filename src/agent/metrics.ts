@@ -40,7 +40,8 @@ export function createAgentMetrics(): AgentMetrics {
     labelNames: ['object', 'result'] as const,
     registers: [registry],
   })
-  for (const object of ['spec', 'status'] as const) for (const result of ['success', 'failure'] as const) publishes.inc({ object, result }, 0)
+  for (const object of ['spec', 'status'] as const)
+    for (const result of ['success', 'failure'] as const) publishes.inc({ object, result }, 0)
   const lastPublish = new Gauge({
     name: 'neverpull_agent_last_publish_timestamp_seconds',
     help: "When this node's NodeImageSet (spec or status) was last applied successfully (seconds since the epoch)",
@@ -82,8 +83,12 @@ export async function serveAgentMetrics(registry: Registry, port: number, host =
     }
     if (path === '/metrics') {
       registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : text),
-        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err instanceof Error ? err.message : String(err)}\n`),
+        (text) =>
+          res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : text),
+        (err: unknown) =>
+          res
+            .writeHead(500, { 'content-type': 'text/plain' })
+            .end(`${err instanceof Error ? err.message : String(err)}\n`),
       )
       return
     }

@@ -52,8 +52,16 @@ t.test('runtime, images and publishes as the agent saw them', async (t) => {
   const agent = createAgent({ nodeName: 'node-a', cri, publisher, clock: c, observer: metrics })
 
   const before = await scrape(server.url)
-  t.equal(sample(before, 'neverpull_agent_publishes_total', { object: 'spec', result: 'failure' }), 0, 'failure series exist before any failure')
-  t.equal(sample(before, 'neverpull_agent_runtime_reachable'), undefined, 'reachability unknown before the first listing')
+  t.equal(
+    sample(before, 'neverpull_agent_publishes_total', { object: 'spec', result: 'failure' }),
+    0,
+    'failure series exist before any failure',
+  )
+  t.equal(
+    sample(before, 'neverpull_agent_runtime_reachable'),
+    undefined,
+    'reachability unknown before the first listing',
+  )
 
   await agent.tick()
   let text = await scrape(server.url)
@@ -71,7 +79,11 @@ t.test('runtime, images and publishes as the agent saw them', async (t) => {
   t.equal(sample(text, 'neverpull_agent_runtime_reachable'), 0, 'runtime down')
   t.equal(sample(text, 'neverpull_agent_runtime_errors_total'), 1)
   t.equal(sample(text, 'neverpull_agent_images'), 2, 'the last listed count is kept')
-  t.equal(sample(text, 'neverpull_agent_last_publish_timestamp_seconds'), c.at / 1000, 'the condition change was published')
+  t.equal(
+    sample(text, 'neverpull_agent_last_publish_timestamp_seconds'),
+    c.at / 1000,
+    'the condition change was published',
+  )
 
   runtimeUp = true
   apiUp = false
@@ -79,8 +91,16 @@ t.test('runtime, images and publishes as the agent saw them', async (t) => {
   await agent.tick()
   text = await scrape(server.url)
   t.equal(sample(text, 'neverpull_agent_runtime_reachable'), 1)
-  t.equal(sample(text, 'neverpull_agent_publishes_total', { object: 'status', result: 'failure' }), 1, 'the status flip could not be applied')
-  t.equal(sample(text, 'neverpull_agent_last_publish_timestamp_seconds'), (c.at - 10_000) / 1000, 'last success unchanged')
+  t.equal(
+    sample(text, 'neverpull_agent_publishes_total', { object: 'status', result: 'failure' }),
+    1,
+    'the status flip could not be applied',
+  )
+  t.equal(
+    sample(text, 'neverpull_agent_last_publish_timestamp_seconds'),
+    (c.at - 10_000) / 1000,
+    'last success unchanged',
+  )
 
   const res = await fetch(`${server.url}/nope`)
   t.equal(res.status, 404)
@@ -108,7 +128,13 @@ t.test('neverpull-guard agent --metrics-port serves them until it stops', async 
     logger: () => silent,
     signals,
     probe: async () => 'unix:///run/containerd/containerd.sock',
-    connect: (endpoint) => ({ endpoint, listImages: async () => [image], version: async () => ({ name: 'containerd', version: '1.7.0', endpoint }), imageStatus: async () => image, close() {} }),
+    connect: (endpoint) => ({
+      endpoint,
+      listImages: async () => [image],
+      version: async () => ({ name: 'containerd', version: '1.7.0', endpoint }),
+      imageStatus: async () => image,
+      close() {},
+    }),
     publisher: async () => ({
       apply: async () => undefined,
       applyStatus: async () => published(),
@@ -116,7 +142,11 @@ t.test('neverpull-guard agent --metrics-port serves them until it stops', async 
     onMetrics: (u) => void (url = u),
   }
   const port = await freePort()
-  const exit = runAgent(['--interval', '1h', '--heartbeat', '2h', '--metrics-port', String(port)], { NODE_NAME: 'worker-1' }, deps)
+  const exit = runAgent(
+    ['--interval', '1h', '--heartbeat', '2h', '--metrics-port', String(port)],
+    { NODE_NAME: 'worker-1' },
+    deps,
+  )
   await publishing
   t.match(url, new RegExp(`:${port}$`))
   const text = await scrape(`http://127.0.0.1:${port}`)
@@ -134,14 +164,24 @@ t.test('a port in use is a clear start-up error', async (t) => {
   const port = (blocker.address() as AddressInfo).port
   let err = ''
   let closed = false
-  const code = await runAgent(['--metrics-port', String(port)], { NODE_NAME: 'n' }, {
-    stdout: () => undefined,
-    stderr: (s) => void (err += s),
-    logger: () => silent,
-    probe: async () => 'unix:///run/containerd/containerd.sock',
-    connect: (endpoint) => ({ endpoint, listImages: async () => [], version: async () => ({ name: 'x', version: '1', endpoint }), imageStatus: async () => undefined, close: () => void (closed = true) }),
-    publisher: async () => ({ apply: async () => undefined, applyStatus: async () => undefined }),
-  })
+  const code = await runAgent(
+    ['--metrics-port', String(port)],
+    { NODE_NAME: 'n' },
+    {
+      stdout: () => undefined,
+      stderr: (s) => void (err += s),
+      logger: () => silent,
+      probe: async () => 'unix:///run/containerd/containerd.sock',
+      connect: (endpoint) => ({
+        endpoint,
+        listImages: async () => [],
+        version: async () => ({ name: 'x', version: '1', endpoint }),
+        imageStatus: async () => undefined,
+        close: () => void (closed = true),
+      }),
+      publisher: async () => ({ apply: async () => undefined, applyStatus: async () => undefined }),
+    },
+  )
   t.equal(code, 1)
   t.match(err, new RegExp(`cannot serve metrics on port ${port}: .*EADDRINUSE`))
   t.equal(closed, true, 'the CRI connection is closed')

@@ -39,7 +39,9 @@ export function parseExposition(text: string): Series[] {
 
 /** Every series of the metric whose labels include `labels`. */
 export function series(text: string, name: string, labels: Record<string, string> = {}): Series[] {
-  return parseExposition(text).filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+  return parseExposition(text).filter(
+    (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )
 }
 
 /** The value of the one series with exactly these labels, undefined when there is none. */

@@ -61,13 +61,18 @@ const TARGET_LABELS = new Set(['namespace', 'pod', 'node', 'job', 'instance', 'c
 async function expressions(): Promise<Array<{ where: string; expr: string }>> {
   const out: Array<{ where: string; expr: string }> = []
   const rule = render(join(root, 'manifests', 'overlays', 'monitoring')).find((o) => o.kind === 'PrometheusRule')
-  for (const g of (rule?.['spec'] as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> }).groups) {
+  for (const g of (
+    rule?.['spec'] as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> }
+  ).groups) {
     for (const r of g.rules) out.push({ where: r.alert ?? r.record ?? '?', expr: r.expr })
   }
-  const dashboard = JSON.parse(await readFile(join(root, 'manifests', 'components', 'monitoring', 'dashboard.json'), 'utf8')) as {
+  const dashboard = JSON.parse(
+    await readFile(join(root, 'manifests', 'components', 'monitoring', 'dashboard.json'), 'utf8'),
+  ) as {
     panels: Array<{ title: string; targets?: Array<{ expr: string }> }>
   }
-  for (const p of dashboard.panels) for (const target of p.targets ?? []) out.push({ where: `panel "${p.title}"`, expr: target.expr })
+  for (const p of dashboard.panels)
+    for (const target of p.targets ?? []) out.push({ where: `panel "${p.title}"`, expr: target.expr })
   return out
 }
 
@@ -102,16 +107,36 @@ async function webhookScrape(): Promise<string> {
   const broken = new Proxy(inventory, {
     get(target, key) {
       const v: unknown = Reflect.get(target, key)
-      return typeof v === 'function' ? () => { throw new Error('injected failure') } : v
+      return typeof v === 'function'
+        ? () => {
+            throw new Error('injected failure')
+          }
+        : v
     },
   }) as InventoryView
   const crashing = Fastify({ logger: false })
-  await crashing.register(webhookApp, { inventory: broken, mode: 'enforce', metrics, ready: () => true, now: () => now })
+  await crashing.register(webhookApp, {
+    inventory: broken,
+    mode: 'enforce',
+    metrics,
+    ready: () => true,
+    now: () => now,
+  })
   try {
-    t.equal((await app.inject({ method: 'POST', url: '/validate', payload: review('deployment-update-image') })).json().response.allowed, false, 'a denial')
+    t.equal(
+      (await app.inject({ method: 'POST', url: '/validate', payload: review('deployment-update-image') })).json()
+        .response.allowed,
+      false,
+      'a denial',
+    )
     await app.inject({ method: 'POST', url: '/validate', payload: review('pod-create') })
     await app.inject({ method: 'POST', url: '/validate', payload: { nope: 1 } })
-    await app.inject({ method: 'POST', url: '/validate', payload: '{"apiVersion": ', headers: { 'content-type': 'application/json' } })
+    await app.inject({
+      method: 'POST',
+      url: '/validate',
+      payload: '{"apiVersion": ',
+      headers: { 'content-type': 'application/json' },
+    })
     const crashed = (await crashing.inject({ method: 'POST', url: '/validate', payload: review('pod-create') })).json()
     t.equal(crashed.response.allowed, true, 'an internal error allows, with a warning')
     metrics.auditStarted(300_000)
@@ -120,7 +145,17 @@ async function webhookScrape(): Promise<string> {
     metrics.servingCertificate(now + 30 * 86_400_000)
     // A pod the mutating webhook steered (its own tests drive /mutate; here only the counter).
     metrics.observeMutation(
-      { uid: 'u', kind: 'Pod', namespace: 'shop', name: 'web-1', operation: 'CREATE', user: 'u', dryRun: false, decision: 'steer', outcome: 'steered' },
+      {
+        uid: 'u',
+        kind: 'Pod',
+        namespace: 'shop',
+        name: 'web-1',
+        operation: 'CREATE',
+        user: 'u',
+        dryRun: false,
+        decision: 'steer',
+        outcome: 'steered',
+      },
       0.001,
     )
     inventory.upsertNode({ ...nodeFacts({ name: 'node-new' }), ready: true })
@@ -139,7 +174,11 @@ async function agentScrape(): Promise<string> {
     const image = { id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }
     const agent = createAgent({
       nodeName: 'node-a',
-      cri: { listImages: async () => [image], imageStatus: async () => image, version: async () => ({ name: 'containerd', version: '1.7.0', endpoint: 'unix:///x.sock' }) },
+      cri: {
+        listImages: async () => [image],
+        imageStatus: async () => image,
+        version: async () => ({ name: 'containerd', version: '1.7.0', endpoint: 'unix:///x.sock' }),
+      },
       publisher: { apply: async () => undefined, applyStatus: async () => undefined },
       observer: metrics,
     })
@@ -162,16 +201,32 @@ t.test('the webhook exposes every series the rules and the dashboard read, with 
     for (const l of names) t.ok(labels.includes(l), `${name}: label ${l} is declared here`)
   }
   // The values the alerts depend on, as the scenarios above made them.
-  t.equal(sample(webhookText, 'neverpull_admission_denials_total', { namespace: 'default', kind: 'Deployment' }), 1, 'the denial by namespace and kind')
+  t.equal(
+    sample(webhookText, 'neverpull_admission_denials_total', { namespace: 'default', kind: 'Deployment' }),
+    1,
+    'the denial by namespace and kind',
+  )
   t.equal(sample(webhookText, 'neverpull_admission_errors_total', { reason: 'internal' }), 1)
   t.equal(sample(webhookText, 'neverpull_admission_errors_total', { reason: 'unreadable' }), 1)
   t.equal(sample(webhookText, 'neverpull_admission_errors_total', { reason: 'invalid' }), 1)
-  t.equal(sample(webhookText, 'neverpull_admission_duration_seconds_bucket', { le: '1' }), 4, 'the 1 s bucket the latency alert is drawn at: three reviews and the mutation')
+  t.equal(
+    sample(webhookText, 'neverpull_admission_duration_seconds_bucket', { le: '1' }),
+    4,
+    'the 1 s bucket the latency alert is drawn at: three reviews and the mutation',
+  )
   t.equal(sample(webhookText, 'neverpull_inventory_stale_after_seconds'), 900)
   t.equal(sample(webhookText, 'neverpull_inventory_node_ready', { node: 'node-new' }), 1)
   t.equal(sample(webhookText, 'neverpull_inventory_node_ready', { node: 'node-down' }), 0)
-  t.equal(sample(webhookText, 'neverpull_inventory_observed_timestamp_seconds', { node: 'node-a' }), inventoryObservedA / 1000, 'the index\'s observed time')
-  t.equal(sample(webhookText, 'neverpull_inventory_observed_timestamp_seconds', { node: 'node-new' }), undefined, 'no list, no series: the missing alert')
+  t.equal(
+    sample(webhookText, 'neverpull_inventory_observed_timestamp_seconds', { node: 'node-a' }),
+    inventoryObservedA / 1000,
+    "the index's observed time",
+  )
+  t.equal(
+    sample(webhookText, 'neverpull_inventory_observed_timestamp_seconds', { node: 'node-new' }),
+    undefined,
+    'no list, no series: the missing alert',
+  )
   t.equal(sample(webhookText, 'neverpull_audit_at_risk_objects', { kind: 'Deployment' }), 2)
   t.equal(sample(webhookText, 'neverpull_audit_interval_seconds'), 300)
   t.equal(sample(webhookText, 'neverpull_audit_last_pass_timestamp_seconds'), now / 1000)
@@ -199,10 +254,14 @@ t.test('the rules and the dashboard read only declared metrics and labels', asyn
       t.ok(name in declared, `${where}: ${name} is a metric the webhook or the agent exposes`)
     }
     for (const { metric, label } of matcherLabels(expr)) {
-      t.ok((declared[metric] ?? []).includes(label) || TARGET_LABELS.has(label), `${where}: ${metric} has label ${label}`)
+      t.ok(
+        (declared[metric] ?? []).includes(label) || TARGET_LABELS.has(label),
+        `${where}: ${metric} has label ${label}`,
+      )
     }
   }
-  for (const name of Object.keys(declared)) t.ok(used.has(name), `${name} is used by a rule or a panel (else drop it from this list)`)
+  for (const name of Object.keys(declared))
+    t.ok(used.has(name), `${name} is used by a rule or a panel (else drop it from this list)`)
 })
 
 function httpsGet(url: string, ca: string): Promise<string> {
@@ -217,15 +276,34 @@ function httpsGet(url: string, ca: string): Promise<string> {
   })
 }
 
-t.test('the served certificate\'s expiry is exported, and follows a reload', async (t) => {
+t.test("the served certificate's expiry is exported, and follows a reload", async (t) => {
   const dir = t.testdir()
-  const made = await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 30, force: false, now: new Date() })
+  const made = await ensureCertificates({
+    outDir: dir,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1', 'localhost'],
+    days: 30,
+    force: false,
+    now: new Date(),
+  })
   const ca = await readFile(made.paths.caCert, 'utf8')
   const hook = await startTestWebhook(t, { tls: { cert: made.paths.cert, key: made.paths.key } })
   const first = certificateNotAfter(await readFile(made.paths.cert, 'utf8'))!
-  t.equal(sample(await httpsGet(`${hook.url}/metrics`, ca), 'neverpull_serving_certificate_expiration_timestamp_seconds'), first / 1000, 'the certificate served at start')
+  t.equal(
+    sample(await httpsGet(`${hook.url}/metrics`, ca), 'neverpull_serving_certificate_expiration_timestamp_seconds'),
+    first / 1000,
+    'the certificate served at start',
+  )
 
-  const next = generateServing({ ca: { cert: ca, key: await readFile(made.paths.caKey, 'utf8') }, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 5, now: new Date() })
+  const next = generateServing({
+    ca: { cert: ca, key: await readFile(made.paths.caKey, 'utf8') },
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1', 'localhost'],
+    days: 5,
+    now: new Date(),
+  })
   await writeFileAtomic(made.paths.key, next.key, 0o600)
   await writeFileAtomic(made.paths.cert, next.cert, 0o644)
   const expected = certificateNotAfter(next.cert)! / 1000
@@ -234,14 +312,25 @@ t.test('the served certificate\'s expiry is exported, and follows a reload', asy
   let seen: number | undefined
   for (let i = 0; i < 200 && seen !== expected; i++) {
     await new Promise((r) => setTimeout(r, 50))
-    seen = sample(await httpsGet(`${hook.url}/metrics`, ca), 'neverpull_serving_certificate_expiration_timestamp_seconds')
+    seen = sample(
+      await httpsGet(`${hook.url}/metrics`, ca),
+      'neverpull_serving_certificate_expiration_timestamp_seconds',
+    )
   }
-  t.equal(seen, expected, 'the reloaded certificate\'s notAfter')
+  t.equal(seen, expected, "the reloaded certificate's notAfter")
 })
 
 t.test('certificateNotAfter', async (t) => {
   const dir = t.testdir()
-  const made = await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1'], days: 10, force: false, now: new Date(now) })
+  const made = await ensureCertificates({
+    outDir: dir,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1'],
+    days: 10,
+    force: false,
+    now: new Date(now),
+  })
   const pem = await readFile(made.paths.cert, 'utf8')
   t.equal(certificateNotAfter(pem), Date.parse(new X509Certificate(pem).validTo))
   t.equal(certificateNotAfter(pem), Math.floor((now + 10 * 86_400_000) / 1000) * 1000, 'notAfter, to the second')

@@ -51,7 +51,13 @@ const missing = await promtool()
 function anchors(markdown: string): Set<string> {
   const out = new Set<string>()
   for (const m of markdown.matchAll(/^#{1,6}\s+(.+)$/gm)) {
-    out.add(m[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-'))
+    out.add(
+      m[1]!
+        .trim()
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/\s/g, '-'),
+    )
   }
   return out
 }
@@ -64,7 +70,8 @@ t.test('every alert is complete and links to its runbook', async (t) => {
     t.match(name, /^NeverpullGuard[A-Z][A-Za-z]+$/, `${name}: named like the kubernetes-mixin's alerts`)
     t.ok(['warning', 'critical'].includes(a.labels?.['severity'] ?? ''), `${name}: severity warning or critical`)
     t.match(a.for ?? '', /^\d+[mh]$/, `${name}: has a for: duration`)
-    for (const key of ['summary', 'description', 'runbook_url']) t.ok((a.annotations?.[key] ?? '').length > 0, `${name}: ${key}`)
+    for (const key of ['summary', 'description', 'runbook_url'])
+      t.ok((a.annotations?.[key] ?? '').length > 0, `${name}: ${key}`)
     const url = a.annotations?.['runbook_url'] ?? ''
     const anchor = /\/docs\/runbooks\.md#([a-z0-9-]+)$/.exec(url)?.[1]
     t.ok(anchor !== undefined && runbooks.has(anchor), `${name}: ${url} points at a section of docs/runbooks.md`)
@@ -78,7 +85,10 @@ t.test('every alert has a firing and a not-firing scenario', async (t) => {
   const fired = new Set<string>()
   const quiet = new Set<string>()
   for (const f of files) {
-    const doc = parse(await readFile(join(here, f), 'utf8')) as { rule_files: string[]; tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts?: unknown[] }> }> }
+    const doc = parse(await readFile(join(here, f), 'utf8')) as {
+      rule_files: string[]
+      tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts?: unknown[] }> }>
+    }
     t.strictSame(doc.rule_files, ['rules.yaml'], `${f} tests the extracted rule file`)
     for (const test of doc.tests) {
       for (const a of test.alert_rule_test ?? []) ((a.exp_alerts ?? []).length > 0 ? fired : quiet).add(a.alertname)
@@ -89,7 +99,11 @@ t.test('every alert has a firing and a not-firing scenario', async (t) => {
     t.ok(quiet.has(name), `${name} stays quiet in a scenario`)
   }
   // A rule renamed without its tests would leave them testing nothing.
-  for (const name of [...fired, ...quiet]) t.ok(alerts.some((a) => a.alert === name), `${name} (tested) exists`)
+  for (const name of [...fired, ...quiet])
+    t.ok(
+      alerts.some((a) => a.alert === name),
+      `${name} (tested) exists`,
+    )
 })
 
 t.test('promtool check rules and promtool test rules', { skip: missing ?? false }, async (t) => {
