@@ -62,6 +62,12 @@ t.test('runtime, images and publishes as the agent saw them', async (t) => {
     undefined,
     'reachability unknown before the first listing',
   )
+  t.equal(sample(before, 'neverpull_agent_images'), undefined, 'no count before the first listing')
+  t.equal(
+    sample(before, 'neverpull_agent_last_publish_timestamp_seconds'),
+    undefined,
+    'no time before the first publish',
+  )
 
   await agent.tick()
   let text = await scrape(server.url)
