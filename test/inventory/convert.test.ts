@@ -206,3 +206,23 @@ t.test('inventory file: a kubectl snapshot with the 1.19 Node loads, odd fields 
   )
   t.end()
 })
+
+t.test("inventory file: a namespace's steer label is read as the watch reads it", (t) => {
+  const index = new InventoryIndex({ staleAfterMs: 60_000 })
+  const ns = (name: string, steer?: string) => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, ...(steer === undefined ? {} : { labels: { 'neverpull.dev/steer': steer } }) },
+  })
+  const text = stringify({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [ns('on', 'true'), ns('off', 'false'), ns('typo', 'yes'), ns('plain')],
+  })
+  loadInventoryText(text, 'namespaces.yaml', index, Date.now())
+  t.equal(index.namespaceSteer('on'), true)
+  t.equal(index.namespaceSteer('off'), false)
+  t.equal(index.namespaceSteer('typo'), undefined, 'neither true nor false: the global --steer applies')
+  t.equal(index.namespaceSteer('plain'), undefined)
+  t.end()
+})
