@@ -8,7 +8,8 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node'
 import type { InventoryIndex } from '../inventory/index.js'
-import { assessTemplate, AuditLedger, neverTemplate, EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
+import { assessTemplate, AuditLedger, neverTemplate, GC_EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
+import type { ImageGcPolicy } from '../api/image-gc.js'
 import { LeaseElector } from './lease.js'
 import type { Logger } from '../util/logger.js'
 
@@ -22,6 +23,8 @@ export interface AuditPass {
   atRisk: number
   events: number
   byKind: Record<string, number>
+  /** Of atRisk: those whose image is there but may be deleted by the kubelet's image GC, by kind. */
+  gcRiskByKind?: Record<string, number>
 }
 
 export interface AuditOptions {
@@ -39,6 +42,8 @@ export interface AuditOptions {
   minGapMs?: number
   pageSize?: number
   onPass?: (pass: AuditPass) => void
+  /** The kubelets' image GC settings: also report Never images the GC may delete. */
+  imageGc?: ImageGcPolicy
   onLeader?: (leader: boolean) => void
 }
 
@@ -102,7 +107,7 @@ export function startAudit(options: AuditOptions): Audit {
     const event: CoreV1Event = {
       metadata: { name: `${t.name}.${randomBytes(8).toString('hex')}`, namespace: t.namespace },
       involvedObject: { apiVersion: t.apiVersion, kind: t.kind, name: t.name, namespace: t.namespace, uid: t.uid },
-      reason: EVENT_REASON,
+      reason: risk.reason,
       message: risk.message,
       type: 'Warning',
       source: { component: 'neverpull-guard' },
@@ -116,7 +121,8 @@ export function startAudit(options: AuditOptions): Audit {
   }
 
   async function runOnce(): Promise<AuditPass> {
-    const pass: AuditPass = { checked: 0, atRisk: 0, events: 0, byKind: {} }
+    const gcRiskByKind: Record<string, number> = {}
+    const pass: AuditPass = { checked: 0, atRisk: 0, events: 0, byKind: {}, gcRiskByKind }
     const seen = new Set<string>()
     const at = now()
     for (const source of sources) {
@@ -132,16 +138,17 @@ export function startAudit(options: AuditOptions): Audit {
           const template = neverTemplate(target)
           if (template === null) continue
           pass.checked++
-          const risk = assessTemplate(options.inventory, target, template, at)
+          const risk = assessTemplate(options.inventory, target, template, at, options.imageGc)
           if (risk === null) continue
           seen.add(targetKey(target))
           pass.atRisk++
           pass.byKind[source.kind] = (pass.byKind[source.kind] ?? 0) + 1
+          if (risk.reason === GC_EVENT_REASON) gcRiskByKind[source.kind] = (gcRiskByKind[source.kind] ?? 0) + 1
           if (!ledger.shouldReport(risk)) continue
           try {
             await emit(risk)
             pass.events++
-            options.log.warn({ audit: { kind: target.kind, namespace: target.namespace, name: target.name, reason: EVENT_REASON } }, risk.message)
+            options.log.warn({ audit: { kind: target.kind, namespace: target.namespace, name: target.name, reason: risk.reason } }, risk.message)
           } catch (err) {
             options.log.error({ err, kind: target.kind, namespace: target.namespace, name: target.name }, 'audit event not recorded')
           }

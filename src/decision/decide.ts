@@ -454,6 +454,20 @@ export function gcRisk(view: InventoryView, image: string, where: Eligibility, t
   return { nodes: at.slice(0, NAMES_SHOWN), count: at.length, thresholdPercent }
 }
 
+/** Eligible nodes that hold the image without pinning it (audit: idle workloads and --image-maximum-gc-age). */
+export function unpinnedHolders(view: InventoryView, image: string, placement: PodTemplateFacts['placement']): string[] {
+  const parsed = lookupKey(image)
+  if (!parsed.ok) return []
+  const H = view.nodesResolving(parsed)
+  if (H === undefined) return []
+  const where = eligibleNodes(view, placement)
+  const out: string[] = []
+  H.forEach((slot) => {
+    if (bitsHas(where.nodes, slot) && !view.isPinned(slot, parsed.key)) out.push(view.nameOf(slot))
+  })
+  return out.sort()
+}
+
 function worst(a: Verdict, b: Severity): Verdict {
   if (a === 'deny' || b === 'deny') return 'deny'
   if (a === 'warn' || b === 'warn') return 'warn'

@@ -153,6 +153,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   })
+  const gcRisk = new Gauge({
+    name: 'neverpull_audit_gc_risk_objects',
+    help:
+      "Pods and workloads whose Never image is present but unpinned where the kubelet's image GC may delete it " +
+      '(image filesystem at or above --image-gc-high-threshold, or idle past --image-maximum-gc-age), by kind, at the last audit pass',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  })
   const auditEvents = new Counter({
     name: 'neverpull_audit_events_total',
     help: 'NeverPullImageMissing events recorded by the audit',
@@ -287,6 +295,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     auditPass(pass) {
       atRisk.reset()
       for (const [kind, n] of Object.entries(pass.byKind)) atRisk.set({ kind }, n)
+      gcRisk.reset()
+      for (const [kind, n] of Object.entries(pass.gcRiskByKind ?? {})) gcRisk.set({ kind }, n)
       auditChecked.set(pass.checked)
       auditEvents.inc(pass.events)
       lastPass.set(options.now() / 1000)
@@ -294,7 +304,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
     auditLeader(isLeader) {
       leader.set(isLeader ? 1 : 0)
       // Only the leader's count is current: a former leader's would be summed in forever.
-      if (!isLeader) atRisk.reset()
+      if (!isLeader) {
+        atRisk.reset()
+        gcRisk.reset()
+      }
     },
     servingCertificate(notAfterMs) {
       certificateExpiry.set(notAfterMs / 1000)

@@ -161,6 +161,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
                 identity: config.podName,
                 intervalMs: config.auditIntervalMs,
                 onPass: (pass) => metrics.auditPass(pass),
+                imageGc: config.imageGc,
                 onLeader: (leader) => metrics.auditLeader(leader),
               })
             },
