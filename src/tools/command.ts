@@ -69,6 +69,7 @@ export const WHERE_COMMAND: CommandSpec = {
   maxArgs: 1,
   flags: [
     { name: 'output', short: 'o', value: 'FORMAT', choices: ['table', 'json'], default: 'table', help: 'output format' },
+    { name: 'runtime-class', value: 'NAME', help: 'only the nodes whose labels match this RuntimeClass\'s scheduling.nodeSelector' },
     ...INVENTORY_FLAGS,
   ],
 }
@@ -179,7 +180,8 @@ export function runWhere(argv: string[], io: ToolIo): Promise<number> {
     const output = flags.string('output') ?? 'table'
     const now = io.now()
     const inventory = await loadInventory(inventoryOptions(flags, now, io))
-    const report = whereIs(inventory, image, now)
+    const runtimeClass = flags.string('runtime-class')
+    const report = whereIs(inventory, image, now, runtimeClass === undefined ? {} : { runtimeClass })
     if (output === 'json') {
       const rows = report.rows.map((r) => ({ ...r, observedAt: Number.isNaN(r.observedAt) ? null : new Date(r.observedAt).toISOString() }))
       io.stdout.write(JSON.stringify({ ...report, rows }, null, 2) + '\n')

@@ -1,6 +1,6 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
 import type { InventoryView } from '../inventory/index.js'
-import { bitsForEach, bitsHas } from '../util/node-set.js'
+import { bitsAnd, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
 
 // "Where is my image?": every node, whether it holds the image (any reference form), what
 // else of the same repository it holds, and whether its image list can be trusted.
@@ -28,13 +28,45 @@ export interface WhereReport {
   present: number
   absent: number
   unknown: number
+  /** `--runtime-class`: only the nodes its scheduling.nodeSelector selects are listed. */
+  runtimeClass?: { name: string; nodeSelector?: Record<string, string> }
+}
+
+export interface WhereOptions {
+  /** List only the nodes this RuntimeClass's pods may run on (its scheduling.nodeSelector). */
+  runtimeClass?: string
 }
 
 const ORDER: Record<Presence, number> = { present: 0, absent: 1, unknown: 2 }
 
-export function whereIs(view: InventoryView, image: string, now: number): WhereReport {
+/** The nodes a RuntimeClass's nodeSelector selects (all nodes without one), or an error. */
+function runtimeClassNodes(view: InventoryView, name: string): { nodes: Bits; nodeSelector?: Record<string, string> } | { error: string } {
+  const rc = view.runtimeClass(name)
+  if (rc === undefined) {
+    return { error: view.runtimeClassesComplete ? `RuntimeClass ${name} does not exist` : `RuntimeClass ${name} is not in the inventory` }
+  }
+  const nodes = Uint32Array.from(view.nodes())
+  if (rc.nodeSelector === undefined) return { nodes }
+  for (const key of Object.keys(rc.nodeSelector)) {
+    const bits = view.labelValue(key, rc.nodeSelector[key]!)
+    if (bits === undefined) nodes.fill(0)
+    else bitsAnd(nodes, bits)
+  }
+  return { nodes, nodeSelector: rc.nodeSelector }
+}
+
+export function whereIs(view: InventoryView, image: string, now: number, options: WhereOptions = {}): WhereReport {
   const parsed = lookupKey(image)
   if (!parsed.ok) return { image, error: parsed.error, rows: [], present: 0, absent: 0, unknown: 0 }
+  let scope = view.nodes()
+  let runtimeClass: WhereReport['runtimeClass']
+  if (options.runtimeClass !== undefined) {
+    const selected = runtimeClassNodes(view, options.runtimeClass)
+    if ('error' in selected) return { image, error: selected.error, rows: [], present: 0, absent: 0, unknown: 0 }
+    scope = selected.nodes
+    runtimeClass = { name: options.runtimeClass }
+    if (selected.nodeSelector !== undefined) runtimeClass.nodeSelector = selected.nodeSelector
+  }
   const key = parsed.key
   const fresh = view.freshNodes(now)
   const holders = view.nodesResolving(parsed, fresh)
@@ -43,7 +75,7 @@ export function whereIs(view: InventoryView, image: string, now: number): WhereR
   const held = view.imagesElsewhere(key) ?? []
   const rows: NodeRow[] = []
   const other = new Map<string, { keys: string[] | undefined; nodes: number }>()
-  bitsForEach(view.nodes(), (slot) => {
+  bitsForEach(scope, (slot) => {
     const keys = view.lookupKeysOn(parsed, slot)
     if (keys === undefined || keys.length !== 1 || keys[0] !== key) {
       const id = keys === undefined ? '?' : keys.join('\u0000')
@@ -64,6 +96,7 @@ export function whereIs(view: InventoryView, image: string, now: number): WhereR
   const count = (p: Presence): number => rows.filter((r) => r.presence === p).length
   const report: WhereReport = { image, key, rows, present: count('present'), absent: count('absent'), unknown: count('unknown') }
   if (other.size > 0) report.otherLookups = [...other.values()]
+  if (runtimeClass !== undefined) report.runtimeClass = runtimeClass
   return report
 }
 
@@ -91,7 +124,12 @@ export function renderWhere(report: WhereReport, now: number): string {
   if (report.error !== undefined) return `${report.error}\n`
   let head = `${report.image} is looked up as ${report.key}\n`
   for (const o of report.otherLookups ?? []) head += `  on ${o.nodes} node${o.nodes === 1 ? '' : 's'}: ${lookupText(o.keys)}\n`
-  if (report.rows.length === 0) return `${head}no nodes in the inventory\n`
+  const rc = report.runtimeClass
+  if (rc !== undefined) {
+    const selector = rc.nodeSelector === undefined ? 'every node' : Object.entries(rc.nodeSelector).map(([k, v]) => `${k}=${v}`).join(',')
+    head += `nodes for RuntimeClass ${rc.name} (nodeSelector ${selector}) only\n`
+  }
+  if (report.rows.length === 0) return `${head}no nodes in the inventory${rc === undefined ? '' : ' match it'}\n`
   const rows = [['NODE', 'IMAGE', 'IMAGE LIST OBSERVED', 'SAME REPOSITORY']]
   for (const r of report.rows) {
     const presence =

@@ -118,3 +118,28 @@ t.test('explain: a pod that names a RuntimeClass says what the apiserver merged'
   pod.spec.runtimeClassName = 'kata'
   t.match(explainPod(pod, view, now), /^RuntimeClass kata does not exist now: new pods naming it are rejected$/m)
 })
+
+// A RuntimeClass's pods run only where its scheduling.nodeSelector matches (the RuntimeClass
+// admission plugin merges it, plugin/pkg/admission/runtimeclass/admission.go setScheduling).
+t.test('where --runtime-class: only the nodes that RuntimeClass selects', async (t) => {
+  const view = exampleInventory(now)
+  view.upsertRuntimeClass({ name: 'gpu', handler: 'nvidia', nodeSelector: { accelerator: 'nvidia' }, tolerations: [] })
+  view.setRuntimeClassesComplete(true)
+  const r = whereIs(view, 'busybox:1.36', now, { runtimeClass: 'gpu' })
+  t.same(r.rows.map((x) => x.node), ['node-c'], 'node-c is the only nvidia node')
+  t.match(renderWhere(r, now), /^nodes for RuntimeClass gpu \(nodeSelector accelerator=nvidia\) only$/m)
+  t.match(whereIs(view, 'busybox:1.36', now, { runtimeClass: 'kata' }).error, /^RuntimeClass kata does not exist$/)
+  const out: string[] = []
+  const io = {
+    stdout: new Writable({ write: (c, _e, cb) => (out.push(String(c)), cb()) }),
+    stderr: new Writable({ write: (_c, _e, cb) => cb() }),
+    stdin: async () => '',
+    now: () => now,
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'where-rc-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'inv.yaml')
+  await writeFile(file, readFileSync(new URL('../../examples/inventory.yaml', import.meta.url), 'utf8') + '\n---\napiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: gpu}\nhandler: nvidia\nscheduling: {nodeSelector: {accelerator: nvidia}}\n')
+  t.equal(await runWhere(['busybox:1.36', '--runtime-class', 'gpu', '--inventory-file', file], io), 0)
+  t.match(out.join(''), /nodes for RuntimeClass gpu[\s\S]*node-c[\s\S]*present on 1 of 1 node/)
+})
