@@ -8,8 +8,8 @@ import fastify from 'fastify'
 import t from 'tap'
 import { ensureCertificates } from '../../src/certs/files.js'
 import { generateCa, generateServing, type CertificatePair } from '../../src/certs/generate.js'
-import { pairProblem, watchTls, type TlsFiles } from '../../src/certs/reload.js'
-import { tmpDir } from './helpers.js'
+import { pairProblem, watchTls, type TlsFiles } from '../../src/server/tls-reload.js'
+import { tmpDir } from '../certs/helpers.js'
 
 interface Collector {
   changes: TlsFiles[]
