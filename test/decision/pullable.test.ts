@@ -90,6 +90,17 @@ t.test('the messages say which registry, what the kubelet will do, and how to fi
   t.equal(d.outcome, 'deny', 'audit logs the would-be denial')
 })
 
+t.test('image volumes are judged the same way', async (t) => {
+  const corp = registries('registry.corp:5000')
+  const volume: ContainerFacts = { kind: 'imageVolume', name: 'models', image: 'ghcr.io/o/models:1', pullPolicy: 'IfNotPresent' }
+  const d = run(tpl([volume]), corp)
+  t.equal(d.findings[0]?.reason, 'missing')
+  t.equal(d.verdict, 'deny')
+  t.match(denialMessage(d, subject), /"models".*registry ghcr.io is not pullable from the nodes/)
+  t.equal(run(tpl([{ ...volume, pullPolicy: 'Always' }]), corp).findings[0]?.reason, 'unpullable')
+  t.equal(run(tpl([volume]), ANY_REGISTRY).verdict, 'allow', 'default *: not checked')
+})
+
 t.test('an UPDATE that did not touch the container only warns', async (t) => {
   const corp = registries('registry.corp:5000')
   const before = tpl([c('myapp:1.0', 'Always')])
