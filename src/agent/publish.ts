@@ -1,4 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node'
+import { parseStatus } from '../kube/status.js'
 import { kubeConfigHttp, type KubeHttp, type KubeResponse } from '../kube/http.js'
 import { GROUP, NODE_IMAGE_SET_KIND, NODE_IMAGE_SET_PLURAL, VERSION, type NodeImageSet } from '../api/types.js'
 import { errorMessage } from '../util/guards.js'
@@ -60,14 +61,8 @@ export function statusBody(name: string, status: NodeImageSetStatus): Omit<NodeI
 
 /** The apiserver's own words (a Status object's message) when there are any. */
 function apiMessage(res: KubeResponse): string {
-  try {
-    const body: unknown = JSON.parse(res.body)
-    if (body && typeof body === 'object' && 'message' in body && typeof body.message === 'string') return body.message
-  } catch {
-    const text = res.body.trim().slice(0, 300)
-    if (text !== '') return text
-  }
-  return res.status === 401 ? 'Unauthorized' : `HTTP ${res.status}`
+  const status = parseStatus(res.status, res.body)
+  return status.message ?? status.text ?? (res.status === 401 ? 'Unauthorized' : `HTTP ${res.status}`)
 }
 
 function failure(what: string, res: KubeResponse): PublishError {

@@ -1,6 +1,7 @@
-import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { KubeConfig } from '@kubernetes/client-node'
 import { openKubeRequest } from '../kube/http.js'
+import { ApiStatusError, parseStatus, statusOf } from '../kube/status.js'
 import type { Logger } from '../util/logger.js'
 import { errorMessage, isObject } from '../util/guards.js'
 import { timerClock, type Clock } from '../util/clock.js'
@@ -61,16 +62,7 @@ export interface ReflectorOptions {
   random?: () => number
 }
 
-/** A Status the apiserver answered with, as an HTTP error or a watch ERROR event. */
-export class ApiStatusError extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
+export { ApiStatusError }
 
 // client-go reports a watch that ends this quickly without events as an error, so that a
 // server or proxy that keeps closing the stream is retried with backoff, not in a loop.
@@ -109,18 +101,8 @@ function resourceVersionOf(obj: Record<string, unknown>): string {
 
 /** The apiserver's Status from an error response, or the bare HTTP status. */
 function statusError(code: number, body: string): ApiStatusError {
-  let reason = STATUS_CODES[code] ?? 'Unknown'
-  let message = `HTTP ${code}`
-  try {
-    const status: unknown = JSON.parse(body)
-    if (isObject(status)) {
-      if (typeof status.reason === 'string' && status.reason !== '') reason = status.reason
-      if (typeof status.message === 'string' && status.message !== '') message = status.message
-    }
-  } catch {
-    // Not a Status (a proxy's HTML page, say): the HTTP status says enough.
-  }
-  return new ApiStatusError(code, reason, `${code} ${reason}: ${message}`)
+  const status = parseStatus(code, body)
+  return new ApiStatusError(code, status.reason, `${code} ${status.reason}: ${status.message ?? `HTTP ${code}`}`)
 }
 
 /** A signal that aborts with `parent`, or with `onTimeout()` after `ms`. */
@@ -477,10 +459,8 @@ export class Reflector {
       return 'event'
     }
     if (type === 'ERROR') {
-      const code = typeof obj.code === 'number' ? obj.code : 0
+      const { code, reason, message = '' } = statusOf(obj, 0)
       if (code === 410) return { expired: true }
-      const reason = String(obj.reason)
-      const message = String(obj.message)
       log.warn({ kind, code, reason, message }, 'inventory watch stream error')
       return { error: new ApiStatusError(code, reason, `watch stream error ${code} ${reason}: ${message}`) }
     }
