@@ -75,6 +75,8 @@ export function assessTemplate(
       ? `scaled to zero, and its imagePullPolicy: Never image is not on the nodes it may run on; scaling it up creates pods that fail with ErrImageNeverPull`
       : idle === 'suspended'
         ? `suspended, and its imagePullPolicy: Never image is not on the nodes it may run on; resuming it creates pods that fail with ErrImageNeverPull`
+        : idle === 'paused'
+          ? `paused, and its imagePullPolicy: Never image is not on the nodes it may run on; resuming it creates pods that fail with ErrImageNeverPull`
         : `imagePullPolicy: Never image gone from the nodes it may run on; new pods fail with ErrImageNeverPull`
   let message = `${lead}: ${lines.join('; ')}`
   if (message.length > MAX_EVENT_MESSAGE) message = message.slice(0, MAX_EVENT_MESSAGE - 1) + '…'

@@ -571,8 +571,11 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       before = containersByName(previous)
     }
     // An object that ran nothing and now runs pods (replicas 0 -> 3, suspend true -> false):
-    // every image starts to matter, as if just written.
-    const waking = previous !== undefined && previous !== null && previous.idle !== undefined && template.idle === undefined
+    // every image starts to matter, as if just written. Not a resumed Deployment: if its
+    // template is the one its pods already run (paused, then resumed unchanged), resuming
+    // creates nothing new, and an UPDATE cannot tell; a container changed with it still counts.
+    const waking =
+      previous !== undefined && previous !== null && previous.idle !== undefined && previous.idle !== 'paused' && template.idle === undefined
     const changed = waking || changedContainer(c, before ?? undefined)
     const f = check(view, c, where, fresh!, template.perNode)
     f.changed = changed

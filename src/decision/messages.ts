@@ -273,6 +273,7 @@ function fixWarning(findings: Finding[]): string {
 const IDLE_WORDS: Record<string, string> = {
   'scaled-to-zero': 'is scaled to zero, so no pod runs yet; these images matter once it is scaled up',
   suspended: 'is suspended, so nothing runs yet; these images matter once it is resumed',
+  paused: 'is paused, so no pod runs from this template yet; these images matter at kubectl rollout resume',
   'template-only': 'only stores a template, so nothing runs from it; these images matter when pods are made from it',
 }
 

@@ -24,10 +24,11 @@ export interface ContainerFacts {
 
 /**
  * Why an object creates no pod at admission (KUBERNETES-FACTS §9): `replicas: 0` (or a Job's
- * `parallelism: 0`), a suspended CronJob or Job, or a core PodTemplate, which no controller
- * acts on by itself. Its images matter later, when it is scaled up, resumed or used.
+ * `parallelism: 0` or `completions: 0`), a suspended CronJob or Job, a paused Deployment, or a
+ * core PodTemplate, which no controller acts on by itself. Its images matter later, when it
+ * is scaled up, resumed or used.
  */
-export type Idle = 'scaled-to-zero' | 'suspended' | 'template-only'
+export type Idle = 'scaled-to-zero' | 'suspended' | 'paused' | 'template-only'
 
 export interface PodTemplateFacts {
   /** The object's kind: Pod, Deployment, ... */
@@ -199,17 +200,26 @@ const SCALABLE: ReadonlySet<string> = new Set(['Deployment', 'ReplicaSet', 'Stat
  * Whether the object creates pods now. `replicas` is defaulted to 1 before any webhook runs,
  * so only an explicit 0 counts; a Job (batch/v1 JobSpec.suspend, 1.21+) or CronJob
  * (CronJobSpec.suspend) with `suspend: true` creates none until resumed; a Job with
- * `parallelism: 0` runs nothing; a core PodTemplate is only a template.
+ * `parallelism: 0` runs nothing, nor one with `completions: 0` (pkg/controller/job
+ * manageJob: wantActive = completions - succeeded = 0, and the Job is complete at once);
+ * a paused Deployment's template makes no ReplicaSet until it is resumed
+ * (pkg/controller/deployment syncDeployment: Paused -> sync, which calls
+ * getAllReplicaSetsAndSyncRevision with createIfNotExisted=false; scaling a paused
+ * Deployment scales its existing ReplicaSets, whose templates are not this one unless it
+ * was left unchanged); a core PodTemplate is only a template.
  */
 function idleReason(kind: string, object: Json): Idle | undefined {
   if (kind === 'PodTemplate') return 'template-only'
   const spec = object['spec']
   if (!isObject(spec)) return undefined
-  if (SCALABLE.has(kind)) return spec['replicas'] === 0 ? 'scaled-to-zero' : undefined
+  if (SCALABLE.has(kind)) {
+    if (spec['replicas'] === 0) return 'scaled-to-zero'
+    return kind === 'Deployment' && spec['paused'] === true ? 'paused' : undefined
+  }
   if (kind === 'CronJob') return spec['suspend'] === true ? 'suspended' : undefined
   if (kind === 'Job') {
     if (spec['suspend'] === true) return 'suspended'
-    return spec['parallelism'] === 0 ? 'scaled-to-zero' : undefined
+    return spec['parallelism'] === 0 || spec['completions'] === 0 ? 'scaled-to-zero' : undefined
   }
   return undefined
 }

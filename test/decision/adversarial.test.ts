@@ -1,0 +1,501 @@
+import t, { type Test } from 'tap'
+import { handleReview } from '../../src/admission/handle.js'
+import { parsePullableRegistries } from '../../src/api/registries.js'
+import { buildIndex, digestOf, NOW, STALE_MS } from '../helpers/inventory.js'
+
+// Adversarial review: cluster shapes operators run, each checked against what the kubelet,
+// the runtime, the scheduler and the controllers really do. Each case names the upstream
+// file and function that defines the behaviour. False denials first.
+
+const APP = 'docker.io/library/myapp:1.0'
+const CP_TAINT = { key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' as const }
+const inventory = buildIndex([
+  {
+    name: 'w1',
+    labels: { pool: 'web', 'kubernetes.io/os': 'linux' },
+    images: [APP, 'registry.corp:5000/team/api:2', 'localhost:5000/tool:1'],
+  },
+  { name: 'w2', labels: { pool: 'web', 'kubernetes.io/os': 'linux' }, images: [APP] },
+  { name: 'cp1', labels: { 'node-role.kubernetes.io/control-plane': '' }, taints: [CP_TAINT], images: [] },
+  {
+    name: 's1',
+    labels: { sandbox: 'true' },
+    taints: [{ key: 'sandbox', value: 'gvisor', effect: 'NoSchedule' }],
+    images: ['docker.io/library/sandboxed:1'],
+  },
+  // A Windows node: no agent runs there, so no NodeImageSet, only the kubelet's status.images.
+  {
+    name: 'win1',
+    labels: { 'kubernetes.io/os': 'windows', pool: 'win' },
+    statusImages: ['mcr.microsoft.com/windows/servercore:ltsc2022'],
+  },
+  {
+    name: 'notready1',
+    labels: { pool: 'new' },
+    taints: [{ key: 'node.kubernetes.io/not-ready', effect: 'NoSchedule' }],
+    images: [],
+  },
+  { name: 'v6', labels: { pool: 'v6' }, images: ['[fd00::1]:5000/app:1', 'Registry.Example.com/team/app:1'] },
+  { name: 'old1', labels: { pool: 'old' }, images: [], age: STALE_MS * 2 },
+])
+inventory.upsertRuntimeClass({
+  name: 'gvisor',
+  handler: 'runsc',
+  nodeSelector: { sandbox: 'true' },
+  tolerations: [{ key: 'sandbox', operator: 'Equal', value: 'gvisor', effect: 'NoSchedule' }],
+})
+inventory.setRuntimeClassesComplete(true)
+inventory.setNamespaceMode('warned', 'warn')
+inventory.setNamespaceMode('audited', 'audit')
+inventory.setNamespaceMode('offns', 'off')
+
+type Json = Record<string, unknown>
+const GROUPS: Record<string, [string, string]> = {
+  Pod: ['', 'pods'],
+  Deployment: ['apps', 'deployments'],
+  StatefulSet: ['apps', 'statefulsets'],
+  DaemonSet: ['apps', 'daemonsets'],
+  ReplicaSet: ['apps', 'replicasets'],
+  Job: ['batch', 'jobs'],
+  CronJob: ['batch', 'cronjobs'],
+  PodTemplate: ['', 'podtemplates'],
+}
+
+interface ReviewOptions {
+  operation?: 'CREATE' | 'UPDATE'
+  oldObject?: Json
+  subResource?: string
+  namespace?: string
+  version?: string
+}
+
+function review(kind: string, object: Json, o: ReviewOptions = {}): Json {
+  const [group, resource] = GROUPS[kind]!
+  const version = o.version ?? 'v1'
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'u-1',
+      kind: { group, version, kind },
+      resource: { group, version, resource },
+      ...(o.subResource === undefined ? {} : { subResource: o.subResource }),
+      name: 'x',
+      namespace: o.namespace ?? 'default',
+      operation: o.operation ?? 'CREATE',
+      userInfo: { username: 'me' },
+      object,
+      ...(o.oldObject === undefined ? {} : { oldObject: o.oldObject }),
+    },
+  }
+}
+
+const c = (image: string, name = 'app', pullPolicy = 'Never'): Json => ({ name, image, imagePullPolicy: pullPolicy })
+const podSpec = (containers: Json[], extra: Json = {}): Json => ({ containers, ...extra })
+const pod = (spec: Json, metadata: Json = {}): Json => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'x', ...metadata },
+  spec,
+})
+const workload = (kind: string, spec: Json, extra: Json = {}): Json => {
+  const body: Json =
+    kind === 'CronJob' ? { jobTemplate: { spec: { template: { spec } } }, ...extra } : { template: { spec }, ...extra }
+  return { kind, metadata: { name: 'x' }, spec: body }
+}
+
+interface Verdict {
+  allowed: boolean
+  warned: boolean
+  text: string
+}
+
+function verdict(body: Json, pullable?: string): Verdict {
+  const p = pullable === undefined ? undefined : parsePullableRegistries(pullable)
+  if (p !== undefined && !p.ok) throw new Error(p.error)
+  const { reply } = handleReview(body, {
+    inventory,
+    mode: 'enforce',
+    now: NOW,
+    ...(p === undefined ? {} : { pullable: p.value }),
+  })
+  const warnings = reply.response.warnings ?? []
+  return {
+    allowed: reply.response.allowed,
+    warned: warnings.length > 0,
+    text: [reply.response.status?.message ?? '', ...warnings].join('\n'),
+  }
+}
+
+type Expect = 'allow' | 'warn' | 'deny'
+const outcome = (v: Verdict): Expect => (!v.allowed ? 'deny' : v.warned ? 'warn' : 'allow')
+
+interface Case {
+  name: string
+  /** Upstream file and function that defines the behaviour. */
+  upstream: string
+  body: Json
+  want: Expect
+  pullable?: string
+  match?: RegExp
+}
+
+function table(t: Test, cases: Case[]): void {
+  for (const k of cases) {
+    const v = verdict(k.body, k.pullable)
+    t.equal(outcome(v), k.want, `${k.name} [${k.upstream}]\n${v.text}`)
+    if (k.match !== undefined) t.match(v.text, k.match, `${k.name}: message`)
+  }
+}
+
+const web = { nodeSelector: { pool: 'web' } }
+
+t.test('false denials: objects and updates that create no failing pod', (t) => {
+  table(t, [
+    {
+      name: 'Job with completions: 0 creates no pod and completes at once',
+      upstream: 'pkg/controller/job/job_controller.go manageJob: wantActive = *Completions - succeeded (0)',
+      body: review(
+        'Job',
+        workload('Job', podSpec([c('myapp:9')], { ...web, restartPolicy: 'Never' }), { completions: 0 }),
+      ),
+      want: 'warn',
+    },
+    {
+      name: 'Deployment created paused: the controller makes no ReplicaSet until resumed',
+      upstream:
+        'pkg/controller/deployment/deployment_controller.go syncDeployment: Paused -> sync(createIfNotExisted=false)',
+      body: review('Deployment', workload('Deployment', podSpec([c('myapp:9')], web), { replicas: 2, paused: true })),
+      want: 'warn',
+      match: /paused/,
+    },
+    {
+      name: 'kubectl set image on a paused Deployment: nothing rolls until kubectl rollout resume',
+      upstream: 'pkg/controller/deployment/sync.go sync -> getAllReplicaSetsAndSyncRevision(..., false)',
+      body: review('Deployment', workload('Deployment', podSpec([c('myapp:9')], web), { replicas: 2, paused: true }), {
+        operation: 'UPDATE',
+        oldObject: workload('Deployment', podSpec([c('myapp:1.0')], web), { replicas: 2, paused: true }),
+      }),
+      want: 'warn',
+    },
+    {
+      name: 'kubectl rollout resume of an unchanged template: no image was just changed',
+      upstream:
+        'pkg/controller/deployment/deployment_controller.go syncDeployment (the template of the running ReplicaSet)',
+      body: review('Deployment', workload('Deployment', podSpec([c('myapp:9')], web), { replicas: 2 }), {
+        operation: 'UPDATE',
+        oldObject: workload('Deployment', podSpec([c('myapp:9')], web), { replicas: 2, paused: true }),
+      }),
+      want: 'warn',
+    },
+    {
+      name: 'UPDATE that changes only replicas (kubectl apply with a new count)',
+      upstream: 'decide: only changed containers deny; the scale subresource is not seen at all (facts §8)',
+      body: review('Deployment', workload('Deployment', podSpec([c('myapp:9')], web), { replicas: 5 }), {
+        operation: 'UPDATE',
+        oldObject: workload('Deployment', podSpec([c('myapp:9')], web), { replicas: 3 }),
+      }),
+      want: 'warn',
+    },
+    {
+      name: 'StatefulSet with volumeClaimTemplates scaled to zero',
+      upstream: 'pkg/controller/statefulset stateful_set_control.go: replicas 0 creates no pod',
+      body: review(
+        'StatefulSet',
+        workload('StatefulSet', podSpec([c('myapp:9')], web), {
+          replicas: 0,
+          serviceName: 'db',
+          volumeClaimTemplates: [
+            {
+              metadata: { name: 'data' },
+              spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+            },
+          ],
+        }),
+      ),
+      want: 'warn',
+    },
+    {
+      name: 'suspended CronJob served as batch/v1beta1 (1.19/1.20)',
+      upstream: 'pkg/controller/cronjob cronjob_controller.go syncOne: Suspend -> no Job',
+      body: review(
+        'CronJob',
+        workload('CronJob', podSpec([c('myapp:9')], web), { schedule: '* * * * *', suspend: true }),
+        { version: 'v1beta1' },
+      ),
+      want: 'warn',
+    },
+    {
+      name: "pods/ephemeralcontainers UPDATE: the pod's own containers did not change, only warn for them",
+      upstream: 'pkg/registry/core/pod/storage EphemeralContainersREST (a whole Pod, already bound)',
+      body: review(
+        'Pod',
+        pod(
+          podSpec([c('myapp:9')], {
+            nodeName: 'w1',
+            ephemeralContainers: [c('busybox:1.36', 'debug', 'IfNotPresent')],
+          }),
+        ),
+        {
+          operation: 'UPDATE',
+          subResource: 'ephemeralcontainers',
+          oldObject: pod(podSpec([c('myapp:9')], { nodeName: 'w1' })),
+        },
+      ),
+      want: 'warn',
+    },
+    {
+      name: 'pod bound by nodeName to a node the inventory does not know yet',
+      upstream: 'pkg/kubelet/images/image_manager.go EnsureImageExists runs on that node; we cannot see it',
+      body: review('Pod', pod(podSpec([c('myapp:9')], { nodeName: 'brand-new' }))),
+      want: 'warn',
+    },
+    {
+      name: 'DaemonSet pod pinned by matchFields to a node the inventory does not know yet',
+      upstream: 'pkg/controller/daemon/util ReplaceDaemonSetPodNodeNameNodeAffinity',
+      body: review(
+        'Pod',
+        pod(
+          podSpec([c('myapp:9')], {
+            affinity: {
+              nodeAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: {
+                  nodeSelectorTerms: [
+                    { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['brand-new'] }] },
+                  ],
+                },
+              },
+            },
+          }),
+        ),
+      ),
+      want: 'warn',
+    },
+    {
+      name: 'pod without placement: the Windows node has no NodeImageSet, so absence there proves nothing',
+      upstream: 'facts §6: status.images absence proves nothing (nodeStatusMaxImages)',
+      body: review('Pod', pod(podSpec([c('myapp:1.0')], { nodeSelector: { 'kubernetes.io/os': 'windows' } }))),
+      want: 'warn',
+    },
+    {
+      name: 'a node whose NodeImageSet went stale: unknown, never missing',
+      upstream: 'BRIEF truth standard: unknown is a warning',
+      body: review('Pod', pod(podSpec([c('myapp:9')], { nodeSelector: { pool: 'old' } }))),
+      want: 'warn',
+    },
+    {
+      name: 'DaemonSet: a new node still carrying node.kubernetes.io/not-ready:NoSchedule gets no daemon pod',
+      upstream:
+        'pkg/controller/daemon/util AddOrUpdateDaemonPodTolerations (not-ready only NoExecute); daemon_controller.go predicates',
+      body: review('DaemonSet', workload('DaemonSet', podSpec([c('myapp:1.0')], { nodeSelector: { pool: 'new' } }))),
+      want: 'warn',
+    },
+    {
+      name: 'DaemonSet without a control-plane toleration: cp1 is not eligible, the image is on every worker',
+      upstream:
+        'pkg/controller/daemon daemon_controller.go NodeShouldRunDaemonPod -> predicates (FindMatchingUntoleratedTaint)',
+      body: review(
+        'DaemonSet',
+        workload('DaemonSet', podSpec([c('myapp:1.0')], { nodeSelector: { 'kubernetes.io/os': 'linux' } })),
+      ),
+      want: 'allow',
+    },
+    {
+      name: 'Deployment with runtimeClassName gvisor: the RuntimeClass selects and tolerates the sandbox nodes',
+      upstream: 'plugin/pkg/admission/runtimeclass/admission.go setScheduling',
+      body: review(
+        'Deployment',
+        workload('Deployment', podSpec([c('sandboxed:1')], { runtimeClassName: 'gvisor' }), { replicas: 2 }),
+      ),
+      want: 'allow',
+    },
+    {
+      name: 'DaemonSet with runtimeClassName gvisor: the controller picks nodes from the unmerged template, their pods stay Pending',
+      upstream:
+        'pkg/controller/daemon NodeShouldRunDaemonPod (NewPod, no RuntimeClass merge) + admission.go setScheduling',
+      body: review('DaemonSet', workload('DaemonSet', podSpec([c('sandboxed:1')], { runtimeClassName: 'gvisor' }))),
+      want: 'warn',
+    },
+    {
+      name: 'template container without an image (filled in by other admission)',
+      upstream: 'pkg/apis/core/validation validateContainersOnlyForPod (image required on Pods only)',
+      body: review('Deployment', workload('Deployment', podSpec([{ name: 'app', imagePullPolicy: 'Never' }], web))),
+      want: 'allow',
+    },
+    {
+      name: 'template image volume without a reference (filled in later)',
+      upstream: 'k8s.io/api core/v1 ImageVolumeSource.Reference: optional for workload templates',
+      body: review(
+        'Deployment',
+        workload(
+          'Deployment',
+          podSpec([c('myapp:1.0')], { ...web, volumes: [{ name: 'v', image: { pullPolicy: 'Never' } }] }),
+        ),
+      ),
+      want: 'allow',
+    },
+    {
+      name: 'namespace in warn mode: a denial becomes a warning',
+      upstream: 'neverpull.dev/mode label',
+      body: review('Pod', pod(podSpec([c('myapp:9')], web)), { namespace: 'warned' }),
+      want: 'warn',
+    },
+    {
+      name: 'namespace in audit mode: allowed silently',
+      upstream: 'neverpull.dev/mode label',
+      body: review('Pod', pod(podSpec([c('myapp:9')], web)), { namespace: 'audited' }),
+      want: 'allow',
+    },
+    {
+      name: 'namespace off: not checked',
+      upstream: 'neverpull.dev/mode label',
+      body: review('Pod', pod(podSpec([c('myapp:9')], web)), { namespace: 'offns' }),
+      want: 'allow',
+    },
+    {
+      name: 'default pullable *: an IfNotPresent image nobody has is not our business',
+      upstream: 'issue 14 §3: the default * changes nothing',
+      body: review('Pod', pod(podSpec([c('nowhere.example/app:1', 'app', 'IfNotPresent')], web))),
+      want: 'allow',
+    },
+    {
+      name: 'static pod mirror whose image is missing: the kubelet already runs or fails it',
+      upstream: 'pkg/kubelet/pod/mirror_client.go CreateMirrorPod (kubernetes.io/config.mirror)',
+      body: review(
+        'Pod',
+        pod(podSpec([c('myapp:9')], { nodeName: 'w1' }), { annotations: { 'kubernetes.io/config.mirror': 'abc' } }),
+      ),
+      want: 'warn',
+    },
+  ])
+  t.end()
+})
+
+t.test('references the kubelet and containerd accept, found where they are', (t) => {
+  const digest = digestOf(`manifest:${APP}`)
+  table(t, [
+    {
+      name: 'tag and digest: the digest decides (the tag is dropped)',
+      upstream: 'distribution/reference ParseDockerRef; containerd internal/cri LocalResolve',
+      body: review('Pod', pod(podSpec([c(`myapp:whatever@${digest}`)], web))),
+      want: 'allow',
+    },
+    {
+      name: 'localhost:5000 registry',
+      upstream: 'distribution/reference normalize.go splitDockerDomain (a ":" makes a domain)',
+      body: review('Pod', pod(podSpec([c('localhost:5000/tool:1')], { nodeName: 'w1' }))),
+      want: 'allow',
+    },
+    {
+      name: 'IPv6 registry',
+      upstream: 'distribution/reference regexp.go ipv6address',
+      body: review('Pod', pod(podSpec([c('[fd00::1]:5000/app:1')], { nodeSelector: { pool: 'v6' } }))),
+      want: 'allow',
+    },
+    {
+      name: 'uppercase registry host is a valid domain (kept as written, as containerd keeps it)',
+      upstream: 'distribution/reference regexp.go domainNameComponent [a-zA-Z0-9]',
+      body: review('Pod', pod(podSpec([c('Registry.Example.com/team/app:1')], { nodeSelector: { pool: 'v6' } }))),
+      want: 'allow',
+    },
+    {
+      name: 'uppercase registry host against an IfNotPresent pullable list in lowercase',
+      upstream: 'registry hosts are DNS names: case-insensitive',
+      body: review(
+        'Pod',
+        pod(podSpec([c('REGISTRY.CORP:5000/team/api:2', 'api', 'IfNotPresent')], { nodeName: 'w1' })),
+      ),
+      pullable: 'registry.corp:5000',
+      want: 'allow',
+    },
+  ])
+  t.end()
+})
+
+t.test('false allows: what the kubelet will fail', (t) => {
+  table(t, [
+    {
+      name: 'a sidecar (init container with restartPolicy: Always) whose image is missing',
+      upstream:
+        'pkg/kubelet/kuberuntime kuberuntime_container.go startContainer -> EnsureImageExists for init containers too',
+      body: review(
+        'Deployment',
+        workload(
+          'Deployment',
+          podSpec([c('myapp:1.0')], {
+            ...web,
+            initContainers: [{ ...c('proxy:9', 'proxy'), restartPolicy: 'Always' }],
+          }),
+        ),
+      ),
+      want: 'deny',
+      match: /init container "proxy"/,
+    },
+    {
+      name: 'a new ephemeral container with Never on a node that lacks its image',
+      upstream: 'pkg/kubelet/kuberuntime startContainer for ephemeral containers (EnsureImageExists)',
+      body: review(
+        'Pod',
+        pod(podSpec([c('myapp:1.0')], { nodeName: 'w2', ephemeralContainers: [c('debugger:1', 'debug')] })),
+        {
+          operation: 'UPDATE',
+          subResource: 'ephemeralcontainers',
+          oldObject: pod(podSpec([c('myapp:1.0')], { nodeName: 'w2' })),
+        },
+      ),
+      want: 'deny',
+      match: /debugger:1/,
+    },
+    {
+      name: 'Job with completions whose image is nowhere',
+      upstream: 'pkg/controller/job manageJob creates pods; kubelet ErrImageNeverPull',
+      body: review(
+        'Job',
+        workload('Job', podSpec([c('myapp:9')], { ...web, restartPolicy: 'Never' }), {
+          completions: 3,
+          parallelism: 1,
+        }),
+      ),
+      want: 'deny',
+    },
+    {
+      name: 'DaemonSet tolerating the control-plane taint: cp1 is eligible and lacks the image',
+      upstream: 'pkg/controller/daemon daemon_controller.go predicates; component-helpers nodeaffinity',
+      body: review(
+        'DaemonSet',
+        workload(
+          'DaemonSet',
+          podSpec([c('myapp:1.0')], {
+            tolerations: [{ key: CP_TAINT.key, operator: 'Exists', effect: 'NoSchedule' }],
+            nodeSelector: {},
+          }),
+        ),
+      ),
+      want: 'deny',
+      match: /cp1/,
+    },
+    {
+      name: 'image volume with pullPolicy: Never missing on the bound node',
+      upstream: 'pkg/kubelet/kuberuntime kuberuntime_manager.go (image volumes pulled by EnsureImageExists)',
+      body: review(
+        'Pod',
+        pod(
+          podSpec([c('myapp:1.0')], {
+            nodeName: 'w2',
+            volumes: [{ name: 'models', image: { reference: 'models:1', pullPolicy: 'Never' } }],
+          }),
+        ),
+      ),
+      want: 'deny',
+      match: /models/,
+    },
+    {
+      name: 'Always from a registry outside the pullable list, even though present',
+      upstream: 'pkg/kubelet/images/image_manager.go shouldPullImage (PullAlways pulls every start)',
+      body: review('Pod', pod(podSpec([c('registry.corp:5000/team/api:2', 'api', 'Always')], { nodeName: 'w1' }))),
+      pullable: 'localhost:5000',
+      want: 'deny',
+    },
+  ])
+  t.end()
+})
