@@ -295,6 +295,9 @@ export function noteLine(n: Note, subject: Subject): string {
     case 'runtime-class-conflict':
       return `the RuntimeClass admission plugin will reject the pods of ${subjectText(subject)}: ${clean(n.detail)}`
     case 'toleration-operator':
+      if (n.detail !== 'Lt' && n.detail !== 'Gt') {
+        return `a toleration uses operator ${quote(n.detail, 20)}, which neverpull-guard does not know (Exists, Equal, Lt, Gt), so it warns instead of denying`
+      }
       return (
         `a toleration uses operator ${quote(n.detail, 20)}, which only schedulers with TaintTolerationComparisonOperators ` +
         '(1.35+) serve; neverpull-guard cannot tell whether this one does, so it warns instead of denying'
