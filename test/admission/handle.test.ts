@@ -188,3 +188,29 @@ t.test('a Deployment whose image volume has pullPolicy: Never is judged like a c
   t.equal(reply.response.allowed, false)
   t.match(reply.response.status?.message, /image volume "models": image "models:v3" \(pullPolicy: Never\)/)
 })
+
+// plugin/pkg/admission/runtimeclass/admission.go setScheduling merges the RuntimeClass into
+// each pod, never into the Deployment: the webhook merges it to judge the template.
+t.test('a Deployment naming a RuntimeClass is judged on the nodes its pods will get', async (t) => {
+  const view = exampleInventory(now)
+  const body = review('deployment-create')
+  const spec = body['request'].object.spec.template.spec
+  spec.containers[0].image = 'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04'
+  spec.runtimeClassName = 'nvidia'
+  const ask = () => handleReview(structuredClone(body), { inventory: view, mode: 'enforce', now })
+  let { reply } = ask()
+  t.equal(reply.response.allowed, true, 'RuntimeClass unknown: never a denial')
+  t.match(reply.response.warnings?.[0], /RuntimeClass "nvidia" is not in neverpull-guard's inventory/)
+  view.upsertRuntimeClass({ name: 'nvidia', handler: 'nvidia', nodeSelector: { accelerator: 'nvidia' }, tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }] })
+  view.setRuntimeClassesComplete(true)
+  ;({ reply } = ask())
+  t.equal(reply.response.allowed, true, 'its pods go to node-c, which has the image')
+  t.same(reply.response.warnings ?? [], [])
+  delete spec.runtimeClassName
+  ;({ reply } = ask())
+  t.equal(reply.response.allowed, false, 'without the RuntimeClass the pods go to node-a and node-b, which lack it')
+  const pod = review('pod-create')
+  pod['request'].object.spec.runtimeClassName = 'nvidia'
+  pod['request'].object.spec.containers[0].image = 'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04'
+  t.equal(handleReview(pod, { inventory: view, mode: 'enforce', now }).reply.response.allowed, false, 'a Pod arrives merged already: judged as it is')
+})
