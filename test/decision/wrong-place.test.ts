@@ -65,3 +65,34 @@ t.test('a new list replaces the old; removing the image set forgets it', async (
   index.removeImages('a1')
   t.equal(index.imagesElsewhere('docker.io/library/app:1'), undefined)
 })
+
+t.test('explain pod names the node, the containerd namespace and the commands', async (t) => {
+  const { explainPod } = await import('../../src/tools/explain.js')
+  const { buildIndex: build } = await import('../helpers/inventory.js')
+  const view = build([{ name: 'n1', images: [] }])
+  view.upsertImages({
+    nodeName: 'n1',
+    images: [],
+    observedAt: NOW - 60_000,
+    elsewhere: [{ name: 'docker.io/library/app:3', containerdNamespace: 'default' }],
+  })
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'web', namespace: 'default' },
+    spec: { nodeName: 'n1', containers: [{ name: 'app', image: 'app:3', imagePullPolicy: 'Never' }] },
+    status: {
+      phase: 'Pending',
+      containerStatuses: [{ name: 'app', state: { waiting: { reason: 'ErrImageNeverPull' } } }],
+    },
+  }
+  const text = explainPod(pod, view, NOW)
+  t.match(
+    text,
+    'n1 holds it as docker.io/library/app:3 in containerd namespace "default", where the kubelet does not look (only k8s.io)',
+  )
+  t.match(
+    text,
+    'fix: on n1: ctr -n default images export image.tar docker.io/library/app:3 && ctr -n k8s.io images import image.tar',
+  )
+})
