@@ -15,10 +15,17 @@ export interface Eligibility {
   scheduler?: string
 }
 
+/** apimachinery validation.IsValidLabelValue: at most 63 characters, alphanumeric at both ends. */
+const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/
+
 /** Nodes matching one label requirement, written into out. */
 function matchLabel(view: InventoryView, r: NodeSelectorRequirement, out: Bits): void {
   out.fill(0)
   const values = r.values ?? []
+  // labels.NewRequirement checks every value is a label value (`-1`, `a/b`, 64 characters
+  // are not), which the apiserver's own validation of node affinity does not; one that is
+  // not fails the whole term (component-helpers nodeaffinity newNodeSelectorTerm: parseErrs).
+  for (const v of values) if (!LABEL_VALUE.test(v)) return
   switch (r.operator) {
     case 'In':
       for (const v of values) {

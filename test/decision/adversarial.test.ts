@@ -499,3 +499,45 @@ t.test('false allows: what the kubelet will fail', (t) => {
   ])
   t.end()
 })
+
+t.test('node affinity values the apiserver accepts but the scheduler cannot parse', (t) => {
+  const affinity = (operator: string, values: string[]): Json => ({
+    affinity: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator, values }] }],
+        },
+      },
+    },
+  })
+  const upstream =
+    'apimachinery labels.NewRequirement (validateLabelValue) -> component-helpers nodeaffinity newNodeSelectorTerm parseErrs: the term matches nothing'
+  table(t, [
+    {
+      name: 'NotIn with a value that is no label value (a/b)',
+      upstream,
+      body: review('Pod', pod(podSpec([c('myapp:9')], affinity('NotIn', ['a/b'])))),
+      want: 'warn',
+      match: /no node matches the nodeSelector/,
+    },
+    {
+      name: 'In with one valid and one over-long value',
+      upstream,
+      body: review('Pod', pod(podSpec([c('myapp:9')], affinity('In', ['web', 'x'.repeat(64)])))),
+      want: 'warn',
+    },
+    {
+      name: 'Gt -1: an int64, but not a label value',
+      upstream,
+      body: review('Pod', pod(podSpec([c('myapp:9')], affinity('Gt', ['-1'])))),
+      want: 'warn',
+    },
+    {
+      name: 'In with valid values still places and denies',
+      upstream,
+      body: review('Pod', pod(podSpec([c('myapp:9')], affinity('In', ['web'])))),
+      want: 'deny',
+    },
+  ])
+  t.end()
+})
