@@ -1,6 +1,6 @@
 import type { InventoryView } from '../inventory/index.js'
 import { bitsAnd, bitsAndNot, bitsCount, bitsForEach, bitsHas, bitsIsEmpty, bitsOr, bitsSet, type Bits } from '../util/node-set.js'
-import { parseInt64, toleratesAny, UNSCHEDULABLE_TAINT, type NodeSelectorRequirement, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
+import { parseInt64, toleratesAny, UNSCHEDULABLE_TAINT, type NodeSelectorRequirement, type Placement } from '../api/scheduling.js'
 
 // Where a pod may land, by the scheduler's filter rules (pkg/scheduler/framework/plugins:
 // NodeName, NodeAffinity, TaintToleration, NodeUnschedulable). Only filters count: scores

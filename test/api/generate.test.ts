@@ -11,16 +11,17 @@ import type { OpenApiSchema } from '../../src/api/openapi.js'
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..')
 
-t.test('derived files match their schema source (run `npm run generate` if this fails)', async (t) => {
+t.test('derived files match their schema source (run `npm run generate` if this fails)', (t) => {
   const files = generate(root)
   t.ok(files.length >= 2)
   for (const file of files) {
     const committed = readFileSync(join(root, file.path), 'utf8')
     t.equal(committed, file.content, `${file.path} is what npm run generate writes`)
   }
+  t.end()
 })
 
-t.test('generating is idempotent and keeps the rest of the CRD and its comments', async (t) => {
+t.test('generating is idempotent and keeps the rest of the CRD and its comments', (t) => {
   const crd = generate(root).find((f) => f.path === CRD_PATH)
   if (crd === undefined) throw new Error('no CRD generated')
   t.equal(crdSource(crd.content, NODE_IMAGE_SET_SCHEMA, SCHEMA_SOURCE), crd.content)
@@ -28,9 +29,10 @@ t.test('generating is idempotent and keeps the rest of the CRD and its comments'
   t.match(crd.content, /shortNames: \[nis\]/)
   t.match(crd.content, /# A JSONPath cannot count an array/)
   t.match(crd.content, /required: \[nodeName, images\]/)
+  t.end()
 })
 
-t.test('the type generator: titled objects become interfaces, the rest inline', async (t) => {
+t.test('the type generator: titled objects become interfaces, the rest inline', (t) => {
   const schema: OpenApiSchema = {
     type: 'object',
     properties: {
@@ -72,4 +74,5 @@ export interface ThingSpec {
 }
 `,
   )
+  t.end()
 })

@@ -19,11 +19,12 @@ type RootKeys = keyof typeof NODE_IMAGE_SET_SCHEMA.properties
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
 const rootKeysAgree: Same<keyof NodeImageSet, RootKeys> = true
 
-t.test('the TypeScript root type and the schema agree', async (t) => {
+t.test('the TypeScript root type and the schema agree', (t) => {
   t.ok(rootKeysAgree)
   t.same(wireImage, image)
   t.same(wireRuntime, info)
   t.strictSame(Object.keys(NODE_IMAGE_SET_SCHEMA.properties).sort(), ['apiVersion', 'kind', 'metadata', 'spec', 'status'])
+  t.end()
 })
 
 // The apiserver's view: structural validation with formats; pruning is not refusal.
@@ -80,27 +81,30 @@ const refused: Array<[string, unknown]> = [
 
 const clean = (x: unknown): unknown => JSON.parse(JSON.stringify(x)) as unknown
 
-t.test('the reader takes everything the apiserver takes', async (t) => {
+t.test('the reader takes everything the apiserver takes', (t) => {
   for (const [name, obj] of accepted) {
     t.ok(apiserverAccepts(clean(obj)), `${name}: apiserver ${apiAjv.errorsText(apiserverAccepts.errors)}`)
     const read = toNodeImages(clean(obj))
     t.ok(read.ok, `${name}: reader ${read.ok ? '' : read.error}`)
   }
+  t.end()
 })
 
-t.test('the reader refuses what the apiserver refuses', async (t) => {
+t.test('the reader refuses what the apiserver refuses', (t) => {
   for (const [name, obj] of refused) {
     t.notOk(apiserverAccepts(clean(obj)), `${name}: apiserver refuses`)
     const read = toNodeImages(clean(obj))
     t.notOk(read.ok, `${name}: reader refuses`)
     if (!read.ok) t.match(read.error, /^malformed NodeImageSet: \/\S* /, `${name}: says where`)
   }
+  t.end()
 })
 
-t.test('one deliberate leniency: formats are the apiserver\'s job', async (t) => {
+t.test('one deliberate leniency: formats are the apiserver\'s job', (t) => {
   const obj = clean({ ...good, status: { observedTime: 'yesterday' } })
   t.notOk(apiserverAccepts(obj), 'apiserver refuses a non-RFC 3339 time')
   const read = toNodeImages(obj)
   t.ok(read.ok, 'the reader keeps the image list')
   if (read.ok) t.ok(Number.isNaN(read.value.observedAt), 'and counts it as never observed')
+  t.end()
 })

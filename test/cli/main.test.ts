@@ -19,7 +19,7 @@ function io(env: NodeJS.ProcessEnv = {}) {
   const value: CliIo = {
     stdout: sink((s) => (out += s)),
     stderr: sink((s) => (err += s)),
-    stdin: async () => '',
+    stdin: () => Promise.resolve(''),
     env,
     signals: new EventEmitter(),
     now: () => Date.parse('2026-11-30T12:00:00Z'),
@@ -94,7 +94,7 @@ t.test('check runs in-process against a static inventory', async (t) => {
     metadata: { name: 'p', namespace: 'default' },
     spec: { containers: [{ name: 'app', image: 'nginx:1.27', imagePullPolicy: 'IfNotPresent' }] },
   })
-  c.io.stdin = async () => pod
+  c.io.stdin = () => Promise.resolve(pod)
   t.equal(await main(['check', '-f', '-', '--inventory-file', 'examples/inventory.yaml', '-o', 'json'], c.io), 0, c.err())
   t.match(JSON.parse(c.out()) as unknown, { summary: { checked: 1, denied: 0 } })
 })

@@ -18,11 +18,12 @@ const index = buildIndex([
 
 const place = (p: Partial<Placement>): Placement => ({ tolerations: [], ...p })
 
-t.test('the filters in the scheduler\'s order (default_plugins.go)', async (t) => {
+t.test('the filters in the scheduler\'s order (default_plugins.go)', (t) => {
   t.strictSame(FILTER_ORDER, ['NodeUnschedulable', 'NodeName', 'TaintToleration', 'NodeAffinity'])
+  t.end()
 })
 
-t.test('each node counts once, under the first filter that rejects it', async (t) => {
+t.test('each node counts once, under the first filter that rejects it', (t) => {
   const report = explainPlacement(index, place({ nodeSelector: { zone: 'a' } }))
   t.equal(report.total, 5)
   t.equal(report.eligible, 0)
@@ -41,9 +42,10 @@ t.test('each node counts once, under the first filter that rejects it', async (t
       "1 node(s) were unschedulable, 2 node(s) didn't match Pod's node affinity/selector.",
     'entries sorted as strings, as FitError.Error sorts them',
   )
+  t.end()
 })
 
-t.test('the sentence comes with an empty eligibility, and only then', async (t) => {
+t.test('the sentence comes with an empty eligibility, and only then', (t) => {
   const none = eligibleNodes(index, place({ nodeSelector: { zone: 'z' } }))
   t.equal(none.count, 0)
   t.match(none.scheduler, /^0\/5 nodes are available: .*2 node\(s\) didn't match Pod's node affinity\/selector\.$/)
@@ -56,9 +58,10 @@ t.test('the sentence comes with an empty eligibility, and only then', async (t) 
     schedulerSentence(report),
     '2/5 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) had untolerated taint {maintenance: }, 1 node(s) were unschedulable.',
   )
+  t.end()
 })
 
-t.test('tolerations move nodes out of their filter\'s count', async (t) => {
+t.test('tolerations move nodes out of their filter\'s count', (t) => {
   const report = explainPlacement(
     index,
     place({ nodeSelector: { zone: 'c' }, tolerations: [{ key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' }, { key: 'dedicated', operator: 'Exists' }] }),
@@ -67,18 +70,21 @@ t.test('tolerations move nodes out of their filter\'s count', async (t) => {
     schedulerSentence(report),
     "0/5 nodes are available: 1 node(s) had untolerated taint {maintenance: }, 4 node(s) didn't match Pod's node affinity/selector.",
   )
+  t.end()
 })
 
-t.test('a DaemonSet template\'s nodeName is the NodeName filter; a bound pod skips them all', async (t) => {
+t.test('a DaemonSet template\'s nodeName is the NodeName filter; a bound pod skips them all', (t) => {
   const ds = eligibleNodes(index, place({ nodeName: 'gpu-1', nodeNameFiltered: true }))
   t.equal(ds.count, 0)
   t.equal(ds.scheduler, "0/5 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable, 3 node(s) didn't match the requested node name.")
   const bound = eligibleNodes(index, place({ nodeName: 'gpu-1' }))
   t.equal(bound.count, 1)
   t.equal(bound.scheduler, undefined)
+  t.end()
 })
 
-t.test('an empty inventory: the scheduler\'s own words for no nodes', async (t) => {
+t.test('an empty inventory: the scheduler\'s own words for no nodes', (t) => {
   const empty = buildIndex([])
   t.equal(eligibleNodes(empty, place({})).scheduler, 'no nodes available to schedule pods')
+  t.end()
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { backoffDelay } from '../../src/util/backoff.js'
 import { timerClock } from '../../src/util/clock.js'
 
-t.test('backoff: doubling from initial, capped, jitter in the upper half', async (t) => {
+t.test('backoff: doubling from initial, capped, jitter in the upper half', (t) => {
   const policy = { initialMs: 100, maxMs: 1000 }
   t.strictSame([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(policy, n)), [100, 200, 400, 800, 1000, 1000])
   t.equal(backoffDelay(policy, 0), 100, 'attempt 0 counts as the first')
@@ -15,10 +15,12 @@ t.test('backoff: doubling from initial, capped, jitter in the upper half', async
     const d = backoffDelay(jitter, 4)
     t.ok(d >= 400 && d <= 800, `${d} in [400, 800]`)
   }
+  t.end()
 })
 
 t.test('timer clock: sleeps, and an abort ends the sleep at once', async (t) => {
-  const clock = timerClock({ unref: true })
+  // An unref'd timer would let this test process exit before it fires: that is its point.
+  const clock = timerClock()
   const before = clock.now()
   await clock.sleep(5, new AbortController().signal)
   t.ok(clock.now() >= before)

@@ -15,7 +15,7 @@ const spec: CommandSpec = {
   ],
 }
 
-t.test('values from flags, in every spelling, and from the environment', async (t) => {
+t.test('values from flags, in every spelling, and from the environment', (t) => {
   const f = parseFlags(spec, ['--port', '1', '-f', 'a', '-fb', '--file=c', '-vo', '-', 'arg'], { DEMO_PORT: '2', DEMO_MODE: 'warn' })
   t.equal(f.string('port'), '1', 'the flag wins over its env variable')
   t.equal(f.string('mode'), 'warn', 'the env variable when the flag is absent')
@@ -29,9 +29,10 @@ t.test('values from flags, in every spelling, and from the environment', async (
   t.equal(parseFlags(spec, ['-h']).help, true)
   t.equal(parseFlags(spec, [], { DEMO_PORT: '' }).string('port'), undefined, 'an empty env variable is unset')
   t.equal(parseFlags(spec, ['--', '--port']).args[0], '--port', 'after -- everything is an argument')
+  t.end()
 })
 
-t.test('strict: what would otherwise be a silent pick is a usage error', async (t) => {
+t.test('strict: what would otherwise be a silent pick is a usage error', (t) => {
   const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
     [['--port', '1', '--port', '2'], {}, /^--port given more than once$/],
     [['--port=1', '--port=1'], {}, /^--port given more than once$/],
@@ -55,16 +56,18 @@ t.test('strict: what would otherwise be a silent pick is a usage error', async (
   const noArgs = { ...spec, maxArgs: 0, unknownFlag: (flag: string) => `unknown flag ${flag}` }
   t.throws(() => parseFlags(noArgs, ['x']), { message: "unexpected argument 'x': neverpull-guard demo takes no positional arguments" })
   t.throws(() => parseFlags(noArgs, ['--nope']), { message: 'unknown flag --nope' }, 'a command may use its own words')
+  t.end()
 })
 
-t.test('parsing keeps no state between calls', async (t) => {
+t.test('parsing keeps no state between calls', (t) => {
   parseFlags(spec, ['--port', '1', '-f', 'a'])
   const again = parseFlags(spec, ['--port', '2', '-f', 'b'])
   t.equal(again.string('port'), '2')
   t.strictSame(again.strings('file'), ['b'])
+  t.end()
 })
 
-t.test('help is generated from the same definitions', async (t) => {
+t.test('help is generated from the same definitions', (t) => {
   const text = usage({ ...spec, footer: 'More words.' })
   t.match(text, /^Usage: neverpull-guard demo \[flags\]\n\nA demo command\.\n\nFlags:\n/)
   t.match(text, /^ {2}--port N +a port \(default 8443\) \[DEMO_PORT\]$/m)
@@ -73,9 +76,10 @@ t.test('help is generated from the same definitions', async (t) => {
   t.match(text, /^ {2}-h, --help +show this help$/m)
   t.match(text, /\nMore words\.\n$/)
   for (const line of text.split('\n')) t.ok(line.length <= 100, `fits 100 columns: ${line}`)
+  t.end()
 })
 
-t.test('durations and integers', async (t) => {
+t.test('durations and integers', (t) => {
   t.equal(durationValue('1m30s'), 90_000)
   t.equal(durationValue('0'), 0)
   t.throws(() => durationValue('10', '--interval'), new UsageError('--interval: invalid duration "10": use a number with a unit, e.g. 500ms, 10s, 5m, 1h'))
@@ -83,4 +87,5 @@ t.test('durations and integers', async (t) => {
   for (const bad of ['65536', '-1', '1.5', 'x', '1e3']) {
     t.throws(() => integerValue(bad, '--port', 0, 65535), { message: `--port "${bad}" is not a whole number from 0 to 65535` }, bad)
   }
+  t.end()
 })
