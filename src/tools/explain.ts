@@ -1,3 +1,4 @@
+import { DEFAULT_IMAGE_GC } from '../api/image-gc.js'
 import { lookupKey } from '../image/reference.js'
 import type { InventoryView } from '../inventory/index.js'
 import { bitsHas } from '../util/node-set.js'
@@ -91,6 +92,13 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
         out.push(`  on ${nodeName}: ${state} (image list observed ${observed})`)
         const mine = report.rows.find((r) => r.node === nodeName)
         if (!here && mine !== undefined && mine.sameRepository.length > 0) out.push(`  ${nodeName} has ${mine.sameRepository.join(', ')} of the same repository`)
+        const fs = view.imageFilesystem(slot)
+        if (here && fs?.usedPercent !== undefined && fs.usedPercent >= DEFAULT_IMAGE_GC.highThresholdPercent && !view.isPinned(slot, key.key)) {
+          out.push(
+            `  ${nodeName}: its image filesystem is ${fs.usedPercent}% full and the image is not pinned: at or above the kubelet's image GC threshold ` +
+              `(default ${DEFAULT_IMAGE_GC.highThresholdPercent}%), it may be deleted once unused; pin it: ctr -n k8s.io images label ${c.image} io.cri-containerd.pinned=pinned`,
+          )
+        }
         const hidden = here ? undefined : mine?.elsewhere[0]
         if (hidden !== undefined) {
           out.push(`  ${nodeName} holds it as ${hidden.name} in containerd namespace "${hidden.namespace}", where the kubelet does not look (only k8s.io)`)

@@ -113,3 +113,18 @@ t.test('a node whose usage drops is no longer at risk', async (t) => {
   node('full', 'a', 60, [[APP, false]])
   t.equal(run('a').verdict, 'allow')
 })
+
+t.test('explain pod says when its node may collect the image', async (t) => {
+  const { explainPod } = await import('../../src/tools/explain.js')
+  node('full', 'a', 93, [[APP, false]])
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'web', namespace: 'default' },
+    spec: { nodeName: 'full', containers: [{ name: 'app', image: 'app:1', imagePullPolicy: 'Never' }] },
+    status: { phase: 'Running' },
+  }
+  t.match(explainPod(pod, index, NOW), 'full: its image filesystem is 93% full and the image is not pinned')
+  node('full', 'a', 93, [[APP, true]])
+  t.notMatch(explainPod(pod, index, NOW), 'not pinned', 'pinned: nothing to say')
+})
