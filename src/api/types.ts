@@ -4,10 +4,8 @@
 
 // The wire types of NodeImageSet, generated from the one schema (nodeimageset-schema.ts).
 import type {
-  NodeImageSetImage,
   NodeImageSetImageElsewhere,
   NodeImageSetImageFilesystem,
-  NodeImageSetRuntime,
   NodeImageSetSpec,
   NodeImageSetStatus,
 } from './nodeimageset.generated.js'

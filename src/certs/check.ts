@@ -89,7 +89,7 @@ function expiryProblem(cert: Forge.pki.Certificate, now: Date, renewBefore: numb
 function sanProblem(cert: Forge.pki.Certificate, service: string, namespace: string, hosts: readonly string[]): string | null {
   const want = subjectAltNames(service, namespace, hosts)
   const wantKeys = new Set([...want.dns.map((d) => `DNS:${d}`), ...want.ips.map((ip) => `IP:${canonicalIp(ip)}`)])
-  const ext = cert.getExtension('subjectAltName') as { altNames?: Array<{ type: number; value: string; ip?: string }> } | undefined
+  const ext: { altNames?: Array<{ type: number; value: string; ip?: string }> } | undefined = cert.getExtension('subjectAltName')
   const haveKeys = new Set<string>()
   for (const name of ext?.altNames ?? []) {
     if (name.type === 2) haveKeys.add(`DNS:${name.value.toLowerCase()}`)

@@ -115,7 +115,7 @@ export function generateServing(options: ServingOptions): CertificatePair {
 }
 
 function keyIdentifierOf(cert: Forge.pki.Certificate): string {
-  const ext = cert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined
+  const ext: { subjectKeyIdentifier?: string } | undefined = cert.getExtension('subjectKeyIdentifier')
   if (ext?.subjectKeyIdentifier !== undefined) return forge.util.hexToBytes(ext.subjectKeyIdentifier)
   return cert.generateSubjectKeyIdentifier().getBytes()
 }
@@ -128,8 +128,8 @@ function newRsaKey(): { forgeKey: Forge.pki.rsa.KeyPair; pem: string } {
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
   })
-  const privateKey = forge.pki.privateKeyFromPem(pair.privateKey) as Forge.pki.rsa.PrivateKey
-  const publicKey = forge.pki.publicKeyFromPem(pair.publicKey) as Forge.pki.rsa.PublicKey
+  const privateKey = forge.pki.privateKeyFromPem(pair.privateKey)
+  const publicKey = forge.pki.publicKeyFromPem(pair.publicKey)
   return { forgeKey: { privateKey, publicKey }, pem: pair.privateKey }
 }
 

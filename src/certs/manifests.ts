@@ -6,6 +6,11 @@ export const WEBHOOK_CONFIGURATION_KIND = 'ValidatingWebhookConfiguration'
 export const MUTATING_WEBHOOK_CONFIGURATION_KIND = 'MutatingWebhookConfiguration'
 const WEBHOOK_CONFIGURATION_KINDS: ReadonlySet<unknown> = new Set([WEBHOOK_CONFIGURATION_KIND, MUTATING_WEBHOOK_CONFIGURATION_KIND])
 
+/** A YAML scalar's text for a message; a missing, null or non-scalar value gives `fallback`. */
+function scalarText(value: unknown, fallback: string): string {
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : fallback
+}
+
 export interface SecretInput {
   namespace: string
   cert: string
@@ -59,14 +64,14 @@ export function patchWebhookConfigYaml(source: string, caBundle: string): Patche
   for (const doc of docs) {
     if (doc.errors.length > 0) throw new Error(`the file is not valid YAML: ${doc.errors[0]?.message ?? ''}`)
     if (!WEBHOOK_CONFIGURATION_KINDS.has(doc.get('kind'))) continue
-    const configName = String(doc.getIn(['metadata', 'name']) ?? '(unnamed)')
+    const configName = scalarText(doc.getIn(['metadata', 'name']), '(unnamed)')
     const webhooks = doc.get('webhooks', true)
     if (!isSeq(webhooks)) {
       skipped.push(`${configName}: has no webhooks list`)
       continue
     }
     webhooks.items.forEach((item, i) => {
-      const label = `${configName}/${isMap(item) ? String(item.get('name') ?? `webhooks[${i}]`) : `webhooks[${i}]`}`
+      const label = `${configName}/${isMap(item) ? scalarText(item.get('name'), `webhooks[${i}]`) : `webhooks[${i}]`}`
       const clientConfig = isMap(item) ? item.get('clientConfig', true) : undefined
       if (!isMap(clientConfig)) {
         skipped.push(`${label}: has no clientConfig`)

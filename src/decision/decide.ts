@@ -170,7 +170,7 @@ export interface Decision {
 
 export const NAMES_SHOWN = 3
 
-const EMPTY: NodeList = Object.freeze({ names: [], count: 0 }) as NodeList
+const EMPTY: NodeList = Object.freeze({ names: [], count: 0 })
 
 function names(view: InventoryView, bits: Bits, keep: (slot: number) => boolean, count: number): NodeList {
   if (count === 0) return EMPTY

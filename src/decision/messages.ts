@@ -18,8 +18,11 @@ export const MAX_WARNINGS_TOTAL_RUNES = 4096
 const NAMED_IN_SUMMARY = 5
 const DETAILED = 20
 
-/** Characters clean() rewrites, or that need a closer look (surrogates, paired or not). */
-const SPECIAL = /[\u0000-\u001f\u007f-\u009f\ud800-\udfff]/
+/**
+ * Characters clean() rewrites, or that need a closer look (surrogates, paired or not): C0 and
+ * C1 controls and DEL (U+0000-001F, U+007F-009F) and U+D800-DFFF, written as the complement.
+ */
+const SPECIAL = /[^\u0020-\u007e\u00a0-\ud7ff\ue000-\uffff]/
 const SURROGATE = /[\ud800-\udfff]/
 
 /** Escapes control characters and lone surrogates so the text survives the apiserver. */

@@ -253,7 +253,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
       if (old !== undefined && old.labels[key] === value) continue
       this.bitsIn(this.keyBits, key, slot)
       let values = this.valueBits.get(key)
-      if (values === undefined) this.valueBits.set(key, (values = new Map()))
+      if (values === undefined) this.valueBits.set(key, (values = new Map<string, Bits>()))
       this.bitsIn(values, value, slot)
     }
     for (const t of node.taints) {
@@ -592,7 +592,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
       memo = this.derived.get(repository)
       if (memo === undefined) {
         if (this.derived.size >= MEMO_LIMIT) this.derived.clear()
-        this.derived.set(repository, (memo = new Map()))
+        this.derived.set(repository, (memo = new Map<string, unknown>()))
       }
     } else memo = this.derivedElsewhere
     if (memo.has(key)) return memo.get(key) as T

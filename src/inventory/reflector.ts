@@ -231,7 +231,7 @@ export class Reflector {
     let token = ''
     let pages = 0
     let restarts = 0
-    let listRv = ''
+    let listRv: string
     for (;;) {
       // No resourceVersion: a consistent read that honours `limit` (with "0" the watch cache
       // answers, and older apiservers ignore `limit` there, sending everything at once).
@@ -287,7 +287,7 @@ export class Reflector {
     try {
       body = JSON.parse(text)
     } catch (err) {
-      throw new Error(`list response is not JSON: ${errorMessage(err)}`)
+      throw new Error(`list response is not JSON: ${errorMessage(err)}`, { cause: err })
     }
     const metadata = isObject(body) ? body.metadata : undefined
     const items = isObject(body) ? body.items : undefined
@@ -425,7 +425,8 @@ export class Reflector {
         } else if (this.closed) {
           resolve('ended')
         } else if (signal.aborted) {
-          reject(signal.reason)
+          // deadline() aborts with the parent's AbortError or with onTimeout()'s Error.
+          reject(signal.reason as Error)
         } else if (!complete) {
           reject(new Error(`the watch stream was cut before its end (premature close)${cause === undefined ? '' : `: ${cause.message}`}`))
         } else if (events === 0 && this.clock.now() - startedAt < SHORT_WATCH_MS) {

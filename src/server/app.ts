@@ -242,8 +242,8 @@ export interface OpsOptions {
 }
 
 /** /healthz, /readyz and /metrics: on the webhook's HTTPS port and on the plain ops port. */
-export async function opsApp(app: FastifyInstance, options: OpsOptions): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }))
+export function opsApp(app: FastifyInstance, options: OpsOptions): Promise<void> {
+  app.get('/healthz', () => ({ status: 'ok' }))
   app.get('/readyz', async (_, reply) => {
     if (options.ready()) return { status: 'ready' }
     return reply.code(503).send({ status: 'not ready', message: 'inventory not loaded or shutting down' })
@@ -252,4 +252,5 @@ export async function opsApp(app: FastifyInstance, options: OpsOptions): Promise
     reply.header('content-type', options.metrics.registry.contentType)
     return options.metrics.registry.metrics()
   })
+  return Promise.resolve()
 }

@@ -228,7 +228,7 @@ async function readPod(name: string, namespace: string | undefined, kubeconfig: 
     return await kc.makeApiClient(CoreV1Api).readNamespacedPod({ name, namespace: ns })
   } catch (err) {
     const code = (err as { code?: number }).code
-    if (code === 404) throw new Error(`pod "${name}" not found in namespace "${ns}"`)
-    throw new Error(`cannot read pod ${ns}/${name}: ${(err as Error).message}`)
+    if (code === 404) throw new Error(`pod "${name}" not found in namespace "${ns}"`, { cause: err })
+    throw new Error(`cannot read pod ${ns}/${name}: ${(err as Error).message}`, { cause: err })
   }
 }
