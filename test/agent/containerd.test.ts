@@ -16,7 +16,7 @@ import { writeOciImage } from '../helpers/oci.js'
 // in. The agent lists them over containerd's own API and publishes them apart; the webhook
 // names the node, the place and the commands that fix it.
 
-t.test('the published list is sorted, de-duplicated and bounded', async (t) => {
+t.test('the published list is sorted, de-duplicated and bounded', (t) => {
   const many = Array.from({ length: MAX_IMAGES_ELSEWHERE + 5 }, (_, i) => ({
     name: `docker.io/x/app:${String(i).padStart(5, '0')}`,
     containerdNamespace: i % 2 === 0 ? 'default' : 'moby',
@@ -27,6 +27,7 @@ t.test('the published list is sorted, de-duplicated and bounded', async (t) => {
   t.equal(bounded.images[0]?.containerdNamespace, 'default')
   t.equal(bounded.images[0]?.name, 'docker.io/x/app:00000')
   t.same(boundImagesElsewhere([]), { images: [], omitted: 0 })
+  t.end()
 })
 
 const skip = await containerdSkipReason()
@@ -69,10 +70,11 @@ t.test('against a real containerd', { skip: skip ?? false }, async (t) => {
     cri,
     containerd,
     publisher: {
-      async apply(set) {
+      apply(set) {
         applied.push(set)
+        return Promise.resolve()
       },
-      async applyStatus() {},
+      applyStatus: () => Promise.resolve(),
     },
   })
 
@@ -85,12 +87,12 @@ t.test('against a real containerd', { skip: skip ?? false }, async (t) => {
     ])
   })
 
-  await t.test('the denial names the node, the place and the fix; where shows it', async (t) => {
+  await t.test('the denial names the node, the place and the fix; where shows it', (t) => {
     const index = new InventoryIndex({ staleAfterMs: 15 * 60_000 })
     index.upsertNode(nodeFacts({ name: 'node-a' }))
     const converted = toNodeImages({ ...applied.at(-1), status: { observedTime: new Date().toISOString() } })
     t.ok(converted.ok, 'the published object reads back')
-    if (!converted.ok) return
+    if (!converted.ok) return t.end()
     index.upsertImages(converted.value)
     const subject = { kind: 'Pod', namespace: 'default', name: 'web', operation: 'CREATE' }
     const template = {
@@ -124,6 +126,7 @@ t.test('against a real containerd', { skip: skip ?? false }, async (t) => {
     const where = renderWhere(whereIs(index, 'neverpull/hidden:1', Date.now()), Date.now())
     t.match(where, /node-a\s+absent; in containerd namespace default/)
     t.match(where, /holds it only outside containerd namespace k8s\.io/)
+    t.end()
   })
 
   await t.test('removal is seen within one interval: the next tick', async (t) => {
@@ -145,10 +148,11 @@ t.test('against a real containerd', { skip: skip ?? false }, async (t) => {
         listImagesElsewhere: () => Promise.reject(new Error('unimplemented')),
       },
       publisher: {
-        async apply(set) {
+        apply(set) {
           applied.push(set)
+          return Promise.resolve()
         },
-        async applyStatus() {},
+        applyStatus: () => Promise.resolve(),
       },
     })
     const r = await failing.tick()

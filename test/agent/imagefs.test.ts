@@ -3,7 +3,7 @@ import { nodeStatFs, readImageFilesystem, usedPercent } from '../../src/agent/im
 import { connectCri } from '../../src/agent/cri.js'
 import { containerdSkipReason, startContainerd } from '../helpers/containerd.js'
 
-t.test("usedPercent is the kubelet's: 100 - available*100/capacity, integer division", async (t) => {
+t.test("usedPercent is the kubelet's: 100 - available*100/capacity, integer division", (t) => {
   const table: Array<[bigint, bigint, number | undefined]> = [
     [100n, 15n, 85],
     [100n, 16n, 84],
@@ -16,19 +16,21 @@ t.test("usedPercent is the kubelet's: 100 - available*100/capacity, integer divi
   ]
   for (const [capacityBytes, availableBytes, want] of table)
     t.equal(usedPercent({ capacityBytes, availableBytes }), want, `${capacityBytes}/${availableBytes}`)
+  t.end()
 })
 
 t.test('the mountpoint is looked up under the host root; without a size only usedBytes goes out', async (t) => {
   const asked: string[] = []
   const cri = {
-    imageFsInfo: async () => ({
-      mountpoint: '/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs',
-      usedBytes: 42,
-    }),
+    imageFsInfo: () =>
+      Promise.resolve({
+        mountpoint: '/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs',
+        usedBytes: 42,
+      }),
   }
   const fs = await readImageFilesystem(
     cri,
-    async (p) => (asked.push(p), { capacityBytes: 1000n, availableBytes: 100n }),
+    (p) => (asked.push(p), Promise.resolve({ capacityBytes: 1000n, availableBytes: 100n })),
     '/host',
   )
   t.same(asked, ['/host/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs'])
@@ -41,7 +43,7 @@ t.test('the mountpoint is looked up under the host root; without a size only use
   })
   const unsized = await readImageFilesystem(cri, () => Promise.reject(new Error('ENOENT')), '/')
   t.same(unsized, { usedBytes: 42, mountpoint: '/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs' })
-  t.equal(await readImageFilesystem({ imageFsInfo: async () => undefined }, nodeStatFs, '/'), undefined)
+  t.equal(await readImageFilesystem({ imageFsInfo: () => Promise.resolve(undefined) }, nodeStatFs, '/'), undefined)
 })
 
 const skip = await containerdSkipReason()
@@ -71,19 +73,23 @@ t.test(
     const agent = createAgent({
       nodeName: 'n',
       cri: {
-        listImages: async () => [],
-        imageStatus: async () => undefined,
-        version: async () => ({ name: 'containerd', version: '2', endpoint: 'unix:///x' }),
+        listImages: () => Promise.resolve([]),
+        imageStatus: () => Promise.resolve(undefined),
+        version: () => Promise.resolve({ name: 'containerd', version: '2', endpoint: 'unix:///x' }),
       },
-      imageFilesystem: async () => ({
-        usedBytes: usedBytes++,
-        capacityBytes: 100,
-        availableBytes: 100 - percent,
-        usedPercent: percent,
-      }),
+      imageFilesystem: () =>
+        Promise.resolve({
+          usedBytes: usedBytes++,
+          capacityBytes: 100,
+          availableBytes: 100 - percent,
+          usedPercent: percent,
+        }),
       publisher: {
-        apply: async () => undefined,
-        applyStatus: async (_name, status) => void statuses.push(status as Record<string, unknown>),
+        apply: () => Promise.resolve(),
+        applyStatus: (_name, status) => {
+          statuses.push(status as Record<string, unknown>)
+          return Promise.resolve()
+        },
       },
     })
     await agent.tick()

@@ -42,7 +42,7 @@ const target = (obj: ReturnType<typeof deployment>) => ({
   object: obj,
 })
 
-t.test('the table', async (t) => {
+t.test('the table', (t) => {
   const week = { ...DEFAULT_IMAGE_GC, maximumAgeMs: 7 * 24 * 3_600_000 }
   const table: Array<
     [string, InventoryIndex, number | undefined, typeof DEFAULT_IMAGE_GC | undefined, string | null, RegExp | null]
@@ -93,6 +93,7 @@ t.test('the table', async (t) => {
     DEFAULT_IMAGE_GC,
   )
   t.equal(missing?.reason, EVENT_REASON, 'missing outranks GC risk')
+  t.end()
 })
 
 t.test('the metric: GC-risk objects by kind, reset when leadership is lost', async (t) => {

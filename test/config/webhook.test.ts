@@ -1,7 +1,7 @@
 import t from 'tap'
 import { webhookConfig } from '../../src/config/webhook.js'
 
-t.test('--pullable-registries and NEVERPULL_PULLABLE_REGISTRIES', async (t) => {
+t.test('--pullable-registries and NEVERPULL_PULLABLE_REGISTRIES', (t) => {
   const base = ['--tls-cert', 'c', '--tls-key', 'k']
   let r = webhookConfig(base, {})
   t.ok(r.ok && r.config.pullableRegistries.any, 'default * changes nothing')
@@ -16,9 +16,10 @@ t.test('--pullable-registries and NEVERPULL_PULLABLE_REGISTRIES', async (t) => {
   r = webhookConfig([...base, '--pullable-registries', 'https://x.corp'], {})
   t.notOk(r.ok)
   if (!r.ok) t.match(r.error, /^--pullable-registries: "https:\/\/x.corp": a registry host/)
+  t.end()
 })
 
-t.test("the kubelets' image GC settings", async (t) => {
+t.test("the kubelets' image GC settings", (t) => {
   const base = ['--tls-cert', 'c', '--tls-key', 'k']
   let r = webhookConfig(base, {})
   t.ok(r.ok)
@@ -42,4 +43,5 @@ t.test("the kubelets' image GC settings", async (t) => {
   r = webhookConfig([...base, '--image-gc-high-threshold', '70'], {})
   t.notOk(r.ok, 'low above high is refused, as the kubelet does')
   if (!r.ok) t.match(r.error, /--image-gc-low-threshold \(80\) must not be above --image-gc-high-threshold \(70\)/)
+  t.end()
 })

@@ -52,7 +52,7 @@ const run = (zone: string, imageGc: ImageGcPolicy | null = DEFAULT_IMAGE_GC, ima
     ...(imageGc === null ? {} : { imageGc }),
   })
 
-t.test('the table', async (t) => {
+t.test('the table', (t) => {
   const table: Array<[string, string, ImageGcPolicy | null, string[] | undefined, string]> = [
     ['above the threshold, unpinned', 'a', DEFAULT_IMAGE_GC, ['full:91'], 'warn'],
     ['exactly at the threshold counts (the kubelet uses >=)', 'b', DEFAULT_IMAGE_GC, ['edge:85'], 'warn'],
@@ -81,9 +81,10 @@ t.test('the table', async (t) => {
     t.equal(d.verdict, verdict, `${name}: verdict`)
   }
   t.equal(run('a', DEFAULT_IMAGE_GC, 'app:2').verdict, 'deny', 'a missing image is still denied, GC aside')
+  t.end()
 })
 
-t.test('the warning names node, usage, threshold and how to protect the image', async (t) => {
+t.test('the warning names node, usage, threshold and how to protect the image', (t) => {
   const w = warningsFor(run('a'), subject)
   t.equal(w.length, 2)
   t.match(
@@ -107,11 +108,13 @@ t.test('the warning names node, usage, threshold and how to protect the image', 
     ['full', 'edge'],
     'fullest first, every eligible node at risk',
   )
+  t.end()
 })
 
-t.test('a node whose usage drops is no longer at risk', async (t) => {
+t.test('a node whose usage drops is no longer at risk', (t) => {
   node('full', 'a', 60, [[APP, false]])
   t.equal(run('a').verdict, 'allow')
+  t.end()
 })
 
 t.test('explain pod says when its node may collect the image', async (t) => {

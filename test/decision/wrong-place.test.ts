@@ -29,7 +29,7 @@ const tpl = (image: string, zone: string): PodTemplateFacts => ({
 })
 const subject: Subject = { kind: 'Pod', namespace: 'default', name: 'web', operation: 'CREATE' }
 
-t.test('the table', async (t) => {
+t.test('the table', (t) => {
   const table: Array<[string, string, string, string, string[]]> = [
     ['held elsewhere on an eligible node that lacks it', 'app:1', 'a', 'partial', ['a1/default']],
     ['by the digest the name points to', `app@${DIGEST}`, 'a', 'missing', ['a1/default']],
@@ -56,14 +56,16 @@ t.test('the table', async (t) => {
     denialMessage(d, subject),
     'ctr -n moby images export image.tar app:2 && ctr -n k8s.io images import image.tar',
   )
+  t.end()
 })
 
-t.test('a new list replaces the old; removing the image set forgets it', async (t) => {
+t.test('a new list replaces the old; removing the image set forgets it', (t) => {
   elsewhere('b1', [], ['docker.io/library/app:2'])
   t.equal(index.imagesElsewhere('docker.io/library/app:2'), undefined)
   t.equal(decide(index, { subject, template: tpl('app:2', 'b'), mode: 'enforce', now: NOW }).verdict, 'allow')
   index.removeImages('a1')
   t.equal(index.imagesElsewhere('docker.io/library/app:1'), undefined)
+  t.end()
 })
 
 t.test('explain pod names the node, the containerd namespace and the commands', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { ANY_REGISTRY, isPullable, normaliseRegistry, parsePullableRegistries } from '../../src/api/registries.js'
 import { registryOf } from '../../src/image/registry.js'
 
-t.test('the registry of an image, normalised like distribution/reference', async (t) => {
+t.test('the registry of an image, normalised like distribution/reference', (t) => {
   const table: Array<[string, string | undefined]> = [
     ['nginx', 'docker.io'],
     ['nginx:1.27', 'docker.io'],
@@ -20,9 +20,10 @@ t.test('the registry of an image, normalised like distribution/reference', async
     ['Not A Reference', undefined],
   ]
   for (const [image, registry] of table) t.equal(registryOf(image), registry, image)
+  t.end()
 })
 
-t.test('parsing the list: *, none, hosts with ports, Docker Hub aliases, clear errors', async (t) => {
+t.test('parsing the list: *, none, hosts with ports, Docker Hub aliases, clear errors', (t) => {
   const ok: Array<[string, string[] | '*']> = [
     ['*', '*'],
     ['registry.corp, *', '*'],
@@ -54,12 +55,13 @@ t.test('parsing the list: *, none, hosts with ports, Docker Hub aliases, clear e
     t.equal(parsed.ok, false, `"${text}" is refused`)
     if (!parsed.ok) t.match(parsed.error, error, text)
   }
+  t.end()
 })
 
-t.test('matching: exact host and port after normalisation', async (t) => {
+t.test('matching: exact host and port after normalisation', (t) => {
   const parsed = parsePullableRegistries('registry.corp:5000,localhost,docker.io')
   t.ok(parsed.ok)
-  if (!parsed.ok) return
+  if (!parsed.ok) return t.end()
   const p = parsed.value
   const table: Array<[string, boolean]> = [
     ['registry.corp:5000/app', true],
@@ -74,4 +76,5 @@ t.test('matching: exact host and port after normalisation', async (t) => {
   for (const [image, pullable] of table) t.equal(isPullable(p, registryOf(image)!), pullable, image)
   t.equal(isPullable(ANY_REGISTRY, 'anything.example'), true, '* takes everything')
   t.equal(normaliseRegistry('Index.Docker.IO'), 'docker.io')
+  t.end()
 })
