@@ -480,10 +480,13 @@ const NO_NOTES: Note[] = Object.freeze([]) as unknown as Note[]
  * Where the template's pods will be placed, and what holds every denial back, before any
  * image is looked at.
  */
-function prepare(view: InventoryView, template: PodTemplateFacts, mergePods: boolean): { placement: Placement; notes: Note[] } {
+function prepare(view: InventoryView, template: PodTemplateFacts, mergePods: boolean, update: boolean): { placement: Placement; notes: Note[] } {
   let notes: Note[] | undefined
   let placement = template.placement
   if (template.idle !== undefined) (notes ??= []).push({ reason: 'idle', detail: template.idle })
+  // An UPDATE of an OnDelete or fully partitioned template replaces no pod: the operator
+  // loads the image and deletes pods (or lowers the partition) node by node afterwards.
+  else if (update && template.heldRollout !== undefined) (notes ??= []).push({ reason: 'idle', detail: template.heldRollout })
   const runtimeClassName = template.runtimeClassName
   if (runtimeClassName !== undefined && (template.kind !== 'Pod' || mergePods)) {
     const runtimeClass = view.runtimeClass(runtimeClassName)
@@ -563,7 +566,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       policy = p
     } else if (!hasImage(c)) continue
     if (where === undefined) {
-      const prepared = prepare(view, template, input.mergePods === true)
+      const prepared = prepare(view, template, input.mergePods === true, previous !== undefined && previous !== null)
       notes = prepared.notes
       placement = prepared.placement
       where = eligibleNodes(view, placement)

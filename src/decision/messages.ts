@@ -277,6 +277,8 @@ const IDLE_WORDS: Record<string, string> = {
   'scaled-to-zero': 'is scaled to zero, so no pod runs yet; these images matter once it is scaled up',
   suspended: 'is suspended, so nothing runs yet; these images matter once it is resumed',
   paused: 'is paused, so no pod runs from this template yet; these images matter at kubectl rollout resume',
+  'on-delete': 'has updateStrategy OnDelete, so no pod is replaced now; these images matter for each pod deleted or added',
+  partitioned: 'has a partition at or above its replicas, so no pod is replaced now; these images matter once it is lowered',
   'template-only': 'only stores a template, so nothing runs from it; these images matter when pods are made from it',
 }
 

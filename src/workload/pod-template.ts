@@ -35,6 +35,14 @@ export interface PodTemplateFacts {
   kind: string
   /** Set when the object creates no pod now; undefined when it does (or may). */
   idle?: Idle
+  /**
+   * A DaemonSet or StatefulSet whose template changes reach no running pod by themselves:
+   * `updateStrategy.type: OnDelete` (pods take the new template only when deleted), or a
+   * StatefulSet partition at or above its replicas (pkg/controller/statefulset
+   * updateStatefulSet: only ordinals >= partition are updated). An UPDATE of its template
+   * then creates no pod now.
+   */
+  heldRollout?: 'on-delete' | 'partitioned'
   /** spec.runtimeClassName, read with the placement (only for templates with a checked container). */
   runtimeClassName?: string
   /** DaemonSet: the image must be on every eligible node, and the controller's tolerations apply. */
@@ -224,6 +232,21 @@ function idleReason(kind: string, object: Json): Idle | undefined {
   return undefined
 }
 
+/** See PodTemplateFacts.heldRollout. */
+function heldRollout(kind: string, object: Json): PodTemplateFacts['heldRollout'] {
+  if (kind !== 'DaemonSet' && kind !== 'StatefulSet') return undefined
+  const spec = object['spec']
+  if (!isObject(spec)) return undefined
+  const strategy = spec['updateStrategy']
+  if (!isObject(strategy)) return undefined
+  if (strategy['type'] === 'OnDelete') return 'on-delete'
+  if (kind !== 'StatefulSet') return undefined
+  const rolling = strategy['rollingUpdate']
+  const partition = isObject(rolling) ? rolling['partition'] : undefined
+  const replicas = typeof spec['replicas'] === 'number' ? spec['replicas'] : 1
+  return typeof partition === 'number' && partition >= replicas ? 'partitioned' : undefined
+}
+
 /**
  * The pod template facts of an object of the given kind, `null` when the object carries no
  * pod spec (a ReplicationController with a null template), or an error naming the field.
@@ -281,6 +304,8 @@ export function extractPodTemplate(kind: string, object: unknown, options: Extra
 
     const template: PodTemplateFacts = { kind, perNode, mirror, placement, containers: list }
     if (idle !== undefined) template.idle = idle
+    const held = heldRollout(kind, object)
+    if (held !== undefined) template.heldRollout = held
     if (runtimeClassName !== undefined && runtimeClassName !== '') template.runtimeClassName = runtimeClassName
     return { ok: true, template }
   } catch (err) {

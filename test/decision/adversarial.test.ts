@@ -189,6 +189,68 @@ t.test('false denials: objects and updates that create no failing pod', (t) => {
       want: 'warn',
     },
     {
+      name: 'DaemonSet with updateStrategy OnDelete gets a new image: no pod is replaced until deleted',
+      upstream:
+        'pkg/controller/daemon update.go rollingUpdate runs only for RollingUpdate (OnDelete: dsc.syncNodes creates on new nodes only)',
+      body: review(
+        'DaemonSet',
+        workload('DaemonSet', podSpec([c('myapp:9')], web), { updateStrategy: { type: 'OnDelete' } }),
+        {
+          operation: 'UPDATE',
+          oldObject: workload('DaemonSet', podSpec([c('myapp:1.0')], web), { updateStrategy: { type: 'OnDelete' } }),
+        },
+      ),
+      want: 'warn',
+      match: /OnDelete/,
+    },
+    {
+      name: 'the same DaemonSet created with OnDelete runs pods at once: denied',
+      upstream: 'pkg/controller/daemon daemon_controller.go manage -> syncNodes',
+      body: review(
+        'DaemonSet',
+        workload('DaemonSet', podSpec([c('myapp:9')], web), { updateStrategy: { type: 'OnDelete' } }),
+      ),
+      want: 'deny',
+    },
+    {
+      name: 'StatefulSet canary: partition at replicas, a new image replaces no pod',
+      upstream: 'pkg/controller/statefulset stateful_set_control.go updateStatefulSet (ordinals >= partition only)',
+      body: review(
+        'StatefulSet',
+        workload('StatefulSet', podSpec([c('myapp:9')], web), {
+          replicas: 3,
+          updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 3 } },
+        }),
+        {
+          operation: 'UPDATE',
+          oldObject: workload('StatefulSet', podSpec([c('myapp:1.0')], web), {
+            replicas: 3,
+            updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 3 } },
+          }),
+        },
+      ),
+      want: 'warn',
+    },
+    {
+      name: 'StatefulSet with partition 2 of 3 replaces ordinal 2 now: denied',
+      upstream: 'pkg/controller/statefulset stateful_set_control.go updateStatefulSet',
+      body: review(
+        'StatefulSet',
+        workload('StatefulSet', podSpec([c('myapp:9')], web), {
+          replicas: 3,
+          updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 2 } },
+        }),
+        {
+          operation: 'UPDATE',
+          oldObject: workload('StatefulSet', podSpec([c('myapp:1.0')], web), {
+            replicas: 3,
+            updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 2 } },
+          }),
+        },
+      ),
+      want: 'deny',
+    },
+    {
       name: 'UPDATE that changes only replicas (kubectl apply with a new count)',
       upstream: 'decide: only changed containers deny; the scale subresource is not seen at all (facts §8)',
       body: review('Deployment', workload('Deployment', podSpec([c('myapp:9')], web), { replicas: 5 }), {
