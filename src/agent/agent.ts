@@ -47,6 +47,8 @@ export interface AgentObserver {
   runtimeFailed(): void
   /** One server-side apply of the spec or the status, at `at` (ms). */
   published(object: PublishedObject, ok: boolean, at: number): void
+  /** Images outside k8s.io (containerd), and the image filesystem's usage, when known. */
+  nodeFacts?(imagesElsewhere: number | undefined, imageFsUsedPercent: number | undefined): void
 }
 
 const NO_OBSERVER: AgentObserver = { runtimeListed() {}, runtimeFailed() {}, published() {} }
@@ -273,6 +275,7 @@ export function createAgent(options: AgentOptions): Agent {
       }
       const now = clock.now()
       observer.runtimeListed(listed.length)
+      observer.nodeFacts?.(elsewhere === undefined ? undefined : elsewhere.images.length + elsewhere.omitted, imageFs?.usedPercent)
       const unresolved = confirmed.unresolved
       const fresh = unresolved.filter((n) => !reportedUnresolved.has(n))
       if (fresh.length > 0) {

@@ -60,8 +60,20 @@ export function createAgentMetrics(): AgentMetrics {
     'neverpull_agent_last_publish_timestamp_seconds',
     "When this node's NodeImageSet (spec or status) was last applied successfully (seconds since the epoch)",
   )
+  const elsewhere = lazy(
+    'neverpull_agent_images_elsewhere',
+    'Images this node holds in containerd namespaces other than k8s.io, where the kubelet does not look',
+  )
+  const imageFsUsed = lazy(
+    'neverpull_agent_image_filesystem_used_percent',
+    "The image filesystem's usage as the kubelet's image GC computes it (100 - available*100/capacity)",
+  )
   return {
     registry,
+    nodeFacts(imagesElsewhere, imageFsUsedPercent) {
+      if (imagesElsewhere !== undefined) elsewhere.set(imagesElsewhere)
+      if (imageFsUsedPercent !== undefined) imageFsUsed.set(imageFsUsedPercent)
+    },
     runtimeListed(count) {
       reachable.set(1)
       images.set(count)

@@ -103,3 +103,33 @@ t.test(
     t.match(statuses.at(-1), { imageFilesystem: { usedPercent: 91 } })
   },
 )
+
+t.test('the agent metrics carry the image filesystem usage and the images elsewhere', async (t) => {
+  const { createAgent } = await import('../../src/agent/agent.js')
+  const { createAgentMetrics } = await import('../../src/agent/metrics.js')
+  const metrics = createAgentMetrics()
+  t.notMatch(
+    await metrics.registry.metrics(),
+    'neverpull_agent_image_filesystem_used_percent',
+    'absent before anything is known',
+  )
+  const agent = createAgent({
+    nodeName: 'n',
+    cri: {
+      listImages: () => Promise.resolve([]),
+      imageStatus: () => Promise.resolve(undefined),
+      version: () => Promise.resolve({ name: 'containerd', version: '2', endpoint: 'unix:///x' }),
+    },
+    containerd: {
+      listImagesElsewhere: () =>
+        Promise.resolve({ images: [{ name: 'docker.io/library/a:1', containerdNamespace: 'default' }], omitted: 2 }),
+    },
+    imageFilesystem: () => Promise.resolve({ usedBytes: 1, capacityBytes: 100, availableBytes: 12, usedPercent: 88 }),
+    publisher: { apply: () => Promise.resolve(), applyStatus: () => Promise.resolve() },
+    observer: metrics,
+  })
+  await agent.tick()
+  const text = await metrics.registry.metrics()
+  t.match(text, /neverpull_agent_image_filesystem_used_percent 88/)
+  t.match(text, /neverpull_agent_images_elsewhere 3/)
+})
