@@ -129,8 +129,8 @@ t.test('malformed reviews get allowed=false, code 400 and what is wrong, with th
     ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, /must have required property 'request'/, ''],
     ['wrong version', { ...review('pod-create'), apiVersion: 'admission.k8s.io/v2' }, /apiVersion must be one of \["admission.k8s.io\/v1","admission.k8s.io\/v1beta1"\]/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
     ['bad operation', (() => { const r = review('pod-create'); r['request'].operation = 'PATCH'; return r })(), /request.operation must be one of/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
-    ['containers not a list', (() => { const r = review('pod-create'); r['request'].object.spec.containers = {}; return r })(), /malformed Pod: spec.containers must be an array/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
-    ['image not a string', (() => { const r = review('pod-create'); r['request'].object.spec.containers[0].image = 7; return r })(), /spec.containers\[0\].image must be a string/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
+    ['containers not a list', (() => { const r = review('pod-create'); Object.assign(r['request'].object.spec, { containers: {} }); return r })(), /malformed Pod: spec.containers must be an array/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
+    ['image not a string', (() => { const r = review('pod-create'); Object.assign(r['request'].object.spec.containers[0], { image: 7 }); return r })(), /spec.containers\[0\].image must be a string/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
   ]
   for (const [name, body, pattern, uid] of cases) {
     const { reply, record } = answer(body)

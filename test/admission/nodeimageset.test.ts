@@ -6,7 +6,7 @@ import {
   type NodeImageSetPolicy,
 } from '../../src/admission/nodeimageset.js'
 import { parseServiceAccount, webhookConfig } from '../../src/config/webhook.js'
-import { review } from '../helpers/fixtures.js'
+import { review, reviewWith, type FixtureNodeImageSet, type FixtureReview } from '../helpers/fixtures.js'
 
 const policy = DEFAULT_NODE_IMAGE_SET_POLICY
 const AGENT = 'system:serviceaccount:neverpull-system:neverpull-guard-agent'
@@ -43,7 +43,7 @@ const jane = { username: 'jane@example.com', uid: 'jane', groups: ['developers',
 const admin = { username: 'kubernetes-admin', groups: ['kubeadm:cluster-admins', 'system:masters', 'system:authenticated'] }
 
 /** A NodeImageSet as the agent applies it and the apiserver stores it. */
-function nodeImageSet(name: string, nodeName = name): Record<string, any> {
+function nodeImageSet(name: string, nodeName = name): FixtureNodeImageSet {
   return {
     apiVersion: 'neverpull.dev/v1alpha1',
     kind: 'NodeImageSet',
@@ -84,14 +84,14 @@ interface Write {
   operation?: 'CREATE' | 'UPDATE' | 'DELETE'
   subResource?: string
   userInfo: Record<string, unknown>
-  object: Record<string, any> | null
-  oldObject?: Record<string, any> | null
+  object: FixtureNodeImageSet | null
+  oldObject?: FixtureNodeImageSet | null
   dryRun?: boolean
 }
 
 /** A real AdmissionReview (the pod-create fixture) turned into a NodeImageSet write. */
-function nisReview(w: Write): Record<string, any> {
-  const body = review('pod-create')
+function nisReview(w: Write): FixtureReview<FixtureNodeImageSet | null> {
+  const body = reviewWith('pod-create', w.object, w.oldObject ?? null)
   const r = body['request']
   const operation = w.operation ?? 'CREATE'
   const gvk = { group: 'neverpull.dev', version: 'v1alpha1', kind: 'NodeImageSet' }
@@ -104,12 +104,10 @@ function nisReview(w: Write): Record<string, any> {
     r.subResource = w.subResource
     r.requestSubResource = w.subResource
   }
-  r.name = w.object?.['metadata']?.name ?? w.oldObject?.['metadata']?.name ?? ''
+  r.name = w.object?.metadata.name ?? w.oldObject?.metadata.name ?? ''
   delete r.namespace
   r.operation = operation
   r.userInfo = w.userInfo
-  r.object = w.object
-  r.oldObject = w.oldObject ?? null
   r.dryRun = w.dryRun ?? false
   r.options = operation === 'UPDATE'
     ? { kind: 'PatchOptions', apiVersion: 'meta.k8s.io/v1', fieldManager: 'neverpull-guard-agent', force: true }
@@ -117,15 +115,15 @@ function nisReview(w: Write): Record<string, any> {
   return body
 }
 
-function refreshed(name: string, nodeName = name): Record<string, any> {
+function refreshed(name: string, nodeName = name): FixtureNodeImageSet {
   const next = nodeImageSet(name, nodeName)
-  next['status'].observedTime = '2026-11-21T06:04:50Z'
+  next.status!.observedTime = '2026-11-21T06:04:50Z'
   return next
 }
 
-function withNewImage(name: string): Record<string, any> {
+function withNewImage(name: string): FixtureNodeImageSet {
   const next = nodeImageSet(name)
-  next['spec'].images.push({ id: 'sha256:' + 'e'.repeat(64), repoTags: ['docker.io/library/evil:1'], repoDigests: [], size: 1, pinned: false })
+  next.spec.images.push({ id: 'sha256:' + 'e'.repeat(64), repoTags: ['docker.io/library/evil:1'], repoDigests: [], size: 1, pinned: false })
   return next
 }
 
@@ -170,11 +168,11 @@ const cases: Array<[string, Write, Expect]> = [
     { allowed: false, reason: 'not-allowed', message: /user "system:anonymous"/ }],
   ['a cluster admin repairs any node\'s set', { operation: 'UPDATE', userInfo: admin, object: withNewImage('node-c'), oldObject: nodeImageSet('node-c') },
     { allowed: true, reason: 'admin' }],
-  ['a cluster admin still writes only well-formed sets', { userInfo: admin, object: { ...nodeImageSet('node-a'), spec: { nodeName: 'node-a' } } },
+  ['a cluster admin still writes only well-formed sets', { userInfo: admin, object: Object.assign(nodeImageSet('node-a'), { spec: { nodeName: 'node-a' } }) },
     { allowed: false, reason: 'malformed', message: /^NodeImageSet node-a is malformed: \/spec must have required property 'images'$/ }],
-  ['agent writes an image without id', { userInfo: boundAgent('node-a'), object: { ...nodeImageSet('node-a'), spec: { nodeName: 'node-a', images: [{ repoTags: ['nginx'] }] } } },
+  ['agent writes an image without id', { userInfo: boundAgent('node-a'), object: Object.assign(nodeImageSet('node-a'), { spec: { nodeName: 'node-a', images: [{ repoTags: ['nginx'] }] } }) },
     { allowed: false, reason: 'malformed', message: /^NodeImageSet node-a is malformed: \/spec\/images\/0 must have required property 'id'$/ }],
-  ['agent writes a numeric tag', { userInfo: unboundAgent, object: { ...nodeImageSet('node-a'), spec: { nodeName: 'node-a', images: [{ id: 'sha256:1', repoTags: [7] }] } } },
+  ['agent writes a numeric tag', { userInfo: unboundAgent, object: Object.assign(nodeImageSet('node-a'), { spec: { nodeName: 'node-a', images: [{ id: 'sha256:1', repoTags: [7] }] } }) },
     { allowed: false, reason: 'malformed', message: /\/spec\/images\/0\/repoTags\/0 must be string/ }],
   ['unbound agent: name and spec.nodeName disagree', { userInfo: unboundAgent, object: nodeImageSet('node-a', 'node-b') },
     { allowed: false, reason: 'malformed', message: /^NodeImageSet node-a is malformed: spec.nodeName is "node-b", but a NodeImageSet must be named after its node$/ }],
@@ -228,7 +226,7 @@ t.test('the record names the write for the log line and the metrics', async (t) 
     reason: 'agent-own-node',
     writerNode: 'node-a',
   })
-  const bad = handleNodeImageSetReview(nisReview({ userInfo: boundAgent('node-a'), object: { ...nodeImageSet('node-a'), spec: { nodeName: 'node-a' } } }), policy)
+  const bad = handleNodeImageSetReview(nisReview({ userInfo: boundAgent('node-a'), object: Object.assign(nodeImageSet('node-a'), { spec: { nodeName: 'node-a' } }) }), policy)
   t.equal(bad.record.error, "malformed: /spec must have required property 'images'")
 })
 

@@ -211,7 +211,7 @@ export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   placementEdit.map(([field, value]): Mutation => ({ op: 'placement', field, value })),
   fc.record({ key: fc.constantFrom('containers', 'initContainers', 'ephemeralContainers'), value: fc.oneof(fc.array(container, { maxLength: 8 }), wrongValue) }).map((r): Mutation => ({ op: 'containers', ...r })),
   fc.record({
-    field: fc.constantFrom('group', 'version', 'kind', 'operation', 'subResource', 'uid', 'namespace', 'apiVersion') as fc.Arbitrary<'group' | 'version' | 'kind' | 'operation' | 'subResource' | 'uid' | 'namespace' | 'apiVersion'>,
+    field: fc.constantFrom<'group' | 'version' | 'kind' | 'operation' | 'subResource' | 'uid' | 'namespace' | 'apiVersion'>('group', 'version', 'kind', 'operation', 'subResource', 'uid', 'namespace', 'apiVersion'),
     value: fc.oneof(nastyString, wrongValue),
     drop: fc.boolean(),
   }).map((r): Mutation => ({ op: 'gvk', ...r })),
@@ -276,7 +276,7 @@ export function applyMutation(review: Json, m: Mutation): void {
       const spec = podSpecOf(request?.['object'], kind)
       const list = spec?.['containers']
       if (!Array.isArray(list) || list.length === 0) return
-      const c = list[m.index % list.length]
+      const c: unknown = list[m.index % list.length]
       if (typeof c === 'object' && c !== null) Object.assign(c, { image: m.image, imagePullPolicy: 'Never' })
       return
     }

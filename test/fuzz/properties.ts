@@ -302,7 +302,7 @@ export interface PropertyDef {
   testRuns: number
   /** Cases in `npm run fuzz`. */
   fuzzRuns: number
-  build(env: FuzzEnv): fc.IRawProperty<any, boolean>
+  build(env: FuzzEnv): fc.IRawProperty<unknown, boolean>
 }
 
 const anythingAtAll = fc.anything({
@@ -374,7 +374,8 @@ export const PROPERTIES: readonly PropertyDef[] = [
         modes,
         (name, count, depth, mode) => {
           const body = hugeReview(name, count, (i) => (i % 2 === 0 ? `registry.local:5000/team/api:1.${i % 9}` : `myapp:${i % 5 === 0 ? 'dev' : 'v' + i}`))
-          ;((body['request'] as Record<string, any>)['object'].metadata.annotations ??= {})['deep'] = nested(depth, depth % 2 === 0)
+          const object = (body['request'] as { object: { metadata: { annotations?: Record<string, unknown> } } }).object
+          ;(object.metadata.annotations ??= {})['deep'] = nested(depth, depth % 2 === 0)
           const { reply } = handled(env, 'huge', body, mode, HUGE_CASE_BUDGET_MS)
           if (mode === 'enforce' && reply.response.allowed) fail(`${count} containers, some missing, allowed in enforce mode`)
           return true

@@ -150,7 +150,7 @@ export async function startContainerd(options: { startTimeoutMs?: number } = {})
       return stdout
     } catch (err) {
       const e = err as { stderr?: string; message: string }
-      throw new Error(`ctr ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`)
+      throw new Error(`ctr ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, { cause: err })
     }
   }
 

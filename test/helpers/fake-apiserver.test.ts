@@ -26,7 +26,7 @@ async function readEvents(url: string, count: number, onOpen?: () => void): Prom
   const events: WatchEvent[] = []
   const decoder = new TextDecoder()
   let buffer = ''
-  const reader = res.body.getReader()
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader()
   let ended = false
   while (events.length < count) {
     const { value, done } = await reader.read()

@@ -230,7 +230,7 @@ export function jsonPatch(target: unknown, ops: unknown): unknown {
   const read = (path: string): unknown => {
     if (path === '') return doc
     const { parent, key } = resolve(path)
-    const value = Array.isArray(parent) ? parent[Number(key)] : isObject(parent) ? parent[key] : undefined
+    const value: unknown = Array.isArray(parent) ? parent[Number(key)] : isObject(parent) ? parent[key] : undefined
     if (value === undefined) throw new HttpError(422, 'Invalid', `doc is missing path: ${path}`)
     return value
   }
@@ -364,7 +364,7 @@ export function parseFieldSelector(selector: string): (obj: KubeObject) => boole
     tests.push((obj) => {
       let cur: unknown = obj
       for (const p of path) cur = isObject(cur) ? cur[p] : undefined
-      const actual = cur === undefined || cur === null ? '' : String(cur)
+      const actual = cur === undefined || cur === null ? '' : typeof cur === 'string' ? cur : typeof cur === 'number' || typeof cur === 'boolean' ? String(cur) : JSON.stringify(cur)
       return negate ? actual !== value : actual === value
     })
   }
@@ -922,7 +922,7 @@ export class FakeApiServer {
           }
         }
         if (!isObject(patched)) throw new HttpError(422, 'Invalid', 'patch result is not an object')
-        this.sendJson(res, 200, this.update(resource, namespace, name, existing, this.decodeTimes(resource, patched as KubeObject), subresource))
+        this.sendJson(res, 200, this.update(resource, namespace, name, existing, this.decodeTimes(resource, patched), subresource))
         return
       }
       case 'DELETE': {
@@ -1024,7 +1024,7 @@ export class FakeApiServer {
       throw new HttpError(400, 'BadRequest', `error decoding body: ${String(err)}`)
     }
     if (!isObject(body)) throw new HttpError(400, 'BadRequest', 'body must be a JSON object')
-    return body as KubeObject
+    return body
   }
 
   private listBody(resource: ResourceType, namespace: string | undefined, query: URLSearchParams): JsonObject {

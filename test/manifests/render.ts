@@ -71,7 +71,7 @@ export function readKustomization(dir: string): Kustomization {
       for (const key of Object.keys(k)) {
         if (!SUPPORTED.has(key)) throw new Error(`${p}: "${key}" is not supported by the test renderer`)
       }
-      return k as Kustomization
+      return k
     }
   }
   throw new Error(`${dir}: no kustomization file`)

@@ -4,7 +4,7 @@ import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { webhookApp } from '../../src/server/app.js'
 import { createMetrics } from '../../src/server/metrics.js'
-import { exampleInventory, review } from '../helpers/fixtures.js'
+import { exampleInventory, review, reviewWith, type FixtureNodeImageSet, type FixtureReview } from '../helpers/fixtures.js'
 
 const now = Date.parse('2026-11-21T06:00:00Z')
 
@@ -91,8 +91,14 @@ t.test('not ready until the inventory is loaded', async (t) => {
 })
 
 /** The pod-create fixture turned into a NodeImageSet write, as the apiserver sends it. */
-function nodeImageSetReview(name: string, userInfo: Record<string, unknown>, operation: 'CREATE' | 'UPDATE' = 'CREATE'): Record<string, any> {
-  const body = review('pod-create')
+function nodeImageSetReview(name: string, userInfo: Record<string, unknown>, operation: 'CREATE' | 'UPDATE' = 'CREATE'): FixtureReview<FixtureNodeImageSet> {
+  const object: FixtureNodeImageSet = {
+    apiVersion: 'neverpull.dev/v1alpha1',
+    kind: 'NodeImageSet',
+    metadata: { name },
+    spec: { nodeName: name, images: [{ id: 'sha256:' + 'a'.repeat(64), repoTags: ['docker.io/library/myapp:dev'], repoDigests: [] }] },
+  }
+  const body = reviewWith('pod-create', object, operation === 'UPDATE' ? { ...object, spec: { nodeName: name, images: [] } } : null)
   const r = body['request']
   r.kind = r.requestKind = { group: 'neverpull.dev', version: 'v1alpha1', kind: 'NodeImageSet' }
   r.resource = r.requestResource = { group: 'neverpull.dev', version: 'v1alpha1', resource: 'nodeimagesets' }
@@ -100,13 +106,6 @@ function nodeImageSetReview(name: string, userInfo: Record<string, unknown>, ope
   delete r.namespace
   r.operation = operation
   r.userInfo = userInfo
-  r.object = {
-    apiVersion: 'neverpull.dev/v1alpha1',
-    kind: 'NodeImageSet',
-    metadata: { name },
-    spec: { nodeName: name, images: [{ id: 'sha256:' + 'a'.repeat(64), repoTags: ['docker.io/library/myapp:dev'], repoDigests: [] }] },
-  }
-  r.oldObject = operation === 'UPDATE' ? { ...r.object, spec: { nodeName: name, images: [] } } : null
   return body
 }
 

@@ -144,7 +144,7 @@ t.test('POST /mutate answers what it does not steer: other kinds, updates, bad r
   t.equal(malformed.response.uid, 'u1')
   t.equal(malformed.response.status.code, 400)
   const bad = review('pod-create-generatename')
-  bad['request'].object.spec.containers = 'nope'
+  Object.assign(bad['request'].object.spec, { containers: 'nope' })
   const badPod = (await app.inject({ method: 'POST', url: '/mutate', payload: bad })).json()
   t.same(
     badPod.response,

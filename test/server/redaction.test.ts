@@ -1,7 +1,7 @@
 import { request } from 'node:https'
 import t from 'tap'
 import { startTestWebhook } from '../helpers/webhook.js'
-import { review } from '../helpers/fixtures.js'
+import { review, reviewWith, type FixtureNodeImageSet } from '../helpers/fixtures.js'
 
 // No credential or secret-looking value that reaches the webhook may reach its logs: not the
 // apiserver's headers, not userInfo.extra, not the object (env values, annotations), not a
@@ -105,26 +105,25 @@ t.test('no token, cookie, credential or object value appears in any log line', a
 
   // NodeImageSet writes: a forged one (denied, logged at warn) and an agent's (debug).
   const nis = (username: string) => {
-    const body = review('pod-create')
+    const body = reviewWith<FixtureNodeImageSet>('pod-create', {
+      apiVersion: 'neverpull.dev/v1alpha1',
+      kind: 'NodeImageSet',
+      metadata: { name: 'node-a', annotations: { 'example.com/token': SECRETS.nis } },
+      spec: { nodeName: 'node-a', images: [{ id: 'sha256:' + 'c'.repeat(64), repoTags: [`docker.io/library/app:${SECRETS.nis}`] }] },
+    })
     const r = body['request']
     r.kind = { group: 'neverpull.dev', version: 'v1alpha1', kind: 'NodeImageSet' }
     r.resource = { group: 'neverpull.dev', version: 'v1alpha1', resource: 'nodeimagesets' }
     r.name = 'node-a'
     delete r.namespace
     r.userInfo = userInfo(username)
-    r.object = {
-      apiVersion: 'neverpull.dev/v1alpha1',
-      kind: 'NodeImageSet',
-      metadata: { name: 'node-a', annotations: { 'example.com/token': SECRETS.nis } },
-      spec: { nodeName: 'node-a', images: [{ id: 'sha256:' + 'c'.repeat(64), repoTags: [`docker.io/library/app:${SECRETS.nis}`] }] },
-    }
     return body
   }
   t.equal(JSON.parse((await post('/validate-nodeimageset', nis('mallory'))).body).response.allowed, false)
   t.equal(JSON.parse((await post('/validate-nodeimageset', nis('system:serviceaccount:neverpull-system:neverpull-guard-agent'))).body).response.allowed, true)
   const badNis = nis('kubernetes-admin')
-  badNis['request'].userInfo.groups.push('system:masters')
-  badNis['request'].object.spec.images[0].id = { token: SECRETS.nis }
+  badNis['request'].userInfo.groups!.push('system:masters')
+  Object.assign(badNis['request'].object.spec.images[0]!, { id: { token: SECRETS.nis } })
   t.equal(JSON.parse((await post('/validate-nodeimageset', badNis)).body).response.allowed, false)
 
   const log = lines.join('')
