@@ -85,6 +85,8 @@ export interface Finding {
   presence: Reason | undefined
   /** Eligible nodes without the image that hold it where the kubelet does not look (up to NAMES_SHOWN). */
   wrongPlace: WrongPlace[]
+  /** Eligible nodes without the image whose runtime is CRI-O: the fix loads it there with podman, not ctr. */
+  missingOnCrio: number
   /** How many eligible nodes hold it only there. */
   wrongPlaceCount: number
   /** Eligible nodes that hold the image unpinned on an image filesystem at or above the GC threshold. */
@@ -334,6 +336,7 @@ function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible
     presence: undefined,
     wrongPlace: NO_WRONG_PLACE,
     wrongPlaceCount: 0,
+    missingOnCrio: 0,
     gcRisk: undefined,
   }
 }
@@ -403,6 +406,14 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   f.key = key
   f.present = names(view, E, has, have)
   f.missing = names(view, E, (s) => !has(s) && !bitsHas(stale, s), missingCount)
+  const crio = missingCount > 0 ? view.crioNodes() : undefined
+  if (crio !== undefined) {
+    let n = 0
+    bitsForEach(E, (s) => {
+      if (bitsHas(crio, s) && !has(s) && !bitsHas(stale, s)) n++
+    })
+    f.missingOnCrio = n
+  }
   f.unknown = names(view, stale, (s) => !has(s), unknownCount)
   if (H !== undefined && H.size > have) {
     const slots: number[] = []

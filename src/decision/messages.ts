@@ -208,6 +208,17 @@ function imagesOf(findings: Finding[]): string[] {
   return [...new Set(findings.filter((f) => f.reason !== 'invalid-reference').map((f) => clean(f.container.image)))]
 }
 
+/** Which runtimes the nodes that lack the image run: CRI-O loads with podman, not ctr. */
+function loadRuntimes(findings: Finding[]): { crio: boolean; other: boolean } {
+  let crio = false
+  let other = false
+  for (const f of findings) {
+    if (f.missingOnCrio > 0) crio = true
+    if (f.missing.count > f.missingOnCrio || f.unknown.count > 0) other = true
+  }
+  return { crio, other: other || !crio }
+}
+
 /** The fix as lines for a denial: every way out, spelled out. */
 function fixLines(findings: Finding[]): string[] {
   const images = imagesOf(findings)
@@ -226,11 +237,20 @@ function fixLines(findings: Finding[]): string[] {
       )
     }
     if (absent) {
-      lines.push(
-        `- load the image onto those nodes: kind load docker-image ${img} | minikube image load ${img} | ` +
-          'ctr -n k8s.io images import IMAGE.tar on each node (an image loaded only with docker load, ' +
-          'or into another containerd namespace than k8s.io, is invisible to the kubelet)',
-      )
+      const runtimes = loadRuntimes(findings)
+      if (runtimes.other) {
+        lines.push(
+          `- load the image onto those nodes: kind load docker-image ${img} | minikube image load ${img} | ` +
+            'ctr -n k8s.io images import IMAGE.tar on each node (an image loaded only with docker load, ' +
+            'or into another containerd namespace than k8s.io, is invisible to the kubelet)',
+        )
+      }
+      if (runtimes.crio) {
+        lines.push(
+          `- on the CRI-O nodes: podman load -i IMAGE.tar as root on each node (CRI-O reads the host's containers-storage), ` +
+            `or minikube image load ${img}`,
+        )
+      }
     }
     if (always) lines.push('- set imagePullPolicy: IfNotPresent (or Never) so the kubelet uses the copy on the node instead of the registry')
     if (findings.some((f) => f.reason !== 'unpullable')) lines.push('- pin the pod to nodes that have the image (nodeSelector or node affinity)')
@@ -266,10 +286,15 @@ function fixWarning(findings: Finding[]): string {
       'or use a registry the nodes can pull from (see neverpull.dev/pullable-registries)'
     )
   }
+  const runtimes = loadRuntimes(findings)
+  const how = !runtimes.crio
+    ? `kind load docker-image ${img}, minikube image load ${img}, or ctr -n k8s.io images import`
+    : runtimes.other
+      ? `kind load docker-image ${img}, minikube image load ${img}, ctr -n k8s.io images import, or podman load on CRI-O nodes`
+      : `podman load -i IMAGE.tar as root on each CRI-O node, or minikube image load ${img}`
   return (
     `To fix the imagePullPolicy: Never ${images.length === 1 ? 'image' : 'images'} below: load onto the nodes ` +
-    `(kind load docker-image ${img}, minikube image load ${img}, or ctr -n k8s.io images import), ` +
-    'pin the pod to nodes that have it, or use imagePullPolicy: IfNotPresent'
+    `(${how}), pin the pod to nodes that have it, or use imagePullPolicy: IfNotPresent`
   )
 }
 

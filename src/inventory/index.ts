@@ -81,6 +81,8 @@ export interface InventoryView {
   namespaceMode(namespace: string): Mode | undefined
   /** Nodes holding the image outside the kubelet's view (containerd namespaces other than k8s.io). */
   imagesElsewhere(key: string): readonly ElsewhereHolding[] | undefined
+  /** Nodes whose runtime is CRI-O (images are loaded there differently); undefined when there are none. */
+  crioNodes(): Bits | undefined
   /** True when the node's runtime lists the image under this key as pinned (kept from GC). */
   isPinned(slot: number, key: string): boolean
   /** The node's image filesystem as its agent last reported it. */
@@ -188,7 +190,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   /** Per slot, the CRI-O group of a node whose runtime is CRI-O (it resolves names its own way). */
   private crioSlot: Array<string | undefined> = []
   private crioGroups = new Map<string, CrioGroup>()
-  private crioNodes = 0
+  private crioCount = 0
   /** Every CRI-O node. */
   private crioBits: Bits
   /** memoByRepository's answers for repositories the nodes hold, dropped when their keys change. */
@@ -403,7 +405,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   nodesResolving(lookup: ImageLookup, fresh?: Bits): NodeSet | undefined {
     const byName = this.holders(lookup.key, fresh)
     // The hot path: no CRI-O node, no truncated ID: one map lookup, the index's own set.
-    if (this.crioNodes === 0) return lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
+    if (this.crioCount === 0) return lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
     const base = lookup.idPrefix === undefined ? byName : this.withIdPrefix(byName, lookup.idPrefix)
     // Pieces of the answer: a holder set, and the mask it needs (none when it lies wholly
     // inside its nodes). One unmasked piece is the answer itself, no copy: the common case
@@ -444,7 +446,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   }
 
   nodesUnsure(lookup: ImageLookup): NodeSet | undefined {
-    if (this.crioNodes === 0) return undefined
+    if (this.crioCount === 0) return undefined
     let out: Bits | undefined
     for (const group of this.crioGroups.values()) {
       if (group.config !== undefined || !this.crioCandidates(group, lookup.image).short) continue
@@ -474,7 +476,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
       bitsClear(group.nodes, slot)
       if (--group.count === 0) this.crioGroups.delete(old)
       bitsClear(this.crioBits, slot)
-      this.crioNodes--
+      this.crioCount--
     }
     this.crioSlot[slot] = signature
     if (signature === undefined) return
@@ -483,7 +485,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     bitsSet(group.nodes, slot)
     group.count++
     bitsSet(this.crioBits, slot)
-    this.crioNodes++
+    this.crioCount++
   }
 
   private holders(key: string, fresh: Bits | undefined): NodeSet | undefined {
@@ -610,6 +612,10 @@ export class InventoryIndex implements InventorySink, InventoryView {
 
   namespaceMode(namespace: string): Mode | undefined {
     return this.modes.get(namespace)
+  }
+
+  crioNodes(): Bits | undefined {
+    return this.crioCount === 0 ? undefined : this.crioBits
   }
 
   imagesElsewhere(key: string): readonly ElsewhereHolding[] | undefined {
