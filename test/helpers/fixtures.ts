@@ -20,7 +20,13 @@ export interface FixturePodSpec {
   ephemeralContainers?: FixtureContainer[]
   nodeName?: string
   nodeSelector?: Record<string, string>
-  affinity?: Record<string, unknown>
+  affinity?: {
+    nodeAffinity?: {
+      requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms: Array<Record<string, unknown>> }
+      [field: string]: unknown
+    }
+    [field: string]: unknown
+  }
   tolerations?: Array<Record<string, unknown>>
   volumes?: Array<Record<string, unknown>>
   runtimeClassName?: string

@@ -21,6 +21,7 @@ import { nodeFacts } from '../helpers/inventory.js'
 import { sample, series, type Series } from '../helpers/metrics.js'
 import { startTestWebhook } from '../helpers/webhook.js'
 import { render } from '../manifests/render.js'
+import type { AdmissionReviewReply } from '../../src/admission/review.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const now = Date.parse('2026-11-21T06:00:00Z')
@@ -124,7 +125,7 @@ async function webhookScrape(): Promise<string> {
   })
   try {
     t.equal(
-      (await app.inject({ method: 'POST', url: '/validate', payload: review('deployment-update-image') })).json()
+      (await app.inject({ method: 'POST', url: '/validate', payload: review('deployment-update-image') })).json<AdmissionReviewReply>()
         .response.allowed,
       false,
       'a denial',
@@ -137,7 +138,7 @@ async function webhookScrape(): Promise<string> {
       payload: '{"apiVersion": ',
       headers: { 'content-type': 'application/json' },
     })
-    const crashed = (await crashing.inject({ method: 'POST', url: '/validate', payload: review('pod-create') })).json()
+    const crashed = (await crashing.inject({ method: 'POST', url: '/validate', payload: review('pod-create') })).json<AdmissionReviewReply>()
     t.equal(crashed.response.allowed, true, 'an internal error allows, with a warning')
     metrics.auditStarted(300_000)
     metrics.auditLeader(true)

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import { allowed, toReview, V1, V1BETA1 } from '../../src/admission/review.js'
+import { allowed, toReview, V1, V1BETA1, type AdmissionReviewReply } from '../../src/admission/review.js'
 import { admissionRoute, envelopeOf, type AdmissionRoute } from '../../src/server/route.js'
 import type { Logger } from '../../src/util/logger.js'
 import { review } from '../helpers/fixtures.js'
@@ -56,7 +56,7 @@ t.test('one route: handled, counted, one line without what describe leaves out, 
   const body = review('pod-create')
   const res = await app.inject({ method: 'POST', url: '/judge', payload: body })
   t.equal(res.statusCode, 200)
-  t.same(res.json(), { apiVersion: V1, kind: 'AdmissionReview', response: { uid: body['request'].uid, allowed: true } })
+  t.same(res.json<AdmissionReviewReply>(), { apiVersion: V1, kind: 'AdmissionReview', response: { uid: body['request'].uid, allowed: true } })
   t.equal(observed.length, 1)
   t.ok(observed[0]![1] >= 0, 'seconds measured')
   t.equal(lines.length, 1)
@@ -93,14 +93,14 @@ t.test('a handler that throws: the route recovers in the version and with the ui
   const v1beta1 = review('pod-create-review-v1beta1')
   const res = await app.inject({ method: 'POST', url: '/judge', payload: v1beta1 })
   t.equal(res.statusCode, 200)
-  t.same(res.json(), {
+  t.same(res.json<AdmissionReviewReply>(), {
     apiVersion: V1BETA1,
     kind: 'AdmissionReview',
     response: { uid: v1beta1['request'].uid, allowed: true, warnings: ['could not check'] },
   })
   const odd = await app.inject({ method: 'POST', url: '/judge', payload: [1, 2] })
-  t.same(odd.json().response, { uid: '', allowed: true, warnings: ['could not check'] }, 'no uid to copy: an empty one')
-  t.equal(odd.json().apiVersion, V1)
+  t.same(odd.json<AdmissionReviewReply>().response, { uid: '', allowed: true, warnings: ['could not check'] }, 'no uid to copy: an empty one')
+  t.equal(odd.json<AdmissionReviewReply>().apiVersion, V1)
   t.equal(observed.length, 0)
   t.equal(after.length, 0)
   t.same(
