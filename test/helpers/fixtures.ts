@@ -26,10 +26,30 @@ export interface FixturePodSpec {
       [field: string]: unknown
     }
     [field: string]: unknown
-  }
+  } | null
   tolerations?: Array<Record<string, unknown>>
   volumes?: Array<Record<string, unknown>>
   runtimeClassName?: string
+  [field: string]: unknown
+}
+
+/** Object metadata of a fixture. */
+export interface FixtureMeta {
+  name?: string
+  generateName?: string
+  namespace?: string
+  labels?: Record<string, string>
+  annotations?: Record<string, string>
+  ownerReferences?: Array<Record<string, unknown>>
+  [field: string]: unknown
+}
+
+/** A Pod as the tests build and patch it. */
+export interface FixturePod {
+  apiVersion: string
+  kind: string
+  metadata: FixtureMeta
+  spec: FixturePodSpec
   [field: string]: unknown
 }
 
@@ -37,10 +57,7 @@ export interface FixturePodSpec {
  * The object of a fixture: a Pod (spec is a pod spec), a workload (spec.template, spec.jobTemplate)
  * or a PodTemplate (template); the test knows which fixture it loaded.
  */
-export interface FixtureObject {
-  apiVersion: string
-  kind: string
-  metadata: { name?: string; generateName?: string; namespace?: string; labels?: Record<string, string>; annotations: Record<string, string>; [field: string]: unknown }
+export interface FixtureObject extends FixturePod {
   spec: FixturePodSpec & {
     template: { metadata?: Record<string, unknown>; spec: FixturePodSpec }
     jobTemplate: { spec: { template: { spec: FixturePodSpec } } }

@@ -57,7 +57,7 @@ t.test('transport errors are clear 4xx AdmissionReviews, never an HTML page', as
 t.test('a body just under the limit is accepted', async (t) => {
   const app = await build(t)
   const body = review('pod-create')
-  body['request'].object.metadata.annotations.filler = 'x'.repeat(6 * 1024 * 1024)
+  body['request'].object.metadata.annotations!['filler'] = 'x'.repeat(6 * 1024 * 1024)
   const res = await app.inject({ method: 'POST', url: '/validate', payload: body })
   t.equal(res.statusCode, 200)
   t.equal(res.json<AdmissionReviewReply>().response.allowed, true)

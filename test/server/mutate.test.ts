@@ -72,7 +72,7 @@ t.test('POST /mutate steers a pod in a labelled namespace, in the review version
     t.same(pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms, [
       { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-a'] }] },
     ])
-    t.equal(pod.metadata.annotations['neverpull.dev/steered'], '1 of 2 eligible nodes')
+    t.equal(pod.metadata.annotations?.['neverpull.dev/steered'], '1 of 2 eligible nodes')
 
     // The validating webhook then sees the steered pod: every eligible node has the image.
     const validated = review(fixture)

@@ -1,7 +1,9 @@
 import { request } from 'node:https'
 import t from 'tap'
 import { startTestWebhook } from '../helpers/webhook.js'
-import { review, reviewWith, type FixtureNodeImageSet } from '../helpers/fixtures.js'
+import { review, reviewWith, type FixtureNodeImageSet, type FixtureReview } from '../helpers/fixtures.js'
+import { parseLogLine, type LogLine } from '../helpers/log-lines.js'
+import type { AdmissionReviewReply } from '../../src/admission/review.js'
 
 // No credential or secret-looking value that reaches the webhook may reach its logs: not the
 // apiserver's headers, not userInfo.extra, not the object (env values, annotations), not a
@@ -60,8 +62,13 @@ function userInfo(username: string) {
   }
 }
 
+/** The AdmissionReview a response carries. */
+function replyOf(res: { body: string }): AdmissionReviewReply {
+  return JSON.parse(res.body) as AdmissionReviewReply
+}
+
 /** A Pod review whose containers carry secrets in env, and annotations that look like tokens. */
-function podWithSecrets(): Record<string, any> {
+function podWithSecrets(): FixtureReview {
   const body = review('pod-create')
   const r = body['request']
   r.userInfo = userInfo('jane@example.com')
@@ -71,8 +78,9 @@ function podWithSecrets(): Record<string, any> {
     { name: 'AWS_ACCESS_KEY_ID', value: SECRETS.envFrom },
     { name: 'API_TOKEN', valueFrom: { secretKeyRef: { name: 'api', key: 'token' } } },
   ]
-  r.object.metadata.annotations['example.com/token'] = SECRETS.annotation
-  r.object.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration'] += JSON.stringify({ password: SECRETS.lastApplied })
+  const annotations = r.object.metadata.annotations!
+  annotations['example.com/token'] = SECRETS.annotation
+  annotations['kubectl.kubernetes.io/last-applied-configuration'] += JSON.stringify({ password: SECRETS.lastApplied })
   return body
 }
 
@@ -83,21 +91,21 @@ t.test('no token, cookie, credential or object value appears in any log line', a
 
   // Allowed, warned and denied pod reviews, with secrets everywhere but in what is logged.
   const allowed = podWithSecrets()
-  t.equal(JSON.parse((await post('/validate?timeout=10s', allowed)).body).response.allowed, true)
+  t.equal(replyOf(await post('/validate?timeout=10s', allowed)).response.allowed, true)
   const deniedBody = podWithSecrets()
   deniedBody['request'].object.spec.containers[0].image = 'myapp:1.1'
-  t.equal(JSON.parse((await post('/validate', deniedBody, { authorization: `Basic ${SECRETS.basic}` })).body).response.allowed, false)
+  t.equal(replyOf(await post('/validate', deniedBody, { authorization: `Basic ${SECRETS.basic}` })).response.allowed, false)
   const deployment = review('deployment-update-image')
   deployment['request'].userInfo = userInfo('ci-bot')
   deployment['request'].object.spec.template.spec.containers[0].env = [{ name: 'TOKEN', value: SECRETS.env }]
-  t.equal(JSON.parse((await post('/validate', deployment)).body).response.allowed, false)
+  t.equal(replyOf(await post('/validate', deployment)).response.allowed, false)
   // A workload the webhook cannot read: the error names the field, never its value.
   const malformedObject = podWithSecrets()
-  malformedObject['request'].object.spec.containers[0].image = { secret: SECRETS.malformed }
-  t.equal(JSON.parse((await post('/validate', malformedObject)).body).response.status.code, 400)
+  Object.assign(malformedObject['request'].object.spec.containers[0], { image: { secret: SECRETS.malformed } })
+  t.equal(replyOf(await post('/validate', malformedObject)).response.status?.code, 400)
   // Malformed envelope, broken JSON, oversized body, unknown route with a token in the query.
   const envelope = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 42, token: SECRETS.malformed } }
-  t.equal(JSON.parse((await post('/validate', envelope)).body).response.status.code, 400)
+  t.equal(replyOf(await post('/validate', envelope)).response.status?.code, 400)
   t.equal((await post('/validate', `{"request": {"token": "${SECRETS.badJson}"`)).status, 400)
   t.equal((await post('/validate', `{"token":"${SECRETS.oversize}","pad":"${'x'.repeat(7 * 1024 * 1024)}"}`)).status, 413)
   t.equal((await send(url, ca, 'GET', `/nope?access_token=${SECRETS.query}`, undefined, apiserverHeaders)).status, 404)
@@ -119,12 +127,12 @@ t.test('no token, cookie, credential or object value appears in any log line', a
     r.userInfo = userInfo(username)
     return body
   }
-  t.equal(JSON.parse((await post('/validate-nodeimageset', nis('mallory'))).body).response.allowed, false)
-  t.equal(JSON.parse((await post('/validate-nodeimageset', nis('system:serviceaccount:neverpull-system:neverpull-guard-agent'))).body).response.allowed, true)
+  t.equal(replyOf(await post('/validate-nodeimageset', nis('mallory'))).response.allowed, false)
+  t.equal(replyOf(await post('/validate-nodeimageset', nis('system:serviceaccount:neverpull-system:neverpull-guard-agent'))).response.allowed, true)
   const badNis = nis('kubernetes-admin')
   badNis['request'].userInfo.groups!.push('system:masters')
   Object.assign(badNis['request'].object.spec.images[0]!, { id: { token: SECRETS.nis } })
-  t.equal(JSON.parse((await post('/validate-nodeimageset', badNis)).body).response.allowed, false)
+  t.equal(replyOf(await post('/validate-nodeimageset', badNis)).response.allowed, false)
 
   const log = lines.join('')
   t.ok(lines.length >= 10, `the webhook did log (${lines.length} lines)`)
@@ -133,11 +141,11 @@ t.test('no token, cookie, credential or object value appears in any log line', a
   }
   t.notMatch(log, /Bearer|Basic |cookie|authorization|x-api-key/i, 'no header is logged')
 
-  const admissions = lines.map((l) => JSON.parse(l)).filter((l) => l.admission !== undefined)
+  const admissions = lines.map(parseLogLine).filter((l): l is LogLine & { admission: object } => l.admission !== undefined)
   t.equal(admissions.length, 8, 'one line per review, envelope errors included')
   const allowedKeys = ['uid', 'kind', 'namespace', 'name', 'operation', 'user', 'dryRun', 'decision', 'mode', 'outcome', 'findings', 'reason', 'writerNode', 'error']
   for (const line of admissions) {
-    t.same(Object.keys(line.admission).filter((k) => !allowedKeys.includes(k)), [], `only the documented fields (${line.admission.uid})`)
+    t.same(Object.keys(line.admission).filter((k) => !allowedKeys.includes(k)), [], `only the documented fields (${String(line.admission.uid)})`)
   }
   t.ok(admissions.some((l) => l.admission.user === 'jane@example.com' && l.admission.decision === 'deny'), 'what is logged is still useful')
 })
