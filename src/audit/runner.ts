@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import {
-  AppsV1Api,
-  BatchV1Api,
-  CoordinationV1Api,
-  CoreV1Api,
-  type CoreV1Event,
-  type KubeConfig,
-} from '@kubernetes/client-node'
+import { kubeTime } from '../api/time.js'
+import { createEvent, listPages, type ListPage } from '../kube/api.js'
+import { ApiStatusError } from '../kube/status.js'
+import type { KubeHttp } from '../kube/http.js'
 import type { InventoryIndex } from '../inventory/index.js'
 import { assessTemplate, AuditLedger, neverTemplate, GC_EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
 import type { ImageGcPolicy } from '../api/image-gc.js'
@@ -28,7 +24,8 @@ export interface AuditPass {
 }
 
 export interface AuditOptions {
-  kubeConfig: KubeConfig
+  /** The API server (src/kube: in-cluster or a kubeconfig). */
+  http: KubeHttp
   inventory: InventoryIndex
   log: Logger
   now?: () => number
@@ -54,12 +51,13 @@ export interface Audit {
   close(): Promise<void>
 }
 
-type Lister = (args: { limit: number; _continue?: string }) => Promise<{ items: unknown[]; metadata?: { _continue?: string } }>
-
 interface Source {
   kind: string
   apiVersion: string
-  list: Lister
+  /** Collection path across all namespaces, listed raw, page by page. */
+  path: string
+  /** Where an older apiserver serves the kind instead (tried after a 404). */
+  older?: { apiVersion: string; path: string }
   /** Objects owned by another checked workload are reported there instead. */
   skipOwned?: string
 }
@@ -78,11 +76,9 @@ function meta(obj: unknown): { name: string; namespace: string; uid: string; own
 
 export function startAudit(options: AuditOptions): Audit {
   const now = options.now ?? Date.now
-  const core = options.kubeConfig.makeApiClient(CoreV1Api)
-  const apps = options.kubeConfig.makeApiClient(AppsV1Api)
-  const batch = options.kubeConfig.makeApiClient(BatchV1Api)
+  const http = options.http
   const elector = new LeaseElector({
-    api: options.kubeConfig.makeApiClient(CoordinationV1Api),
+    http,
     namespace: options.namespace,
     name: options.leaseName ?? 'neverpull-guard-audit',
     identity: options.identity,
@@ -91,20 +87,23 @@ export function startAudit(options: AuditOptions): Audit {
   const ledger = new AuditLedger()
   const pageSize = options.pageSize ?? 500
   const sources: Source[] = [
-    { kind: 'Pod', apiVersion: 'v1', list: (a) => core.listPodForAllNamespaces(a) },
-    { kind: 'Deployment', apiVersion: 'apps/v1', list: (a) => apps.listDeploymentForAllNamespaces(a) },
-    { kind: 'StatefulSet', apiVersion: 'apps/v1', list: (a) => apps.listStatefulSetForAllNamespaces(a) },
-    { kind: 'DaemonSet', apiVersion: 'apps/v1', list: (a) => apps.listDaemonSetForAllNamespaces(a) },
-    { kind: 'ReplicaSet', apiVersion: 'apps/v1', list: (a) => apps.listReplicaSetForAllNamespaces(a), skipOwned: 'Deployment' },
-    { kind: 'ReplicationController', apiVersion: 'v1', list: (a) => core.listReplicationControllerForAllNamespaces(a) },
-    { kind: 'Job', apiVersion: 'batch/v1', list: (a) => batch.listJobForAllNamespaces(a), skipOwned: 'CronJob' },
-    { kind: 'CronJob', apiVersion: 'batch/v1', list: (a) => batch.listCronJobForAllNamespaces(a) },
+    { kind: 'Pod', apiVersion: 'v1', path: '/api/v1/pods' },
+    { kind: 'Deployment', apiVersion: 'apps/v1', path: '/apis/apps/v1/deployments' },
+    { kind: 'StatefulSet', apiVersion: 'apps/v1', path: '/apis/apps/v1/statefulsets' },
+    { kind: 'DaemonSet', apiVersion: 'apps/v1', path: '/apis/apps/v1/daemonsets' },
+    { kind: 'ReplicaSet', apiVersion: 'apps/v1', path: '/apis/apps/v1/replicasets', skipOwned: 'Deployment' },
+    { kind: 'ReplicationController', apiVersion: 'v1', path: '/api/v1/replicationcontrollers' },
+    { kind: 'Job', apiVersion: 'batch/v1', path: '/apis/batch/v1/jobs', skipOwned: 'CronJob' },
+    // CronJob is batch/v1 from 1.21, batch/v1beta1 before (1.19, 1.20).
+    { kind: 'CronJob', apiVersion: 'batch/v1', path: '/apis/batch/v1/cronjobs', older: { apiVersion: 'batch/v1beta1', path: '/apis/batch/v1beta1/cronjobs' } },
   ]
 
   async function emit(risk: AtRisk): Promise<void> {
     const t = risk.target
-    const at = new Date(now())
-    const event: CoreV1Event = {
+    const at = kubeTime(now())
+    await createEvent(http, {
+      apiVersion: 'v1',
+      kind: 'Event',
       metadata: { name: `${t.name}.${randomBytes(8).toString('hex')}`, namespace: t.namespace },
       involvedObject: { apiVersion: t.apiVersion, kind: t.kind, name: t.name, namespace: t.namespace, uid: t.uid },
       reason: risk.reason,
@@ -116,8 +115,22 @@ export function startAudit(options: AuditOptions): Audit {
       firstTimestamp: at,
       lastTimestamp: at,
       count: 1,
+    })
+  }
+
+  /** The source's pages; on a 404 before the first page, its older group version's. */
+  async function* pagesOf(source: Source): AsyncGenerator<{ page: ListPage; apiVersion: string }> {
+    let first = true
+    try {
+      for await (const page of listPages(http, source.path, pageSize)) {
+        first = false
+        yield { page, apiVersion: source.apiVersion }
+      }
+    } catch (err) {
+      const older = source.older
+      if (!first || older === undefined || !(err instanceof ApiStatusError) || err.code !== 404) throw err
+      for await (const page of listPages(http, older.path, pageSize)) yield { page, apiVersion: older.apiVersion }
     }
-    await core.createNamespacedEvent({ namespace: t.namespace, body: event })
   }
 
   async function runOnce(): Promise<AuditPass> {
@@ -126,14 +139,12 @@ export function startAudit(options: AuditOptions): Audit {
     const seen = new Set<string>()
     const at = now()
     for (const source of sources) {
-      let token: string | undefined
-      do {
-        const page = await source.list(token === undefined ? { limit: pageSize } : { limit: pageSize, _continue: token })
+      for await (const { page, apiVersion } of pagesOf(source)) {
         for (const item of page.items) {
           const m = meta(item)
           if (source.skipOwned !== undefined && m.owners.some((o) => o.controller === true && o.kind === source.skipOwned)) continue
           if (m.phase === 'Succeeded' || m.phase === 'Failed') continue
-          const target: AuditTarget = { apiVersion: source.apiVersion, kind: source.kind, namespace: m.namespace, name: m.name, uid: m.uid, object: item }
+          const target: AuditTarget = { apiVersion, kind: source.kind, namespace: m.namespace, name: m.name, uid: m.uid, object: item }
           // Most objects have no Never container: one walk of the spec finds out.
           const template = neverTemplate(target)
           if (template === null) continue
@@ -153,8 +164,7 @@ export function startAudit(options: AuditOptions): Audit {
             options.log.error({ err, kind: target.kind, namespace: target.namespace, name: target.name }, 'audit event not recorded')
           }
         }
-        token = page.metadata?._continue || undefined
-      } while (token !== undefined)
+      }
     }
     ledger.settle(seen)
     options.onPass?.(pass)

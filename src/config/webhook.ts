@@ -1,4 +1,5 @@
 import { hostname } from 'node:os'
+import { SERVICE_ACCOUNT_DIR } from '../api/service-account.js'
 import { durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, DEFAULT_STEER_MAX_NODES, type Mode, type ServiceAccountRef } from '../api/types.js'
 import { DEFAULT_IMAGE_GC, type ImageGcPolicy } from '../api/image-gc.js'
@@ -16,6 +17,10 @@ export interface WebhookConfig {
   tlsKey: string
   inventoryFile?: string
   kubeconfig?: string
+  /** In a pod: the service account's token and ca.crt (used without --kubeconfig). */
+  serviceAccountDir: string
+  /** In a pod: the API server's address, from KUBERNETES_SERVICE_HOST and _PORT. */
+  kubernetesService?: { host: string; port: string }
   mode: Exclude<Mode, 'off'>
   /** A NodeImageSet older than this is unknown: 3 × the agent's 5 min heartbeat. */
   staleAfterMs: number
@@ -69,6 +74,12 @@ export const WEBHOOK_COMMAND: CommandSpec = {
       name: 'kubeconfig',
       value: 'FILE',
       help: 'watch a cluster with this kubeconfig (default: in-cluster, else $KUBECONFIG or ~/.kube/config)',
+    },
+    {
+      name: 'service-account-dir',
+      value: 'DIR',
+      help: 'in a cluster: where the token and ca.crt are mounted',
+      default: SERVICE_ACCOUNT_DIR,
     },
     {
       name: 'mode',
@@ -229,6 +240,7 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     steer: flags.bool('steer') || steerEnv === 'true',
     steerMaxNodes: steerMaxText === undefined ? DEFAULT_STEER_MAX_NODES : integerValue(steerMaxText, '--steer-max-nodes', 1, 5000),
     imageGc,
+    serviceAccountDir: flags.string('service-account-dir') ?? SERVICE_ACCOUNT_DIR,
   }
   const inventoryFile = flags.string('inventory-file') ?? (dev ? 'examples/inventory.yaml' : undefined)
   if (inventoryFile !== undefined) config.inventoryFile = inventoryFile
@@ -236,6 +248,8 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   // or the pod's service account: src/kube/config.ts.
   const kubeconfig = flags.string('kubeconfig')
   if (kubeconfig !== undefined) config.kubeconfig = kubeconfig
+  const serviceHost = env['KUBERNETES_SERVICE_HOST']
+  if (serviceHost) config.kubernetesService = { host: serviceHost, port: env['KUBERNETES_SERVICE_PORT'] || '443' }
   return config
 }
 

@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http'
-import type { KubeConfig } from '@kubernetes/client-node'
-import { openKubeRequest } from '../kube/http.js'
-import { ApiStatusError, parseStatus, statusOf } from '../kube/status.js'
+import type { KubeHttp } from '../kube/http.js'
+import { ApiStatusError, statusError, statusOf } from '../kube/status.js'
 import type { Logger } from '../util/logger.js'
 import { errorMessage, isObject } from '../util/guards.js'
 import { timerClock, type Clock } from '../util/clock.js'
@@ -23,9 +22,9 @@ const BACKGROUND_CLOCK = timerClock({ unref: true })
 //   to end it (timeoutSeconds) and aborts it itself a little later, so a half-open
 //   connection cannot freeze the inventory. A normal end re-watches from the last
 //   resourceVersion; 410 (HTTP or ERROR event) relists; anything else backs off first.
-// Requests go through openKubeRequest (src/kube/http.ts) with the KubeConfig's TLS,
-// credentials and proxy; bodies are parsed as JSON, never deserialised into client-node's typed models (which drop
-// unknown fields and turn timestamps into Dates).
+// Requests go through KubeHttp (src/kube/http.ts: a pod's service account, or a kubeconfig's
+// TLS, credentials and proxy); bodies are parsed as JSON, never deserialised into typed
+// models (which drop unknown fields and turn timestamps into Dates).
 
 
 /** One collection and what to do with its objects. */
@@ -44,7 +43,8 @@ export interface ReflectorSource {
 }
 
 export interface ReflectorOptions {
-  kubeConfig: KubeConfig
+  /** The API server (src/kube). */
+  http: KubeHttp
   log: Logger
   retryInitialMs: number
   retryMaxMs: number
@@ -99,11 +99,6 @@ function resourceVersionOf(obj: Record<string, unknown>): string {
   return typeof rv === 'string' ? rv : ''
 }
 
-/** The apiserver's Status from an error response, or the bare HTTP status. */
-function statusError(code: number, body: string): ApiStatusError {
-  const status = parseStatus(code, body)
-  return new ApiStatusError(code, status.reason, `${code} ${status.reason}: ${status.message ?? `HTTP ${code}`}`)
-}
 
 /** A signal that aborts with `parent`, or with `onTimeout()` after `ms`. */
 function deadline(parent: AbortSignal, ms: number, onTimeout: () => Error): { signal: AbortSignal; dispose(): void } {
@@ -274,7 +269,7 @@ export class Reflector {
     let text: string
     let status: number
     try {
-      const res = await openKubeRequest(this.options.kubeConfig, { method: 'GET', path: this.source.path, query, signal: limit.signal })
+      const res = await this.options.http.open({ method: 'GET', path: this.source.path, query, signal: limit.signal })
       text = await readText(res)
       status = res.statusCode ?? 0
     } catch (err) {
@@ -354,7 +349,7 @@ export class Reflector {
     )
     const startedAt = this.clock.now()
     try {
-      const res = await openKubeRequest(this.options.kubeConfig, { method: 'GET', path: this.source.path, query, signal: limit.signal })
+      const res = await this.options.http.open({ method: 'GET', path: this.source.path, query, signal: limit.signal })
       if (res.statusCode !== 200) {
         const err = statusError(res.statusCode ?? 0, await readText(res))
         if (isExpired(err)) return 'expired'

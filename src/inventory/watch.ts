@@ -1,4 +1,4 @@
-import type { KubeConfig } from '@kubernetes/client-node'
+import type { KubeHttp } from '../kube/http.js'
 import { namespaceMode, namespacePullableRegistries, namespaceSteer, toNodeFacts, toNodeImages, type SkippedField } from './convert.js'
 import { ApiStatusError, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
 import { RUNTIME_CLASS_GROUP, RUNTIME_CLASS_VERSIONS, toRuntimeClass } from './runtime-class.js'
@@ -27,7 +27,8 @@ export interface InventoryWatchMetrics {
 }
 
 export interface InventoryWatchOptions {
-  kubeConfig: KubeConfig
+  /** The API server (src/kube: in-cluster or a kubeconfig). */
+  http: KubeHttp
   sink: InventorySink
   log: Logger
   metrics?: InventoryWatchMetrics
@@ -59,7 +60,7 @@ const DEFAULT_PAGE_SIZE = 500
 const DEFAULT_IMAGE_SET_PAGE_SIZE = 50
 
 export function startInventoryWatch(options: InventoryWatchOptions): InventoryWatch {
-  const { kubeConfig, sink, log, metrics } = options
+  const { http, sink, log, metrics } = options
 
   const skip = (kind: InventoryKind, obj: Record<string, unknown>, error: string): void => {
     const metadata = (obj as { metadata?: { name?: unknown; resourceVersion?: unknown } }).metadata
@@ -205,7 +206,7 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
 
   const fixedTimeout = options.watchTimeoutSeconds
   const common: Omit<ReflectorOptions, 'pageSize' | 'onListed'> = {
-    kubeConfig,
+    http,
     log,
     retryInitialMs: options.retry?.initialMs ?? DEFAULT_RETRY_INITIAL_MS,
     retryMaxMs: options.retry?.maxMs ?? DEFAULT_RETRY_MAX_MS,

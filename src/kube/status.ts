@@ -45,3 +45,9 @@ export class ApiStatusError extends Error {
     super(message)
   }
 }
+
+/** The apiserver's Status from an error response, or the bare HTTP status, as an error. */
+export function statusError(code: number, body: string): ApiStatusError {
+  const status = parseStatus(code, body)
+  return new ApiStatusError(code, status.reason, `${code} ${status.reason}: ${status.message ?? status.text ?? `HTTP ${code}`}`)
+}

@@ -119,14 +119,19 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
   } else {
     const { startInventoryWatch } = await import('../inventory/watch.js')
     const { startAudit } = await import('../audit/runner.js')
-    const { loadKubeConfig } = await import('../kube/config.js')
-    const kubeConfig = await loadKubeConfig(config.kubeconfig)
+    const { connectKube } = await import('../kube/connect.js')
+    // In a pod: the service account, without client-node (idle RSS); else the kubeconfig.
+    const service = config.kubernetesService
+    const http = await connectKube(
+      { kubeconfig: config.kubeconfig, serviceAccountDir: config.serviceAccountDir },
+      service === undefined ? {} : { KUBERNETES_SERVICE_HOST: service.host, KUBERNETES_SERVICE_PORT: service.port },
+    )
     let watch: ReturnType<typeof startInventoryWatch> | undefined
     lifecycle.add({
       name: 'inventory',
       start: () => {
         watch = startInventoryWatch({
-          kubeConfig,
+          http,
           sink: inventory,
           log,
           metrics: {
@@ -153,7 +158,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
               if (stopped || draining) return
               metrics.auditStarted(config.auditIntervalMs)
               audit = startAudit({
-                kubeConfig,
+                http,
                 inventory,
                 log,
                 now,

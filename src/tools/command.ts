@@ -5,6 +5,10 @@ import { DEFAULT_STEER_MAX_NODES, type Mode } from '../api/types.js'
 import { addManifestRuntimeClasses, checkObjects, exitCodeOf, renderText } from './check.js'
 import { explainPod } from './explain.js'
 import { loadKubeConfig } from '../kube/config.js'
+import { getObject, namespacedPath } from '../kube/api.js'
+import { kubeConfigHttp } from '../kube/http.js'
+import { ApiStatusError } from '../kube/status.js'
+import { errorMessage } from '../util/guards.js'
 import { loadInventory } from './inventory-source.js'
 import { parseManifests, readManifests } from './manifests.js'
 import { renderWhere, whereIs } from './where.js'
@@ -221,14 +225,13 @@ export function runExplain(argv: string[], io: ToolIo): Promise<number> {
 }
 
 async function readPod(name: string, namespace: string | undefined, kubeconfig: string | undefined): Promise<unknown> {
-  const { CoreV1Api } = await import('@kubernetes/client-node')
   const kc = await loadKubeConfig(kubeconfig)
   const ns = namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default'
   try {
-    return await kc.makeApiClient(CoreV1Api).readNamespacedPod({ name, namespace: ns })
+    // As the apiserver wrote it (raw JSON), as a manifest file would be read.
+    return await getObject(kubeConfigHttp(kc), namespacedPath('v1', ns, 'pods', name))
   } catch (err) {
-    const code = (err as { code?: number }).code
-    if (code === 404) throw new Error(`pod "${name}" not found in namespace "${ns}"`, { cause: err })
-    throw new Error(`cannot read pod ${ns}/${name}: ${(err as Error).message}`, { cause: err })
+    if (err instanceof ApiStatusError && err.code === 404) throw new Error(`pod "${name}" not found in namespace "${ns}"`, { cause: err })
+    throw new Error(`cannot read pod ${ns}/${name}: ${errorMessage(err)}`, { cause: err })
   }
 }

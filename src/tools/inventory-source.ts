@@ -1,6 +1,7 @@
 import { loadInventoryFile } from '../inventory/file.js'
 import { InventoryIndex } from '../inventory/index.js'
 import { loadKubeConfig } from '../kube/config.js'
+import { kubeConfigHttp } from '../kube/http.js'
 import { silentLogger } from '../util/logger.js'
 
 // Where the offline tools get their inventory: a snapshot file, or one full list of a live
@@ -26,15 +27,15 @@ export async function loadInventory(options: InventorySourceOptions): Promise<In
     return index
   }
   const { startInventoryWatch } = await import('../inventory/watch.js')
-  const kubeConfig = await loadKubeConfig(options.kubeconfig)
-  const watch = startInventoryWatch({ kubeConfig, sink: index, log: silentLogger })
+  const http = kubeConfigHttp(await loadKubeConfig(options.kubeconfig))
+  const watch = startInventoryWatch({ http, sink: index, log: silentLogger })
   const timeoutMs = options.syncTimeoutMs ?? 30_000
   let timer: NodeJS.Timeout | undefined
   try {
     await Promise.race([
       watch.synced,
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`the cluster at ${kubeConfig.getCurrentCluster()?.server ?? '?'} did not list nodes, nodeimagesets and namespaces within ${timeoutMs / 1000}s`)), timeoutMs)
+        timer = setTimeout(() => reject(new Error(`the cluster at ${http.server} did not list nodes, nodeimagesets and namespaces within ${timeoutMs / 1000}s`)), timeoutMs)
       }),
     ])
   } finally {

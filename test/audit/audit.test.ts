@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CoordinationV1Api } from '@kubernetes/client-node'
+import { kubeConfigHttp } from '../../src/kube/http.js'
 import { assess, AuditLedger, EVENT_REASON, MAX_EVENT_MESSAGE } from '../../src/audit/audit.js'
 import { LeaseElector } from '../../src/audit/lease.js'
 import { startAudit } from '../../src/audit/runner.js'
@@ -121,12 +121,12 @@ t.test('against the API server: removing an image yields exactly one event per a
   const silent = { debug() {}, info() {}, warn() {}, error() {} }
   const errors: unknown[] = []
   const log = { ...silent, error: (obj: unknown, msg?: string) => void errors.push(msg ?? obj) }
-  const watch = startInventoryWatch({ kubeConfig: server.kubeConfig(), sink: inventory, log: silent })
+  const watch = startInventoryWatch({ http: kubeConfigHttp(server.kubeConfig()), sink: inventory, log: silent })
   t.teardown(() => watch.close())
   await watch.synced
   const passes: number[] = []
   const audit = startAudit({
-    kubeConfig: server.kubeConfig(),
+    http: kubeConfigHttp(server.kubeConfig()),
     inventory,
     log,
     namespace: 'neverpull-system',
@@ -182,9 +182,9 @@ t.test('against the API server: removing an image yields exactly one event per a
 t.test('lease: MicroTimes written, both forms read, another holder respected until it lapses', async (t) => {
   const server = await startFakeApiServer()
   t.teardown(() => server.close())
-  const api = server.kubeConfig().makeApiClient(CoordinationV1Api)
+  const http = kubeConfigHttp(server.kubeConfig())
   const at = Date.parse('2026-11-30T14:00:00.406Z')
-  const elector = (identity: string) => new LeaseElector({ api, namespace: 'ns', name: 'audit', identity, durationMs: 15_000 })
+  const elector = (identity: string) => new LeaseElector({ http, namespace: 'ns', name: 'audit', identity, durationMs: 15_000 })
   const stored = () => server.get<KubeObject & { spec: Record<string, unknown> }>('coordination.k8s.io/v1', 'Lease', 'audit', 'ns')!
 
   const one = elector('one')

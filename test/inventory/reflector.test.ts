@@ -1,4 +1,5 @@
 import t from 'tap'
+import { kubeConfigHttp } from '../../src/kube/http.js'
 import { Reflector, type ReflectorOptions, type ReflectorSource } from '../../src/inventory/reflector.js'
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js'
 
@@ -53,7 +54,7 @@ async function harness(
   }
   const noop = (): void => undefined
   h.reflector = new Reflector(source, {
-    kubeConfig: server.kubeConfig(),
+    http: kubeConfigHttp(server.kubeConfig()),
     log: { debug: noop, info: noop, warn: (obj, msg) => h.warnings.push({ obj: obj as Record<string, unknown>, msg }), error: (obj, msg) => h.warnings.push({ obj: obj as Record<string, unknown>, msg }) },
     retryInitialMs: 10,
     retryMaxMs: 50,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
+import { kubeConfigHttp } from '../../src/kube/http.js'
 import { decide } from '../../src/decision/decide.js'
 import { InventoryIndex } from '../../src/inventory/index.js'
 import type { PodTemplateFacts } from '../../src/workload/pod-template.js'
@@ -156,7 +157,7 @@ async function harness(t: { teardown(fn: () => unknown): void }, seed: (server: 
     watch: undefined as unknown as InventoryWatch,
   }
   h.watch = startInventoryWatch({
-    kubeConfig: server.kubeConfig(),
+    http: kubeConfigHttp(server.kubeConfig()),
     sink,
     log: recordingLog(lines),
     metrics: { skipped: (kind, reason) => h.skipped.push([kind, reason]), fieldSkipped: (kind, field) => h.fieldsSkipped.push([kind, field]) },
@@ -521,7 +522,7 @@ t.test('close() before the first sync rejects synced and stops all traffic', asy
   seedCluster(server)
   server.setLatency(200)
   const watch = startInventoryWatch({
-    kubeConfig: server.kubeConfig(),
+    http: kubeConfigHttp(server.kubeConfig()),
     sink: new RecordingSink(),
     log: recordingLog([]),
     retry: { initialMs: 10, maxMs: 50 },
@@ -547,7 +548,7 @@ t.test('close() leaves no sockets or timers behind', async (t) => {
   }
   const baseline = count()
   const watch = startInventoryWatch({
-    kubeConfig: server.kubeConfig(),
+    http: kubeConfigHttp(server.kubeConfig()),
     sink: new RecordingSink(),
     log: recordingLog([]),
     retry: { initialMs: 10, maxMs: 50 },
@@ -717,7 +718,7 @@ t.test('memory: synced NodeImageSets are not retained beyond the sink', async (t
   }
   await settle()
   const before = process.memoryUsage().heapUsed
-  const watch = startInventoryWatch({ kubeConfig: server.kubeConfig(), sink: discard, log: recordingLog([]), watchTimeoutSeconds: 60 })
+  const watch = startInventoryWatch({ http: kubeConfigHttp(server.kubeConfig()), sink: discard, log: recordingLog([]), watchTimeoutSeconds: 60 })
   t.teardown(() => watch.close())
   await watch.synced
   await waitFor('watches open', () => server.openWatches === WATCHES)
@@ -740,7 +741,7 @@ t.test('a 1.19 Node with "names": null over the watch: every update reaches the 
   const fieldsSkipped: string[] = []
   const objectsSkipped: string[] = []
   const watch = startInventoryWatch({
-    kubeConfig: server.kubeConfig(),
+    http: kubeConfigHttp(server.kubeConfig()),
     sink: index,
     log: recordingLog(lines),
     metrics: { skipped: (kind) => objectsSkipped.push(kind), fieldSkipped: (_kind, field) => fieldsSkipped.push(field) },
@@ -844,7 +845,7 @@ t.test('1.19: RuntimeClasses come from node.k8s.io/v1beta1 when v1 is not served
   // v1 answers 404 as a 1.19 apiserver does.
   server.failNext(1000, 404, (r) => r.path.startsWith('/apis/node.k8s.io/v1/'))
   const sink = new RecordingSink()
-  const watch = startInventoryWatch({ kubeConfig: server.kubeConfig(), sink, log: recordingLog([]), retry: { initialMs: 10, maxMs: 40 }, watchTimeoutSeconds: 60 })
+  const watch = startInventoryWatch({ http: kubeConfigHttp(server.kubeConfig()), sink, log: recordingLog([]), retry: { initialMs: 10, maxMs: 40 }, watchTimeoutSeconds: 60 })
   t.teardown(() => watch.close())
   await watch.synced
   await waitFor('gvisor from v1beta1', () => sink.runtimeClasses.has('gvisor'))
@@ -859,7 +860,7 @@ t.test('RuntimeClasses that cannot be listed (RBAC, not served) do not hold the 
   server.failNext(100_000, 403, (r) => r.path.startsWith('/apis/node.k8s.io/'))
   const sink = new RecordingSink()
   const lines: LogLine[] = []
-  const watch = startInventoryWatch({ kubeConfig: server.kubeConfig(), sink, log: recordingLog(lines), retry: { initialMs: 10, maxMs: 40 }, watchTimeoutSeconds: 60 })
+  const watch = startInventoryWatch({ http: kubeConfigHttp(server.kubeConfig()), sink, log: recordingLog(lines), retry: { initialMs: 10, maxMs: 40 }, watchTimeoutSeconds: 60 })
   t.teardown(() => watch.close())
   await watch.synced
   t.equal(sink.runtimeClassesComplete, false, 'unknown, not empty: a name is never taken as missing')

@@ -1,0 +1,131 @@
+import type { KubeHttp, KubeRequest } from './http.js'
+import { statusError } from './status.js'
+import { isObject, type JsonObject } from '../util/guards.js'
+
+// The Kubernetes API as this program uses it, over one KubeHttp (in-cluster or kubeconfig):
+// objects read, created, replaced and server-side applied; collections listed page by page;
+// events recorded. Bodies stay plain JSON, never typed models (which drop unknown fields and
+// turn timestamps into Dates). A refusal is an ApiStatusError with the apiserver's Status
+// (status.ts); a failure to reach it is the transport's error. Watches are streamed by the
+// reflector (src/inventory/reflector.ts) over KubeHttp.open.
+
+export const DEFAULT_TIMEOUT_MS = 10_000
+
+export interface CallOptions {
+  timeoutMs?: number
+}
+
+async function call(http: KubeHttp, req: Omit<KubeRequest, 'timeoutMs'>, options: CallOptions): Promise<JsonObject> {
+  const res = await http.request({ ...req, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS })
+  if (res.status < 200 || res.status > 299) throw statusError(res.status, res.body)
+  let body: unknown
+  try {
+    body = JSON.parse(res.body)
+  } catch {
+    throw new Error(`${req.method} ${req.path}: the answer (HTTP ${res.status}) is not JSON`)
+  }
+  if (!isObject(body)) throw new Error(`${req.method} ${req.path}: the answer (HTTP ${res.status}) is not an object`)
+  return body
+}
+
+/** GET one object. */
+export function getObject(http: KubeHttp, path: string, options: CallOptions = {}): Promise<JsonObject> {
+  return call(http, { method: 'GET', path }, options)
+}
+
+/** POST an object into a collection. */
+export function createObject(
+  http: KubeHttp,
+  collection: string,
+  body: unknown,
+  options: CallOptions = {},
+): Promise<JsonObject> {
+  return call(http, { method: 'POST', path: collection, body: JSON.stringify(body) }, options)
+}
+
+/** PUT an object (its metadata.resourceVersion guards the write: 409 when it moved on). */
+export function replaceObject(
+  http: KubeHttp,
+  path: string,
+  body: unknown,
+  options: CallOptions = {},
+): Promise<JsonObject> {
+  return call(http, { method: 'PUT', path, body: JSON.stringify(body) }, options)
+}
+
+/** Server-side apply (a JSON body is valid apply-patch YAML), forcing conflicts as controllers do. */
+export function applyObject(
+  http: KubeHttp,
+  path: string,
+  body: unknown,
+  fieldManager: string,
+  options: CallOptions = {},
+): Promise<JsonObject> {
+  const query = `?fieldManager=${encodeURIComponent(fieldManager)}&force=true`
+  return call(
+    http,
+    {
+      method: 'PATCH',
+      path: `${path}${query}`,
+      body: JSON.stringify(body),
+      contentType: 'application/apply-patch+yaml',
+    },
+    options,
+  )
+}
+
+export interface ListPage {
+  /** `items: null` (Go's empty list) is []. */
+  items: unknown[]
+  resourceVersion: string
+  /** '' on the last page. */
+  continue: string
+}
+
+/** One page of a list answer, checked. */
+export function toListPage(body: unknown): ListPage {
+  const metadata = isObject(body) ? body['metadata'] : undefined
+  const items = isObject(body) ? body['items'] : undefined
+  if (items !== undefined && items !== null && !Array.isArray(items))
+    throw new Error('list response items is not an array')
+  const rv = isObject(metadata) ? metadata['resourceVersion'] : undefined
+  const next = isObject(metadata) ? metadata['continue'] : undefined
+  return {
+    items: Array.isArray(items) ? items : [],
+    resourceVersion: typeof rv === 'string' ? rv : '',
+    continue: typeof next === 'string' ? next : '',
+  }
+}
+
+/** A collection page by page (`limit` + `continue`), so no answer holds all of it. */
+export async function* listPages(
+  http: KubeHttp,
+  collection: string,
+  limit: number,
+  options: CallOptions = {},
+): AsyncGenerator<ListPage> {
+  let token = ''
+  do {
+    const query = new URLSearchParams({ limit: String(limit) })
+    if (token !== '') query.set('continue', token)
+    const page = toListPage(await call(http, { method: 'GET', path: `${collection}?${query.toString()}` }, options))
+    yield page
+    token = page.continue
+  } while (token !== '')
+}
+
+/** A core/v1 Event, recorded in its object's namespace. */
+export function createEvent(
+  http: KubeHttp,
+  event: JsonObject & { metadata: JsonObject & { namespace: string } },
+  options: CallOptions = {},
+): Promise<JsonObject> {
+  return createObject(http, `/api/v1/namespaces/${encodeURIComponent(event.metadata.namespace)}/events`, event, options)
+}
+
+/** A namespaced object's path: `/apis/coordination.k8s.io/v1/namespaces/ns/leases/name`. */
+export function namespacedPath(groupVersion: string, namespace: string, plural: string, name?: string): string {
+  const base = groupVersion.includes('/') ? `/apis/${groupVersion}` : `/api/${groupVersion}`
+  const collection = `${base}/namespaces/${encodeURIComponent(namespace)}/${plural}`
+  return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`
+}
