@@ -6,7 +6,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { ensureCertificates } from '../src/certs/files.js'
 import { containerdSkipReason, startContainerd } from '../test/helpers/containerd.js'
-import { startFakeApiServer } from '../test/helpers/fake-apiserver.js'
+import { startFakeApiServer, type KubeObject } from '../test/helpers/fake-apiserver.js'
 import { writeOciImage } from '../test/helpers/oci.js'
 
 // The agent at idle on a node with 1,000 images: a real containerd holding 1,000 distinct
@@ -86,9 +86,9 @@ export async function agentIdleBench(images: number, seconds: number, log: (line
     cleanups.push(() => new Promise<void>((r) => front.close(() => r())))
     try {
       const deadline = Date.now() + 60_000
-      let published: { spec?: { images?: unknown[] } } | undefined
+      let published: (KubeObject & { spec?: { images?: unknown[] } }) | undefined
       while (Date.now() < deadline) {
-        published = api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as typeof published
+        published = api.get<KubeObject & { spec?: { images?: unknown[] } }>('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a')
         if ((published?.spec?.images?.length ?? 0) === images) break
         await new Promise((r) => setTimeout(r, 200))
       }

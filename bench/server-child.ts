@@ -3,14 +3,17 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { loadCluster, type ClusterSpec } from './inventory.js'
+import type * as WebhookModule from '../src/config/webhook.js'
+import type * as ServerModule from '../src/server/server.js'
+import type * as AppModule from '../src/server/app.js'
 
 // The webhook is the compiled dist/ that ships (npm run bench builds it first), not src/
 // through tsx, whose transform adds work of its own (esbuild's __name helper on every
 // function) that a cluster never runs.
 const compiled = (path: string): string => new URL(`../dist/${path}`, import.meta.url).href
-const { webhookConfig } = (await import(compiled('config/webhook.js'))) as typeof import('../src/config/webhook.js')
-const { KEEP_ALIVE_MS, startWebhook, TLS_OPTIONS } = (await import(compiled('server/server.js'))) as typeof import('../src/server/server.js')
-const { MAX_REVIEW_BYTES } = (await import(compiled('server/app.js'))) as typeof import('../src/server/app.js')
+const { webhookConfig } = (await import(compiled('config/webhook.js'))) as typeof WebhookModule
+const { KEEP_ALIVE_MS, startWebhook, TLS_OPTIONS } = (await import(compiled('server/server.js'))) as typeof ServerModule
+const { MAX_REVIEW_BYTES } = (await import(compiled('server/app.js'))) as typeof AppModule
 
 // One server per child process, so that on a 2-core machine the server has a core to itself
 // and autocannon (in the parent) the other, for both servers alike.
@@ -51,9 +54,10 @@ function gc(): void {
 async function baseline(certDir: string): Promise<{ url: string; close: () => Promise<void> }> {
   const [cert, key] = await Promise.all([readFile(join(certDir, 'tls.crt'), 'utf8'), readFile(join(certDir, 'tls.key'), 'utf8')])
   const app = Fastify({ https: { cert, key, ...TLS_OPTIONS }, logger: false, keepAliveTimeout: KEEP_ALIVE_MS })
-  app.post('/validate', { bodyLimit: MAX_REVIEW_BYTES }, async (request) => {
+  app.post('/validate', { bodyLimit: MAX_REVIEW_BYTES }, (request) => {
     const body = request.body as { apiVersion?: string; kind?: string; request?: { uid?: string } }
-    return { apiVersion: body.apiVersion, kind: body.kind, response: { uid: body.request?.uid, allowed: true } }
+    // A promise, as the webhook's async route returns one.
+    return Promise.resolve({ apiVersion: body.apiVersion, kind: body.kind, response: { uid: body.request?.uid, allowed: true } })
   })
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   return { url, close: () => app.close() }

@@ -228,10 +228,10 @@ const failed = Number(load['failed'] ?? 0)
 const checks = [
   { name: `heap growth after warm-up ≤ ${HEAP_BOUND_MIB} MiB`, ok: after.length >= 2 && heapGrowth <= HEAP_BOUND_MIB, value: `${heapGrowth.toFixed(2)} MiB (slope ${slope.toFixed(3)} MiB/min)` },
   { name: `active handles after warm-up within ±${HANDLES_BOUND}`, ok: handleSpread <= HANDLES_BOUND, value: `${Math.min(...handles)}..${Math.max(...handles)}` },
-  { name: 'no failed request', ok: failed === 0 && loadExit === 0, value: `${failed} of ${load['sent']} (load exit ${loadExit})` },
+  { name: 'no failed request', ok: failed === 0 && loadExit === 0, value: `${failed} of ${String(load['sent'])} (load exit ${loadExit})` },
 ]
 const pass = checks.every((c) => c.ok)
-process.stdout.write(`\nrequests ${load['sent']} (${load['ok']} ok: ${load['allowed']} allowed, ${load['warned']} warned, ${load['denied']} denied), failed ${failed}${failed > 0 ? ` ${JSON.stringify(load['errors'])}` : ''}, slowest ${Number(load['maxMs']).toFixed(0)} ms, ${((Number(load['sent']) / durationMs) * 1000).toFixed(0)} req/s\n`)
+process.stdout.write(`\nrequests ${String(load['sent'])} (${String(load['ok'])} ok: ${String(load['allowed'])} allowed, ${String(load['warned'])} warned, ${String(load['denied'])} denied), failed ${failed}${failed > 0 ? ` ${JSON.stringify(load['errors'])}` : ''}, slowest ${Number(load['maxMs']).toFixed(0)} ms, ${((Number(load['sent']) / durationMs) * 1000).toFixed(0)} req/s\n`)
 process.stdout.write(`inventory churn ${JSON.stringify(churn)}; ${logLines} log lines\n`)
 process.stdout.write(`RSS growth after warm-up ${rssGrowth.toFixed(1)} MiB (reported, not judged: the allocator keeps freed pages)\n`)
 const end = samples[samples.length - 1]!

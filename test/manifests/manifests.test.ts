@@ -37,7 +37,7 @@ const get = (b: string): K8sObject[] => rendered.get(b) ?? []
 const find = (list: K8sObject[], kind: string, name: string): Obj => {
   const hit = list.find((x) => x.kind === kind && x.metadata.name === name)
   if (hit === undefined) throw new Error(`${kind} ${name} not rendered`)
-  return hit as unknown as Obj
+  return hit
 }
 const base = get('.')
 const vwc = (list: K8sObject[]): Obj[] => objs(find(list, 'ValidatingWebhookConfiguration', 'neverpull-guard')['webhooks'])
@@ -83,7 +83,7 @@ t.test('every build yields well-formed, correctly scoped, unique objects', async
       t.equal(x.metadata.labels?.['app.kubernetes.io/name'], 'neverpull-guard', `${b}: ${idOf(x)} is labelled`)
     }
     for (const x of list) {
-      for (const c of [...objs(podSpec(x as unknown as Obj)['containers'])]) {
+      for (const c of [...objs(podSpec(x)['containers'])]) {
         t.equal(c['image'], 'neverpull-guard:dev', `${b}: ${x.kind} image set by kustomize images`)
         t.equal(c['imagePullPolicy'], 'IfNotPresent', `${b}: ${x.kind} imagePullPolicy`)
       }
@@ -437,7 +437,7 @@ t.test(
 function withoutMatchConditions(list: K8sObject[]): K8sObject[] {
   return list.map((x) =>
     x.kind === 'ValidatingWebhookConfiguration' || x.kind === 'MutatingWebhookConfiguration'
-      ? ({ ...x, webhooks: objs((x as unknown as Obj)['webhooks']).map(({ matchConditions: _m, ...w }) => w) } as K8sObject)
+      ? ({ ...x, webhooks: objs((x as unknown as Obj)['webhooks']).map(({ matchConditions: _m, ...w }) => w) })
       : x,
   )
 }
@@ -464,7 +464,7 @@ t.test('failure-ignore overlay flips only the pod webhook to Ignore', async (t) 
   t.equal(nis['failurePolicy'], 'Fail')
   const back = list.map((x) =>
     x.kind === 'ValidatingWebhookConfiguration'
-      ? ({ ...x, webhooks: vwc(list).map((w, i) => (i === 0 ? { ...w, failurePolicy: 'Fail' } : w)) } as K8sObject)
+      ? ({ ...x, webhooks: vwc(list).map((w, i) => (i === 0 ? { ...w, failurePolicy: 'Fail' } : w)) })
       : x,
   )
   t.strictSame(back, base, 'nothing else changes')
