@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import type { FixtureContainer, FixtureReview } from '../test/helpers/fixtures.js'
 import { COMMON_REFS, partialRef, PARTIAL_IMAGES, POOLS, poolRef, tailRef } from './inventory.js'
 
 // AdmissionReview bodies for the load runs, built from the apiserver captures in
@@ -10,13 +11,11 @@ import { COMMON_REFS, partialRef, PARTIAL_IMAGES, POOLS, poolRef, tailRef } from
 
 const FIXTURES = fileURLToPath(new URL('../test/fixtures/admission/', import.meta.url))
 
-type Json = Record<string, any>
-
-function fixture(name: string): Json {
-  return JSON.parse(readFileSync(FIXTURES + name, 'utf8')) as Json
+function fixture(name: string): FixtureReview {
+  return JSON.parse(readFileSync(FIXTURES + name, 'utf8')) as FixtureReview
 }
 
-function container(name: string, image: string, pullPolicy: string): Json {
+function container(name: string, image: string, pullPolicy: string): FixtureContainer {
   return {
     name,
     image,
@@ -35,7 +34,7 @@ const GENERAL = POOLS.indexOf('general')
 const COMPUTE = POOLS.indexOf('compute')
 
 /** Pod, 3 Never containers (two images of the general pool, one on every node), nodeSelector on pool and zone. */
-function podNever(): Json {
+function podNever(): FixtureReview {
   const review = fixture('pod-create.json')
   const spec = review['request'].object.spec
   delete spec.affinity
@@ -50,7 +49,7 @@ function podNever(): Json {
 }
 
 /** Deployment with required node affinity (pools In, arch In, capacity NotIn); its image is on those pools. */
-function deploymentAffinity(): Json {
+function deploymentAffinity(): FixtureReview {
   const review = fixture('deployment-create.json')
   const spec = review['request'].object.spec.template.spec
   spec.affinity = {
@@ -73,7 +72,7 @@ function deploymentAffinity(): Json {
 }
 
 /** DaemonSet whose image is on every node. */
-function daemonSet(): Json {
+function daemonSet(): FixtureReview {
   const review = fixture('daemonset-create.json')
   const spec = review['request'].object.spec.template.spec
   spec.containers = [container('agent', COMMON_REFS[12]!, 'Never')]
@@ -81,10 +80,10 @@ function daemonSet(): Json {
 }
 
 /** The common case: a Pod with no Never container (the fixture's own containers, IfNotPresent/Always). */
-function podPlain(): Json {
+function podPlain(): FixtureReview {
   const review = fixture('pod-create.json')
   const spec = review['request'].object.spec
-  for (const c of [...spec.initContainers, ...spec.containers]) c.imagePullPolicy = c.image.includes(':') ? 'IfNotPresent' : 'Always'
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) c.imagePullPolicy = (c.image ?? '').includes(':') ? 'IfNotPresent' : 'Always'
   return review
 }
 
@@ -92,7 +91,7 @@ function podPlain(): Json {
  * Denied: a Pod pinned to the compute pool asking for a release of a team app that no node
  * holds. The repository has hundreds of tags on the nodes, so "did you mean" ranks them all.
  */
-function podDeny(): Json {
+function podDeny(): FixtureReview {
   const review = fixture('pod-create.json')
   const spec = review['request'].object.spec
   delete spec.affinity
@@ -107,16 +106,16 @@ function podDeny(): Json {
  * Warned: a Pod of three Never containers on the general pool, two of whose images were
  * preloaded on half of its nodes (pods placed elsewhere fail with ErrImageNeverPull).
  */
-function podWarn(): Json {
+function podWarn(): FixtureReview {
   const review = podNever()
   const spec = review['request'].object.spec
   spec.containers[0].image = partialRef(0)
-  spec.containers[1].image = partialRef(1)
+  spec.containers[1]!.image = partialRef(1)
   return review
 }
 
 /** Warned: a Deployment (no placement constraints) whose image is on half the nodes. */
-function deploymentWarn(): Json {
+function deploymentWarn(): FixtureReview {
   const review = fixture('deployment-create.json')
   const spec = review['request'].object.spec.template.spec
   delete spec.affinity
@@ -129,10 +128,13 @@ function deploymentWarn(): Json {
  * Warned, the budget path: a Pod of 20 Never containers, each image on half of the nodes, so
  * that every container has a finding and the warnings must fit the apiserver's 4,096 runes.
  */
-function podWarn20(): Json {
+function podWarn20(): FixtureReview {
   const review = podNever()
   const spec = review['request'].object.spec
-  spec.containers = Array.from({ length: PARTIAL_IMAGES }, (_, k) => container(`step-${k}`, partialRef(k), 'Never'))
+  spec.containers = [
+    container('step-0', partialRef(0), 'Never'),
+    ...Array.from({ length: PARTIAL_IMAGES - 1 }, (_, k) => container(`step-${k + 1}`, partialRef(k + 1), 'Never')),
+  ]
   return review
 }
 
@@ -144,7 +146,7 @@ export interface Body {
 }
 
 export function loadBodies(): Body[] {
-  const body = (name: string, expect: Body['expect'], review: Json): Body => ({ name, expect, payload: JSON.stringify(review) })
+  const body = (name: string, expect: Body['expect'], review: FixtureReview): Body => ({ name, expect, payload: JSON.stringify(review) })
   return [
     body('pod-3-never-nodeSelector', 'allow', podNever()),
     body('deployment-affinity', 'allow', deploymentAffinity()),
