@@ -168,6 +168,8 @@ export function createAgent(options: AgentOptions): Agent {
   })
   /** Unresolved names already logged, so each is logged once while it stays. */
   let reportedUnresolved = new Set<string>()
+  /** Images the last listing had with no name (see settle below). */
+  let seenNameless = new Set<string>()
   let warnedUnconfirmed = false
   const registriesConf = options.registriesConf ?? {
     path: DEFAULT_REGISTRIES_CONF,
@@ -196,6 +198,28 @@ export function createAgent(options: AgentOptions): Agent {
       registriesError = message
       return runtime
     }
+  }
+
+  /**
+   * containerd's CRI adds an image in two steps (pkg/cri/server/events.go updateImage): its
+   * ID reference first, its name a moment later, so a listing can catch a new image with no
+   * name. Publishing that would be a spec write for a state the runtime leaves within
+   * milliseconds, and another once the name is there. An image the published list does not
+   * have and that is listed with no name waits one interval; listed nameless again, it is
+   * published as it is (an untagged image is a real state). The first list is published whole.
+   */
+  function settle(listed: RuntimeImage[]): RuntimeImage[] {
+    const prev = published
+    if (prev === undefined) return listed
+    const nameless = listed.filter((img) => img.repoTags.length === 0 && img.repoDigests.length === 0)
+    if (nameless.length === 0) {
+      seenNameless = new Set()
+      return listed
+    }
+    const known = new Set(prev.spec.images.map((img) => img.id))
+    const hold = new Set(nameless.filter((img) => !known.has(img.id) && !seenNameless.has(img.id)).map((img) => img.id))
+    seenNameless = new Set(nameless.map((img) => img.id))
+    return hold.size === 0 ? listed : listed.filter((img) => !hold.has(img.id))
   }
 
   function setCondition(type: string, ok: boolean, reason: string, message: string, now: number): void {
@@ -251,7 +275,7 @@ export function createAgent(options: AgentOptions): Agent {
       const [version, listed] = await Promise.all([cri.version(), cri.listImages()])
       const runtime = await withShortNameConfig(version)
       // Only names the runtime resolves: what the kubelet's ImageStatus will find.
-      const confirmed = await confirmer.confirm(listed, clock.now())
+      const confirmed = await confirmer.confirm(settle(listed), clock.now())
       if (options.containerd !== undefined && runtime.name === 'containerd') {
         try {
           elsewhere = await options.containerd.listImagesElsewhere()

@@ -169,6 +169,39 @@ t.test('a change republishes spec and status together', async (t) => {
   t.same(publisher.applied[3]?.spec.images, [], 'an honest empty list from a healthy runtime is published')
 })
 
+t.test('a new image caught between its ID and its name (containerd adds them in two steps) is one write, not two', async (t) => {
+  const { clock, cri, publisher, agent } = setup()
+  cri.images = [image('nginx'), image('old', [])]
+  await agent.tick()
+  t.same(
+    publisher.applied[0]?.spec.images.map((i) => i.id),
+    canonicalImages([image('nginx'), image('old', [])]).map((i) => i.id),
+    'the first list is published whole, untagged images too',
+  )
+
+  clock.t += 10_000
+  cri.images = [image('nginx'), image('old', []), image('busybox', [])]
+  const caught = await agent.tick()
+  t.equal(caught.specPublished, false, 'a new image with no name yet waits one interval')
+
+  clock.t += 10_000
+  cri.images = [image('nginx'), image('old', []), image('busybox')]
+  const named = await agent.tick()
+  t.equal(named.specPublished, true)
+  t.equal(publisher.applied.length, 2)
+  t.same(publisher.applied[1]?.spec.images.find((i) => i.id === image('busybox').id)?.repoTags, ['docker.io/library/busybox:1'])
+
+  clock.t += 10_000
+  cri.images = [image('nginx'), image('old', []), image('busybox'), image('dangling', [])]
+  t.equal((await agent.tick()).specPublished, false)
+  clock.t += 10_000
+  const still = await agent.tick()
+  t.equal(still.specPublished, true, 'still nameless an interval later: a real untagged image, published')
+  t.ok(publisher.applied[2]?.spec.images.some((i) => i.id === image('dangling').id))
+  clock.t += 10_000
+  t.equal((await agent.tick()).specPublished, false, 'and no write after that')
+})
+
 t.test('heartbeat: status.observedTime is refreshed every heartbeat even when unchanged', async (t) => {
   const { clock, cri, publisher, agent } = setup({ heartbeatMs: 60_000 })
   cri.images = [image('nginx')]

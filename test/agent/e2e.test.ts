@@ -64,8 +64,11 @@ t.test('agent command end to end', { skip: skip ?? false }, async (t) => {
     }),
   )
 
+  // Not a speed target: a bound so a broken agent fails instead of hanging. The first wait
+  // includes importing client-node (the --kubeconfig path) through tsx, measured at 7-12 s
+  // on a loaded 2-core machine; tap's own timeout is 120 s.
   const until = async (ok: () => boolean, what: string) => {
-    const deadline = Date.now() + 10_000
+    const deadline = Date.now() + 60_000
     while (!ok()) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
       await new Promise<void>((r) => {
@@ -82,6 +85,11 @@ t.test('agent command end to end', { skip: skip ?? false }, async (t) => {
     {},
     { signals, stderr: (s) => void (stderr += s) },
   )
+  // A failed assertion must not leave the agent running and the file waiting for tap's timeout.
+  t.teardown(async () => {
+    signals.emit('SIGTERM')
+    await exit
+  })
 
   await until(() => specs.length >= 1 && statuses.length >= 1, 'the first spec and status')
   t.same(specs[0]?.metadata.ownerReferences, [{ apiVersion: 'v1', kind: 'Node', name: 'node-a', uid: 'uid-1' }])
