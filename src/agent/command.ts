@@ -1,5 +1,5 @@
 import { durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
-import { loadKubeConfig } from '../kube/config.js'
+import { connectKube } from '../kube/connect.js'
 import { pino } from 'pino'
 import {
   createAgent,
@@ -10,8 +10,7 @@ import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './
 import { connectContainerd, type ContainerdClient } from './containerd.js'
 import { DEFAULT_ALIAS_CACHE, DEFAULT_REGISTRIES_CONF, DEFAULT_REGISTRIES_CONF_DIR, type RegistriesConfPaths } from './registries-conf.js'
 import { nodeStatFs, readImageFilesystem, type StatFs } from './imagefs.js'
-import { inClusterHttp } from '../kube/http.js'
-import { createHttpPublisher, createKubePublisher, type Publisher } from './publish.js'
+import { createHttpPublisher, type Publisher } from './publish.js'
 import type { Logger } from '../util/logger.js'
 import type { SignalSource } from '../util/signals.js'
 import type { AgentMetrics, MetricsServer } from './metrics.js'
@@ -175,11 +174,8 @@ export interface AgentCommandDeps {
  * import alone would cost more memory than the agent's budget). Otherwise the kubeconfig.
  */
 async function defaultPublisher(config: AgentConfig, env: NodeJS.ProcessEnv): Promise<Publisher> {
-  const options = { nodeName: config.nodeName }
-  if (config.kubeconfig === undefined && env['KUBERNETES_SERVICE_HOST']) {
-    return createHttpPublisher(inClusterHttp(env, config.serviceAccountDir), options)
-  }
-  return createKubePublisher(await loadKubeConfig(config.kubeconfig), options)
+  const http = await connectKube({ kubeconfig: config.kubeconfig, serviceAccountDir: config.serviceAccountDir }, env)
+  return createHttpPublisher(http, { nodeName: config.nodeName })
 }
 
 const defaultDeps: AgentCommandDeps = {

@@ -1,8 +1,9 @@
 import type { KubeConfig } from '@kubernetes/client-node'
-import { parseStatus } from '../kube/status.js'
-import { kubeConfigHttp, type KubeHttp, type KubeResponse } from '../kube/http.js'
+import { applyObject, getObject } from '../kube/api.js'
+import { ApiStatusError } from '../kube/status.js'
+import { kubeConfigHttp, type KubeHttp } from '../kube/http.js'
 import { GROUP, NODE_IMAGE_SET_KIND, NODE_IMAGE_SET_PLURAL, VERSION, type NodeImageSet } from '../api/types.js'
-import { errorMessage } from '../util/guards.js'
+import { errorMessage, field, type JsonObject } from '../util/guards.js'
 
 export const FIELD_MANAGER = 'neverpull-guard-agent'
 /**
@@ -59,19 +60,16 @@ export function statusBody(name: string, status: NodeImageSetStatus): Omit<NodeI
   }
 }
 
-/** The apiserver's own words (a Status object's message) when there are any. */
-function apiMessage(res: KubeResponse): string {
-  const status = parseStatus(res.status, res.body)
-  return status.message ?? status.text ?? (res.status === 401 ? 'Unauthorized' : `HTTP ${res.status}`)
+/** A refusal in the apiserver's own words (a Status object's message) when there are any. */
+function failure(what: string, err: ApiStatusError): PublishError {
+  const said = err.status?.message ?? err.status?.text ?? (err.code === 401 ? 'Unauthorized' : `HTTP ${err.code}`)
+  return new PublishError(`${what}: ${said} (HTTP ${err.code})`, err.code, { cause: err })
 }
 
-function failure(what: string, res: KubeResponse): PublishError {
-  return new PublishError(`${what}: ${apiMessage(res)} (HTTP ${res.status})`, res.status)
-}
-
-function unreachable(what: string, err: unknown): PublishError {
-  const message = errorMessage(err)
-  return new PublishError(`${what}: ${message}`, undefined, { cause: err })
+/** A refusal as a PublishError with its status; anything else as not reaching the apiserver. */
+function publishError(what: string, err: unknown): PublishError {
+  if (err instanceof ApiStatusError) return failure(what, err)
+  return new PublishError(`${what}: ${errorMessage(err)}`, undefined, { cause: err })
 }
 
 export interface KubePublisherOptions {
@@ -81,48 +79,39 @@ export interface KubePublisherOptions {
   timeoutMs?: number
 }
 
-const APPLY = 'application/apply-patch+yaml'
-
 /**
- * Publisher over a few plain requests: GET the Node (for the owner reference), and
- * server-side apply (a JSON body is valid apply-patch YAML) of the object and its status.
+ * Publisher over the access layer (src/kube/api.ts): GET the Node (for the owner reference),
+ * and server-side apply of the object and its status.
  */
 export function createHttpPublisher(http: KubeHttp, options: KubePublisherOptions): Publisher {
   const timeoutMs = options.timeoutMs ?? DEFAULT_API_TIMEOUT_MS
   const collection = `/apis/${GROUP}/${VERSION}/${NODE_IMAGE_SET_PLURAL}`
   let nodeUid: string | undefined
 
-  async function call(what: string, req: Parameters<KubeHttp['request']>[0]): Promise<KubeResponse> {
-    try {
-      return await http.request(req)
-    } catch (err) {
-      throw unreachable(what, err)
-    }
-  }
-
   async function ownerUid(): Promise<string> {
     if (nodeUid) return nodeUid
     const what = `reading node "${options.nodeName}"`
-    const res = await call(what, { method: 'GET', path: `/api/v1/nodes/${encodeURIComponent(options.nodeName)}`, timeoutMs })
-    if (res.status === 404) {
-      throw new PublishError(`node "${options.nodeName}" not found: set --node-name or NODE_NAME to this node's name (downward API spec.nodeName)`, 404)
-    }
-    if (res.status !== 200) throw failure(what, res)
-    let uid: unknown
+    let node: JsonObject
     try {
-      uid = (JSON.parse(res.body) as { metadata?: { uid?: unknown } }).metadata?.uid
-    } catch {
-      throw new PublishError(`${what}: the answer is not JSON`, res.status)
+      node = await getObject(http, `/api/v1/nodes/${encodeURIComponent(options.nodeName)}`, { timeoutMs })
+    } catch (err) {
+      if (err instanceof ApiStatusError && err.code === 404) {
+        throw new PublishError(`node "${options.nodeName}" not found: set --node-name or NODE_NAME to this node's name (downward API spec.nodeName)`, 404, { cause: err })
+      }
+      throw publishError(what, err)
     }
+    const uid = field(node['metadata'], 'uid')
     if (typeof uid !== 'string' || uid === '') throw new PublishError(`node "${options.nodeName}" has no metadata.uid`)
     nodeUid = uid
     return uid
   }
 
   async function apply(what: string, path: string, manager: string, body: unknown): Promise<void> {
-    const query = `?fieldManager=${encodeURIComponent(manager)}&force=true`
-    const res = await call(what, { method: 'PATCH', path: `${path}${query}`, body: JSON.stringify(body), contentType: APPLY, timeoutMs })
-    if (res.status < 200 || res.status > 299) throw failure(what, res)
+    try {
+      await applyObject(http, path, body, manager, { timeoutMs })
+    } catch (err) {
+      throw publishError(what, err)
+    }
   }
 
   return {

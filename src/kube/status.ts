@@ -41,6 +41,8 @@ export class ApiStatusError extends Error {
     readonly code: number,
     readonly reason: string,
     message: string,
+    /** The Status as parsed, when the error came from an HTTP answer. */
+    readonly status?: ApiStatus,
   ) {
     super(message)
   }
@@ -49,5 +51,5 @@ export class ApiStatusError extends Error {
 /** The apiserver's Status from an error response, or the bare HTTP status, as an error. */
 export function statusError(code: number, body: string): ApiStatusError {
   const status = parseStatus(code, body)
-  return new ApiStatusError(code, status.reason, `${code} ${status.reason}: ${status.message ?? status.text ?? `HTTP ${code}`}`)
+  return new ApiStatusError(code, status.reason, `${code} ${status.reason}: ${status.message ?? status.text ?? `HTTP ${code}`}`, status)
 }
