@@ -1,5 +1,9 @@
 import { loadKubeConfig } from '../kube/config.js'
+import { getObject, jsonPatchObject } from '../kube/api.js'
+import { kubeConfigHttp } from '../kube/http.js'
+import { ApiStatusError } from '../kube/status.js'
 import { errorMessage } from '../util/guards.js'
+
 export interface JsonPatchOp {
   op: 'test' | 'add'
   path: string
@@ -42,49 +46,47 @@ export function caBundlePatch(webhookNames: ReadonlyArray<string | undefined>, c
  * exist) and of the MutatingWebhookConfiguration NAME (steering) when it is installed.
  */
 export const patchLiveWebhookConfig: PatchLive = async (options) => {
-  const { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node')
-  const kc = await loadKubeConfig(options.kubeconfig)
-  const api = kc.makeApiClient(AdmissionregistrationV1Api)
-  const header = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
+  const http = kubeConfigHttp(await loadKubeConfig(options.kubeconfig))
+  const path = (plural: string): string => `/apis/admissionregistration.k8s.io/v1/${plural}/${encodeURIComponent(options.name)}`
+  const names = (config: Record<string, unknown>): Array<string | undefined> => {
+    const webhooks = config['webhooks']
+    if (!Array.isArray(webhooks)) return []
+    return webhooks.map((w) => {
+      const name = (w as { name?: unknown } | null)?.name
+      return typeof name === 'string' ? name : undefined
+    })
+  }
   const results: LivePatched[] = []
 
   const kind = 'ValidatingWebhookConfiguration'
-  let current: Awaited<ReturnType<typeof api.readValidatingWebhookConfiguration>>
+  const validating = path('validatingwebhookconfigurations')
+  let webhooks: Array<string | undefined>
   try {
-    current = await api.readValidatingWebhookConfiguration({ name: options.name })
+    webhooks = names(await getObject(http, validating))
   } catch (err) {
     throw describe(err, `reading ${kind} ${options.name}`)
   }
-  const webhooks = current.webhooks ?? []
   if (webhooks.length === 0) throw new Error(`${kind} ${options.name} has no webhooks to patch`)
-  const body = caBundlePatch(
-    webhooks.map((w) => w.name),
-    options.caBundle,
-  )
   try {
-    await api.patchValidatingWebhookConfiguration({ name: options.name, body, fieldManager: 'neverpull-guard-certs' }, header)
+    await jsonPatchObject(http, validating, caBundlePatch(webhooks, options.caBundle), FIELD_MANAGER)
   } catch (err) {
     throw describe(err, `patching ${kind} ${options.name}`)
   }
   results.push({ kind, count: webhooks.length })
 
   const mutatingKind = 'MutatingWebhookConfiguration'
-  let mutating: Awaited<ReturnType<typeof api.readMutatingWebhookConfiguration>>
+  const mutating = path('mutatingwebhookconfigurations')
+  let steering: Array<string | undefined>
   try {
-    mutating = await api.readMutatingWebhookConfiguration({ name: options.name })
+    steering = names(await getObject(http, mutating))
   } catch (err) {
-    if ((err as { code?: unknown }).code !== 404) throw describe(err, `reading ${mutatingKind} ${options.name}`)
+    if (!(err instanceof ApiStatusError) || err.code !== 404) throw describe(err, `reading ${mutatingKind} ${options.name}`)
     results.push({ kind: mutatingKind, count: 0, missing: true })
     return results
   }
-  const steering = mutating.webhooks ?? []
   if (steering.length > 0) {
-    const steerBody = caBundlePatch(
-      steering.map((w) => w.name),
-      options.caBundle,
-    )
     try {
-      await api.patchMutatingWebhookConfiguration({ name: options.name, body: steerBody, fieldManager: 'neverpull-guard-certs' }, header)
+      await jsonPatchObject(http, mutating, caBundlePatch(steering, options.caBundle), FIELD_MANAGER)
     } catch (err) {
       throw describe(err, `patching ${mutatingKind} ${options.name}`)
     }
@@ -93,11 +95,13 @@ export const patchLiveWebhookConfig: PatchLive = async (options) => {
   return results
 }
 
+const FIELD_MANAGER = 'neverpull-guard-certs'
+
 function describe(err: unknown, doing: string): Error {
-  const code = (err as { code?: unknown }).code
+  const code = err instanceof ApiStatusError ? err.code : undefined
   if (code === 404) return new Error(`${doing}: not found (is it installed? kubectl get validatingwebhookconfigurations)`)
   if (code === 401 || code === 403) return new Error(`${doing}: not allowed (HTTP ${code}); check the kubeconfig's user and RBAC`)
   if (code === 409 || code === 422) return new Error(`${doing}: the webhooks changed while patching (HTTP ${code}); run again`)
   const message = errorMessage(err)
-  return new Error(`${doing}: ${message}`)
+  return new Error(`${doing}: ${message}`, { cause: err })
 }
