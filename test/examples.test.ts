@@ -10,7 +10,7 @@ const inventory = exampleInventory(now)
 
 for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
   t.test(file, async (t) => {
-    const body = JSON.parse(readFileSync(new URL(file, dir), 'utf8'))
+    const body = JSON.parse(readFileSync(new URL(file, dir), 'utf8')) as { request: { uid: string } }
     const { reply } = handleReview(body, { inventory, mode: 'enforce', now })
     const r = reply.response
     if (file.includes('-denied')) {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { handleReview } from '../../src/admission/handle.js'
-import { exampleInventory, review } from '../helpers/fixtures.js'
+import { exampleInventory, review, type FixtureReview } from '../helpers/fixtures.js'
 
 const now = Date.parse('2026-11-21T06:00:00Z')
 const inventory = exampleInventory(now)
@@ -107,7 +107,7 @@ t.test('ephemeral containers: only the bound node counts, only new containers ca
 })
 
 t.test('what the webhook does not check is allowed untouched', async (t) => {
-  const cases: Array<[string, (r: Record<string, any>) => void]> = [
+  const cases: Array<[string, (r: FixtureReview['request']) => void]> = [
     ['DELETE', (r) => Object.assign(r, { operation: 'DELETE', object: null })],
     ['pods/status', (r) => Object.assign(r, { subResource: 'status' })],
     ['a ConfigMap', (r) => Object.assign(r, { kind: { group: '', version: 'v1', kind: 'ConfigMap' }, object: { data: {} } })],

@@ -103,7 +103,7 @@ t.test('apply: server-side apply of metadata (Node owner) and spec', async (t) =
   t.equal(patch?.query.get('fieldManager'), 'neverpull-guard-agent')
   t.equal(patch?.query.get('force'), 'true')
   t.equal(patch?.headers.authorization, 'Bearer agent-token')
-  const body = JSON.parse(patch?.body ?? '')
+  const body: unknown = JSON.parse(patch?.body ?? '')
   t.same(parseYaml(patch?.body ?? ''), body, 'the JSON body is the YAML the content type announces')
   t.same(body, {
     apiVersion: 'neverpull.dev/v1alpha1',

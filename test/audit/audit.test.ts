@@ -139,7 +139,8 @@ t.test('against the API server: removing an image yields exactly one event per a
   })
   t.teardown(() => audit.close())
 
-  const events = () => server.list('v1', 'Event', 'shop').filter((e) => (e as { reason?: string }).reason === EVENT_REASON) as Array<Record<string, any>>
+  type AuditEvent = { reason?: string; type?: string; message?: string; involvedObject: { kind: string; name: string; uid?: string } }
+  const events = () => server.list('v1', 'Event', 'shop').filter((e): e is typeof e & AuditEvent => (e as { reason?: string }).reason === EVENT_REASON)
   const until = async (what: string, ok: () => boolean, ms = 10_000) => {
     const end = Date.now() + ms
     while (!ok()) {

@@ -12,6 +12,7 @@ import { startWebhook } from '../../src/server/server.js'
 import { containerdSkipReason, startContainerd } from '../helpers/containerd.js'
 import { startFakeApiServer } from '../helpers/fake-apiserver.js'
 import { review } from '../helpers/fixtures.js'
+import type { AdmissionReviewReply } from '../../src/admission/review.js'
 import { writeOciImage } from '../helpers/oci.js'
 
 // The whole pipeline with default settings: an image imported into a real containerd, the
@@ -28,7 +29,7 @@ function post(url: string, ca: string, body: unknown): Promise<{ allowed: boolea
       let text = ''
       res.on('data', (c: Buffer) => (text += c.toString()))
       res.on('end', () => {
-        const r = JSON.parse(text).response
+        const r = (JSON.parse(text) as AdmissionReviewReply).response
         resolve({ allowed: r.allowed, message: r.status?.message ?? '' })
       })
     })

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { handleReview } from '../../src/admission/handle.js'
+import type { AdmissionReviewReply } from '../../src/admission/review.js'
 import { createEnv, checkReply, NOW } from './properties.js'
 
 // Bugs the properties found in src/, kept as regression tests.
@@ -32,14 +33,14 @@ t.test(
       // Over HTTP the route's catch hides it as "could not check this object (internal error)".
       const res = await env.app.inject({ method: 'POST', url: '/validate', payload: body })
       t.equal(res.statusCode, 200, kind)
-      t.notMatch(res.json().response.warnings?.join('\n') ?? '', /internal error/, `${kind}: no internal error`)
+      t.notMatch(res.json<AdmissionReviewReply>().response.warnings?.join('\n') ?? '', /internal error/, `${kind}: no internal error`)
     }
   },
 )
 
 t.test('a review whose kind has no group is malformed: 400, uid echoed', async (t) => {
   const body = reviewOfKind('Pod')
-  delete ((body['request'] as Record<string, any>)['kind'] as Record<string, unknown>)['group']
+  delete ((body['request'] as Record<string, unknown>)['kind'] as Record<string, unknown>)['group']
   const env = await createEnv()
   t.teardown(() => env.app.close())
   const { reply } = handleReview(body, { inventory: env.inventory, mode: 'enforce', now: NOW })

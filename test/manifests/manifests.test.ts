@@ -62,8 +62,8 @@ t.test('every file explains itself and reads the same under YAML 1.1 (kubectl) a
     const text = readFileSync(f, 'utf8')
     t.match(text, /^# \S/, `${relative(root, f)} starts with a header comment`)
     // sigs.k8s.io/yaml follows YAML 1.1: unquoted off/yes/0440 would become bool/octal.
-    const v12 = parseAllDocuments(text).map((d) => d.toJS())
-    const v11 = parseAllDocuments(text, { version: '1.1' }).map((d) => d.toJS())
+    const v12 = parseAllDocuments(text).map((d) => d.toJS() as unknown)
+    const v11 = parseAllDocuments(text, { version: '1.1' }).map((d) => d.toJS() as unknown)
     t.strictSame(v11, v12, `${relative(root, f)} has no YAML 1.1 surprises`)
   }
 })
@@ -539,7 +539,9 @@ t.test('monitoring overlay adds scrape targets, rules and the dashboard, and not
   t.equal(o(o(cm['metadata'])['labels'])['grafana_dashboard'], '1', 'Grafana sidecar label')
   const json = readFileSync(join(manifests, 'components', 'monitoring', 'dashboard.json'), 'utf8')
   t.equal(o(cm['data'])['dashboard.json'], json, 'the ConfigMap carries dashboard.json as it is')
-  t.doesNotThrow(() => JSON.parse(json), 'dashboard.json is JSON')
+  t.doesNotThrow(() => {
+    JSON.parse(json)
+  }, 'dashboard.json is JSON')
 })
 
 t.test('RBAC is least privilege', async (t) => {

@@ -2,15 +2,18 @@ import { request } from 'node:https'
 import t from 'tap'
 import { startTestWebhook } from '../helpers/webhook.js'
 import { review } from '../helpers/fixtures.js'
+import { parseLogLine } from '../helpers/log-lines.js'
+import type { TLSSocket } from 'node:tls'
+import type { AdmissionReviewReply } from '../../src/admission/review.js'
 
-function post(url: string, ca: string, body: unknown): Promise<{ status: number; json: any; protocol: string }> {
+function post(url: string, ca: string, body: unknown): Promise<{ status: number; json: AdmissionReviewReply; protocol: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${url}/validate?timeout=10s`, { method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (res) => {
       const chunks: Buffer[] = []
-      const protocol = (res.socket as import('node:tls').TLSSocket).getProtocol() ?? ''
+      const protocol = (res.socket as TLSSocket).getProtocol() ?? ''
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()), protocol })
+        resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) as AdmissionReviewReply, protocol })
       })
     })
     req.on('error', reject)
@@ -32,7 +35,7 @@ t.test('the webhook over real HTTPS, verified against the CA it was issued by', 
 
   await t.rejects(post(url, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', body), 'a client with another CA refuses the server')
 
-  const log = lines.map((l) => JSON.parse(l)).find((l) => l.admission?.decision === 'deny')
+  const log = lines.map(parseLogLine).find((l) => l.admission?.decision === 'deny')
   t.ok(log, 'one log line per admission')
-  t.match(log.admission, { uid: body['request'].uid, kind: 'Deployment', namespace: 'default', name: 'api', operation: 'UPDATE', user: body['request'].userInfo.username, decision: 'deny' })
+  t.match(log?.admission, { uid: body['request'].uid, kind: 'Deployment', namespace: 'default', name: 'api', operation: 'UPDATE', user: body['request'].userInfo.username, decision: 'deny' })
 })

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import t from 'tap'
 import { review } from '../helpers/fixtures.js'
+import type { AdmissionReviewReply } from '../../src/admission/review.js'
 
 // The local run path as a person follows it: `certs --host 127.0.0.1`, the webhook started
 // with those files, a client that trusts only ca.crt; then the certificate re-issued on
@@ -86,7 +87,7 @@ t.test('certs --host 127.0.0.1, webhook, CA-verified client, certificate replace
   const body = review('deployment-update-image')
   const before = await call(port, ca, '/validate?timeout=10s', body)
   t.equal(before.status, 200)
-  const reply = JSON.parse(before.body)
+  const reply = JSON.parse(before.body) as AdmissionReviewReply
   t.equal(reply.response.uid, body['request'].uid)
   t.equal(reply.response.allowed, false)
 
@@ -100,7 +101,7 @@ t.test('certs --host 127.0.0.1, webhook, CA-verified client, certificate replace
     return a.serial !== before.serial ? a : undefined
   })
   t.not(after.serial, before.serial)
-  t.equal(JSON.parse(after.body).response.uid, body['request'].uid, 'and it still answers, verified against ca.crt')
+  t.equal((JSON.parse(after.body) as AdmissionReviewReply).response.uid, body['request'].uid, 'and it still answers, verified against ca.crt')
   t.match(logs, /serving certificate reloaded/)
 
   child.kill('SIGTERM')

@@ -16,8 +16,9 @@ interface Collector {
   errors: Error[]
   next(): Promise<TlsFiles>
   nextError(): Promise<Error>
-  onChange(files: TlsFiles): void
-  onError(err: Error): void
+  // Properties, not methods: the watcher is handed them unbound.
+  onChange: (files: TlsFiles) => void
+  onError: (err: Error) => void
 }
 
 function collector(): Collector {
@@ -30,11 +31,11 @@ function collector(): Collector {
     errors,
     next: () => new Promise((resolve) => (waitChange = resolve)),
     nextError: () => new Promise((resolve) => (waitError = resolve)),
-    onChange(files) {
+    onChange: (files) => {
       changes.push(files)
       waitChange?.(files)
     },
-    onError(err) {
+    onError: (err) => {
       errors.push(err)
       waitError?.(err)
     },

@@ -6,13 +6,13 @@ import t from 'tap'
 import { InventoryIndex } from '../../src/inventory/index.js'
 import { checkObjects, exitCodeOf, renderText } from '../../src/tools/check.js'
 import { ManifestError, parseManifests } from '../../src/tools/manifests.js'
-import { exampleInventory, review } from '../helpers/fixtures.js'
+import { exampleInventory, review, type FixtureObject } from '../helpers/fixtures.js'
 import { handleReview } from '../../src/admission/handle.js'
 
 const now = Date.now()
 const inventory = exampleInventory(now)
 
-function objectOf(name: string): Record<string, any> {
+function objectOf(name: string): FixtureObject {
   return review(name)['request'].object
 }
 
@@ -108,7 +108,7 @@ t.test('the check command: files, directories, stdin, exit codes, JSON', async (
 
   r = cli(['check', '-f', join(dir, 'deploy.yaml'), join(dir, 'nested'), ...inv, '-o', 'json'])
   t.equal(r.code, 1, 'a denial is exit 1')
-  const json = JSON.parse(r.stdout)
+  const json = JSON.parse(r.stdout) as { summary: unknown }
   t.same(json.summary, { checked: 2, denied: 1, warned: 1, allowed: 0, invalid: 0, ignored: 0 })
 
   r = cli(['check', '-f', '-', ...inv], deployment)

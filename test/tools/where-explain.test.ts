@@ -72,7 +72,7 @@ t.test('the where and explain commands', async (t) => {
   const run = (args: string[], input?: string) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', input })
   let r = run(['where', 'myapp:dev', '--inventory-file', 'examples/inventory.yaml', '-o', 'json'])
   t.equal(r.status, 0)
-  const json = JSON.parse(r.stdout)
+  const json = JSON.parse(r.stdout) as { key: string; present: number }
   t.equal(json.key, 'docker.io/library/myapp:dev')
   t.equal(json.present, 1)
   r = run(['where', '--inventory-file', 'examples/inventory.yaml'])

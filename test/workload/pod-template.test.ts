@@ -1,8 +1,8 @@
 import t from 'tap'
 import { extractPodTemplate } from '../../src/workload/pod-template.js'
-import { review } from '../helpers/fixtures.js'
+import { review, type FixtureObject, type FixturePodSpec } from '../helpers/fixtures.js'
 
-function spec(kind: string, name: string, edit: (spec: Record<string, any>) => void): Record<string, any> {
+function spec(kind: string, name: string, edit: (spec: FixturePodSpec) => void): FixtureObject {
   const object = review(name)['request'].object
   const at =
     kind === 'CronJob'
@@ -41,13 +41,13 @@ t.test('a DaemonSet template nodeName keeps the scheduling filters; a Pod nodeNa
 // run (pkg/apis/apps/v1 defaults.go), so only an explicit 0 counts; CronJobSpec.suspend and
 // JobSpec.suspend (batch/v1) hold every pod back; a core PodTemplate runs nothing itself.
 t.test('objects that create no pod now are marked idle', async (t) => {
-  const idle = (kind: string, fixture: string, edit: (o: Record<string, any>) => void): string | undefined => {
+  const idle = (kind: string, fixture: string, edit: (o: FixtureObject) => void): string | undefined => {
     const object = review(fixture)['request'].object
     edit(object)
     const r = extractPodTemplate(kind, object)
     return r.ok && r.template !== null ? (r.template.idle ?? 'running') : 'error'
   }
-  const table: Array<[string, string, (o: Record<string, any>) => void, string]> = [
+  const table: Array<[string, string, (o: FixtureObject) => void, string]> = [
     ['Deployment', 'deployment-create', (o) => (o.spec.replicas = 0), 'scaled-to-zero'],
     ['Deployment', 'deployment-create', (o) => (o.spec.replicas = 2), 'running'],
     ['Deployment', 'deployment-create', (o) => delete o.spec.replicas, 'running'],
