@@ -1,10 +1,12 @@
 import type { IncomingMessage } from 'node:http'
 import type { KubeHttp } from '../kube/http.js'
+import { toListPage, type ListPage } from '../kube/api.js'
 import { ApiStatusError, statusError, statusOf } from '../kube/status.js'
 import type { Logger } from '../util/logger.js'
 import { errorMessage, isObject } from '../util/guards.js'
 import { timerClock, type Clock } from '../util/clock.js'
 import { backoffDelay } from '../util/backoff.js'
+import { ResourceVersionStore } from './rv-store.js'
 
 /** Retries wait on timers that do not keep the webhook's process alive on their own. */
 const BACKGROUND_CLOCK = timerClock({ unref: true })
@@ -126,16 +128,11 @@ async function readText(res: IncomingMessage): Promise<string> {
   return parts.join('')
 }
 
-interface Page {
-  items: unknown[]
-  resourceVersion: string
-  continue: string
-}
 
 /** List and watch of one collection, restarted after failures until closed. */
 export class Reflector {
   /** What we know exists: name -> resourceVersion, and nothing else of the objects. */
-  private readonly known = new Map<string, string>()
+  private readonly known = new ResourceVersionStore()
   private readonly abort = new AbortController()
   /** Where the next watch starts; '' means a list is needed first. */
   private resourceVersion = ''
@@ -232,7 +229,7 @@ export class Reflector {
       // answers, and older apiservers ignore `limit` there, sending everything at once).
       const query = new URLSearchParams({ limit: String(this.options.pageSize) })
       if (token !== '') query.set('continue', token)
-      let page: Page
+      let page: ListPage
       try {
         page = await this.fetchPage(query)
       } catch (err) {
@@ -252,18 +249,14 @@ export class Reflector {
       if (this.closed) return
       if (token === '') break
     }
-    let removed = 0
-    for (const name of this.known.keys()) {
-      if (seen.has(name)) continue
-      this.known.delete(name)
-      this.guarded('remove', name, () => this.source.remove(name))
-      removed++
-    }
+    const gone = this.known.replace(seen)
+    for (const name of gone) this.guarded('remove', name, () => this.source.remove(name))
+    const removed = gone.length
     this.resourceVersion = listRv
     this.options.log.debug({ kind, items: seen.size, pages, removed, resourceVersion: listRv }, 'inventory listed')
   }
 
-  private async fetchPage(query: URLSearchParams): Promise<Page> {
+  private async fetchPage(query: URLSearchParams): Promise<ListPage> {
     const { listTimeoutMs } = this.options
     const limit = deadline(this.abort.signal, listTimeoutMs, () => new Error(`list request timed out after ${listTimeoutMs} ms`))
     let text: string
@@ -284,14 +277,10 @@ export class Reflector {
     } catch (err) {
       throw new Error(`list response is not JSON: ${errorMessage(err)}`, { cause: err })
     }
-    const metadata = isObject(body) ? body.metadata : undefined
-    const items = isObject(body) ? body.items : undefined
-    const rv = isObject(metadata) ? metadata.resourceVersion : undefined
-    if (!isObject(metadata) || typeof rv !== 'string' || rv === '') throw new Error('list response without metadata.resourceVersion')
-    // `items: null` is how Go encodes an empty list.
-    if (items !== undefined && items !== null && !Array.isArray(items)) throw new Error('list response items is not an array')
-    const next = metadata.continue
-    return { items: Array.isArray(items) ? items : [], resourceVersion: rv, continue: typeof next === 'string' ? next : '' }
+    // The watch starts from the list's resourceVersion: a list without one is of no use.
+    const page = toListPage(body)
+    if (page.resourceVersion === '') throw new Error('list response without metadata.resourceVersion')
+    return page
   }
 
   /** Hands a page's objects over one at a time, letting go of each once handled. */
@@ -317,8 +306,7 @@ export class Reflector {
   private upsert(obj: Record<string, unknown>, name: string): void {
     const rv = resourceVersionOf(obj)
     // A relist brings back every object; most have not changed since we last saw them.
-    if (rv !== '' && this.known.get(name) === rv) return
-    this.known.set(name, rv)
+    if (!this.known.update(name, rv)) return
     this.guarded('upsert', name, () => this.source.upsert(obj, name))
   }
 
