@@ -104,7 +104,6 @@ export function boundImagesElsewhere(all: NodeImageSetImageElsewhere[], max = MA
 export function connectContainerd(endpoint: string, options: { timeoutMs?: number } = {}): ContainerdClient {
   const address = normalizeEndpoint(endpoint)
   const timeoutMs = options.timeoutMs ?? 5_000
-  const { containerd } = load()
   const credentials = grpc.credentials.createInsecure()
   const channelOptions: grpc.ClientOptions = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES }
   function call<Req, Res>(
@@ -131,24 +130,43 @@ export function connectContainerd(endpoint: string, options: { timeoutMs?: numbe
     })
   }
 
+  // One channel for both services, kept between listings (a channel per listing left an
+  // HTTP/2 session's buffers to the collector every interval). Replaced after UNAVAILABLE,
+  // so it never sits in grpc-js's reconnect backoff after containerd restarted. The protos
+  // are loaded on the first listing: only a containerd node lists, and a node whose runtime
+  // is not containerd never pays for them.
+  let loaded: Loaded | undefined
+  let clients: { namespaces: NamespacesClient; images: ImagesClient } | undefined
+  function connect(): { namespaces: NamespacesClient; images: ImagesClient } {
+    if (clients !== undefined) return clients
+    loaded ??= load()
+    const { containerd } = loaded
+    const namespaces = new containerd.services.namespaces.v1.Namespaces(address, credentials, channelOptions)
+    const images = new containerd.services.images.v1.Images(address, credentials, {
+      ...channelOptions,
+      channelOverride: namespaces.getChannel(),
+    })
+    clients = { namespaces, images }
+    return clients
+  }
+  function disconnect(): void {
+    clients?.images.close()
+    clients?.namespaces.close()
+    clients = undefined
+  }
+
   return {
     async listImagesElsewhere() {
-      // A channel per listing: the socket is local, and a fresh channel never sits in
-      // grpc-js's reconnect backoff after containerd restarted.
-      const namespaces = new containerd.services.namespaces.v1.Namespaces(address, credentials, channelOptions)
-      const images = new containerd.services.images.v1.Images(address, credentials, {
-        ...channelOptions,
-        channelOverride: namespaces.getChannel(),
-      })
+      const c = connect()
       try {
-        return await list(namespaces, images)
-      } finally {
-        images.close()
-        namespaces.close()
+        return await list(c.namespaces, c.images)
+      } catch (err) {
+        if ((err as { cause?: { code?: unknown } }).cause?.code === grpc.status.UNAVAILABLE) disconnect()
+        throw err
       }
     },
     close() {
-      // Nothing held between listings.
+      disconnect()
     },
   }
 

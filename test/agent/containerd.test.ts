@@ -64,6 +64,23 @@ t.test('against a real containerd', { skip: skip ?? false }, async (t) => {
     t.same(kubelet.map((i) => i.repoTags).flat(), ['docker.io/neverpull/visible:1'], 'the kubelet sees only k8s.io')
   })
 
+  await t.test('one channel kept between listings, replaced after containerd restarted', async (t) => {
+    await ctrd.restart()
+    // The kept channel may see the restart as UNAVAILABLE once; the next listing connects anew.
+    let listed: Awaited<ReturnType<typeof containerd.listImagesElsewhere>> | undefined
+    for (let attempt = 0; attempt < 2 && listed === undefined; attempt++) {
+      try {
+        listed = await containerd.listImagesElsewhere()
+      } catch (err) {
+        t.match((err as Error).message, /UNAVAILABLE/, 'only a lost connection fails')
+      }
+    }
+    t.same(
+      listed?.images.map((i) => i.name),
+      ['docker.io/neverpull/hidden:1'],
+    )
+  })
+
   const applied: NodeImageSet[] = []
   const agent = createAgent({
     nodeName: 'node-a',
