@@ -42,11 +42,23 @@ async function procStats(pid: number): Promise<{ rssKiB: number; cpuTicks: numbe
   return { rssKiB, cpuTicks: Number(stat[11]) + Number(stat[12]) }
 }
 
-export async function agentIdleBench(images: number, seconds: number, log: (line: string) => void): Promise<AgentIdleResult> {
+export async function agentIdleBench(
+  images: number,
+  seconds: number,
+  log: (line: string) => void,
+): Promise<AgentIdleResult> {
   const skipped = await containerdSkipReason()
   if (skipped !== undefined) {
     log(`  skipped: ${skipped}`)
-    return { images, samples: 0, seconds: 0, rssMiB: { median: Number.NaN, max: Number.NaN }, cpuPercentOfOneCore: Number.NaN, publishedBytes: 0, skipped }
+    return {
+      images,
+      samples: 0,
+      seconds: 0,
+      rssMiB: { median: Number.NaN, max: Number.NaN },
+      cpuPercentOfOneCore: Number.NaN,
+      publishedBytes: 0,
+      skipped,
+    }
   }
   const ctrd = await startContainerd()
   const api = await startFakeApiServer()
@@ -54,45 +66,89 @@ export async function agentIdleBench(images: number, seconds: number, log: (line
   try {
     const started = performance.now()
     for (let i = 0; i < images; i++) {
-      const image = await writeOciImage(ctrd.dir, `i${i}.tar`, { names: [`registry.example.com/team-${i % 37}/app-${i}:1.${i}.0`], content: `image ${i}` })
+      const image = await writeOciImage(ctrd.dir, `i${i}.tar`, {
+        names: [`registry.example.com/team-${i % 37}/app-${i}:1.${i}.0`],
+        content: `image ${i}`,
+      })
       await ctrd.importImage(image.path)
     }
     log(`  ${images} images imported into containerd in ${((performance.now() - started) / 1000).toFixed(0)} s`)
     api.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', uid: 'uid-node-a' } })
     // In a pod the agent reaches the apiserver over HTTPS with its service account; the
     // in-process API server speaks HTTP, so a small TLS front stands before it.
-    const pki = await ensureCertificates({ outDir: join(ctrd.dir, 'pki'), service: 'kubernetes', namespace: 'default', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
+    const pki = await ensureCertificates({
+      outDir: join(ctrd.dir, 'pki'),
+      service: 'kubernetes',
+      namespace: 'default',
+      hosts: ['127.0.0.1'],
+      days: 30,
+      force: false,
+      now: new Date(),
+    })
     const sa = join(ctrd.dir, 'serviceaccount')
     await mkdir(sa)
     await writeFile(join(sa, 'token'), 'bench-token')
     await writeFile(join(sa, 'ca.crt'), await readFile(pki.paths.caCert))
     const upstream = new URL(api.url)
-    const front = createServer({ cert: await readFile(pki.paths.cert), key: await readFile(pki.paths.key) }, (req, res) => {
-      const up = httpRequest({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers)
-        ur.pipe(res)
-      })
-      up.on('error', () => res.destroy())
-      req.pipe(up)
-    })
+    const front = createServer(
+      { cert: await readFile(pki.paths.cert), key: await readFile(pki.paths.key) },
+      (req, res) => {
+        const up = httpRequest(
+          { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
+          (ur) => {
+            res.writeHead(ur.statusCode ?? 502, ur.headers)
+            ur.pipe(res)
+          },
+        )
+        up.on('error', () => res.destroy())
+        req.pipe(up)
+      },
+    )
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
     // The metrics listener on, and scraped every 15 s (Prometheus' usual interval is 30 s).
     const metricsPort = await freePort()
-    const agent = spawn(process.execPath, ['dist/cli.js', 'agent', '--node-name', 'node-a', '--cri-endpoint', ctrd.endpoint, '--service-account-dir', sa, '--log-level', 'warn', '--metrics-port', String(metricsPort)], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      // As the DaemonSet runs it (manifests/base/agent-daemonset.yaml).
-      env: { ...process.env, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String((front.address() as AddressInfo).port), NODE_OPTIONS: process.env['AGENT_NODE_OPTIONS'] ?? '--max-old-space-size=64 --max-semi-space-size=1' },
-    })
+    const agent = spawn(
+      process.execPath,
+      [
+        'dist/cli.js',
+        'agent',
+        '--node-name',
+        'node-a',
+        '--cri-endpoint',
+        ctrd.endpoint,
+        '--service-account-dir',
+        sa,
+        '--log-level',
+        'warn',
+        '--metrics-port',
+        String(metricsPort),
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        // As the DaemonSet runs it (manifests/base/agent-daemonset.yaml).
+        env: {
+          ...process.env,
+          KUBERNETES_SERVICE_HOST: '127.0.0.1',
+          KUBERNETES_SERVICE_PORT: String((front.address() as AddressInfo).port),
+          NODE_OPTIONS: process.env['AGENT_NODE_OPTIONS'] ?? '--max-old-space-size=64 --max-semi-space-size=1',
+        },
+      },
+    )
     cleanups.push(() => new Promise<void>((r) => front.close(() => r())))
     try {
       const deadline = Date.now() + 60_000
       let published: (KubeObject & { spec?: { images?: unknown[] } }) | undefined
       while (Date.now() < deadline) {
-        published = api.get<KubeObject & { spec?: { images?: unknown[] } }>('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a')
+        published = api.get<KubeObject & { spec?: { images?: unknown[] } }>(
+          'neverpull.dev/v1alpha1',
+          'NodeImageSet',
+          'node-a',
+        )
         if ((published?.spec?.images?.length ?? 0) === images) break
         await new Promise((r) => setTimeout(r, 200))
       }
-      if ((published?.spec?.images?.length ?? 0) !== images) throw new Error('the agent did not publish the images within 60 s')
+      if ((published?.spec?.images?.length ?? 0) !== images)
+        throw new Error('the agent did not publish the images within 60 s')
       const publishedBytes = JSON.stringify(published).length
       await new Promise((r) => setTimeout(r, 5000))
       const pid = agent.pid!
@@ -106,7 +162,8 @@ export async function agentIdleBench(images: number, seconds: number, log: (line
         if (performance.now() - scrapedAt >= 15_000) {
           scrapedAt = performance.now()
           const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
-          if (!/^neverpull_agent_images \d+/m.test(await res.text())) throw new Error('the agent\'s /metrics lacks neverpull_agent_images')
+          if (!/^neverpull_agent_images \d+/m.test(await res.text()))
+            throw new Error("the agent's /metrics lacks neverpull_agent_images")
           scrapes++
         }
         rss.push((await procStats(pid)).rssKiB / 1024)
@@ -124,7 +181,9 @@ export async function agentIdleBench(images: number, seconds: number, log: (line
         publishedBytes,
       }
       log(`  ${scrapes} scrapes of /metrics`)
-      log(`  RSS median ${result.rssMiB.median.toFixed(1)} MiB, max ${result.rssMiB.max.toFixed(1)} MiB; CPU ${cpu.toFixed(2)} % of one core over ${elapsed.toFixed(0)} s (interval 10 s); NodeImageSet ${(publishedBytes / 1024).toFixed(0)} KiB`)
+      log(
+        `  RSS median ${result.rssMiB.median.toFixed(1)} MiB, max ${result.rssMiB.max.toFixed(1)} MiB; CPU ${cpu.toFixed(2)} % of one core over ${elapsed.toFixed(0)} s (interval 10 s); NodeImageSet ${(publishedBytes / 1024).toFixed(0)} KiB`,
+      )
       return result
     } finally {
       agent.kill('SIGTERM')

@@ -83,7 +83,8 @@ function daemonSet(): FixtureReview {
 function podPlain(): FixtureReview {
   const review = fixture('pod-create.json')
   const spec = review['request'].object.spec
-  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) c.imagePullPolicy = (c.image ?? '').includes(':') ? 'IfNotPresent' : 'Always'
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers])
+    c.imagePullPolicy = (c.image ?? '').includes(':') ? 'IfNotPresent' : 'Always'
   return review
 }
 
@@ -146,7 +147,11 @@ export interface Body {
 }
 
 export function loadBodies(): Body[] {
-  const body = (name: string, expect: Body['expect'], review: FixtureReview): Body => ({ name, expect, payload: JSON.stringify(review) })
+  const body = (name: string, expect: Body['expect'], review: FixtureReview): Body => ({
+    name,
+    expect,
+    payload: JSON.stringify(review),
+  })
   return [
     body('pod-3-never-nodeSelector', 'allow', podNever()),
     body('deployment-affinity', 'allow', deploymentAffinity()),

@@ -29,7 +29,24 @@ export async function webhookIdleBench(certDir: string, starts: number, log: (l:
   for (let i = 0; i < starts; i++) {
     const child = spawn(
       process.execPath,
-      [CLI, 'webhook', '--host', '127.0.0.1', '--port', String(28443 + i), '--metrics-port', '0', '--tls-cert', join(certDir, 'tls.crt'), '--tls-key', join(certDir, 'tls.key'), '--inventory-file', empty, '--log-level', 'info'],
+      [
+        CLI,
+        'webhook',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(28443 + i),
+        '--metrics-port',
+        '0',
+        '--tls-cert',
+        join(certDir, 'tls.crt'),
+        '--tls-key',
+        join(certDir, 'tls.key'),
+        '--inventory-file',
+        empty,
+        '--log-level',
+        'info',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     try {
@@ -52,6 +69,8 @@ export async function webhookIdleBench(certDir: string, starts: number, log: (l:
   }
   const sorted = [...samples].sort((a, b) => a - b)
   const median = sorted[sorted.length >> 1]!
-  log(`  webhook idle, empty inventory: RSS median ${median.toFixed(1)} MiB over ${starts} starts (${samples.map((s) => s.toFixed(1)).join(', ')})`)
+  log(
+    `  webhook idle, empty inventory: RSS median ${median.toFixed(1)} MiB over ${starts} starts (${samples.map((s) => s.toFixed(1)).join(', ')})`,
+  )
   return { rssMiB: { median, samples } }
 }

@@ -40,7 +40,11 @@ const INSTANCE_TYPES: Record<(typeof POOLS)[number], readonly string[]> = {
 const POOL_SHARE = [0.4, 0.1, 0.15, 0.1, 0.1, 0.05, 0.05, 0.05]
 
 export const GPU_TAINT: Taint = { key: 'nvidia.com/gpu', value: 'present', effect: 'NoSchedule' }
-const RUNTIME: RuntimeInfo = { name: 'containerd', version: '1.7.24', endpoint: 'unix:///run/containerd/containerd.sock' }
+const RUNTIME: RuntimeInfo = {
+  name: 'containerd',
+  version: '1.7.24',
+  endpoint: 'unix:///run/containerd/containerd.sock',
+}
 
 /** mulberry32: small, fast, good enough to lay out a cluster. */
 export function prng(seed: number): () => number {
@@ -67,9 +71,60 @@ export function hex64(kind: number, n: number): string {
   return out
 }
 
-const LIBRARY = ['nginx', 'redis', 'postgres', 'busybox', 'alpine', 'python', 'node', 'golang', 'memcached', 'rabbitmq', 'mysql', 'mongo', 'httpd', 'haproxy', 'traefik', 'eclipse-temurin', 'ubuntu', 'debian', 'envoyproxy', 'elasticsearch']
-const TEAMS = ['payments', 'search', 'checkout', 'identity', 'ledger', 'catalog', 'ml', 'platform', 'data', 'growth', 'ads', 'media']
-const APPS = ['api', 'worker', 'web', 'gateway', 'indexer', 'scheduler', 'exporter', 'consumer', 'migrator', 'cron', 'ingest', 'render', 'cache', 'auth', 'notifier', 'billing']
+const LIBRARY = [
+  'nginx',
+  'redis',
+  'postgres',
+  'busybox',
+  'alpine',
+  'python',
+  'node',
+  'golang',
+  'memcached',
+  'rabbitmq',
+  'mysql',
+  'mongo',
+  'httpd',
+  'haproxy',
+  'traefik',
+  'eclipse-temurin',
+  'ubuntu',
+  'debian',
+  'envoyproxy',
+  'elasticsearch',
+]
+const TEAMS = [
+  'payments',
+  'search',
+  'checkout',
+  'identity',
+  'ledger',
+  'catalog',
+  'ml',
+  'platform',
+  'data',
+  'growth',
+  'ads',
+  'media',
+]
+const APPS = [
+  'api',
+  'worker',
+  'web',
+  'gateway',
+  'indexer',
+  'scheduler',
+  'exporter',
+  'consumer',
+  'migrator',
+  'cron',
+  'ingest',
+  'render',
+  'cache',
+  'auth',
+  'notifier',
+  'billing',
+]
 
 export const COMMON_REFS: readonly string[] = [
   'registry.k8s.io/pause:3.9',
@@ -165,7 +220,8 @@ export function layout(spec: ClusterSpec): Layout {
   const random = prng(full.seed)
   const tail = full.distinctImages - COMMON - POOLS.length * POOL_IMAGES - PARTIAL_IMAGES
   const tailPerNode = full.imagesPerNode - COMMON - POOL_IMAGES
-  if (tail <= 0 || tailPerNode <= PARTIAL_IMAGES || tailPerNode > tail) throw new Error(`cannot lay out ${JSON.stringify(spec)}`)
+  if (tail <= 0 || tailPerNode <= PARTIAL_IMAGES || tailPerNode > tail)
+    throw new Error(`cannot lay out ${JSON.stringify(spec)}`)
   const poolOf = new Uint8Array(full.nodes)
   for (let i = 0; i < full.nodes; i++) {
     let r = random()
@@ -261,7 +317,11 @@ export function nodeImageRefs(l: Layout, i: number): Array<{ ref: string; n: num
 
 export function nodeImages(l: Layout, i: number, observedAt: number): NodeImages {
   return {
-    ...fresh({ nodeName: nodeName(i), runtime: RUNTIME, images: nodeImageRefs(l, i).map(({ ref, n }) => runtimeImage(ref, n)) }),
+    ...fresh({
+      nodeName: nodeName(i),
+      runtime: RUNTIME,
+      images: nodeImageRefs(l, i).map(({ ref, n }) => runtimeImage(ref, n)),
+    }),
     observedAt,
   }
 }
@@ -280,7 +340,11 @@ export function loadCluster(sink: InventorySink, spec: ClusterSpec, observedAt: 
   return l
 }
 
-export function buildIndex(spec: ClusterSpec, observedAt: number, staleAfterMs = 15 * 60_000): { index: InventoryIndex; layout: Layout } {
+export function buildIndex(
+  spec: ClusterSpec,
+  observedAt: number,
+  staleAfterMs = 15 * 60_000,
+): { index: InventoryIndex; layout: Layout } {
   const index = new InventoryIndex({ staleAfterMs })
   return { index, layout: loadCluster(index, spec, observedAt) }
 }

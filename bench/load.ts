@@ -23,7 +23,13 @@ export interface Server {
 export async function startServer(args: ChildArgs, maxOldSpaceMb = 6144): Promise<Server> {
   const child: ChildProcess = fork(CHILD, [JSON.stringify(args)], {
     // BENCH_CPU_PROF=DIR writes each server child's CPU profile there (the profiles behind docs/BENCHMARKS.md).
-    execArgv: ['--expose-gc', `--max-old-space-size=${maxOldSpaceMb}`, '--import', 'tsx', ...(process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : [])],
+    execArgv: [
+      '--expose-gc',
+      `--max-old-space-size=${maxOldSpaceMb}`,
+      '--import',
+      'tsx',
+      ...(process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   let next = 0
@@ -58,7 +64,10 @@ export async function startServer(args: ChildArgs, maxOldSpaceMb = 6144): Promis
 }
 
 /** One request, to check the server answers the body as expected before loading it. */
-export function review(url: string, payload: string): Promise<{ status: number; allowed: boolean | undefined; warnings: number }> {
+export function review(
+  url: string,
+  payload: string,
+): Promise<{ status: number; allowed: boolean | undefined; warnings: number }> {
   return new Promise((resolve, reject) => {
     const req = request(
       `${url}/validate`,
@@ -69,7 +78,11 @@ export function review(url: string, payload: string): Promise<{ status: number; 
         res.on('data', (c: string) => (text += c))
         res.on('end', () => {
           const parsed = JSON.parse(text) as { response?: { allowed?: boolean; warnings?: string[] } }
-          resolve({ status: res.statusCode ?? 0, allowed: parsed.response?.allowed, warnings: parsed.response?.warnings?.length ?? 0 })
+          resolve({
+            status: res.statusCode ?? 0,
+            allowed: parsed.response?.allowed,
+            warnings: parsed.response?.warnings?.length ?? 0,
+          })
         })
       },
     )
@@ -136,7 +149,13 @@ export async function run(server: Server, body: Body, round: number, options: Lo
  * rounds x bodies x servers, alternating servers run by run so that drift on a shared
  * machine (other tenants, thermal, GC state) lands on both alike.
  */
-export async function rounds(servers: Server[], bodies: Body[], count: number, options: LoadOptions, log: (line: string) => void): Promise<RunResult[]> {
+export async function rounds(
+  servers: Server[],
+  bodies: Body[],
+  count: number,
+  options: LoadOptions,
+  log: (line: string) => void,
+): Promise<RunResult[]> {
   const results: RunResult[] = []
   for (let round = 1; round <= count; round++) {
     for (const body of bodies) {

@@ -56,14 +56,21 @@ export interface DecideResult {
 }
 
 function templateOf(body: Body): { review: unknown; input: (now: number) => DecideInput } {
-  const review = JSON.parse(body.payload) as { request: { kind: { kind: string }; namespace: string; name: string; operation: string; object: unknown } }
+  const review = JSON.parse(body.payload) as {
+    request: { kind: { kind: string }; namespace: string; name: string; operation: string; object: unknown }
+  }
   const r = review.request
   const extracted = extractPodTemplate(r.kind.kind, r.object)
   if (!extracted.ok || extracted.template === null) throw new Error(`${body.name}: no pod template`)
   const template = extracted.template
   return {
     review,
-    input: (now) => ({ subject: { kind: r.kind.kind, namespace: r.namespace, name: r.name, operation: r.operation }, template, mode: 'enforce', now }),
+    input: (now) => ({
+      subject: { kind: r.kind.kind, namespace: r.namespace, name: r.name, operation: r.operation },
+      template,
+      mode: 'enforce',
+      now,
+    }),
   }
 }
 
@@ -71,7 +78,12 @@ function templateOf(body: Body): { review: unknown; input: (now: number) => Deci
  * decide() and handleReview on each body, over growing clusters. The deny path ranks "did you
  * mean" candidates, so it gets fewer iterations; every path is timed at every size.
  */
-export function decideBench(sizes: number[], bodies: Body[], iterations: number, log: (l: string) => void): DecideResult[] {
+export function decideBench(
+  sizes: number[],
+  bodies: Body[],
+  iterations: number,
+  log: (l: string) => void,
+): DecideResult[] {
   const out: DecideResult[] = []
   const now = Date.now()
   const prepared = bodies.map((b) => ({ body: b, ...templateOf(b) }))
@@ -81,9 +93,18 @@ export function decideBench(sizes: number[], bodies: Body[], iterations: number,
     for (const p of prepared) {
       const input = p.input(now)
       const verdict = decide(index, input).verdict
-      const n = p.body.expect === 'deny' ? Math.max(300, iterations / 20) : p.body.expect === 'warn' ? iterations / 4 : iterations
+      const n =
+        p.body.expect === 'deny'
+          ? Math.max(300, iterations / 20)
+          : p.body.expect === 'warn'
+            ? iterations / 4
+            : iterations
       const decideStats = time(() => decide(index, input), n, Math.min(20_000, n))
-      const handle = time(() => handleReview(p.review, { inventory: index, mode: 'enforce', now }), n / 2, Math.min(10_000, n / 2))
+      const handle = time(
+        () => handleReview(p.review, { inventory: index, mode: 'enforce', now }),
+        n / 2,
+        Math.min(10_000, n / 2),
+      )
       paths.push({ body: p.body.name, expect: p.body.expect, decide: decideStats, handle, verdict })
     }
     out.push({ nodes, words: index.words, paths })
@@ -147,5 +168,11 @@ export function updateBench(index: InventoryIndex, layout: Layout, loadMs: numbe
     const dt = Number(process.hrtime.bigint() - t0)
     if (it >= 0) ns[it] = dt
   }
-  return { nodes: layout.spec.nodes, imagesPerNode: layout.spec.imagesPerNode, changedImages: layout.spec.imagesPerNode, update: stats(ns), loadMs }
+  return {
+    nodes: layout.spec.nodes,
+    imagesPerNode: layout.spec.imagesPerNode,
+    changedImages: layout.spec.imagesPerNode,
+    update: stats(ns),
+    loadMs,
+  }
 }

@@ -85,17 +85,33 @@ async function checkBodies(server: Server, bodies: Body[]): Promise<void> {
   for (const b of bodies) {
     const r = await review(server.url, b.payload)
     const want = server.kind === 'baseline' || b.expect !== 'deny'
-    if (r.status !== 200 || r.allowed !== want) throw new Error(`${server.kind} answered ${b.name} with ${r.status} allowed=${String(r.allowed)}, expected allowed=${want}`)
+    if (r.status !== 200 || r.allowed !== want)
+      throw new Error(
+        `${server.kind} answered ${b.name} with ${r.status} allowed=${String(r.allowed)}, expected allowed=${want}`,
+      )
     const warned = server.kind === 'guard' && b.expect === 'warn'
-    if (warned !== r.warnings > 0 && server.kind === 'guard' && b.expect !== 'deny') throw new Error(`guard answered ${b.name} with ${r.warnings} warning(s), expected ${b.expect}`)
+    if (warned !== r.warnings > 0 && server.kind === 'guard' && b.expect !== 'deny')
+      throw new Error(`guard answered ${b.name} with ${r.warnings} warning(s), expected ${b.expect}`)
   }
 }
 
-async function loadPhase(certDir: string, baseline: Server, cluster: ClusterSpec, bodies: Body[], count: number, seconds: number, connections: number): Promise<Phase> {
-  log(`\nload: neverpull-guard with ${cluster.nodes} nodes x ${cluster.imagesPerNode} images (${cluster.distinctImages} distinct) vs baseline, ${count} round(s) x ${bodies.length} bodies x 2 servers x ${seconds} s, ${connections} connections`)
+async function loadPhase(
+  certDir: string,
+  baseline: Server,
+  cluster: ClusterSpec,
+  bodies: Body[],
+  count: number,
+  seconds: number,
+  connections: number,
+): Promise<Phase> {
+  log(
+    `\nload: neverpull-guard with ${cluster.nodes} nodes x ${cluster.imagesPerNode} images (${cluster.distinctImages} distinct) vs baseline, ${count} round(s) x ${bodies.length} bodies x 2 servers x ${seconds} s, ${connections} connections`,
+  )
   const guard = await startServer({ kind: 'guard', certDir, cluster })
   const memory = guard.ready.memory!
-  log(`  inventory loaded in ${(memory.loadMs / 1000).toFixed(1)} s: heap +${((memory.heapAfter - memory.heapBefore) / MiB).toFixed(1)} MiB, RSS ${(memory.rssAfter / MiB).toFixed(0)} MiB (after gc)`)
+  log(
+    `  inventory loaded in ${(memory.loadMs / 1000).toFixed(1)} s: heap +${((memory.heapAfter - memory.heapBefore) / MiB).toFixed(1)} MiB, RSS ${(memory.rssAfter / MiB).toFixed(0)} MiB (after gc)`,
+  )
   try {
     await checkBodies(guard, bodies)
     await checkBodies(baseline, bodies)
@@ -118,7 +134,9 @@ async function main(): Promise<void> {
     date: date.toISOString(),
   }
   log(`neverpull-guard bench${quick ? ' (--quick: small cluster, short runs; figures not comparable)' : ''}`)
-  log(`machine: ${machine.cpu}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, ${machine.date}`)
+  log(
+    `machine: ${machine.cpu}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, ${machine.date}`,
+  )
 
   const count = Number(flags.rounds ?? (quick ? 1 : 3))
   const seconds = Number(flags.seconds ?? (quick ? 2 : 5))
@@ -129,24 +147,43 @@ async function main(): Promise<void> {
   const clusters = quick ? [thousand] : [thousand, small, large]
   const updated = quick ? thousand : small
   const bodies = loadBodies()
-  const micro = ['pod-3-never-nodeSelector', 'pod-warn-partial', 'pod-warn-20-containers', 'pod-deny-did-you-mean'].map((n) => bodyNamed(bodies, n))
+  const micro = ['pod-3-never-nodeSelector', 'pod-warn-partial', 'pod-warn-20-containers', 'pod-deny-did-you-mean'].map(
+    (n) => bodyNamed(bodies, n),
+  )
 
   // ---- micro ----
   log('\ndecide() and handleReview per path: allowed, warned (3 and 20 containers), denied with "did you mean"')
-  const decideResults: DecideResult[] = decideBench(quick ? [100, 1000] : [100, 1000, 5000], micro, quick ? 20_000 : 200_000, log)
+  const decideResults: DecideResult[] = decideBench(
+    quick ? [100, 1000] : [100, 1000, 5000],
+    micro,
+    quick ? 20_000 : 200_000,
+    log,
+  )
   gc()
 
-  log(`\none node's NodeImageSet update (upsertImages, ${small.imagesPerNode} images replaced) on ${updated.nodes} x ${updated.imagesPerNode}`)
+  log(
+    `\none node's NodeImageSet update (upsertImages, ${small.imagesPerNode} images replaced) on ${updated.nodes} x ${updated.imagesPerNode}`,
+  )
   const loadStart = performance.now()
   const built = buildIndex(updated, Date.now())
   const loadMs = performance.now() - loadStart
   const update: UpdateResult = updateBench(built.index, built.layout, loadMs, quick ? 400 : 4000)
-  log(`  median ${(update.update.medianUs / 1000).toFixed(3)} ms  p99 ${(update.update.p99Us / 1000).toFixed(3)} ms over ${update.update.n} updates (whole cluster loaded in ${(loadMs / 1000).toFixed(1)} s)`)
+  log(
+    `  median ${(update.update.medianUs / 1000).toFixed(3)} ms  p99 ${(update.update.p99Us / 1000).toFixed(3)} ms over ${update.update.n} updates (whole cluster loaded in ${(loadMs / 1000).toFixed(1)} s)`,
+  )
   gc()
 
   // ---- load ----
   const certDir = join(tmpdir(), 'neverpull-bench-certs')
-  await ensureCertificates({ outDir: certDir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 30, force: false, now: date })
+  await ensureCertificates({
+    outDir: certDir,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1', 'localhost'],
+    days: 30,
+    force: false,
+    now: date,
+  })
   log('\nwebhook at idle: the compiled CLI on an empty inventory')
   const idle: IdleResult = await webhookIdleBench(certDir, 3, log)
   const baseline = await startServer({ kind: 'baseline', certDir })
@@ -155,7 +192,17 @@ async function main(): Promise<void> {
     for (const cluster of clusters) {
       // The 1,000-image cluster is the memory case: one round of each body is enough there.
       const heavy = cluster.imagesPerNode >= 1000
-      phases.push(await loadPhase(certDir, baseline, cluster, bodies, heavy ? 1 : count, heavy ? Math.max(1, seconds - 2) : seconds, connections))
+      phases.push(
+        await loadPhase(
+          certDir,
+          baseline,
+          cluster,
+          bodies,
+          heavy ? 1 : count,
+          heavy ? Math.max(1, seconds - 2) : seconds,
+          connections,
+        ),
+      )
     }
   } finally {
     await baseline.stop()
@@ -192,7 +239,10 @@ async function main(): Promise<void> {
   const latencyTargets = phases
     .filter((p) => p.cluster.imagesPerNode === 200)
     .map((p) => {
-      const worst = p.bodies.reduce((w, b) => (b.guard.p99 / b.baseline.p99 > w.guard.p99 / w.baseline.p99 ? b : w), p.bodies[0]!)
+      const worst = p.bodies.reduce(
+        (w, b) => (b.guard.p99 / b.baseline.p99 > w.guard.p99 / w.baseline.p99 ? b : w),
+        p.bodies[0]!,
+      )
       const r = worst.guard.p99 / worst.baseline.p99
       return {
         target: `p99 latency at ${p.cluster.nodes} x ${p.cluster.imagesPerNode} within 2x the baseline's on every body (worst: ${worst.body})`,
@@ -205,8 +255,16 @@ async function main(): Promise<void> {
     at5000 === undefined
       ? []
       : at5000.paths.flatMap((p) => [
-          { target: `decide() ${p.body}, 5,000 nodes: median <= 10 µs`, value: `${p.decide.medianUs.toFixed(2)} µs`, result: verdict(p.decide.medianUs <= 10) },
-          { target: `decide() ${p.body}, 5,000 nodes: p99 <= 50 µs`, value: `${p.decide.p99Us.toFixed(2)} µs`, result: verdict(p.decide.p99Us <= 50) },
+          {
+            target: `decide() ${p.body}, 5,000 nodes: median <= 10 µs`,
+            value: `${p.decide.medianUs.toFixed(2)} µs`,
+            result: verdict(p.decide.medianUs <= 10),
+          },
+          {
+            target: `decide() ${p.body}, 5,000 nodes: p99 <= 50 µs`,
+            value: `${p.decide.p99Us.toFixed(2)} µs`,
+            result: verdict(p.decide.p99Us <= 50),
+          },
         ])
   const rssPhase = phases.find((p) => p.cluster.nodes === 5000 && p.cluster.imagesPerNode === 200)
   const targets = [
@@ -218,26 +276,54 @@ async function main(): Promise<void> {
       value: `${growth.toFixed(2)}x`,
       result: verdict(growth <= wordsGrowth),
     },
-    { target: 'webhook RSS at idle, before any inventory <= 80 MiB (median of 3 starts)', value: `${idle.rssMiB.median.toFixed(1)} MiB`, result: verdict(idle.rssMiB.median <= 80) },
+    {
+      target: 'webhook RSS at idle, before any inventory <= 80 MiB (median of 3 starts)',
+      value: `${idle.rssMiB.median.toFixed(1)} MiB`,
+      result: verdict(idle.rssMiB.median <= 80),
+    },
     ...(rssPhase === undefined
       ? []
-      : [{ target: 'webhook RSS with 5,000 x 200 loaded <= 160 MiB', value: `${(rssPhase.memory.rssAfter / MiB).toFixed(1)} MiB`, result: verdict(rssPhase.memory.rssAfter / MiB <= 160) }]),
+      : [
+          {
+            target: 'webhook RSS with 5,000 x 200 loaded <= 160 MiB',
+            value: `${(rssPhase.memory.rssAfter / MiB).toFixed(1)} MiB`,
+            result: verdict(rssPhase.memory.rssAfter / MiB <= 160),
+          },
+        ]),
     ...phases.map((p) => {
       const limit = p.cluster.imagesPerNode >= 1000 ? 160 : 32
-      return { target: `inventory heap ${p.cluster.nodes} x ${p.cluster.imagesPerNode} <= ${limit} MiB`, value: `${heap(p).toFixed(1)} MiB`, result: verdict(heap(p) <= limit) }
+      return {
+        target: `inventory heap ${p.cluster.nodes} x ${p.cluster.imagesPerNode} <= ${limit} MiB`,
+        value: `${heap(p).toFixed(1)} MiB`,
+        result: verdict(heap(p) <= limit),
+      }
     }),
     ...(agent.skipped !== undefined
       ? []
       : [
-          { target: `agent at idle with ${agent.images} images: RSS <= 64 MiB (median)`, value: `${agent.rssMiB.median.toFixed(1)} MiB (max ${agent.rssMiB.max.toFixed(1)})`, result: verdict(agent.rssMiB.median <= 64) },
-          { target: `agent at idle with ${agent.images} images: CPU <= 1 % of one core`, value: `${agent.cpuPercentOfOneCore.toFixed(2)} %`, result: verdict(agent.cpuPercentOfOneCore <= 1) },
+          {
+            target: `agent at idle with ${agent.images} images: RSS <= 64 MiB (median)`,
+            value: `${agent.rssMiB.median.toFixed(1)} MiB (max ${agent.rssMiB.max.toFixed(1)})`,
+            result: verdict(agent.rssMiB.median <= 64),
+          },
+          {
+            target: `agent at idle with ${agent.images} images: CPU <= 1 % of one core`,
+            value: `${agent.cpuPercentOfOneCore.toFixed(2)} %`,
+            result: verdict(agent.cpuPercentOfOneCore <= 1),
+          },
         ]),
-    { target: "one node's update (200 images changed) <= 1 ms (median)", value: `${(update.update.medianUs / 1000).toFixed(3)} ms (p99 ${(update.update.p99Us / 1000).toFixed(3)} ms)`, result: verdict(update.update.medianUs <= 1000) },
+    {
+      target: "one node's update (200 images changed) <= 1 ms (median)",
+      value: `${(update.update.medianUs / 1000).toFixed(3)} ms (p99 ${(update.update.p99Us / 1000).toFixed(3)} ms)`,
+      result: verdict(update.update.medianUs <= 1000),
+    },
   ]
 
   log('\nsummary (medians over rounds; ratio = guard/baseline req/s in the same round; cpu = server CPU per request)')
   for (const p of phases) {
-    log(`  ${p.cluster.nodes} x ${p.cluster.imagesPerNode}: heap +${heap(p).toFixed(1)} MiB, RSS ${(p.memory.rssAfter / MiB).toFixed(0)} MiB (idle server before load: ${(p.memory.rssBefore / MiB).toFixed(0)} MiB), load ${(p.memory.loadMs / 1000).toFixed(1)} s`)
+    log(
+      `  ${p.cluster.nodes} x ${p.cluster.imagesPerNode}: heap +${heap(p).toFixed(1)} MiB, RSS ${(p.memory.rssAfter / MiB).toFixed(0)} MiB (idle server before load: ${(p.memory.rssBefore / MiB).toFixed(0)} MiB), load ${(p.memory.loadMs / 1000).toFixed(1)} s`,
+    )
     for (const b of p.bodies) {
       log(
         `    ${b.body.padEnd(26)} guard ${b.guard.rps.toFixed(0).padStart(6)} req/s p50/p99/p99.9 ${b.guard.p50}/${b.guard.p99}/${b.guard.p99_9} ms cpu ${b.guard.cpuUs.toFixed(0)} µs | baseline ${b.baseline.rps.toFixed(0).padStart(6)} req/s ${b.baseline.p50}/${b.baseline.p99}/${b.baseline.p99_9} ms cpu ${b.baseline.cpuUs.toFixed(0)} µs | ratio ${b.ratio.toFixed(3)} cpu ratio ${b.cpuRatio.toFixed(3)}`,
@@ -250,11 +336,22 @@ async function main(): Promise<void> {
   const results = {
     machine,
     quick,
-    settings: { rounds: count, seconds, connections, serverPerChildProcess: true, guardLogLevel: 'info (to /dev/null)' },
+    settings: {
+      rounds: count,
+      seconds,
+      connections,
+      serverPerChildProcess: true,
+      guardLogLevel: 'info (to /dev/null)',
+    },
     decide: decideResults,
     idle,
     update,
-    phases: phases.map((p) => ({ cluster: p.cluster, memory: { ...p.memory, heapMiB: heap(p) }, bodies: p.bodies, runs: p.runs })),
+    phases: phases.map((p) => ({
+      cluster: p.cluster,
+      memory: { ...p.memory, heapMiB: heap(p) },
+      bodies: p.bodies,
+      runs: p.runs,
+    })),
     agent,
     targets,
     elapsedSeconds: (Date.now() - started) / 1000,

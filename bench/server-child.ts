@@ -34,7 +34,15 @@ export interface ChildReady {
   type: 'ready'
   url: string
   /** Heap and RSS after gc, before and after the inventory was loaded (guard only). */
-  memory?: { heapBefore: number; heapAfter: number; rssBefore: number; rssAfter: number; loadMs: number; nodes: number; imageSets: number }
+  memory?: {
+    heapBefore: number
+    heapAfter: number
+    rssBefore: number
+    rssAfter: number
+    loadMs: number
+    nodes: number
+    imageSets: number
+  }
 }
 
 export interface ChildUsage {
@@ -52,31 +60,49 @@ function gc(): void {
 }
 
 async function baseline(certDir: string): Promise<{ url: string; close: () => Promise<void> }> {
-  const [cert, key] = await Promise.all([readFile(join(certDir, 'tls.crt'), 'utf8'), readFile(join(certDir, 'tls.key'), 'utf8')])
+  const [cert, key] = await Promise.all([
+    readFile(join(certDir, 'tls.crt'), 'utf8'),
+    readFile(join(certDir, 'tls.key'), 'utf8'),
+  ])
   const app = Fastify({ https: { cert, key, ...TLS_OPTIONS }, logger: false, keepAliveTimeout: KEEP_ALIVE_MS })
   app.post('/validate', { bodyLimit: MAX_REVIEW_BYTES }, (request) => {
     const body = request.body as { apiVersion?: string; kind?: string; request?: { uid?: string } }
     // A promise, as the webhook's async route returns one.
-    return Promise.resolve({ apiVersion: body.apiVersion, kind: body.kind, response: { uid: body.request?.uid, allowed: true } })
+    return Promise.resolve({
+      apiVersion: body.apiVersion,
+      kind: body.kind,
+      response: { uid: body.request?.uid, allowed: true },
+    })
   })
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   return { url, close: () => app.close() }
 }
 
-async function guard(args: ChildArgs): Promise<{ url: string; memory: NonNullable<ChildReady['memory']>; close: () => Promise<void> }> {
+async function guard(
+  args: ChildArgs,
+): Promise<{ url: string; memory: NonNullable<ChildReady['memory']>; close: () => Promise<void> }> {
   const empty = join(args.certDir, 'empty-inventory.yaml')
   await writeFile(empty, 'apiVersion: v1\nkind: List\nitems: []\n')
   const parsed = webhookConfig(
     [
-      '--port', '0',
-      '--host', '127.0.0.1',
-      '--metrics-port', '0',
-      '--tls-cert', join(args.certDir, 'tls.crt'),
-      '--tls-key', join(args.certDir, 'tls.key'),
-      '--inventory-file', empty,
-      '--mode', 'enforce',
-      '--shutdown-delay', '0s',
-      '--log-level', args.logLevel ?? 'info',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--metrics-port',
+      '0',
+      '--tls-cert',
+      join(args.certDir, 'tls.crt'),
+      '--tls-key',
+      join(args.certDir, 'tls.key'),
+      '--inventory-file',
+      empty,
+      '--mode',
+      'enforce',
+      '--shutdown-delay',
+      '0s',
+      '--log-level',
+      args.logLevel ?? 'info',
     ],
     {},
   )
@@ -117,7 +143,13 @@ async function main(): Promise<void> {
   process.on('message', (m: { type: string; id: number }) => {
     if (m.type === 'usage') {
       const mem = process.memoryUsage()
-      send({ type: 'usage', id: m.id, cpu: process.cpuUsage(), rss: mem.rss, heapUsed: mem.heapUsed } satisfies ChildUsage)
+      send({
+        type: 'usage',
+        id: m.id,
+        cpu: process.cpuUsage(),
+        rss: mem.rss,
+        heapUsed: mem.heapUsed,
+      } satisfies ChildUsage)
     } else if (m.type === 'stop') {
       void server.close().then(() => process.exit(0))
     }

@@ -54,10 +54,14 @@ for (const def of selected) {
   const ms = performance.now() - t0
   const cases = details.numRuns
   rows.push({ name: def.name, cases, ms, ok: !details.failed })
-  process.stdout.write(`${details.failed ? 'FAIL' : 'ok  '} ${String(cases).padStart(7)} cases ${(ms / 1000).toFixed(1).padStart(6)} s  ${def.name}\n`)
+  process.stdout.write(
+    `${details.failed ? 'FAIL' : 'ok  '} ${String(cases).padStart(7)} cases ${(ms / 1000).toFixed(1).padStart(6)} s  ${def.name}\n`,
+  )
   if (details.failed) {
     const report = fc.defaultReportMessage(details) ?? 'failed'
-    failures.push(`${def.name}\n${report}\nreplay: npm run fuzz -- --seed ${details.seed} --only '${def.name.slice(0, 40)}'\n`)
+    failures.push(
+      `${def.name}\n${report}\nreplay: npm run fuzz -- --seed ${details.seed} --only '${def.name.slice(0, 40)}'\n`,
+    )
   }
 }
 const total = rows.reduce((n, r) => n + r.cases, 0)
@@ -67,6 +71,8 @@ const slowest = [...env.slowest].map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join
 process.stdout.write(`slowest case: ${slowest}\n`)
 await env.app.close()
 if (failures.length > 0) {
-  process.stdout.write(`\n${failures.length} propert${failures.length === 1 ? 'y' : 'ies'} failed:\n\n${failures.join('\n')}`)
+  process.stdout.write(
+    `\n${failures.length} propert${failures.length === 1 ? 'y' : 'ies'} failed:\n\n${failures.join('\n')}`,
+  )
   process.exitCode = 1
 }

@@ -39,7 +39,10 @@ class TypeWriter {
     let out: string
     switch (schema.type) {
       case 'string':
-        out = schema.enum !== undefined ? schema.enum.map((v) => `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`).join(' | ') : 'string'
+        out =
+          schema.enum !== undefined
+            ? schema.enum.map((v) => `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`).join(' | ')
+            : 'string'
         break
       case 'integer':
       case 'number':
@@ -66,7 +69,8 @@ class TypeWriter {
 
   private object(schema: OpenApiSchema, indent: string): string {
     if (schema.properties === undefined) {
-      if (schema.additionalProperties !== undefined) return `Record<string, ${this.expr(schema.additionalProperties, indent)}>`
+      if (schema.additionalProperties !== undefined)
+        return `Record<string, ${this.expr(schema.additionalProperties, indent)}>`
       return 'Record<string, unknown>'
     }
     if (schema.title !== undefined) {
@@ -128,7 +132,10 @@ export function crdSource(current: string, schema: OpenApiSchema, source: string
 export function generate(root: string): GeneratedFile[] {
   return [
     { path: TYPES_PATH, content: typesSource(NODE_IMAGE_SET_SCHEMA, SCHEMA_SOURCE) },
-    { path: CRD_PATH, content: crdSource(readFileSync(join(root, CRD_PATH), 'utf8'), NODE_IMAGE_SET_SCHEMA, SCHEMA_SOURCE) },
+    {
+      path: CRD_PATH,
+      content: crdSource(readFileSync(join(root, CRD_PATH), 'utf8'), NODE_IMAGE_SET_SCHEMA, SCHEMA_SOURCE),
+    },
   ]
 }
 

@@ -10,9 +10,21 @@ const ca = readFileSync(process.env['SOAK_CA']!, 'utf8')
 const seconds = Number(process.env['SOAK_SECONDS'])
 const concurrency = Number(process.env['SOAK_CONCURRENCY'] ?? '8')
 const dir = new URL('../examples/reviews/', import.meta.url)
-const bodies = readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => readFileSync(new URL(f, dir), 'utf8'))
+const bodies = readdirSync(dir)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
+  .map((f) => readFileSync(new URL(f, dir), 'utf8'))
 
-const counts = { sent: 0, ok: 0, failed: 0, allowed: 0, warned: 0, denied: 0, errors: {} as Record<string, number>, maxMs: 0 }
+const counts = {
+  sent: 0,
+  ok: 0,
+  failed: 0,
+  allowed: 0,
+  warned: 0,
+  denied: 0,
+  errors: {} as Record<string, number>,
+  maxMs: 0,
+}
 const agent = keepAliveAgent(ca, concurrency)
 const end = Date.now() + seconds * 1000
 let next = 0

@@ -45,16 +45,45 @@ const durationMs = minutes * 60_000
 const warmUpMs = Math.max(SAMPLE_MS, Math.min(60_000, durationMs * 0.2))
 
 const dir = await mkdtemp(join(tmpdir(), 'neverpull-soak-'))
-await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
+await ensureCertificates({
+  outDir: dir,
+  service: 'neverpull-guard',
+  namespace: 'neverpull-system',
+  hosts: ['127.0.0.1'],
+  days: 30,
+  force: false,
+  now: new Date(),
+})
 const parsed = webhookConfig(
-  ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
-    '--inventory-file', 'examples/inventory.yaml', '--shutdown-delay', '0s', '--log-level', 'info'],
+  [
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--metrics-port',
+    '0',
+    '--tls-cert',
+    join(dir, 'tls.crt'),
+    '--tls-key',
+    join(dir, 'tls.key'),
+    '--inventory-file',
+    'examples/inventory.yaml',
+    '--shutdown-delay',
+    '0s',
+    '--log-level',
+    'info',
+  ],
   {},
 )
 if (!parsed.ok) throw new Error(parsed.error)
 // The admission log lines are written (pino's cost is part of the soak) and dropped.
 let logLines = 0
-const logStream = new Writable({ write(_c, _e, cb) { logLines++; cb() } })
+const logStream = new Writable({
+  write(_c, _e, cb) {
+    logLines++
+    cb()
+  },
+})
 const running = await startWebhook(parsed.config, { logStream })
 const url = running.url.replace('localhost', '127.0.0.1')
 const inventory = running.inventory
@@ -66,7 +95,12 @@ let autoscaled = 0
 const churn = { upsertImages: 0, removeImages: 0, upsertNode: 0, removeNode: 0, autoscale: 0, namespace: 0 }
 const random = (n: number): number => Math.floor(Math.random() * n)
 const pick = <T>(xs: readonly T[]): T => xs[random(xs.length)]!
-const BASE = ['docker.io/library/nginx:1.27', 'docker.io/library/busybox:1.36', 'registry.local:5000/team/api:1.4.0', 'docker.io/library/postgres:16']
+const BASE = [
+  'docker.io/library/nginx:1.27',
+  'docker.io/library/busybox:1.36',
+  'registry.local:5000/team/api:1.4.0',
+  'docker.io/library/postgres:16',
+]
 
 function images(name: string): NodeImages {
   const list: RuntimeImage[] = []
@@ -74,7 +108,12 @@ function images(name: string): NodeImages {
   // A CI cluster: new builds land, old ones are garbage-collected.
   for (let i = 0; i < 5; i++) list.push(image(`registry.local:5000/ci/app:build-${build - random(50)}`))
   build++
-  return { nodeName: name, runtime: { name: 'containerd', version: '1.7.22', endpoint: 'unix:///run/containerd/containerd.sock' }, images: list, observedAt: Date.now() }
+  return {
+    nodeName: name,
+    runtime: { name: 'containerd', version: '1.7.22', endpoint: 'unix:///run/containerd/containerd.sock' },
+    images: list,
+    observedAt: Date.now(),
+  }
 }
 
 function image(ref: string): RuntimeImage {
@@ -86,7 +125,12 @@ function node(name: string): NodeFacts {
   // Tainted, so the example reviews' decisions do not depend on which churn nodes exist.
   return {
     name,
-    labels: { 'kubernetes.io/hostname': name, zone: pick(['a', 'b', 'c']), pool: pick(['x', 'y']), 'node.kubernetes.io/instance-type': pick(['m5.large', 'm5.xlarge']) },
+    labels: {
+      'kubernetes.io/hostname': name,
+      zone: pick(['a', 'b', 'c']),
+      pool: pick(['x', 'y']),
+      'node.kubernetes.io/instance-type': pick(['m5.large', 'm5.xlarge']),
+    },
     taints: [{ key: 'churn', value: pick(['1', '2']), effect: pick(['NoSchedule', 'NoExecute'] as const) }],
     unschedulable: Math.random() < 0.1,
     ready: true,
@@ -139,7 +183,14 @@ const churner = setInterval(() => {
 let load: Record<string, unknown> = {}
 const child = spawn(process.execPath, ['--import', 'tsx', 'soak/load.ts'], {
   stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, NODE_OPTIONS: '', SOAK_URL: url, SOAK_CA: join(dir, 'ca.crt'), SOAK_SECONDS: String(durationMs / 1000), SOAK_CONCURRENCY: String(CONCURRENCY) },
+  env: {
+    ...process.env,
+    NODE_OPTIONS: '',
+    SOAK_URL: url,
+    SOAK_CA: join(dir, 'ca.crt'),
+    SOAK_SECONDS: String(durationMs / 1000),
+    SOAK_CONCURRENCY: String(CONCURRENCY),
+  },
 })
 createInterface({ input: child.stdout }).on('line', (line) => {
   try {
@@ -197,7 +248,9 @@ const header = '    t  heap MiB   RSS MiB  ext MiB  handles  requests  failed  n
 const row = (s: Sample): string =>
   `${String(s.t).padStart(5)}  ${s.heapMiB.toFixed(1).padStart(8)}  ${s.rssMiB.toFixed(1).padStart(8)}  ${s.externalMiB.toFixed(1).padStart(7)}  ${String(s.handles).padStart(7)}  ${String(s.requests).padStart(8)}  ${String(s.failed).padStart(6)}  ${String(s.nodes).padStart(5)}  ${String(s.imageSets).padStart(4)}  ${String(s.hostnameValues).padStart(15)}`
 
-process.stdout.write(`neverpull-guard soak: ${minutes} min against ${url}, ${CONCURRENCY} keep-alive connections, inventory churn every ${CHURN_MS} ms, warm-up ${warmUpMs / 1000} s\n\n${header}\n`)
+process.stdout.write(
+  `neverpull-guard soak: ${minutes} min against ${url}, ${CONCURRENCY} keep-alive connections, inventory churn every ${CHURN_MS} ms, warm-up ${warmUpMs / 1000} s\n\n${header}\n`,
+)
 process.stdout.write(row(sample()) + '\n')
 const sampler = setInterval(() => process.stdout.write(row(sample()) + '\n'), SAMPLE_MS)
 const loadExit = await loadDone
@@ -226,17 +279,35 @@ const mh = mean(hy)
 const slope = tx.reduce((a, t, i) => a + (t - mt) * (hy[i]! - mh), 0) / tx.reduce((a, t) => a + (t - mt) ** 2, 0)
 const failed = Number(load['failed'] ?? 0)
 const checks = [
-  { name: `heap growth after warm-up ≤ ${HEAP_BOUND_MIB} MiB`, ok: after.length >= 2 && heapGrowth <= HEAP_BOUND_MIB, value: `${heapGrowth.toFixed(2)} MiB (slope ${slope.toFixed(3)} MiB/min)` },
-  { name: `active handles after warm-up within ±${HANDLES_BOUND}`, ok: handleSpread <= HANDLES_BOUND, value: `${Math.min(...handles)}..${Math.max(...handles)}` },
-  { name: 'no failed request', ok: failed === 0 && loadExit === 0, value: `${failed} of ${String(load['sent'])} (load exit ${loadExit})` },
+  {
+    name: `heap growth after warm-up ≤ ${HEAP_BOUND_MIB} MiB`,
+    ok: after.length >= 2 && heapGrowth <= HEAP_BOUND_MIB,
+    value: `${heapGrowth.toFixed(2)} MiB (slope ${slope.toFixed(3)} MiB/min)`,
+  },
+  {
+    name: `active handles after warm-up within ±${HANDLES_BOUND}`,
+    ok: handleSpread <= HANDLES_BOUND,
+    value: `${Math.min(...handles)}..${Math.max(...handles)}`,
+  },
+  {
+    name: 'no failed request',
+    ok: failed === 0 && loadExit === 0,
+    value: `${failed} of ${String(load['sent'])} (load exit ${loadExit})`,
+  },
 ]
 const pass = checks.every((c) => c.ok)
-process.stdout.write(`\nrequests ${String(load['sent'])} (${String(load['ok'])} ok: ${String(load['allowed'])} allowed, ${String(load['warned'])} warned, ${String(load['denied'])} denied), failed ${failed}${failed > 0 ? ` ${JSON.stringify(load['errors'])}` : ''}, slowest ${Number(load['maxMs']).toFixed(0)} ms, ${((Number(load['sent']) / durationMs) * 1000).toFixed(0)} req/s\n`)
+process.stdout.write(
+  `\nrequests ${String(load['sent'])} (${String(load['ok'])} ok: ${String(load['allowed'])} allowed, ${String(load['warned'])} warned, ${String(load['denied'])} denied), failed ${failed}${failed > 0 ? ` ${JSON.stringify(load['errors'])}` : ''}, slowest ${Number(load['maxMs']).toFixed(0)} ms, ${((Number(load['sent']) / durationMs) * 1000).toFixed(0)} req/s\n`,
+)
 process.stdout.write(`inventory churn ${JSON.stringify(churn)}; ${logLines} log lines\n`)
-process.stdout.write(`RSS growth after warm-up ${rssGrowth.toFixed(1)} MiB (reported, not judged: the allocator keeps freed pages)\n`)
+process.stdout.write(
+  `RSS growth after warm-up ${rssGrowth.toFixed(1)} MiB (reported, not judged: the allocator keeps freed pages)\n`,
+)
 const end = samples[samples.length - 1]!
 if (end.hostnameValues > end.nodes) {
-  process.stdout.write(`WARN  the index holds ${end.hostnameValues} kubernetes.io/hostname values for ${end.nodes} live nodes: label values of removed nodes are never forgotten (test/fuzz/inventory-churn.test.ts, todo)\n`)
+  process.stdout.write(
+    `WARN  the index holds ${end.hostnameValues} kubernetes.io/hostname values for ${end.nodes} live nodes: label values of removed nodes are never forgotten (test/fuzz/inventory-churn.test.ts, todo)\n`,
+  )
 }
 process.stdout.write('\n')
 for (const c of checks) process.stdout.write(`${c.ok ? 'PASS' : 'FAIL'}  ${c.name}: ${c.value}\n`)

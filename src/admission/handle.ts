@@ -94,7 +94,10 @@ export function baseRecord(r: AdmissionRequest): ReviewRecord {
 export function handleReview(body: unknown, ctx: HandleContext): Handled {
   const parsed = parseReview(body)
   if (!parsed.ok) {
-    return { reply: toReview(parsed.version, errored(parsed.uid, 400, parsed.error)), record: invalidRecord(parsed.uid, parsed.error) }
+    return {
+      reply: toReview(parsed.version, errored(parsed.uid, 400, parsed.error)),
+      record: invalidRecord(parsed.uid, parsed.error),
+    }
   }
   const { request, apiVersion } = parsed.review
   const record = baseRecord(request)
@@ -111,7 +114,11 @@ export function handleReview(body: unknown, ctx: HandleContext): Handled {
   if (mode === 'off') return reply(allowed(request.uid))
 
   const pullable = ctx.inventory.namespacePullableRegistries(request.namespace ?? '') ?? ctx.pullable ?? ANY_REGISTRY
-  const current = extractPodTemplate(request.kind.kind, request.object, pullable.any ? undefined : { checked: (c) => needsCheck(pullable, c) })
+  const current = extractPodTemplate(
+    request.kind.kind,
+    request.object,
+    pullable.any ? undefined : { checked: (c) => needsCheck(pullable, c) },
+  )
   if (!current.ok) {
     record.decision = 'invalid'
     record.error = current.error

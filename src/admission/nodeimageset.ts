@@ -26,7 +26,6 @@ import { field } from '../util/guards.js'
  */
 export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name'
 
-
 /** Cluster admins: may write any NodeImageSet, e.g. to repair one by hand. */
 export const DEFAULT_ADMIN_GROUPS: readonly string[] = ['system:masters']
 
@@ -80,7 +79,6 @@ export interface NodeImageSetHandled {
   reply: AdmissionReviewReply
   record: NodeImageSetRecord
 }
-
 
 function stringField(obj: unknown, key: string): string | undefined {
   const v = field(obj, key)
@@ -142,7 +140,8 @@ export function handleNodeImageSetReview(body: unknown, policy: NodeImageSetPoli
     record.decision = response.allowed ? 'allow' : 'deny'
     return { reply: toReview(apiVersion, response), record }
   }
-  const deny = (reason: NodeImageSetReason, message: string): NodeImageSetHandled => answer(denied(request.uid, message), reason)
+  const deny = (reason: NodeImageSetReason, message: string): NodeImageSetHandled =>
+    answer(denied(request.uid, message), reason)
   const malformed = (problem: string): NodeImageSetHandled => {
     record.error = problem
     return deny('malformed', `${subject} is ${problem}`)

@@ -102,8 +102,7 @@ const ajv = new Ajv({ allErrors: false, strict: false })
 const validate: ValidateFunction = ajv.compile(schema)
 
 export type Parsed =
-  | { ok: true; review: AdmissionReview }
-  | { ok: false; version: ReviewVersion; uid: string; error: string }
+  { ok: true; review: AdmissionReview } | { ok: false; version: ReviewVersion; uid: string; error: string }
 
 function peek(body: unknown, key: string): unknown {
   return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined
@@ -113,7 +112,10 @@ export function parseReview(body: unknown): Parsed {
   if (validate(body)) return { ok: true, review: body as AdmissionReview }
   const e = validate.errors?.[0]
   const where = e === undefined || e.instancePath === '' ? 'the body' : e.instancePath.slice(1).replaceAll('/', '.')
-  const what = e?.keyword === 'enum' || e?.keyword === 'const' ? `must be one of ${JSON.stringify(e.params['allowedValues'] ?? e.params['allowedValue'])}` : (e?.message ?? 'is invalid')
+  const what =
+    e?.keyword === 'enum' || e?.keyword === 'const'
+      ? `must be one of ${JSON.stringify(e.params['allowedValues'] ?? e.params['allowedValue'])}`
+      : (e?.message ?? 'is invalid')
   const request = peek(body, 'request')
   const uid = peek(request, 'uid')
   const version = peek(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1
@@ -131,7 +133,12 @@ export function allowed(uid: string, warnings: string[] = []): AdmissionResponse
 
 /** Allowed with a JSONPatch (mutating webhooks only). */
 export function patched(uid: string, operations: readonly unknown[]): AdmissionResponse {
-  return { uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(operations)).toString('base64') }
+  return {
+    uid,
+    allowed: true,
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify(operations)).toString('base64'),
+  }
 }
 
 export function denied(uid: string, message: string, warnings: string[] = []): AdmissionResponse {

@@ -11,4 +11,8 @@ export interface ImageGcPolicy {
   maximumAgeMs: number
 }
 
-export const DEFAULT_IMAGE_GC: ImageGcPolicy = Object.freeze({ highThresholdPercent: 85, lowThresholdPercent: 80, maximumAgeMs: 0 })
+export const DEFAULT_IMAGE_GC: ImageGcPolicy = Object.freeze({
+  highThresholdPercent: 85,
+  lowThresholdPercent: 80,
+  maximumAgeMs: 0,
+})

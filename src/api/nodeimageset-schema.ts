@@ -16,7 +16,7 @@ import type { OpenApiSchema } from './openapi.js'
 export const NODE_IMAGE_SET_SCHEMA = {
   type: 'object',
   description:
-    'The images one node\'s container runtime holds, as the neverpull-guard agent last listed them over CRI. Named after its node.',
+    "The images one node's container runtime holds, as the neverpull-guard agent last listed them over CRI. Named after its node.",
   required: ['spec'],
   properties: {
     apiVersion: { type: 'string' },
@@ -29,7 +29,7 @@ export const NODE_IMAGE_SET_SCHEMA = {
       properties: {
         nodeName: {
           type: 'string',
-          description: 'The node whose runtime holds these images; always the object\'s own name.',
+          description: "The node whose runtime holds these images; always the object's own name.",
           minLength: 1,
           maxLength: 253,
         },
@@ -38,7 +38,11 @@ export const NODE_IMAGE_SET_SCHEMA = {
           type: 'object',
           description: 'The container runtime as RuntimeService/Version reports it.',
           properties: {
-            name: { type: 'string', description: '`containerd`, `cri-o`, `docker` ... (runtime_name).', maxLength: 253 },
+            name: {
+              type: 'string',
+              description: '`containerd`, `cri-o`, `docker` ... (runtime_name).',
+              maxLength: 253,
+            },
             version: { type: 'string', description: 'runtime_version.', maxLength: 253 },
             endpoint: {
               type: 'string',
@@ -55,7 +59,8 @@ export const NODE_IMAGE_SET_SCHEMA = {
             },
             shortNameAliases: {
               type: 'object',
-              description: 'CRI-O: short-name aliases from registries.conf [aliases] (drop-ins merged), short name -> fully qualified repository.',
+              description:
+                'CRI-O: short-name aliases from registries.conf [aliases] (drop-ins merged), short name -> fully qualified repository.',
               maxProperties: 10000,
               additionalProperties: { type: 'string', maxLength: 1024 },
             },
@@ -96,7 +101,10 @@ export const NODE_IMAGE_SET_SCHEMA = {
                   'Bytes, as the runtime reports them. CRI reports a uint64; above int64 the agent sends a decimal string.',
                 'x-kubernetes-int-or-string': true,
               },
-              pinned: { type: 'boolean', description: 'The runtime keeps the image from garbage collection (CRI pinned).' },
+              pinned: {
+                type: 'boolean',
+                description: 'The runtime keeps the image from garbage collection (CRI pinned).',
+              },
             },
           },
         },
@@ -113,9 +121,23 @@ export const NODE_IMAGE_SET_SCHEMA = {
             type: 'object',
             required: ['name', 'containerdNamespace'],
             properties: {
-              name: { type: 'string', description: 'The image name as containerd stores it (ctr images ls).', minLength: 1, maxLength: 1024 },
-              digest: { type: 'string', description: 'The manifest or index digest the name points to.', maxLength: 200 },
-              containerdNamespace: { type: 'string', description: 'The containerd namespace that holds it.', minLength: 1, maxLength: 253 },
+              name: {
+                type: 'string',
+                description: 'The image name as containerd stores it (ctr images ls).',
+                minLength: 1,
+                maxLength: 1024,
+              },
+              digest: {
+                type: 'string',
+                description: 'The manifest or index digest the name points to.',
+                maxLength: 200,
+              },
+              containerdNamespace: {
+                type: 'string',
+                description: 'The containerd namespace that holds it.',
+                minLength: 1,
+                maxLength: 253,
+              },
             },
           },
         },
@@ -146,15 +168,35 @@ export const NODE_IMAGE_SET_SCHEMA = {
           title: 'NodeImageSetImageFilesystem',
           type: 'object',
           description:
-            'The image filesystem as the kubelet\'s image garbage collector sees it: CRI ImageFsInfo and statfs of its mountpoint.',
+            "The image filesystem as the kubelet's image garbage collector sees it: CRI ImageFsInfo and statfs of its mountpoint.",
           properties: {
-            mountpoint: { type: 'string', description: 'Where the runtime keeps its images (CRI ImageFsInfo fs_id).', maxLength: 4096 },
-            usedBytes: { type: 'integer', description: 'Bytes the runtime\'s images use (CRI used_bytes).', format: 'int64', minimum: 0 },
-            capacityBytes: { type: 'integer', description: 'Size of the filesystem (statfs).', format: 'int64', minimum: 0 },
-            availableBytes: { type: 'integer', description: 'Bytes available on it (statfs).', format: 'int64', minimum: 0 },
+            mountpoint: {
+              type: 'string',
+              description: 'Where the runtime keeps its images (CRI ImageFsInfo fs_id).',
+              maxLength: 4096,
+            },
+            usedBytes: {
+              type: 'integer',
+              description: "Bytes the runtime's images use (CRI used_bytes).",
+              format: 'int64',
+              minimum: 0,
+            },
+            capacityBytes: {
+              type: 'integer',
+              description: 'Size of the filesystem (statfs).',
+              format: 'int64',
+              minimum: 0,
+            },
+            availableBytes: {
+              type: 'integer',
+              description: 'Bytes available on it (statfs).',
+              format: 'int64',
+              minimum: 0,
+            },
             usedPercent: {
               type: 'integer',
-              description: '100 - availableBytes*100/capacityBytes, as the kubelet compares it with --image-gc-high-threshold.',
+              description:
+                '100 - availableBytes*100/capacityBytes, as the kubelet compares it with --image-gc-high-threshold.',
               format: 'int32',
               minimum: 0,
               maximum: 100,

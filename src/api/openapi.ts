@@ -49,13 +49,21 @@ export function toJsonSchema(node: OpenApiSchema, options: JsonSchemaOptions = {
     else if (key === 'format' && (value === 'int32' || value === 'int64')) continue
     else if (key === 'properties') {
       out[key] = Object.fromEntries(
-        Object.entries(value as Record<string, OpenApiSchema>).map(([name, schema]) => [name, toJsonSchema(schema, options)]),
+        Object.entries(value as Record<string, OpenApiSchema>).map(([name, schema]) => [
+          name,
+          toJsonSchema(schema, options),
+        ]),
       )
-    } else if (key === 'items' || key === 'additionalProperties') out[key] = toJsonSchema(value as OpenApiSchema, options)
+    } else if (key === 'items' || key === 'additionalProperties')
+      out[key] = toJsonSchema(value as OpenApiSchema, options)
     else out[key] = value
   }
   if (node.nullable === true && typeof node.type === 'string') out['type'] = [node.type, 'null']
-  if (options.closed === true && node.properties !== undefined && node['x-kubernetes-preserve-unknown-fields'] !== true) {
+  if (
+    options.closed === true &&
+    node.properties !== undefined &&
+    node['x-kubernetes-preserve-unknown-fields'] !== true
+  ) {
     out['additionalProperties'] = false
   }
   return out

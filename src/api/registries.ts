@@ -19,7 +19,8 @@ export const ANY_REGISTRY: PullableRegistries = Object.freeze({ any: true, hosts
 const DOCKER_HUB = 'docker.io'
 // Docker Hub's other names, which distribution and containerd treat as docker.io.
 const DOCKER_HUB_ALIASES: ReadonlySet<string> = new Set(['index.docker.io', 'registry-1.docker.io'])
-const HOST = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[a-f0-9:]+\])(?::[0-9]{1,5})?$/
+const HOST =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[a-f0-9:]+\])(?::[0-9]{1,5})?$/
 
 /** A registry host as references name it: lowercase, Docker Hub's aliases folded into docker.io. */
 export function normaliseRegistry(host: string): string {
@@ -46,7 +47,10 @@ export function parsePullableRegistries(text: string): ParsedRegistries {
   for (const entry of entries) {
     if (entry === 'none' && entries.length === 1) break
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) || entry.includes('/')) {
-      return { ok: false, error: `"${entry}": a registry host with an optional port, without scheme or path (example: registry.corp:5000)` }
+      return {
+        ok: false,
+        error: `"${entry}": a registry host with an optional port, without scheme or path (example: registry.corp:5000)`,
+      }
     }
     const host = normaliseRegistry(entry)
     if (!HOST.test(host)) return { ok: false, error: `"${entry}" is not a registry host[:port]` }
@@ -60,7 +64,10 @@ export function parsePullableRegistries(text: string): ParsedRegistries {
     }
     hosts.add(host)
   }
-  return { ok: true, value: Object.freeze({ any: false, hosts, text: hosts.size === 0 ? 'none' : [...hosts].join(',') }) }
+  return {
+    ok: true,
+    value: Object.freeze({ any: false, hosts, text: hosts.size === 0 ? 'none' : [...hosts].join(',') }),
+  }
 }
 
 export function isPullable(pullable: PullableRegistries, registry: string): boolean {

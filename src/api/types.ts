@@ -66,7 +66,14 @@ export interface NodeImageSet {
     resourceVersion?: string
     uid?: string
     creationTimestamp?: string
-    ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>
+    ownerReferences?: Array<{
+      apiVersion: string
+      kind: string
+      name: string
+      uid: string
+      controller?: boolean
+      blockOwnerDeletion?: boolean
+    }>
     labels?: Record<string, string>
   }
   spec: NodeImageSetSpec
@@ -126,7 +133,10 @@ export interface ServiceAccountRef {
   name: string
 }
 
-export const DEFAULT_AGENT_SERVICE_ACCOUNT: ServiceAccountRef = { namespace: 'neverpull-system', name: 'neverpull-guard-agent' }
+export const DEFAULT_AGENT_SERVICE_ACCOUNT: ServiceAccountRef = {
+  namespace: 'neverpull-system',
+  name: 'neverpull-guard-agent',
+}
 
 /**
  * The write side of the inventory. The static file loader and the cluster informers both

@@ -64,7 +64,13 @@ export function assessTemplate(
   const { idle, ...rest } = extracted
   const template: PodTemplateFacts = { ...rest, mirror: false }
   const subject = { kind: target.kind, namespace: target.namespace, name: target.name, operation: 'CREATE' }
-  const decision = decide(view, { subject, template, mode: 'enforce', now, ...(imageGc === undefined ? {} : { imageGc }) })
+  const decision = decide(view, {
+    subject,
+    template,
+    mode: 'enforce',
+    now,
+    ...(imageGc === undefined ? {} : { imageGc }),
+  })
   const findings = decision.findings.filter((f) => f.severity === 'deny')
   if (findings.length === 0) return gcAtRisk(view, target, template, idle, decision.findings, imageGc)
   const bound = target.kind === 'Pod' && template.placement.nodeName !== undefined
@@ -77,13 +83,15 @@ export function assessTemplate(
         ? `suspended, and its imagePullPolicy: Never image is not on the nodes it may run on; resuming it creates pods that fail with ErrImageNeverPull`
         : idle === 'paused'
           ? `paused, and its imagePullPolicy: Never image is not on the nodes it may run on; resuming it creates pods that fail with ErrImageNeverPull`
-        : `imagePullPolicy: Never image gone from the nodes it may run on; new pods fail with ErrImageNeverPull`
+          : `imagePullPolicy: Never image gone from the nodes it may run on; new pods fail with ErrImageNeverPull`
   let message = `${lead}: ${lines.join('; ')}`
   if (message.length > MAX_EVENT_MESSAGE) message = message.slice(0, MAX_EVENT_MESSAGE - 1) + '…'
-  const fingerprint = (idle === undefined ? '' : `${idle}|`) + findings
-    .map((f) => `${f.container.kind}:${f.container.name}:${f.container.image}:${f.reason}:${f.missing.count}`)
-    .sort()
-    .join('|')
+  const fingerprint =
+    (idle === undefined ? '' : `${idle}|`) +
+    findings
+      .map((f) => `${f.container.kind}:${f.container.name}:${f.container.image}:${f.reason}:${f.missing.count}`)
+      .sort()
+      .join('|')
   return { target, reason: EVENT_REASON, fingerprint, message, findings }
 }
 
@@ -124,7 +132,8 @@ function gcAtRisk(
     }
   }
   if (lines.length === 0) return null
-  const fix = 'pin it (ctr -n k8s.io images label IMAGE io.cri-containerd.pinned=pinned), free space, or use imagePullPolicy: IfNotPresent with a registry'
+  const fix =
+    'pin it (ctr -n k8s.io images label IMAGE io.cri-containerd.pinned=pinned), free space, or use imagePullPolicy: IfNotPresent with a registry'
   let message = `imagePullPolicy: Never image at risk from the kubelet's image garbage collection: ${lines.join('; ')}; ${fix}`
   if (message.length > MAX_EVENT_MESSAGE) message = message.slice(0, MAX_EVENT_MESSAGE - 1) + '…'
   return { target, reason: GC_EVENT_REASON, fingerprint: `gc|${keys.sort().join('|')}`, message, findings }

@@ -54,20 +54,22 @@ export class LeaseElector {
     const path = namespacedPath('coordination.k8s.io/v1', namespace, 'leases', name)
     let lease: Lease
     try {
-      lease = (await getObject(http, path))
+      lease = await getObject(http, path)
     } catch (err) {
       if (code(err) !== 404) throw err
       try {
-        await createObject(
-          http,
-          namespacedPath('coordination.k8s.io/v1', namespace, 'leases'),
-          {
-            apiVersion: 'coordination.k8s.io/v1',
-            kind: 'Lease',
-            metadata: { name, namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds: seconds, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 },
+        await createObject(http, namespacedPath('coordination.k8s.io/v1', namespace, 'leases'), {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds: seconds,
+            acquireTime: micro(now),
+            renewTime: micro(now),
+            leaseTransitions: 0,
           },
-        )
+        })
         return (this.leader = true)
       } catch (createErr) {
         if (code(createErr) === 409) return (this.leader = false)
@@ -77,7 +79,8 @@ export class LeaseElector {
     const spec = lease.spec ?? {}
     const holder = spec.holderIdentity ?? ''
     const renewed = parseKubeTime(spec.renewTime)
-    const expired = holder === '' || Number.isNaN(renewed) || renewed + (spec.leaseDurationSeconds ?? seconds) * 1000 < now
+    const expired =
+      holder === '' || Number.isNaN(renewed) || renewed + (spec.leaseDurationSeconds ?? seconds) * 1000 < now
     if (holder !== identity && !expired) return (this.leader = false)
     const takeover = holder !== identity
     const next: Lease = {

@@ -4,7 +4,15 @@ import { createEvent, listPages, type ListPage } from '../kube/api.js'
 import { ApiStatusError } from '../kube/status.js'
 import type { KubeHttp } from '../kube/http.js'
 import type { InventoryIndex } from '../inventory/index.js'
-import { assessTemplate, AuditLedger, neverTemplate, GC_EVENT_REASON, targetKey, type AtRisk, type AuditTarget } from './audit.js'
+import {
+  assessTemplate,
+  AuditLedger,
+  neverTemplate,
+  GC_EVENT_REASON,
+  targetKey,
+  type AtRisk,
+  type AuditTarget,
+} from './audit.js'
 import type { ImageGcPolicy } from '../api/image-gc.js'
 import { LeaseElector } from './lease.js'
 import type { Logger } from '../util/logger.js'
@@ -12,7 +20,6 @@ import type { Logger } from '../util/logger.js'
 // Continuous audit, the I/O part: while this replica holds the Lease, re-evaluate existing
 // Pods and workloads that use Never, every interval and soon after the inventory changes,
 // and report what is newly at risk as one Warning event per object and finding.
-
 
 export interface AuditPass {
   checked: number
@@ -62,8 +69,22 @@ interface Source {
   skipOwned?: string
 }
 
-function meta(obj: unknown): { name: string; namespace: string; uid: string; owners: Array<{ kind?: string; controller?: boolean }>; phase?: string } {
-  const o = obj as { metadata?: { name?: string; namespace?: string; uid?: string; ownerReferences?: Array<{ kind?: string; controller?: boolean }> }; status?: { phase?: string } }
+function meta(obj: unknown): {
+  name: string
+  namespace: string
+  uid: string
+  owners: Array<{ kind?: string; controller?: boolean }>
+  phase?: string
+} {
+  const o = obj as {
+    metadata?: {
+      name?: string
+      namespace?: string
+      uid?: string
+      ownerReferences?: Array<{ kind?: string; controller?: boolean }>
+    }
+    status?: { phase?: string }
+  }
   const m: ReturnType<typeof meta> = {
     name: o.metadata?.name ?? '',
     namespace: o.metadata?.namespace ?? '',
@@ -95,7 +116,12 @@ export function startAudit(options: AuditOptions): Audit {
     { kind: 'ReplicationController', apiVersion: 'v1', path: '/api/v1/replicationcontrollers' },
     { kind: 'Job', apiVersion: 'batch/v1', path: '/apis/batch/v1/jobs', skipOwned: 'CronJob' },
     // CronJob is batch/v1 from 1.21, batch/v1beta1 before (1.19, 1.20).
-    { kind: 'CronJob', apiVersion: 'batch/v1', path: '/apis/batch/v1/cronjobs', older: { apiVersion: 'batch/v1beta1', path: '/apis/batch/v1beta1/cronjobs' } },
+    {
+      kind: 'CronJob',
+      apiVersion: 'batch/v1',
+      path: '/apis/batch/v1/cronjobs',
+      older: { apiVersion: 'batch/v1beta1', path: '/apis/batch/v1beta1/cronjobs' },
+    },
   ]
 
   async function emit(risk: AtRisk): Promise<void> {
@@ -142,9 +168,20 @@ export function startAudit(options: AuditOptions): Audit {
       for await (const { page, apiVersion } of pagesOf(source)) {
         for (const item of page.items) {
           const m = meta(item)
-          if (source.skipOwned !== undefined && m.owners.some((o) => o.controller === true && o.kind === source.skipOwned)) continue
+          if (
+            source.skipOwned !== undefined &&
+            m.owners.some((o) => o.controller === true && o.kind === source.skipOwned)
+          )
+            continue
           if (m.phase === 'Succeeded' || m.phase === 'Failed') continue
-          const target: AuditTarget = { apiVersion, kind: source.kind, namespace: m.namespace, name: m.name, uid: m.uid, object: item }
+          const target: AuditTarget = {
+            apiVersion,
+            kind: source.kind,
+            namespace: m.namespace,
+            name: m.name,
+            uid: m.uid,
+            object: item,
+          }
           // Most objects have no Never container: one walk of the spec finds out.
           const template = neverTemplate(target)
           if (template === null) continue
@@ -159,9 +196,15 @@ export function startAudit(options: AuditOptions): Audit {
           try {
             await emit(risk)
             pass.events++
-            options.log.warn({ audit: { kind: target.kind, namespace: target.namespace, name: target.name, reason: risk.reason } }, risk.message)
+            options.log.warn(
+              { audit: { kind: target.kind, namespace: target.namespace, name: target.name, reason: risk.reason } },
+              risk.message,
+            )
           } catch (err) {
-            options.log.error({ err, kind: target.kind, namespace: target.namespace, name: target.name }, 'audit event not recorded')
+            options.log.error(
+              { err, kind: target.kind, namespace: target.namespace, name: target.name },
+              'audit event not recorded',
+            )
           }
         }
       }

@@ -56,7 +56,11 @@ const COMMANDS: readonly Subcommand[] = [
     summary: 'create the CA and serving certificate, the Secret, the caBundle',
     run: async (argv, io) => (await import('../certs/command.js')).runCerts(argv, io),
   },
-  { name: 'check', summary: "the webhook's verdict on manifests, offline, for CI (exit 1 when denied)", run: tool('runCheck') },
+  {
+    name: 'check',
+    summary: "the webhook's verdict on manifests, offline, for CI (exit 1 when denied)",
+    run: tool('runCheck'),
+  },
   { name: 'where', summary: 'which nodes hold an image, and which hold the same repository', run: tool('runWhere') },
   { name: 'explain', summary: 'why a pod is stuck in ErrImageNeverPull, and the fix', run: tool('runExplain') },
   {

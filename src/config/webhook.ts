@@ -1,7 +1,12 @@
 import { hostname } from 'node:os'
 import { SERVICE_ACCOUNT_DIR } from '../api/service-account.js'
 import { durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
-import { DEFAULT_AGENT_SERVICE_ACCOUNT, DEFAULT_STEER_MAX_NODES, type Mode, type ServiceAccountRef } from '../api/types.js'
+import {
+  DEFAULT_AGENT_SERVICE_ACCOUNT,
+  DEFAULT_STEER_MAX_NODES,
+  type Mode,
+  type ServiceAccountRef,
+} from '../api/types.js'
 import { DEFAULT_IMAGE_GC, type ImageGcPolicy } from '../api/image-gc.js'
 import { parsePullableRegistries, type PullableRegistries } from '../api/registries.js'
 
@@ -53,8 +58,20 @@ export const WEBHOOK_COMMAND: CommandSpec = {
   name: 'neverpull-guard webhook',
   description: 'Serves the validating admission webhook. Flags win over their environment variables (in brackets).',
   flags: [
-    { name: 'port', value: 'N', env: 'NEVERPULL_PORT', default: '8443', help: 'HTTPS port for /validate, /healthz, /readyz, /metrics' },
-    { name: 'host', value: 'ADDR', env: 'NEVERPULL_HOST', default: '0.0.0.0; 127.0.0.1 with --dev', help: 'listen address' },
+    {
+      name: 'port',
+      value: 'N',
+      env: 'NEVERPULL_PORT',
+      default: '8443',
+      help: 'HTTPS port for /validate, /healthz, /readyz, /metrics',
+    },
+    {
+      name: 'host',
+      value: 'ADDR',
+      env: 'NEVERPULL_HOST',
+      default: '0.0.0.0; 127.0.0.1 with --dev',
+      help: 'listen address',
+    },
     {
       name: 'metrics-port',
       value: 'N',
@@ -62,7 +79,12 @@ export const WEBHOOK_COMMAND: CommandSpec = {
       default: '9090',
       help: 'plain-HTTP port for probes and Prometheus, 0 = off',
     },
-    { name: 'tls-cert', value: 'FILE', env: 'NEVERPULL_TLS_CERT', help: 'serving certificate, reloaded when it changes' },
+    {
+      name: 'tls-cert',
+      value: 'FILE',
+      env: 'NEVERPULL_TLS_CERT',
+      help: 'serving certificate, reloaded when it changes',
+    },
     { name: 'tls-key', value: 'FILE', env: 'NEVERPULL_TLS_KEY', help: 'its private key' },
     {
       name: 'inventory-file',
@@ -89,7 +111,13 @@ export const WEBHOOK_COMMAND: CommandSpec = {
       default: 'enforce',
       help: 'for namespaces without the neverpull.dev/mode label',
     },
-    { name: 'stale-after', value: 'DUR', env: 'NEVERPULL_STALE_AFTER', default: '15m', help: 'a node image list older than this is unknown' },
+    {
+      name: 'stale-after',
+      value: 'DUR',
+      env: 'NEVERPULL_STALE_AFTER',
+      default: '15m',
+      help: 'a node image list older than this is unknown',
+    },
     {
       name: 'shutdown-delay',
       value: 'DUR',
@@ -97,13 +125,20 @@ export const WEBHOOK_COMMAND: CommandSpec = {
       default: '5s',
       help: 'keep serving after SIGTERM while endpoints drain',
     },
-    { name: 'log-level', value: 'LEVEL', env: 'NEVERPULL_LOG_LEVEL', choices: LOG_LEVELS, default: 'info', help: 'log level' },
+    {
+      name: 'log-level',
+      value: 'LEVEL',
+      env: 'NEVERPULL_LOG_LEVEL',
+      choices: LOG_LEVELS,
+      default: 'info',
+      help: 'log level',
+    },
     {
       name: 'agent-service-account',
       value: 'NS:NAME',
       env: 'NEVERPULL_AGENT_SERVICE_ACCOUNT',
       default: `${DEFAULT_AGENT_SERVICE_ACCOUNT.namespace}:${DEFAULT_AGENT_SERVICE_ACCOUNT.name}`,
-      help: 'the agent\'s ServiceAccount, the only writer of NodeImageSets besides system:masters',
+      help: "the agent's ServiceAccount, the only writer of NodeImageSets besides system:masters",
     },
     {
       name: 'audit-interval',
@@ -121,7 +156,7 @@ export const WEBHOOK_COMMAND: CommandSpec = {
       default: '*',
       help:
         'registries the nodes can pull from: host[:port],... | * (any) | none (air-gapped); IfNotPresent images ' +
-        'from others are checked like Never, Always ones denied; a namespace\'s ' +
+        "from others are checked like Never, Always ones denied; a namespace's " +
         'neverpull.dev/pullable-registries annotation wins',
     },
     {
@@ -183,7 +218,8 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const flags = parseFlags(WEBHOOK_COMMAND, argv, env)
   if (flags.help) return 'help'
   const dev = flags.bool('dev')
-  const duration = (name: string, fallback: string): number => durationValue(flags.string(name) ?? fallback, `--${name}`)
+  const duration = (name: string, fallback: string): number =>
+    durationValue(flags.string(name) ?? fallback, `--${name}`)
   const staleAfterMs = duration('stale-after', '15m')
   if (staleAfterMs <= 0) throw new UsageError(`--stale-after must be longer than 0`)
   const shutdownDelayMs = duration('shutdown-delay', dev ? '0s' : '5s')
@@ -203,7 +239,8 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!pullable.ok) throw new UsageError(`--pullable-registries: ${pullable.error}`)
   // A switch has no value to take from the environment: NEVERPULL_STEER is read here.
   const steerEnv = env['NEVERPULL_STEER'] ?? ''
-  if (steerEnv !== '' && steerEnv !== 'true' && steerEnv !== 'false') throw new UsageError(`NEVERPULL_STEER "${steerEnv}" is not one of true, false`)
+  if (steerEnv !== '' && steerEnv !== 'true' && steerEnv !== 'false')
+    throw new UsageError(`NEVERPULL_STEER "${steerEnv}" is not one of true, false`)
   const steerMaxText = flags.string('steer-max-nodes')
   const percent = (name: string, fallback: number): number => {
     const text = flags.string(name)
@@ -238,7 +275,8 @@ export function parseWebhookArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     dev,
     pullableRegistries: pullable.value,
     steer: flags.bool('steer') || steerEnv === 'true',
-    steerMaxNodes: steerMaxText === undefined ? DEFAULT_STEER_MAX_NODES : integerValue(steerMaxText, '--steer-max-nodes', 1, 5000),
+    steerMaxNodes:
+      steerMaxText === undefined ? DEFAULT_STEER_MAX_NODES : integerValue(steerMaxText, '--steer-max-nodes', 1, 5000),
     imageGc,
     serviceAccountDir: flags.string('service-account-dir') ?? SERVICE_ACCOUNT_DIR,
   }

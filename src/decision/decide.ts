@@ -152,7 +152,8 @@ export type Verdict = 'allow' | 'warn' | 'deny'
  *   will be rejected (detail: the plugin's words).
  * The three RuntimeClass notes are warned about even when every image is in place.
  */
-export type NoteReason = 'idle' | 'toleration-operator' | 'runtime-class-not-found' | 'runtime-class-unknown' | 'runtime-class-conflict'
+export type NoteReason =
+  'idle' | 'toleration-operator' | 'runtime-class-not-found' | 'runtime-class-unknown' | 'runtime-class-conflict'
 
 export interface Note {
   reason: NoteReason
@@ -436,7 +437,10 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   }
   if (reason === 'missing') {
     // A truncated ID on no node: the IDs it could mean (two on one node is why it fails there).
-    f.suggestions = parsed.idPrefix === undefined ? withLocalhost(view, c.image, suggest(view, key)) : distinctIds(view.idsWithPrefix(parsed, NAMES_SHOWN + 1))
+    f.suggestions =
+      parsed.idPrefix === undefined
+        ? withLocalhost(view, c.image, suggest(view, key))
+        : distinctIds(view.idsWithPrefix(parsed, NAMES_SHOWN + 1))
   }
   return f
 }
@@ -446,7 +450,12 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
  * the kubelet's high threshold: there the image GC deletes unused unpinned images, oldest
  * use first, until usage is below the low threshold. Nothing to do unless a node is that full.
  */
-export function gcRisk(view: InventoryView, image: string, where: Eligibility, thresholdPercent: number): GcRisk | undefined {
+export function gcRisk(
+  view: InventoryView,
+  image: string,
+  where: Eligibility,
+  thresholdPercent: number,
+): GcRisk | undefined {
   const full = view.nodesAtUsage(thresholdPercent)
   if (full === undefined || where.count === 0) return undefined
   const parsed = lookupKey(image)
@@ -466,7 +475,11 @@ export function gcRisk(view: InventoryView, image: string, where: Eligibility, t
 }
 
 /** Eligible nodes that hold the image without pinning it (audit: idle workloads and --image-maximum-gc-age). */
-export function unpinnedHolders(view: InventoryView, image: string, placement: PodTemplateFacts['placement']): string[] {
+export function unpinnedHolders(
+  view: InventoryView,
+  image: string,
+  placement: PodTemplateFacts['placement'],
+): string[] {
   const parsed = lookupKey(image)
   if (!parsed.ok) return []
   const H = view.nodesResolving(parsed)
@@ -491,18 +504,27 @@ const NO_NOTES: Note[] = Object.freeze([]) as unknown as Note[]
  * Where the template's pods will be placed, and what holds every denial back, before any
  * image is looked at.
  */
-function prepare(view: InventoryView, template: PodTemplateFacts, mergePods: boolean, update: boolean): { placement: Placement; notes: Note[] } {
+function prepare(
+  view: InventoryView,
+  template: PodTemplateFacts,
+  mergePods: boolean,
+  update: boolean,
+): { placement: Placement; notes: Note[] } {
   let notes: Note[] | undefined
   let placement = template.placement
   if (template.idle !== undefined) (notes ??= []).push({ reason: 'idle', detail: template.idle })
   // An UPDATE of an OnDelete or fully partitioned template replaces no pod: the operator
   // loads the image and deletes pods (or lowers the partition) node by node afterwards.
-  else if (update && template.heldRollout !== undefined) (notes ??= []).push({ reason: 'idle', detail: template.heldRollout })
+  else if (update && template.heldRollout !== undefined)
+    (notes ??= []).push({ reason: 'idle', detail: template.heldRollout })
   const runtimeClassName = template.runtimeClassName
   if (runtimeClassName !== undefined && (template.kind !== 'Pod' || mergePods)) {
     const runtimeClass = view.runtimeClass(runtimeClassName)
     if (runtimeClass === undefined) {
-      ;(notes ??= []).push({ reason: view.runtimeClassesComplete ? 'runtime-class-not-found' : 'runtime-class-unknown', detail: runtimeClassName })
+      ;(notes ??= []).push({
+        reason: view.runtimeClassesComplete ? 'runtime-class-not-found' : 'runtime-class-unknown',
+        detail: runtimeClassName,
+      })
     } else {
       const merged = mergeRuntimeClass(placement, runtimeClass, template.perNode)
       if (merged.ok) placement = merged.placement
@@ -521,7 +543,11 @@ function prepare(view: InventoryView, template: PodTemplateFacts, mergePods: boo
 }
 
 function isRuntimeClassNote(n: Note): boolean {
-  return n.reason === 'runtime-class-not-found' || n.reason === 'runtime-class-unknown' || n.reason === 'runtime-class-conflict'
+  return (
+    n.reason === 'runtime-class-not-found' ||
+    n.reason === 'runtime-class-unknown' ||
+    n.reason === 'runtime-class-conflict'
+  )
 }
 
 /**
@@ -531,7 +557,13 @@ function isRuntimeClassNote(n: Note): boolean {
  * what the mutation will not do. Steering follows Never images only: a partial IfNotPresent
  * image from an unpullable registry keeps its warning. Returns the outcome afterwards.
  */
-function steered(view: InventoryView, template: PodTemplateFacts, findings: Finding[], policy: SteerPolicy, now: number): Verdict {
+function steered(
+  view: InventoryView,
+  template: PodTemplateFacts,
+  findings: Finding[],
+  policy: SteerPolicy,
+  now: number,
+): Verdict {
   const partial = (f: Finding): boolean => f.reason === 'partial' && f.policy === 'Never'
   if (!findings.some(partial)) return 'warn'
   const target = steeringTarget(view, template.placement, neverImages(template), policy, now)
@@ -563,7 +595,10 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   let outcome: Verdict = 'allow'
   const pullable = input.pullable ?? ANY_REGISTRY
   // --image-gc-high-threshold=100 turns the kubelet's disk-based image GC off.
-  const gcAt = input.imageGc !== undefined && input.imageGc.highThresholdPercent < 100 ? input.imageGc.highThresholdPercent : undefined
+  const gcAt =
+    input.imageGc !== undefined && input.imageGc.highThresholdPercent < 100
+      ? input.imageGc.highThresholdPercent
+      : undefined
   for (const c of template.containers) {
     let policy: PullPolicy = 'Never'
     let registry: string | undefined
@@ -589,7 +624,11 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
     // template is the one its pods already run (paused, then resumed unchanged), resuming
     // creates nothing new, and an UPDATE cannot tell; a container changed with it still counts.
     const waking =
-      previous !== undefined && previous !== null && previous.idle !== undefined && previous.idle !== 'paused' && template.idle === undefined
+      previous !== undefined &&
+      previous !== null &&
+      previous.idle !== undefined &&
+      previous.idle !== 'paused' &&
+      template.idle === undefined
     const changed = waking || changedContainer(c, before ?? undefined)
     const f = check(view, c, where, fresh!, template.perNode)
     f.changed = changed
@@ -618,10 +657,17 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   const steers =
     input.steer !== undefined &&
     !notes.some(isRuntimeClassNote) &&
-    (STEERED_WORKLOAD_KINDS.has(template.kind) || (input.steer.pods === true && template.kind === 'Pod' && !template.mirror))
+    (STEERED_WORKLOAD_KINDS.has(template.kind) ||
+      (input.steer.pods === true && template.kind === 'Pod' && !template.mirror))
   if (steers && outcome === 'warn') {
     // Steer by where the pods will really go: the RuntimeClass merged in.
-    outcome = steered(view, placement === template.placement ? template : { ...template, placement }, findings, input.steer!, input.now)
+    outcome = steered(
+      view,
+      placement === template.placement ? template : { ...template, placement },
+      findings,
+      input.steer!,
+      input.now,
+    )
   }
   // A note explains a finding; alone it says nothing worth a warning, except that the
   // RuntimeClass is missing, unknown or in conflict: its pods are rejected or placed unseen.

@@ -82,7 +82,9 @@ function nodesWord(n: number): string {
 }
 
 export function subjectText(s: Subject): string {
-  return s.name === '' ? `this ${s.kind}` : `${s.kind} ${clean(s.namespace === '' ? s.name : `${s.namespace}/${s.name}`)}`
+  return s.name === ''
+    ? `this ${s.kind}`
+    : `${s.kind} ${clean(s.namespace === '' ? s.name : `${s.namespace}/${s.name}`)}`
 }
 
 /** `imagePullPolicy: Never`, or the policy and the registry the nodes cannot pull from. */
@@ -108,7 +110,9 @@ function wrongPlaceText(f: Finding): string {
   const first = f.wrongPlace[0]
   if (first === undefined) return ''
   const sameNamespace = f.wrongPlace.every((w) => w.namespace === first.namespace)
-  const nodes = f.wrongPlace.map((w) => (sameNamespace ? clean(w.node) : `${clean(w.node)} (${place(w.namespace)})`)).join(', ')
+  const nodes = f.wrongPlace
+    .map((w) => (sameNamespace ? clean(w.node) : `${clean(w.node)} (${place(w.namespace)})`))
+    .join(', ')
   const more = f.wrongPlaceCount > f.wrongPlace.length ? ` and ${f.wrongPlaceCount - f.wrongPlace.length} more` : ''
   const where = sameNamespace ? ` in ${place(first.namespace)}` : ''
   return `; it is on ${nodes}${more}${where}, where the kubelet does not look (only k8s.io)`
@@ -127,7 +131,10 @@ export function gcLine(f: Finding): string {
   const first = risk.nodes[0]!
   const nodes = risk.nodes.map((n) => `${clean(n.node)} (${n.usedPercent}%)`).join(', ')
   const more = risk.count > risk.nodes.length ? ` and ${risk.count - risk.nodes.length} more` : ''
-  const where = risk.count === 1 ? `on ${clean(first.node)}, whose image filesystem is ${first.usedPercent}% full` : `on ${nodes}${more}`
+  const where =
+    risk.count === 1
+      ? `on ${clean(first.node)}, whose image filesystem is ${first.usedPercent}% full`
+      : `on ${nodes}${more}`
   return (
     `${who(f.container)}: image ${quote(f.container.image)} (imagePullPolicy: ${f.policy}) is not pinned ${where} ` +
     `(the kubelet's image GC starts at ${risk.thresholdPercent}%): once unused it may be deleted and new pods fail with ${failure(f)}`
@@ -164,15 +171,25 @@ export function findingLine(f: Finding, subject: Subject): string {
         wrongPlaceText(f)
       )
     case 'missing': {
-      const elsewhere = f.elsewhere.count > 0 ? `; it is only on ${list(f.elsewhere)}, which the placement excludes` : ''
+      const elsewhere =
+        f.elsewhere.count > 0 ? `; it is only on ${list(f.elsewhere)}, which the placement excludes` : ''
       const hint = f.suggestions.length > 0 ? `; did you mean ${f.suggestions.join(', ')}?` : ''
-      const where = f.eligible === 1 ? `is not on the only eligible node (${list(f.missing)})` : `is on none of the ${nodesWord(f.eligible)} (${list(f.missing)})`
+      const where =
+        f.eligible === 1
+          ? `is not on the only eligible node (${list(f.missing)})`
+          : `is on none of the ${nodesWord(f.eligible)} (${list(f.missing)})`
       const pull = f.policy === 'Never' ? '' : '; the kubelet would try to pull it and fail with ErrImagePull'
       return `${c}: image ${image} (${policy}) ${where}${wrongPlaceText(f)}${elsewhere}${pull}${hint}`
     }
     case 'partial': {
-      const absent = f.missing.count > 0 ? `missing on ${list(f.missing)}` : `${f.unknown.count} without a current image list (${list(f.unknown)})`
-      const consequence = f.severity === 'deny' ? `its daemon pods there would fail with ${failure(f)}` : `pods placed elsewhere fail with ${failure(f)}`
+      const absent =
+        f.missing.count > 0
+          ? `missing on ${list(f.missing)}`
+          : `${f.unknown.count} without a current image list (${list(f.unknown)})`
+      const consequence =
+        f.severity === 'deny'
+          ? `its daemon pods there would fail with ${failure(f)}`
+          : `pods placed elsewhere fail with ${failure(f)}`
       return `${c}: image ${image} (${policy}) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}), ${absent}${wrongPlaceText(f)}; ${consequence}`
     }
     case 'steered': {
@@ -252,13 +269,17 @@ function fixLines(findings: Finding[]): string[] {
         )
       }
     }
-    if (always) lines.push('- set imagePullPolicy: IfNotPresent (or Never) so the kubelet uses the copy on the node instead of the registry')
-    if (findings.some((f) => f.reason !== 'unpullable')) lines.push('- pin the pod to nodes that have the image (nodeSelector or node affinity)')
+    if (always)
+      lines.push(
+        '- set imagePullPolicy: IfNotPresent (or Never) so the kubelet uses the copy on the node instead of the registry',
+      )
+    if (findings.some((f) => f.reason !== 'unpullable'))
+      lines.push('- pin the pod to nodes that have the image (nodeSelector or node affinity)')
     if (registries.length === 0) lines.push('- set imagePullPolicy: IfNotPresent so the kubelet may pull it')
     else {
       lines.push(
         `- push the image to a registry the nodes can pull from; or, if they can reach ${registries.join(', ')}, add it to the ` +
-          'webhook\'s --pullable-registries or to the namespace annotation neverpull.dev/pullable-registries',
+          "webhook's --pullable-registries or to the namespace annotation neverpull.dev/pullable-registries",
       )
     }
   }
@@ -271,7 +292,8 @@ function fixLines(findings: Finding[]): string[] {
 /** The fix as one warning line; it comes first, so it reads as the heading of what follows. */
 function fixWarning(findings: Finding[]): string {
   const images = imagesOf(findings)
-  if (images.length === 0) return 'Fix the image reference below: [registry/]repository[:tag][@sha256:digest], repository in lowercase'
+  if (images.length === 0)
+    return 'Fix the image reference below: [registry/]repository[:tag][@sha256:digest], repository in lowercase'
   const img = images.length === 1 && images[0]!.length <= 48 ? images[0]! : 'IMAGE'
   const wrong = findings.find((f) => f.wrongPlace.length > 0)?.wrongPlace[0]
   if (wrong !== undefined) {
@@ -302,8 +324,10 @@ const IDLE_WORDS: Record<string, string> = {
   'scaled-to-zero': 'is scaled to zero, so no pod runs yet; these images matter once it is scaled up',
   suspended: 'is suspended, so nothing runs yet; these images matter once it is resumed',
   paused: 'is paused, so no pod runs from this template yet; these images matter at kubectl rollout resume',
-  'on-delete': 'has updateStrategy OnDelete, so no pod is replaced now; these images matter for each pod deleted or added',
-  partitioned: 'has a partition at or above its replicas, so no pod is replaced now; these images matter once it is lowered',
+  'on-delete':
+    'has updateStrategy OnDelete, so no pod is replaced now; these images matter for each pod deleted or added',
+  partitioned:
+    'has a partition at or above its replicas, so no pod is replaced now; these images matter once it is lowered',
   'template-only': 'only stores a template, so nothing runs from it; these images matter when pods are made from it',
 }
 
@@ -457,20 +481,28 @@ export function denialMessage(decision: Decision, subject: Subject): string {
 export function warningsFor(decision: Decision, subject: Subject): string[] {
   if (decision.mode === 'audit' || decision.mode === 'off') return []
   // A steering notice rides along with warnings: it is the only text kubectl shows.
-  const warned = decision.findings.filter((f) => f.severity === 'warn' || f.reason === 'steered' || (f.severity === 'deny' && decision.verdict !== 'deny'))
+  const warned = decision.findings.filter(
+    (f) => f.severity === 'warn' || f.reason === 'steered' || (f.severity === 'deny' && decision.verdict !== 'deny'),
+  )
   const head: string[] = []
   for (const n of decision.notes) head.push(cap(noteLine(n, subject)))
   const actionable = warned.filter(
-    (f) => f.reason === 'missing' || f.reason === 'partial' || f.reason === 'invalid-reference' || f.reason === 'unpullable',
+    (f) =>
+      f.reason === 'missing' || f.reason === 'partial' || f.reason === 'invalid-reference' || f.reason === 'unpullable',
   )
   if (actionable.length > 0) head.push(cap(fixWarning(actionable)))
   // No node fits: why, once, after the findings, in the words `kubectl describe pod` will show.
   const unplaced = warned.find((f) => f.reason === 'no-eligible-nodes' && f.scheduler !== undefined)
-  const tail = unplaced === undefined ? [] : [cap(`${subjectText(subject)}: kube-scheduler will report: ${clean(unplaced.scheduler!)}`)]
+  const tail =
+    unplaced === undefined
+      ? []
+      : [cap(`${subjectText(subject)}: kube-scheduler will report: ${clean(unplaced.scheduler!)}`)]
   const atRisk = warned.filter((f) => f.gcRisk !== undefined)
   if (atRisk.length > 0) head.push(cap(gcFix(atRisk)))
   const detailed = warned.flatMap((f) =>
-    f.gcRisk !== undefined && f.reason !== 'present' ? [cap(findingLine(f, subject)), cap(gcLine(f))] : [cap(findingLine(f, subject))],
+    f.gcRisk !== undefined && f.reason !== 'present'
+      ? [cap(findingLine(f, subject)), cap(gcLine(f))]
+      : [cap(findingLine(f, subject))],
   )
   const budget = MAX_WARNINGS_TOTAL_RUNES - total(head) - total(tail)
   if (total(detailed) <= budget) return head.concat(detailed, tail)

@@ -116,7 +116,10 @@ export function parseReference(input: string): Parsed {
 
   const path = m[2] as string
   if (path.length > REPOSITORY_NAME_MAX) {
-    return fail(input, `repository name must not be more than ${REPOSITORY_NAME_MAX} characters (it has ${path.length})`)
+    return fail(
+      input,
+      `repository name must not be more than ${REPOSITORY_NAME_MAX} characters (it has ${path.length})`,
+    )
   }
   const digest = m[4]
   if (digest !== undefined) {
@@ -169,7 +172,10 @@ export function lookupKey(image: string): LookupKey {
     else {
       const idPrefix = idPrefixOf(image)
       const key = dockerRef(parsed.ref)
-      result = idPrefix === undefined ? { ok: true, image, key, ref: parsed.ref } : { ok: true, image, key, ref: parsed.ref, idPrefix }
+      result =
+        idPrefix === undefined
+          ? { ok: true, image, key, ref: parsed.ref }
+          : { ok: true, image, key, ref: parsed.ref, idPrefix }
     }
   }
   return Object.freeze(result)
@@ -296,7 +302,8 @@ function fail(input: string, reason: string): { ok: false; error: string } {
 /** What go-digest would say about a digest the grammar accepted (or did not). */
 function digestProblem(digest: string): string | undefined {
   const colon = digest.indexOf(':')
-  if (colon <= 0) return `invalid digest ${JSON.stringify(digest)}: expected algorithm:hex, e.g. sha256:<64 hex characters>`
+  if (colon <= 0)
+    return `invalid digest ${JSON.stringify(digest)}: expected algorithm:hex, e.g. sha256:<64 hex characters>`
   const algorithm = digest.slice(0, colon)
   const hex = digest.slice(colon + 1)
   const size = algorithm === 'sha256' ? 64 : algorithm === 'sha384' ? 96 : algorithm === 'sha512' ? 128 : 0
@@ -310,7 +317,8 @@ function digestProblem(digest: string): string | undefined {
 function explain(input: string): string {
   if (input === '') return 'image reference is empty'
   if (WHITESPACE_RE.test(input)) return 'must not contain whitespace'
-  if (input.startsWith('[') && !input.includes('/')) return 'a registry host needs a repository after it, e.g. [::1]:5000/app'
+  if (input.startsWith('[') && !input.includes('/'))
+    return 'a registry host needs a repository after it, e.g. [::1]:5000/app'
   let rest = input
   const at = input.indexOf('@')
   if (at >= 0) {

@@ -10,4 +10,3 @@ export function registryOf(image: string): string | undefined {
   if (!parsed.ok || parsed.ref.domain === '') return undefined
   return normaliseRegistry(parsed.ref.domain)
 }
-

@@ -18,7 +18,13 @@ export class DistanceRows {
  * Only the diagonal band |i - j| <= max is computed: O(len * max). `skip` leading characters
  * that a and b are known to share are left out (a shared prefix never changes the distance).
  */
-export function editDistance(a: string, b: string, max: number, skip = 0, rows: DistanceRows = new DistanceRows()): number {
+export function editDistance(
+  a: string,
+  b: string,
+  max: number,
+  skip = 0,
+  rows: DistanceRows = new DistanceRows(),
+): number {
   max = max > 0 ? Math.floor(max) : 0
   const over = max + 1
   if (a === b) return 0
@@ -71,7 +77,13 @@ export function editDistance(a: string, b: string, max: number, skip = 0, rows: 
  * `sharedPrefix`: how many leading characters every candidate shares with wanted (the
  * repository, when ranking its tags), skipped by every comparison.
  */
-export function nearest(wanted: string, candidates: Iterable<string>, max: number, limit: number, sharedPrefix = 0): string[] {
+export function nearest(
+  wanted: string,
+  candidates: Iterable<string>,
+  max: number,
+  limit: number,
+  sharedPrefix = 0,
+): string[] {
   const names: string[] = []
   const dists: number[] = []
   if (limit <= 0 || max < 0) return names
@@ -86,7 +98,8 @@ export function nearest(wanted: string, candidates: Iterable<string>, max: numbe
     if (d > bound) continue
     // Insertion into the small sorted result; equal names are kept once.
     let k = names.length
-    while (k > 0 && ((dists[k - 1] as number) > d || ((dists[k - 1] as number) === d && (names[k - 1] as string) > c))) k--
+    while (k > 0 && ((dists[k - 1] as number) > d || ((dists[k - 1] as number) === d && (names[k - 1] as string) > c)))
+      k--
     if (k > 0 && dists[k - 1] === d && names[k - 1] === c) continue
     if (k >= limit) continue
     names.splice(k, 0, c)

@@ -83,7 +83,8 @@ export function toNodeImages(obj: unknown): Converted<NodeImages> {
   }
   if (runtime !== undefined) {
     value.runtime = { name: runtime.name ?? '', version: runtime.version ?? '', endpoint: runtime.endpoint ?? '' }
-    if (runtime.unqualifiedSearchRegistries !== undefined) value.runtime.unqualifiedSearchRegistries = [...runtime.unqualifiedSearchRegistries]
+    if (runtime.unqualifiedSearchRegistries !== undefined)
+      value.runtime.unqualifiedSearchRegistries = [...runtime.unqualifiedSearchRegistries]
     if (runtime.shortNameAliases !== undefined) value.runtime.shortNameAliases = { ...runtime.shortNameAliases }
   }
   const elsewhere = set.spec.imagesElsewhere
@@ -113,7 +114,6 @@ export interface SkippedField {
 export type NodeRead = { ok: true; value: NodeFacts; skipped: SkippedField[] } | { ok: false; error: string }
 
 type Json = Record<string, unknown>
-
 
 /** What a JSON value is, in the words of the reason strings. */
 function kindOf(value: unknown): string {

@@ -75,7 +75,10 @@ export function loadInventoryText(text: string, file: string, sink: InventorySin
       const pullable = namespacePullableRegistries(obj)
       const steer = namespaceSteer(obj)
       if (pullable.error !== undefined) {
-        throw new InventoryFileError(file, `object ${i + 1}: namespace ${name}: annotation neverpull.dev/pullable-registries: ${pullable.error}`)
+        throw new InventoryFileError(
+          file,
+          `object ${i + 1}: namespace ${name}: annotation neverpull.dev/pullable-registries: ${pullable.error}`,
+        )
       }
       apply.push(() => {
         sink.setNamespaceMode(name, mode)

@@ -1,7 +1,37 @@
 import { crioCandidateKeys, type ShortNameConfig } from '../image/crio.js'
-import { isIdKey, LookupCache, nodeStatusImageKey, parseReference, repositoryOf, repositoryOfKey, runtimeImageKeys, type ImageLookup } from '../image/reference.js'
-import { bitsAnd, bitsAndNot, bitsClear, bitsHas, bitsOr, bitsIsEmpty, bitsSet, NodeSet, ScratchBits, wordsFor, type Bits } from '../util/node-set.js'
-import type { InventorySink, Mode, NodeFacts, NodeImageSetImageFilesystem, NodeImages, RuntimeClassFacts, RuntimeImage, Taint } from '../api/types.js'
+import {
+  isIdKey,
+  LookupCache,
+  nodeStatusImageKey,
+  parseReference,
+  repositoryOf,
+  repositoryOfKey,
+  runtimeImageKeys,
+  type ImageLookup,
+} from '../image/reference.js'
+import {
+  bitsAnd,
+  bitsAndNot,
+  bitsClear,
+  bitsHas,
+  bitsOr,
+  bitsIsEmpty,
+  bitsSet,
+  NodeSet,
+  ScratchBits,
+  wordsFor,
+  type Bits,
+} from '../util/node-set.js'
+import type {
+  InventorySink,
+  Mode,
+  NodeFacts,
+  NodeImageSetImageFilesystem,
+  NodeImages,
+  RuntimeClassFacts,
+  RuntimeImage,
+  Taint,
+} from '../api/types.js'
 import type { PullableRegistries } from '../api/registries.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
@@ -439,7 +469,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
 
   lookupKeysOn(lookup: ImageLookup, slot: number): string[] | undefined {
     const signature = this.crioSlot[slot]
-    if (signature === undefined) return lookup.idPrefix === undefined ? [lookup.key] : [lookup.key, `an image ID starting ${lookup.idPrefix}`]
+    if (signature === undefined)
+      return lookup.idPrefix === undefined ? [lookup.key] : [lookup.key, `an image ID starting ${lookup.idPrefix}`]
     const group = this.crioGroups.get(signature)!
     const c = this.crioCandidates(group, lookup.image)
     return group.config === undefined && c.short ? undefined : c.keys
@@ -468,7 +499,12 @@ export class InventoryIndex implements InventorySink, InventoryView {
   /** Moves a node into the CRI-O group of its configuration, or out of every group. */
   private setCrio(slot: number, set: NodeImages | undefined): void {
     const config = set === undefined ? undefined : crioConfigOf(set)
-    const signature = set === undefined ? undefined : config === undefined ? '?' : JSON.stringify([config.unqualifiedSearchRegistries, Object.entries(config.shortNameAliases).sort()])
+    const signature =
+      set === undefined
+        ? undefined
+        : config === undefined
+          ? '?'
+          : JSON.stringify([config.unqualifiedSearchRegistries, Object.entries(config.shortNameAliases).sort()])
     const old = this.crioSlot[slot]
     if (old === signature) return
     if (old !== undefined) {
@@ -481,7 +517,11 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.crioSlot[slot] = signature
     if (signature === undefined) return
     let group = this.crioGroups.get(signature)
-    if (group === undefined) this.crioGroups.set(signature, (group = { config, nodes: new Uint32Array(this.words), count: 0, candidates: new Map() }))
+    if (group === undefined)
+      this.crioGroups.set(
+        signature,
+        (group = { config, nodes: new Uint32Array(this.words), count: 0, candidates: new Map() }),
+      )
     bitsSet(group.nodes, slot)
     group.count++
     bitsSet(this.crioBits, slot)
@@ -538,7 +578,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (lookup.idPrefix === undefined) return []
     const byName = this.nodesWithImage(lookup.key)
     const out: string[] = []
-    for (const [slot, n] of this.idPrefixCounts(lookup.idPrefix)) if (n > 1 && byName?.has(slot) !== true) out.push(this.nameOf(slot))
+    for (const [slot, n] of this.idPrefixCounts(lookup.idPrefix))
+      if (n > 1 && byName?.has(slot) !== true) out.push(this.nameOf(slot))
     return out.sort()
   }
 
@@ -798,7 +839,12 @@ export class InventoryIndex implements InventorySink, InventoryView {
    * and is marked status-only while only the Node status holds it.
    * Both lists are sorted: one merge walk.
    */
-  private replaceKeys(slot: number, source: Array<Uint32Array | undefined>, next: Uint32Array, other: Array<Uint32Array | undefined>): void {
+  private replaceKeys(
+    slot: number,
+    source: Array<Uint32Array | undefined>,
+    next: Uint32Array,
+    other: Array<Uint32Array | undefined>,
+  ): void {
     const fromStatus = source === this.statusKeys
     const previous = source[slot] ?? NO_IDS
     const otherIds = other[slot]

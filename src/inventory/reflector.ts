@@ -28,7 +28,6 @@ const BACKGROUND_CLOCK = timerClock({ unref: true })
 // TLS, credentials and proxy); bodies are parsed as JSON, never deserialised into typed
 // models (which drop unknown fields and turn timestamps into Dates).
 
-
 /** One collection and what to do with its objects. */
 export interface ReflectorSource {
   kind: string
@@ -84,7 +83,6 @@ const MAX_LIST_RESTARTS = 2
 type WatchEnd = 'ended' | 'expired'
 type Stop = { expired: true } | { error: Error }
 
-
 function isExpired(err: unknown): boolean {
   return err instanceof ApiStatusError && err.code === 410
 }
@@ -100,7 +98,6 @@ function resourceVersionOf(obj: Record<string, unknown>): string {
   const rv = isObject(metadata) ? metadata.resourceVersion : undefined
   return typeof rv === 'string' ? rv : ''
 }
-
 
 /** A signal that aborts with `parent`, or with `onTimeout()` after `ms`. */
 function deadline(parent: AbortSignal, ms: number, onTimeout: () => Error): { signal: AbortSignal; dispose(): void } {
@@ -119,7 +116,6 @@ function deadline(parent: AbortSignal, ms: number, onTimeout: () => Error): { si
   }
 }
 
-
 async function readText(res: IncomingMessage): Promise<string> {
   res.setEncoding('utf8')
   const parts: string[] = []
@@ -127,7 +123,6 @@ async function readText(res: IncomingMessage): Promise<string> {
   if (!res.complete) throw new Error('the response was cut before its end (premature close)')
   return parts.join('')
 }
-
 
 /** List and watch of one collection, restarted after failures until closed. */
 export class Reflector {
@@ -206,7 +201,11 @@ export class Reflector {
   private async backoff(err: unknown): Promise<void> {
     const { retryInitialMs, retryMaxMs } = this.options
     this.failures++
-    const wait = backoffDelay({ initialMs: retryInitialMs, maxMs: retryMaxMs, jitter: true }, this.failures, this.random)
+    const wait = backoffDelay(
+      { initialMs: retryInitialMs, maxMs: retryMaxMs, jitter: true },
+      this.failures,
+      this.random,
+    )
     this.source.failed?.(err)
     this.options.log.warn(
       { kind: this.source.kind, err: errorMessage(err), attempt: this.failures, retryInMs: wait },
@@ -235,7 +234,10 @@ export class Reflector {
       } catch (err) {
         if (token === '' || !isExpired(err) || restarts >= MAX_LIST_RESTARTS || this.closed) throw err
         restarts++
-        this.options.log.info({ kind, pages, restart: restarts, err: errorMessage(err) }, 'inventory list continue token expired; listing again from the start')
+        this.options.log.info(
+          { kind, pages, restart: restarts, err: errorMessage(err) },
+          'inventory list continue token expired; listing again from the start',
+        )
         // What the first attempt saw may be gone by now: only the new list decides removals.
         seen = new Set()
         token = ''
@@ -258,7 +260,11 @@ export class Reflector {
 
   private async fetchPage(query: URLSearchParams): Promise<ListPage> {
     const { listTimeoutMs } = this.options
-    const limit = deadline(this.abort.signal, listTimeoutMs, () => new Error(`list request timed out after ${listTimeoutMs} ms`))
+    const limit = deadline(
+      this.abort.signal,
+      listTimeoutMs,
+      () => new Error(`list request timed out after ${listTimeoutMs} ms`),
+    )
     let text: string
     let status: number
     try {
@@ -333,7 +339,10 @@ export class Reflector {
     const limit = deadline(
       this.abort.signal,
       (timeoutSeconds + WATCH_ABORT_SLACK_SECONDS) * 1000,
-      () => new Error(`the watch outlived its ${timeoutSeconds} s timeout by ${WATCH_ABORT_SLACK_SECONDS} s; the connection is likely half-open`),
+      () =>
+        new Error(
+          `the watch outlived its ${timeoutSeconds} s timeout by ${WATCH_ABORT_SLACK_SECONDS} s; the connection is likely half-open`,
+        ),
     )
     const startedAt = this.clock.now()
     try {
@@ -389,7 +398,11 @@ export class Reflector {
         if (stop !== undefined || from >= chunk.length) return
         pending += chunk.slice(from)
         if (pending.length > MAX_EVENT_CHARS) {
-          stop = { error: new Error(`watch event longer than ${MAX_EVENT_CHARS} characters without a newline; the stream is broken`) }
+          stop = {
+            error: new Error(
+              `watch event longer than ${MAX_EVENT_CHARS} characters without a newline; the stream is broken`,
+            ),
+          }
           res.destroy()
         }
       })
@@ -411,7 +424,11 @@ export class Reflector {
           // deadline() aborts with the parent's AbortError or with onTimeout()'s Error.
           reject(signal.reason as Error)
         } else if (!complete) {
-          reject(new Error(`the watch stream was cut before its end (premature close)${cause === undefined ? '' : `: ${cause.message}`}`))
+          reject(
+            new Error(
+              `the watch stream was cut before its end (premature close)${cause === undefined ? '' : `: ${cause.message}`}`,
+            ),
+          )
         } else if (events === 0 && this.clock.now() - startedAt < SHORT_WATCH_MS) {
           reject(new Error('very short watch: the stream ended within a second without events'))
         } else {

@@ -1,5 +1,12 @@
 import type { KubeHttp } from '../kube/http.js'
-import { namespaceMode, namespacePullableRegistries, namespaceSteer, toNodeFacts, toNodeImages, type SkippedField } from './convert.js'
+import {
+  namespaceMode,
+  namespacePullableRegistries,
+  namespaceSteer,
+  toNodeFacts,
+  toNodeImages,
+  type SkippedField,
+} from './convert.js'
 import { ApiStatusError, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
 import { RUNTIME_CLASS_GROUP, RUNTIME_CLASS_VERSIONS, toRuntimeClass } from './runtime-class.js'
 import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, STEER_LABEL, VERSION, type InventorySink } from '../api/types.js'
@@ -115,21 +122,27 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
         const mode = namespaceMode(obj)
         const label = (obj as { metadata?: { labels?: Record<string, unknown> } }).metadata?.labels?.[MODE_LABEL]
         if (mode === undefined && label !== undefined) {
-          log.warn({ namespace: name, label: MODE_LABEL, value: label }, 'unknown mode label value; the global mode applies')
+          log.warn(
+            { namespace: name, label: MODE_LABEL, value: label },
+            'unknown mode label value; the global mode applies',
+          )
         }
         sink.setNamespaceMode(name, mode)
         const pullable = namespacePullableRegistries(obj)
         if (pullable.error !== undefined) {
           log.warn(
             { namespace: name, annotation: PULLABLE_REGISTRIES_ANNOTATION, reason: pullable.error },
-            'unreadable pullable-registries annotation; the webhook\'s --pullable-registries applies',
+            "unreadable pullable-registries annotation; the webhook's --pullable-registries applies",
           )
         }
         sink.setNamespacePullableRegistries(name, pullable.value)
         const steer = namespaceSteer(obj)
         const steerLabel = (obj as { metadata?: { labels?: Record<string, unknown> } }).metadata?.labels?.[STEER_LABEL]
         if (steer === undefined && steerLabel !== undefined) {
-          log.warn({ namespace: name, label: STEER_LABEL, value: steerLabel }, 'steer label is neither "true" nor "false"; the global --steer applies')
+          log.warn(
+            { namespace: name, label: STEER_LABEL, value: steerLabel },
+            'steer label is neither "true" nor "false"; the global --steer applies',
+          )
         }
         sink.setNamespaceSteer(name, steer)
       },

@@ -75,9 +75,19 @@ export function applyObject(
 }
 
 /** A JSON patch (RFC 6902): `test` operations make it fail whole when the object moved on. */
-export function jsonPatchObject(http: KubeHttp, path: string, ops: unknown[], fieldManager: string, options: CallOptions = {}): Promise<JsonObject> {
+export function jsonPatchObject(
+  http: KubeHttp,
+  path: string,
+  ops: unknown[],
+  fieldManager: string,
+  options: CallOptions = {},
+): Promise<JsonObject> {
   const query = `?fieldManager=${encodeURIComponent(fieldManager)}`
-  return call(http, { method: 'PATCH', path: `${path}${query}`, body: JSON.stringify(ops), contentType: 'application/json-patch+json' }, options)
+  return call(
+    http,
+    { method: 'PATCH', path: `${path}${query}`, body: JSON.stringify(ops), contentType: 'application/json-patch+json' },
+    options,
+  )
 }
 
 export interface ListPage {

@@ -52,7 +52,12 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 const KEEPALIVE_MS = 30_000
 
 /** Sends `req` to `url` with `options` (TLS, headers, agent); resolves with the unread response. */
-function openUrl(url: URL, options: RequestOptions, req: OpenOptions, release: () => void = () => undefined): Promise<IncomingMessage> {
+function openUrl(
+  url: URL,
+  options: RequestOptions,
+  req: OpenOptions,
+  release: () => void = () => undefined,
+): Promise<IncomingMessage> {
   if (req.signal.aborted) {
     release()
     return Promise.reject(req.signal.reason as Error)
@@ -122,7 +127,8 @@ async function requestOver(open: KubeHttp['open'], req: KubeRequest): Promise<Ku
 export function inClusterHttp(env: NodeJS.ProcessEnv, dir = SERVICE_ACCOUNT_DIR): KubeHttp {
   const host = env['KUBERNETES_SERVICE_HOST']
   const port = env['KUBERNETES_SERVICE_PORT'] ?? '443'
-  if (host === undefined || host === '') throw new Error('not running in a cluster: KUBERNETES_SERVICE_HOST is not set; give --kubeconfig')
+  if (host === undefined || host === '')
+    throw new Error('not running in a cluster: KUBERNETES_SERVICE_HOST is not set; give --kubeconfig')
   const hostname = host.includes(':') ? `[${host}]` : host
   const server = `https://${hostname}:${port}`
   let pool: { ca: string; agent: HttpsAgent } | undefined

@@ -18,7 +18,8 @@ export interface ApiStatus {
 export function statusOf(obj: unknown, code: number): ApiStatus {
   const status = isObject(obj) ? obj : {}
   const c = typeof status['code'] === 'number' ? status['code'] : code
-  const reason = typeof status['reason'] === 'string' && status['reason'] !== '' ? status['reason'] : (STATUS_CODES[c] ?? 'Unknown')
+  const reason =
+    typeof status['reason'] === 'string' && status['reason'] !== '' ? status['reason'] : (STATUS_CODES[c] ?? 'Unknown')
   const message = typeof status['message'] === 'string' && status['message'] !== '' ? status['message'] : undefined
   return { code: c, reason, message, text: undefined }
 }
@@ -51,5 +52,10 @@ export class ApiStatusError extends Error {
 /** The apiserver's Status from an error response, or the bare HTTP status, as an error. */
 export function statusError(code: number, body: string): ApiStatusError {
   const status = parseStatus(code, body)
-  return new ApiStatusError(code, status.reason, `${code} ${status.reason}: ${status.message ?? status.text ?? `HTTP ${code}`}`, status)
+  return new ApiStatusError(
+    code,
+    status.reason,
+    `${code} ${status.reason}: ${status.message ?? status.text ?? `HTTP ${code}`}`,
+    status,
+  )
 }

@@ -1,6 +1,22 @@
 import type { InventoryView } from '../inventory/index.js'
-import { bitsAnd, bitsAndNot, bitsCount, bitsForEach, bitsHas, bitsIsEmpty, bitsOr, bitsSet, type Bits } from '../util/node-set.js'
-import { parseInt64, toleratesAny, UNSCHEDULABLE_TAINT, type NodeSelectorRequirement, type Placement } from '../api/scheduling.js'
+import {
+  bitsAnd,
+  bitsAndNot,
+  bitsCount,
+  bitsForEach,
+  bitsHas,
+  bitsIsEmpty,
+  bitsOr,
+  bitsSet,
+  type Bits,
+} from '../util/node-set.js'
+import {
+  parseInt64,
+  toleratesAny,
+  UNSCHEDULABLE_TAINT,
+  type NodeSelectorRequirement,
+  type Placement,
+} from '../api/scheduling.js'
 
 // Where a pod may land, by the scheduler's filter rules (pkg/scheduler/framework/plugins:
 // NodeName, NodeAffinity, TaintToleration, NodeUnschedulable). Only filters count: scores
@@ -230,7 +246,8 @@ const REASONS: Record<Exclude<FilterName, 'TaintToleration'>, string> = {
 function untoleratedTaintReason(view: InventoryView, placement: Placement, slot: number): string {
   for (const taint of view.node(slot)?.taints ?? []) {
     if (taint.effect !== 'NoSchedule' && taint.effect !== 'NoExecute') continue
-    if (!toleratesAny(placement.tolerations, taint)) return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`
+    if (!toleratesAny(placement.tolerations, taint))
+      return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`
   }
   return 'node(s) had untolerated taint'
 }

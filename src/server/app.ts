@@ -39,7 +39,6 @@ export interface AppOptions {
   imageGc?: ImageGcPolicy
 }
 
-
 function reviewError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).send(toReview(V1, errored('', status, message)))
 }
@@ -63,7 +62,12 @@ export function logFields(record: ReviewRecord | NodeImageSetRecord): Record<str
   if (record.mode !== undefined) fields['mode'] = record.mode
   if (record.outcome !== undefined) fields['outcome'] = record.outcome
   if (record.findings !== undefined) {
-    fields['findings'] = record.findings.map((f) => ({ container: f.container, image: f.image, reason: f.reason, severity: f.severity }))
+    fields['findings'] = record.findings.map((f) => ({
+      container: f.container,
+      image: f.image,
+      reason: f.reason,
+      severity: f.severity,
+    }))
   }
   if ('reason' in record) fields['reason'] = record.reason
   if ('writerNode' in record && record.writerNode !== undefined) fields['writerNode'] = record.writerNode
@@ -153,7 +157,11 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       FST_ERR_CTP_INVALID_MEDIA_TYPE: 'Content-Type must be application/json',
       FST_ERR_CTP_EMPTY_JSON_BODY: 'empty body: expected an AdmissionReview',
     }
-    const message = messages[err.code] ?? (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError ? `body is not valid JSON: ${err.message}` : err.message)
+    const message =
+      messages[err.code] ??
+      (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError
+        ? `body is not valid JSON: ${err.message}`
+        : err.message)
     return reviewError(reply, status, message)
   })
   app.setNotFoundHandler((request, reply) => {
@@ -170,7 +178,8 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       failure: 'review failed',
       handle: (body) => handleReview(body, context()),
       // A bug here must not block pods: unknown is a warning, never a denial.
-      recover: (uid) => allowed(uid, ['neverpull-guard could not check this object (internal error, see its logs); it was not denied']),
+      recover: (uid) =>
+        allowed(uid, ['neverpull-guard could not check this object (internal error, see its logs); it was not denied']),
       failed: () => options.metrics.admissionError('internal'),
       observe: (record, seconds) => options.metrics.observeReview(record, seconds),
       // Every admission that found something is logged at info; the common case (no Never
@@ -207,7 +216,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
         unboundReported = true
         log.info(
           { user: record.user, name: record.name },
-          'the agent\'s token names no node (Kubernetes before 1.30): any agent may write any node\'s NodeImageSet; ' +
+          "the agent's token names no node (Kubernetes before 1.30): any agent may write any node's NodeImageSet; " +
             'see docs/SECURITY.md. Counted in neverpull_nodeimageset_reviews_total{reason="agent-unbound"}',
         )
       },

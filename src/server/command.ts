@@ -10,10 +10,20 @@ export interface WebhookCommandIo {
   signals: SignalSource
 }
 
-const EXAMPLES = ['pod-allowed', 'pod-denied-typo', 'deployment-update-denied', 'statefulset-warn-partial', 'daemonset-denied']
+const EXAMPLES = [
+  'pod-allowed',
+  'pod-denied-typo',
+  'deployment-update-denied',
+  'statefulset-warn-partial',
+  'daemonset-denied',
+]
 
 /** 0 after a signal and a clean drain, 1 when it cannot start, 2 for bad flags. */
-export async function runWebhook(argv: readonly string[], env: NodeJS.ProcessEnv, io: WebhookCommandIo): Promise<number> {
+export async function runWebhook(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  io: WebhookCommandIo,
+): Promise<number> {
   let config
   try {
     config = parseWebhookArgs(argv, env)

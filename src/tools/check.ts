@@ -47,7 +47,9 @@ export interface CheckOptions {
 
 function groupOf(apiVersion: string): { group: string; version: string } {
   const slash = apiVersion.indexOf('/')
-  return slash < 0 ? { group: '', version: apiVersion } : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) }
+  return slash < 0
+    ? { group: '', version: apiVersion }
+    : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) }
 }
 
 export function kubectlRef(kind: string, group: string, name: string): string {
@@ -89,8 +91,14 @@ export function checkObjects(objects: ManifestObject[], options: CheckOptions): 
       continue
     }
     const metadata = (m.object['metadata'] ?? {}) as { name?: unknown; generateName?: unknown; namespace?: unknown }
-    const name = typeof metadata.name === 'string' ? metadata.name : typeof metadata.generateName === 'string' ? `${metadata.generateName}*` : ''
-    const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : options.namespace
+    const name =
+      typeof metadata.name === 'string'
+        ? metadata.name
+        : typeof metadata.generateName === 'string'
+          ? `${metadata.generateName}*`
+          : ''
+    const namespace =
+      typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : options.namespace
     const review = {
       apiVersion: V1,
       kind: 'AdmissionReview',

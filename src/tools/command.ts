@@ -1,6 +1,16 @@
 import { readFile } from 'node:fs/promises'
 import { parsePullableRegistries } from '../api/registries.js'
-import { EXIT_USAGE, durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec, type FlagDef, type ParsedFlags } from '../util/flags.js'
+import {
+  EXIT_USAGE,
+  durationValue,
+  integerValue,
+  parseFlags,
+  usage,
+  UsageError,
+  type CommandSpec,
+  type FlagDef,
+  type ParsedFlags,
+} from '../util/flags.js'
 import { DEFAULT_STEER_MAX_NODES, type Mode } from '../api/types.js'
 import { addManifestRuntimeClasses, checkObjects, exitCodeOf, renderText } from './check.js'
 import { explainPod } from './explain.js'
@@ -26,7 +36,11 @@ const INVENTORY_FLAGS: FlagDef[] = [
     value: 'FILE',
     help: 'inventory snapshot: kubectl get nodes,nodeimagesets,namespaces,runtimeclasses -o yaml > FILE',
   },
-  { name: 'kubeconfig', value: 'FILE', help: 'a live cluster (default: $KUBECONFIG or ~/.kube/config, current context)' },
+  {
+    name: 'kubeconfig',
+    value: 'FILE',
+    help: 'a live cluster (default: $KUBECONFIG or ~/.kube/config, current context)',
+  },
   { name: 'stale-after', value: 'DUR', default: '15m', help: 'a live node image list older than this is unknown' },
 ]
 
@@ -34,7 +48,7 @@ export const CHECK_COMMAND: CommandSpec = {
   name: 'neverpull-guard check',
   usage: '-f PATH [-f PATH ...] [flags]',
   description:
-    'Gives the webhook\'s verdict on manifests before they are applied: denials and warnings as\n' +
+    "Gives the webhook's verdict on manifests before they are applied: denials and warnings as\n" +
     'kubectl apply would print them. PATH is a file, a directory (recursive) or - for stdin.\n' +
     'Exit 0 when nothing is denied, 1 when something is, 2 for unusable input.',
   maxArgs: Number.MAX_SAFE_INTEGER,
@@ -52,14 +66,14 @@ export const CHECK_COMMAND: CommandSpec = {
       name: 'pullable-registries',
       value: 'LIST',
       default: '*',
-      help: 'registries the nodes can pull from, as the webhook\'s flag: host[:port],... | * | none',
+      help: "registries the nodes can pull from, as the webhook's flag: host[:port],... | * | none",
     },
     { name: 'output', short: 'o', value: 'FORMAT', choices: ['text', 'json'], default: 'text', help: 'output format' },
     {
       name: 'steer',
-      help: 'as the webhook\'s --steer: every namespace not labelled neverpull.dev/steer=false steers (without it, those labelled true)',
+      help: "as the webhook's --steer: every namespace not labelled neverpull.dev/steer=false steers (without it, those labelled true)",
     },
-    { name: 'steer-max-nodes', value: 'N', default: '100', help: 'as the webhook\'s --steer-max-nodes' },
+    { name: 'steer-max-nodes', value: 'N', default: '100', help: "as the webhook's --steer-max-nodes" },
     ...INVENTORY_FLAGS,
   ],
 }
@@ -69,11 +83,22 @@ export const WHERE_COMMAND: CommandSpec = {
   usage: 'IMAGE [flags]',
   description:
     'Which nodes hold IMAGE (any reference form), which hold the same repository under other\n' +
-    'tags, and which nodes\' image lists are stale or missing.',
+    "tags, and which nodes' image lists are stale or missing.",
   maxArgs: 1,
   flags: [
-    { name: 'output', short: 'o', value: 'FORMAT', choices: ['table', 'json'], default: 'table', help: 'output format' },
-    { name: 'runtime-class', value: 'NAME', help: 'only the nodes whose labels match this RuntimeClass\'s scheduling.nodeSelector' },
+    {
+      name: 'output',
+      short: 'o',
+      value: 'FORMAT',
+      choices: ['table', 'json'],
+      default: 'table',
+      help: 'output format',
+    },
+    {
+      name: 'runtime-class',
+      value: 'NAME',
+      help: "only the nodes whose labels match this RuntimeClass's scheduling.nodeSelector",
+    },
     ...INVENTORY_FLAGS,
   ],
 }
@@ -86,7 +111,7 @@ export const EXPLAIN_COMMAND: CommandSpec = {
     'container, whether its image is on that node now, where else it is, and the fix.',
   maxArgs: 2,
   flags: [
-    { name: 'namespace', short: 'n', value: 'NS', help: 'the pod\'s namespace (default: the context\'s, else default)' },
+    { name: 'namespace', short: 'n', value: 'NS', help: "the pod's namespace (default: the context's, else default)" },
     {
       name: 'filename',
       short: 'f',
@@ -155,7 +180,14 @@ export function runCheck(argv: string[], io: ToolIo): Promise<number> {
       global: flags.bool('steer'),
       maxNodes: steerMax === undefined ? DEFAULT_STEER_MAX_NODES : integerValue(steerMax, '--steer-max-nodes', 1, 5000),
     }
-    const report = checkObjects(objects, { inventory, mode, namespace: flags.string('namespace') ?? 'default', now, pullable: pullable.value, steer })
+    const report = checkObjects(objects, {
+      inventory,
+      mode,
+      namespace: flags.string('namespace') ?? 'default',
+      now,
+      pullable: pullable.value,
+      steer,
+    })
     if (output === 'json') {
       io.stdout.write(JSON.stringify({ ...report, summary: summaryOf(report) }, null, 2) + '\n')
     } else {
@@ -169,7 +201,14 @@ export function runCheck(argv: string[], io: ToolIo): Promise<number> {
 
 function summaryOf(report: ReturnType<typeof checkObjects>) {
   const count = (v: string) => report.results.filter((r) => r.verdict === v).length
-  return { checked: report.results.length, denied: count('deny'), warned: count('warn'), allowed: count('allow'), invalid: count('invalid'), ignored: report.ignored }
+  return {
+    checked: report.results.length,
+    denied: count('deny'),
+    warned: count('warn'),
+    allowed: count('allow'),
+    invalid: count('invalid'),
+    ignored: report.ignored,
+  }
 }
 
 export function runWhere(argv: string[], io: ToolIo): Promise<number> {
@@ -187,7 +226,10 @@ export function runWhere(argv: string[], io: ToolIo): Promise<number> {
     const runtimeClass = flags.string('runtime-class')
     const report = whereIs(inventory, image, now, runtimeClass === undefined ? {} : { runtimeClass })
     if (output === 'json') {
-      const rows = report.rows.map((r) => ({ ...r, observedAt: Number.isNaN(r.observedAt) ? null : new Date(r.observedAt).toISOString() }))
+      const rows = report.rows.map((r) => ({
+        ...r,
+        observedAt: Number.isNaN(r.observedAt) ? null : new Date(r.observedAt).toISOString(),
+      }))
       io.stdout.write(JSON.stringify({ ...report, rows }, null, 2) + '\n')
     } else {
       io.stdout.write(renderWhere(report, now))
@@ -231,7 +273,8 @@ async function readPod(name: string, namespace: string | undefined, kubeconfig: 
     // As the apiserver wrote it (raw JSON), as a manifest file would be read.
     return await getObject(kubeConfigHttp(kc), namespacedPath('v1', ns, 'pods', name))
   } catch (err) {
-    if (err instanceof ApiStatusError && err.code === 404) throw new Error(`pod "${name}" not found in namespace "${ns}"`, { cause: err })
+    if (err instanceof ApiStatusError && err.code === 404)
+      throw new Error(`pod "${name}" not found in namespace "${ns}"`, { cause: err })
     throw new Error(`cannot read pod ${ns}/${name}: ${errorMessage(err)}`, { cause: err })
   }
 }

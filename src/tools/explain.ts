@@ -35,7 +35,9 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
   if (template === null) return `Pod ${name} has no spec\n`
   const nodeName = p.spec?.nodeName
   const out: string[] = []
-  out.push(`Pod ${name}: ${nodeName ? `on node ${nodeName}` : 'not scheduled yet'}, phase ${p.status?.phase ?? 'unknown'}`)
+  out.push(
+    `Pod ${name}: ${nodeName ? `on node ${nodeName}` : 'not scheduled yet'}, phase ${p.status?.phase ?? 'unknown'}`,
+  )
   const runtimeClassName = (p.spec as { runtimeClassName?: unknown } | undefined)?.runtimeClassName
   if (typeof runtimeClassName === 'string' && runtimeClassName !== '') {
     const rc = view.runtimeClass(runtimeClassName)
@@ -53,7 +55,11 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
     return out.join('\n') + '\n'
   }
   const statuses = new Map<string, ContainerStatus>()
-  for (const s of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? []), ...(p.status?.ephemeralContainerStatuses ?? [])]) {
+  for (const s of [
+    ...(p.status?.initContainerStatuses ?? []),
+    ...(p.status?.containerStatuses ?? []),
+    ...(p.status?.ephemeralContainerStatuses ?? []),
+  ]) {
     statuses.set(s.name, s)
   }
   const slot = nodeName === undefined ? undefined : view.slotOf(nodeName)
@@ -68,13 +74,27 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
     const c = f.container
     const key = lookupKey(c.image)
     out.push('')
-    const what = c.kind === 'container' ? 'container' : c.kind === 'initContainer' ? 'init container' : c.kind === 'imageVolume' ? 'image volume' : 'ephemeral container'
+    const what =
+      c.kind === 'container'
+        ? 'container'
+        : c.kind === 'initContainer'
+          ? 'init container'
+          : c.kind === 'imageVolume'
+            ? 'image volume'
+            : 'ephemeral container'
     const slotHere = nodeName === undefined ? undefined : view.slotOf(nodeName)
     const keysHere = key.ok && slotHere !== undefined ? view.lookupKeysOn(key, slotHere) : undefined
-    const lookedUp = !key.ok ? '' : keysHere !== undefined && (keysHere.length !== 1 || keysHere[0] !== key.key) ? ` (looked up on ${nodeName} as ${keysHere.length === 0 ? 'nothing: no search registry or alias' : keysHere.join(', then ')})` : ` (looked up as ${key.key})`
-    out.push(`${what} "${c.name}": image ${c.image}${lookedUp}, ${c.kind === 'imageVolume' ? 'pullPolicy' : 'imagePullPolicy'}: Never`)
+    const lookedUp = !key.ok
+      ? ''
+      : keysHere !== undefined && (keysHere.length !== 1 || keysHere[0] !== key.key)
+        ? ` (looked up on ${nodeName} as ${keysHere.length === 0 ? 'nothing: no search registry or alias' : keysHere.join(', then ')})`
+        : ` (looked up as ${key.key})`
+    out.push(
+      `${what} "${c.name}": image ${c.image}${lookedUp}, ${c.kind === 'imageVolume' ? 'pullPolicy' : 'imagePullPolicy'}: Never`,
+    )
     const waiting = statuses.get(c.name)?.state?.waiting
-    if (waiting?.reason !== undefined) out.push(`  state: waiting, ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`)
+    if (waiting?.reason !== undefined)
+      out.push(`  state: waiting, ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`)
     if (!key.ok) {
       out.push(`  ${key.error}: the kubelet cannot use this reference. Correct the image field.`)
       continue
@@ -91,9 +111,15 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
         const state = here ? 'present' : known ? 'NOT present' : 'unknown: its image list is missing or stale'
         out.push(`  on ${nodeName}: ${state} (image list observed ${observed})`)
         const mine = report.rows.find((r) => r.node === nodeName)
-        if (!here && mine !== undefined && mine.sameRepository.length > 0) out.push(`  ${nodeName} has ${mine.sameRepository.join(', ')} of the same repository`)
+        if (!here && mine !== undefined && mine.sameRepository.length > 0)
+          out.push(`  ${nodeName} has ${mine.sameRepository.join(', ')} of the same repository`)
         const fs = view.imageFilesystem(slot)
-        if (here && fs?.usedPercent !== undefined && fs.usedPercent >= DEFAULT_IMAGE_GC.highThresholdPercent && !view.isPinned(slot, key.key)) {
+        if (
+          here &&
+          fs?.usedPercent !== undefined &&
+          fs.usedPercent >= DEFAULT_IMAGE_GC.highThresholdPercent &&
+          !view.isPinned(slot, key.key)
+        ) {
           out.push(
             `  ${nodeName}: its image filesystem is ${fs.usedPercent}% full and the image is not pinned: at or above the kubelet's image GC threshold ` +
               `(default ${DEFAULT_IMAGE_GC.highThresholdPercent}%), it may be deleted once unused; pin it: ctr -n k8s.io images label ${c.image} io.cri-containerd.pinned=pinned`,
@@ -101,23 +127,31 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
         }
         const hidden = here ? undefined : mine?.elsewhere[0]
         if (hidden !== undefined) {
-          out.push(`  ${nodeName} holds it as ${hidden.name} in containerd namespace "${hidden.namespace}", where the kubelet does not look (only k8s.io)`)
+          out.push(
+            `  ${nodeName} holds it as ${hidden.name} in containerd namespace "${hidden.namespace}", where the kubelet does not look (only k8s.io)`,
+          )
           out.push(`  fix: on ${nodeName}: ${moveCommand(hidden)}`)
         }
       }
     } else {
       out.push(`  ${findingLine(f, { kind: 'Pod', namespace: '', name: '', operation: 'CREATE' })}`)
     }
-    out.push(`  elsewhere: ${elsewhere.length > 0 ? elsewhere.slice(0, 5).join(', ') + (elsewhere.length > 5 ? ` and ${elsewhere.length - 5} more` : '') : 'on no other node'}`)
+    out.push(
+      `  elsewhere: ${elsewhere.length > 0 ? elsewhere.slice(0, 5).join(', ') + (elsewhere.length > 5 ? ` and ${elsewhere.length - 5} more` : '') : 'on no other node'}`,
+    )
     if (nodeName === undefined && f.wrongPlace[0] !== undefined) {
       const w = f.wrongPlace[0]
       out.push(`  fix: on ${w.node}: ${moveCommand(w)}`)
     }
     if (f.reason !== 'present') {
       const target = nodeName ?? 'the eligible nodes'
-      out.push(`  fix: load it onto ${target}: ctr -n k8s.io images import IMAGE.tar there (kind: kind load docker-image ${c.image}${nodeName ? ` --nodes ${nodeName}` : ''}; minikube: minikube image load ${c.image}); the kubelet retries by itself once it is there`)
+      out.push(
+        `  fix: load it onto ${target}: ctr -n k8s.io images import IMAGE.tar there (kind: kind load docker-image ${c.image}${nodeName ? ` --nodes ${nodeName}` : ''}; minikube: minikube image load ${c.image}); the kubelet retries by itself once it is there`,
+      )
       if (elsewhere.length > 0 && nodeName !== undefined) {
-        out.push(`       or run the pod where the image is: nodeSelector kubernetes.io/hostname: ${elsewhere[0]} (or node affinity), then recreate it`)
+        out.push(
+          `       or run the pod where the image is: nodeSelector kubernetes.io/hostname: ${elsewhere[0]} (or node affinity), then recreate it`,
+        )
       }
       if (f.suggestions.length > 0) out.push(`       or did you mean ${f.suggestions.join(', ')}?`)
       out.push('       or set imagePullPolicy: IfNotPresent so the kubelet may pull it')

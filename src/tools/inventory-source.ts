@@ -18,7 +18,6 @@ export interface InventorySourceOptions {
   onSkipped?: (message: string) => void
 }
 
-
 export async function loadInventory(options: InventorySourceOptions): Promise<InventoryIndex> {
   const index = new InventoryIndex({ staleAfterMs: options.staleAfterMs })
   if (options.inventoryFile !== undefined) {
@@ -35,7 +34,15 @@ export async function loadInventory(options: InventorySourceOptions): Promise<In
     await Promise.race([
       watch.synced,
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`the cluster at ${http.server} did not list nodes, nodeimagesets and namespaces within ${timeoutMs / 1000}s`)), timeoutMs)
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `the cluster at ${http.server} did not list nodes, nodeimagesets and namespaces within ${timeoutMs / 1000}s`,
+              ),
+            ),
+          timeoutMs,
+        )
       }),
     ])
   } finally {

@@ -24,7 +24,9 @@ async function expand(path: string): Promise<string[]> {
   try {
     info = await stat(path)
   } catch (err) {
-    throw new ManifestError(`${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`)
+    throw new ManifestError(
+      `${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`,
+    )
   }
   if (!info.isDirectory()) return [path]
   const out: string[] = []
@@ -41,7 +43,9 @@ async function expand(path: string): Promise<string[]> {
 function flatten(value: unknown, source: string, document: number, out: ManifestObject[]): void {
   if (value === null || value === undefined) return
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new ManifestError(`${source}: document ${document} is not a Kubernetes object (got ${Array.isArray(value) ? 'a list' : typeof value})`)
+    throw new ManifestError(
+      `${source}: document ${document} is not a Kubernetes object (got ${Array.isArray(value) ? 'a list' : typeof value})`,
+    )
   }
   const obj = value as Record<string, unknown>
   if (typeof obj['kind'] !== 'string' || typeof obj['apiVersion'] !== 'string') {

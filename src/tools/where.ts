@@ -40,10 +40,17 @@ export interface WhereOptions {
 const ORDER: Record<Presence, number> = { present: 0, absent: 1, unknown: 2 }
 
 /** The nodes a RuntimeClass's nodeSelector selects (all nodes without one), or an error. */
-function runtimeClassNodes(view: InventoryView, name: string): { nodes: Bits; nodeSelector?: Record<string, string> } | { error: string } {
+function runtimeClassNodes(
+  view: InventoryView,
+  name: string,
+): { nodes: Bits; nodeSelector?: Record<string, string> } | { error: string } {
   const rc = view.runtimeClass(name)
   if (rc === undefined) {
-    return { error: view.runtimeClassesComplete ? `RuntimeClass ${name} does not exist` : `RuntimeClass ${name} is not in the inventory` }
+    return {
+      error: view.runtimeClassesComplete
+        ? `RuntimeClass ${name} does not exist`
+        : `RuntimeClass ${name} is not in the inventory`,
+    }
   }
   const nodes = Uint32Array.from(view.nodes())
   if (rc.nodeSelector === undefined) return { nodes }
@@ -94,14 +101,22 @@ export function whereIs(view: InventoryView, image: string, now: number, options
   })
   rows.sort((a, b) => ORDER[a.presence] - ORDER[b.presence] || (a.node < b.node ? -1 : 1))
   const count = (p: Presence): number => rows.filter((r) => r.presence === p).length
-  const report: WhereReport = { image, key, rows, present: count('present'), absent: count('absent'), unknown: count('unknown') }
+  const report: WhereReport = {
+    image,
+    key,
+    rows,
+    present: count('present'),
+    absent: count('absent'),
+    unknown: count('unknown'),
+  }
   if (other.size > 0) report.otherLookups = [...other.values()]
   if (runtimeClass !== undefined) report.runtimeClass = runtimeClass
   return report
 }
 
 function lookupText(keys: string[] | undefined): string {
-  if (keys === undefined) return 'unknown (its runtime resolves short names through a registries.conf the agent did not publish)'
+  if (keys === undefined)
+    return 'unknown (its runtime resolves short names through a registries.conf the agent did not publish)'
   if (keys.length === 0) return 'nothing: no unqualified-search registry and no alias for this short name'
   return keys.join(', then ')
 }
@@ -117,16 +132,31 @@ export function age(observedAt: number, now: number): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n'
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3)))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  )
 }
 
 export function renderWhere(report: WhereReport, now: number): string {
   if (report.error !== undefined) return `${report.error}\n`
   let head = `${report.image} is looked up as ${report.key}\n`
-  for (const o of report.otherLookups ?? []) head += `  on ${o.nodes} node${o.nodes === 1 ? '' : 's'}: ${lookupText(o.keys)}\n`
+  for (const o of report.otherLookups ?? [])
+    head += `  on ${o.nodes} node${o.nodes === 1 ? '' : 's'}: ${lookupText(o.keys)}\n`
   const rc = report.runtimeClass
   if (rc !== undefined) {
-    const selector = rc.nodeSelector === undefined ? 'every node' : Object.entries(rc.nodeSelector).map(([k, v]) => `${k}=${v}`).join(',')
+    const selector =
+      rc.nodeSelector === undefined
+        ? 'every node'
+        : Object.entries(rc.nodeSelector)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',')
     head += `nodes for RuntimeClass ${rc.name} (nodeSelector ${selector}) only\n`
   }
   if (report.rows.length === 0) return `${head}no nodes in the inventory${rc === undefined ? '' : ' match it'}\n`

@@ -111,7 +111,9 @@ function toCommand(spec: CommandSpec): Command {
       styleTitle: (title) => (title === 'Options:' ? 'Flags:' : title),
       optionTerm: (option) => option.flags.replace(/<([^>]+)>/g, '$1'),
       optionDescription: (option) => {
-        const def = [...spec.flags, HELP].find((d) => d.name === option.attributeName() || `--${d.name}` === option.long)
+        const def = [...spec.flags, HELP].find(
+          (d) => d.name === option.attributeName() || `--${d.name}` === option.long,
+        )
         if (def === undefined) return option.description
         const extras: string[] = []
         if (def.choices !== undefined) extras.push(def.choices.join(' | '))
@@ -148,7 +150,8 @@ function checkStrictly(spec: CommandSpec, argv: readonly string[]): void {
   const byShort = new Map(defs.filter((d) => d.short !== undefined).map((d) => [d.short!, d]))
   const seen = new Set<string>()
   const once = (def: FlagDef): void => {
-    if (def.repeatable !== true && def !== HELP && seen.has(def.name)) throw new UsageError(`--${def.name} given more than once`)
+    if (def.repeatable !== true && def !== HELP && seen.has(def.name))
+      throw new UsageError(`--${def.name} given more than once`)
     seen.add(def.name)
   }
   const value = (def: FlagDef, inline: string | undefined, next: string | undefined): number => {
@@ -156,7 +159,8 @@ function checkStrictly(spec: CommandSpec, argv: readonly string[]): void {
     let v = inline
     if (v === undefined) {
       // `-` alone is a value (stdin, stdout); any other word starting with a dash is a flag.
-      if (next === undefined || (next.startsWith('-') && next !== '-')) throw new UsageError(`--${def.name} needs a value`)
+      if (next === undefined || (next.startsWith('-') && next !== '-'))
+        throw new UsageError(`--${def.name} needs a value`)
       v = next
       used = 1
     }

@@ -53,9 +53,7 @@ export interface PodTemplateFacts {
   containers: ContainerFacts[]
 }
 
-export type Extracted =
-  | { ok: true; template: PodTemplateFacts | null }
-  | { ok: false; error: string }
+export type Extracted = { ok: true; template: PodTemplateFacts | null } | { ok: false; error: string }
 
 // A Map, not an object literal: a kind named `toString` or `__proto__` must find nothing.
 const KINDS: ReadonlyMap<string, { group: string; path: readonly string[] }> = new Map([
@@ -78,7 +76,6 @@ export function carriesPodTemplate(group: string | undefined, kind: string): boo
 export const POD_TEMPLATE_KINDS: readonly string[] = [...KINDS.keys()]
 
 type Json = Record<string, unknown>
-
 
 class ShapeError extends Error {}
 

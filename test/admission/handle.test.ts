@@ -12,9 +12,19 @@ function answer(body: unknown, mode: 'enforce' | 'warn' | 'audit' = 'enforce') {
 
 t.test('every fixture gets an AdmissionReview in its own version, echoing the uid', async (t) => {
   const names = [
-    'pod-create', 'pod-create-generatename', 'pod-create-dryrun', 'pod-create-review-v1beta1',
-    'deployment-create', 'deployment-update-image', 'daemonset-create', 'statefulset-create',
-    'replicaset-create', 'job-create', 'cronjob-v1beta1-create', 'replicationcontroller-create', 'podtemplate-create',
+    'pod-create',
+    'pod-create-generatename',
+    'pod-create-dryrun',
+    'pod-create-review-v1beta1',
+    'deployment-create',
+    'deployment-update-image',
+    'daemonset-create',
+    'statefulset-create',
+    'replicaset-create',
+    'job-create',
+    'cronjob-v1beta1-create',
+    'replicationcontroller-create',
+    'podtemplate-create',
   ]
   for (const name of names) {
     const body = review(name)
@@ -59,7 +69,10 @@ t.test('a denial carries code 403, reason Forbidden and a first line that stands
     'Pod default/web: container "app": image "myapp:1.1" (imagePullPolicy: Never) is not on the only eligible node (node-a); did you mean myapp:1.0, myapp:dev?',
   )
   t.equal(record.decision, 'deny')
-  t.same(record.findings?.map((f) => f.reason), ['present', 'missing'])
+  t.same(
+    record.findings?.map((f) => f.reason),
+    ['present', 'missing'],
+  )
   t.notOk('patch' in reply.response, 'a validating webhook never patches')
 })
 
@@ -87,7 +100,10 @@ t.test('DaemonSet that tolerates everything must have the image on node-c too', 
   body['request'].object.spec.template.spec.tolerations = [{ operator: 'Exists' }]
   const { reply } = answer(body)
   t.equal(reply.response.allowed, false)
-  t.match(reply.response.status?.message, /DaemonSet default\/node-agent: container "agent": image "agent@sha256:4b0f[0-9a-f]+" \(imagePullPolicy: Never\) is on 2 of 3 eligible nodes \(node-a, node-b\), missing on node-c; its daemon pods there would fail/)
+  t.match(
+    reply.response.status?.message,
+    /DaemonSet default\/node-agent: container "agent": image "agent@sha256:4b0f[0-9a-f]+" \(imagePullPolicy: Never\) is on 2 of 3 eligible nodes \(node-a, node-b\), missing on node-c; its daemon pods there would fail/,
+  )
 })
 
 t.test('ephemeral containers: only the bound node counts, only new containers can deny', async (t) => {
@@ -95,24 +111,47 @@ t.test('ephemeral containers: only the bound node counts, only new containers ca
   const pod = body['request'].object
   pod.spec.nodeName = 'node-b'
   const old = structuredClone(pod)
-  pod.spec.ephemeralContainers = [{ name: 'debug', image: 'busybox:1.36', imagePullPolicy: 'Never' }, { name: 'dbg2', image: 'myapp:dev', imagePullPolicy: 'Never' }]
+  pod.spec.ephemeralContainers = [
+    { name: 'debug', image: 'busybox:1.36', imagePullPolicy: 'Never' },
+    { name: 'dbg2', image: 'myapp:dev', imagePullPolicy: 'Never' },
+  ]
   old.spec.containers[0].image = 'myapp:dev'
   Object.assign(body['request'], { operation: 'UPDATE', subResource: 'ephemeralcontainers', oldObject: old })
   const { reply } = answer(body)
   t.equal(reply.response.allowed, false)
   const msg = reply.response.status?.message ?? ''
-  t.match(msg, /ephemeral container "dbg2": image "myapp:dev" \(imagePullPolicy: Never\) is not on the only eligible node \(node-b\)/)
+  t.match(
+    msg,
+    /ephemeral container "dbg2": image "myapp:dev" \(imagePullPolicy: Never\) is not on the only eligible node \(node-b\)/,
+  )
   t.notMatch(msg, /"debug"/, 'busybox is on node-b')
-  t.match(reply.response.warnings?.join('\n'), /container "app": image "myapp:dev" .* not on the only eligible node/, 'the unchanged container only warns')
+  t.match(
+    reply.response.warnings?.join('\n'),
+    /container "app": image "myapp:dev" .* not on the only eligible node/,
+    'the unchanged container only warns',
+  )
 })
 
 t.test('what the webhook does not check is allowed untouched', async (t) => {
   const cases: Array<[string, (r: FixtureReview['request']) => void]> = [
     ['DELETE', (r) => Object.assign(r, { operation: 'DELETE', object: null })],
     ['pods/status', (r) => Object.assign(r, { subResource: 'status' })],
-    ['a ConfigMap', (r) => Object.assign(r, { kind: { group: '', version: 'v1', kind: 'ConfigMap' }, object: { data: {} } })],
-    ['a Deployment-named kind of another group', (r) => Object.assign(r, { kind: { group: 'example.com', version: 'v1', kind: 'Deployment' } })],
-    ['a ReplicationController with a null template', (r) => Object.assign(r, { kind: { group: '', version: 'v1', kind: 'ReplicationController' }, object: { spec: { template: null } } })],
+    [
+      'a ConfigMap',
+      (r) => Object.assign(r, { kind: { group: '', version: 'v1', kind: 'ConfigMap' }, object: { data: {} } }),
+    ],
+    [
+      'a Deployment-named kind of another group',
+      (r) => Object.assign(r, { kind: { group: 'example.com', version: 'v1', kind: 'Deployment' } }),
+    ],
+    [
+      'a ReplicationController with a null template',
+      (r) =>
+        Object.assign(r, {
+          kind: { group: '', version: 'v1', kind: 'ReplicationController' },
+          object: { spec: { template: null } },
+        }),
+    ],
   ]
   for (const [name, mutate] of cases) {
     const body = review('pod-create')
@@ -126,11 +165,48 @@ t.test('what the webhook does not check is allowed untouched', async (t) => {
 t.test('malformed reviews get allowed=false, code 400 and what is wrong, with the uid when there is one', async (t) => {
   const cases: Array<[string, unknown, RegExp, string]> = [
     ['not an object', 42, /malformed AdmissionReview: the body must be object/, ''],
-    ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, /must have required property 'request'/, ''],
-    ['wrong version', { ...review('pod-create'), apiVersion: 'admission.k8s.io/v2' }, /apiVersion must be one of \["admission.k8s.io\/v1","admission.k8s.io\/v1beta1"\]/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
-    ['bad operation', (() => { const r = review('pod-create'); r['request'].operation = 'PATCH'; return r })(), /request.operation must be one of/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
-    ['containers not a list', (() => { const r = review('pod-create'); Object.assign(r['request'].object.spec, { containers: {} }); return r })(), /malformed Pod: spec.containers must be an array/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
-    ['image not a string', (() => { const r = review('pod-create'); Object.assign(r['request'].object.spec.containers[0], { image: 7 }); return r })(), /spec.containers\[0\].image must be a string/, 'cd6e7c6f-8241-4fe9-ad72-9312607d3929'],
+    [
+      'no request',
+      { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' },
+      /must have required property 'request'/,
+      '',
+    ],
+    [
+      'wrong version',
+      { ...review('pod-create'), apiVersion: 'admission.k8s.io/v2' },
+      /apiVersion must be one of \["admission.k8s.io\/v1","admission.k8s.io\/v1beta1"\]/,
+      'cd6e7c6f-8241-4fe9-ad72-9312607d3929',
+    ],
+    [
+      'bad operation',
+      (() => {
+        const r = review('pod-create')
+        r['request'].operation = 'PATCH'
+        return r
+      })(),
+      /request.operation must be one of/,
+      'cd6e7c6f-8241-4fe9-ad72-9312607d3929',
+    ],
+    [
+      'containers not a list',
+      (() => {
+        const r = review('pod-create')
+        Object.assign(r['request'].object.spec, { containers: {} })
+        return r
+      })(),
+      /malformed Pod: spec.containers must be an array/,
+      'cd6e7c6f-8241-4fe9-ad72-9312607d3929',
+    ],
+    [
+      'image not a string',
+      (() => {
+        const r = review('pod-create')
+        Object.assign(r['request'].object.spec.containers[0], { image: 7 })
+        return r
+      })(),
+      /spec.containers\[0\].image must be a string/,
+      'cd6e7c6f-8241-4fe9-ad72-9312607d3929',
+    ],
   ]
   for (const [name, body, pattern, uid] of cases) {
     const { reply, record } = answer(body)
@@ -166,7 +242,10 @@ t.test('replicas: 0, suspend: true and PodTemplates are warned, never denied', a
   zero['request'].object.spec.replicas = 0
   let { reply } = answer(zero)
   t.equal(reply.response.allowed, true, 'the same update is denied at replicas 3 (see above), warned at 0')
-  t.match(reply.response.warnings?.[0], /^Deployment \S+ is scaled to zero, so no pod runs yet; these images matter once it is scaled up$/)
+  t.match(
+    reply.response.warnings?.[0],
+    /^Deployment \S+ is scaled to zero, so no pod runs yet; these images matter once it is scaled up$/,
+  )
   const cron = review('cronjob-v1beta1-create')
   cron['request'].object.spec.suspend = true
   cron['request'].object.spec.jobTemplate.spec.template.spec.containers[0].image = 'nothere:1'
@@ -183,7 +262,9 @@ t.test('replicas: 0, suspend: true and PodTemplates are warned, never denied', a
 
 t.test('a Deployment whose image volume has pullPolicy: Never is judged like a container', async (t) => {
   const body = review('deployment-create')
-  body['request'].object.spec.template.spec.volumes = [{ name: 'models', image: { reference: 'models:v3', pullPolicy: 'Never' } }]
+  body['request'].object.spec.template.spec.volumes = [
+    { name: 'models', image: { reference: 'models:v3', pullPolicy: 'Never' } },
+  ]
   const { reply } = answer(body)
   t.equal(reply.response.allowed, false)
   t.match(reply.response.status?.message, /image volume "models": image "models:v3" \(pullPolicy: Never\)/)
@@ -201,7 +282,12 @@ t.test('a Deployment naming a RuntimeClass is judged on the nodes its pods will 
   let { reply } = ask()
   t.equal(reply.response.allowed, true, 'RuntimeClass unknown: never a denial')
   t.match(reply.response.warnings?.[0], /RuntimeClass "nvidia" is not in neverpull-guard's inventory/)
-  view.upsertRuntimeClass({ name: 'nvidia', handler: 'nvidia', nodeSelector: { accelerator: 'nvidia' }, tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }] })
+  view.upsertRuntimeClass({
+    name: 'nvidia',
+    handler: 'nvidia',
+    nodeSelector: { accelerator: 'nvidia' },
+    tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }],
+  })
   view.setRuntimeClassesComplete(true)
   ;({ reply } = ask())
   t.equal(reply.response.allowed, true, 'its pods go to node-c, which has the image')
@@ -212,5 +298,9 @@ t.test('a Deployment naming a RuntimeClass is judged on the nodes its pods will 
   const pod = review('pod-create')
   pod['request'].object.spec.runtimeClassName = 'nvidia'
   pod['request'].object.spec.containers[0].image = 'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04'
-  t.equal(handleReview(pod, { inventory: view, mode: 'enforce', now }).reply.response.allowed, false, 'a Pod arrives merged already: judged as it is')
+  t.equal(
+    handleReview(pod, { inventory: view, mode: 'enforce', now }).reply.response.allowed,
+    false,
+    'a Pod arrives merged already: judged as it is',
+  )
 })

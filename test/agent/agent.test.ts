@@ -1,16 +1,14 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import {
-  canonicalImages,
-  createAgent,
-  nodeImageSet,
-  specDigest,
-  type Clock,
-} from '../../src/agent/agent.js'
+import { canonicalImages, createAgent, nodeImageSet, specDigest, type Clock } from '../../src/agent/agent.js'
 import { PublishError, applyBody, type NodeImageSetStatus, type Publisher } from '../../src/agent/publish.js'
 import type { NodeImageSet, RuntimeImage, RuntimeInfo } from '../../src/api/types.js'
 
-const RUNTIME: RuntimeInfo = { name: 'containerd', version: '1.7.22', endpoint: 'unix:///run/containerd/containerd.sock' }
+const RUNTIME: RuntimeInfo = {
+  name: 'containerd',
+  version: '1.7.22',
+  endpoint: 'unix:///run/containerd/containerd.sock',
+}
 const T0 = Date.parse('2025-03-01T12:00:00.000Z')
 
 function hex(seed: string): string {
@@ -169,38 +167,43 @@ t.test('a change republishes spec and status together', async (t) => {
   t.same(publisher.applied[3]?.spec.images, [], 'an honest empty list from a healthy runtime is published')
 })
 
-t.test('a new image caught between its ID and its name (containerd adds them in two steps) is one write, not two', async (t) => {
-  const { clock, cri, publisher, agent } = setup()
-  cri.images = [image('nginx'), image('old', [])]
-  await agent.tick()
-  t.same(
-    publisher.applied[0]?.spec.images.map((i) => i.id),
-    canonicalImages([image('nginx'), image('old', [])]).map((i) => i.id),
-    'the first list is published whole, untagged images too',
-  )
+t.test(
+  'a new image caught between its ID and its name (containerd adds them in two steps) is one write, not two',
+  async (t) => {
+    const { clock, cri, publisher, agent } = setup()
+    cri.images = [image('nginx'), image('old', [])]
+    await agent.tick()
+    t.same(
+      publisher.applied[0]?.spec.images.map((i) => i.id),
+      canonicalImages([image('nginx'), image('old', [])]).map((i) => i.id),
+      'the first list is published whole, untagged images too',
+    )
 
-  clock.t += 10_000
-  cri.images = [image('nginx'), image('old', []), image('busybox', [])]
-  const caught = await agent.tick()
-  t.equal(caught.specPublished, false, 'a new image with no name yet waits one interval')
+    clock.t += 10_000
+    cri.images = [image('nginx'), image('old', []), image('busybox', [])]
+    const caught = await agent.tick()
+    t.equal(caught.specPublished, false, 'a new image with no name yet waits one interval')
 
-  clock.t += 10_000
-  cri.images = [image('nginx'), image('old', []), image('busybox')]
-  const named = await agent.tick()
-  t.equal(named.specPublished, true)
-  t.equal(publisher.applied.length, 2)
-  t.same(publisher.applied[1]?.spec.images.find((i) => i.id === image('busybox').id)?.repoTags, ['docker.io/library/busybox:1'])
+    clock.t += 10_000
+    cri.images = [image('nginx'), image('old', []), image('busybox')]
+    const named = await agent.tick()
+    t.equal(named.specPublished, true)
+    t.equal(publisher.applied.length, 2)
+    t.same(publisher.applied[1]?.spec.images.find((i) => i.id === image('busybox').id)?.repoTags, [
+      'docker.io/library/busybox:1',
+    ])
 
-  clock.t += 10_000
-  cri.images = [image('nginx'), image('old', []), image('busybox'), image('dangling', [])]
-  t.equal((await agent.tick()).specPublished, false)
-  clock.t += 10_000
-  const still = await agent.tick()
-  t.equal(still.specPublished, true, 'still nameless an interval later: a real untagged image, published')
-  t.ok(publisher.applied[2]?.spec.images.some((i) => i.id === image('dangling').id))
-  clock.t += 10_000
-  t.equal((await agent.tick()).specPublished, false, 'and no write after that')
-})
+    clock.t += 10_000
+    cri.images = [image('nginx'), image('old', []), image('busybox'), image('dangling', [])]
+    t.equal((await agent.tick()).specPublished, false)
+    clock.t += 10_000
+    const still = await agent.tick()
+    t.equal(still.specPublished, true, 'still nameless an interval later: a real untagged image, published')
+    t.ok(publisher.applied[2]?.spec.images.some((i) => i.id === image('dangling').id))
+    clock.t += 10_000
+    t.equal((await agent.tick()).specPublished, false, 'and no write after that')
+  },
+)
 
 t.test('heartbeat: status.observedTime is refreshed every heartbeat even when unchanged', async (t) => {
   const { clock, cri, publisher, agent } = setup({ heartbeatMs: 60_000 })
@@ -292,26 +295,33 @@ t.test('backoff doubles from the initial delay, is capped, and resets on success
   t.equal((await agent.tick()).delayMs, 1_000, 'a new failure starts from the initial delay')
 })
 
-t.test('runtime lost after a good publish: asked again every interval at the latest, so recovery shows within one', async (t) => {
-  const { clock, cri, publisher, agent } = setup({ backoffMaxMs: 60_000 })
-  cri.images = [image('nginx')]
-  await agent.tick()
-  cri.error = new Error('connect ENOENT /run/containerd/containerd.sock')
-  const delays: number[] = []
-  for (let i = 0; i < 8; i++) {
+t.test(
+  'runtime lost after a good publish: asked again every interval at the latest, so recovery shows within one',
+  async (t) => {
+    const { clock, cri, publisher, agent } = setup({ backoffMaxMs: 60_000 })
+    cri.images = [image('nginx')]
+    await agent.tick()
+    cri.error = new Error('connect ENOENT /run/containerd/containerd.sock')
+    const delays: number[] = []
+    for (let i = 0; i < 8; i++) {
+      const r = await agent.tick()
+      t.equal(r.publishOk, true, 'the apiserver is fine: the condition is published')
+      delays.push(r.delayMs)
+      clock.t += r.delayMs
+    }
+    t.same(delays, [1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000, 10_000], 'never longer than the interval')
+    t.equal(condition(publisher.statuses.at(-1), 'RuntimeReachable')?.status, 'False')
+    t.equal(publisher.applied.length, 1, 'the last good list stays published')
+    cri.error = undefined
     const r = await agent.tick()
-    t.equal(r.publishOk, true, 'the apiserver is fine: the condition is published')
-    delays.push(r.delayMs)
-    clock.t += r.delayMs
-  }
-  t.same(delays, [1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000, 10_000], 'never longer than the interval')
-  t.equal(condition(publisher.statuses.at(-1), 'RuntimeReachable')?.status, 'False')
-  t.equal(publisher.applied.length, 1, 'the last good list stays published')
-  cri.error = undefined
-  const r = await agent.tick()
-  t.equal(r.delayMs, 10_000)
-  t.equal(condition(publisher.statuses.at(-1), 'RuntimeReachable')?.status, 'True', 'recovery published at the next tick')
-})
+    t.equal(r.delayMs, 10_000)
+    t.equal(
+      condition(publisher.statuses.at(-1), 'RuntimeReachable')?.status,
+      'True',
+      'recovery published at the next tick',
+    )
+  },
+)
 
 t.test('apiserver error: spec retried, failure reported as a condition, observedTime not advanced', async (t) => {
   const { clock, cri, publisher, agent } = setup()

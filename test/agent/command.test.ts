@@ -28,11 +28,31 @@ t.test('flags and defaults', async (t) => {
     heartbeatMs: 300_000,
     metricsPort: 0,
     logLevel: 'info',
-    registriesConf: { path: '/etc/containers/registries.conf', dir: '/etc/containers/registries.conf.d', aliasCache: '/var/cache/containers/short-name-aliases.conf' },
+    registriesConf: {
+      path: '/etc/containers/registries.conf',
+      dir: '/etc/containers/registries.conf.d',
+      aliasCache: '/var/cache/containers/short-name-aliases.conf',
+    },
     hostRoot: '/',
   })
   const d = parseAgentArgs(
-    ['--node-name=worker-2', '--cri-endpoint', '/run/k3s/containerd/containerd.sock', '--kubeconfig', '/k', '--interval', '500ms', '--heartbeat', '1m', '--log-level', 'debug', '--metrics-port', '9090', '--host-root', '/host'],
+    [
+      '--node-name=worker-2',
+      '--cri-endpoint',
+      '/run/k3s/containerd/containerd.sock',
+      '--kubeconfig',
+      '/k',
+      '--interval',
+      '500ms',
+      '--heartbeat',
+      '1m',
+      '--log-level',
+      'debug',
+      '--metrics-port',
+      '9090',
+      '--host-root',
+      '/host',
+    ],
     { NODE_NAME: 'ignored' },
   )
   t.same(d, {
@@ -43,10 +63,22 @@ t.test('flags and defaults', async (t) => {
     heartbeatMs: 60_000,
     metricsPort: 9090,
     logLevel: 'debug',
-    registriesConf: { path: '/etc/containers/registries.conf', dir: '/etc/containers/registries.conf.d', aliasCache: '/var/cache/containers/short-name-aliases.conf' },
+    registriesConf: {
+      path: '/etc/containers/registries.conf',
+      dir: '/etc/containers/registries.conf.d',
+      aliasCache: '/var/cache/containers/short-name-aliases.conf',
+    },
     hostRoot: '/host',
   })
-  const e = parseAgentArgs(['--registries-conf', '/host/etc/containers/registries.conf', '--registries-conf-dir', '/host/etc/containers/registries.conf.d'], { NODE_NAME: 'n' })
+  const e = parseAgentArgs(
+    [
+      '--registries-conf',
+      '/host/etc/containers/registries.conf',
+      '--registries-conf-dir',
+      '/host/etc/containers/registries.conf.d',
+    ],
+    { NODE_NAME: 'n' },
+  )
   t.same(e === 'help' ? undefined : e.registriesConf, {
     path: '/host/etc/containers/registries.conf',
     dir: '/host/etc/containers/registries.conf.d',
@@ -78,7 +110,11 @@ t.test('bad flags exit 2 with a message that says what to fix', async (t) => {
     [['--node-name', 'Bad_Name'], {}, /node name "Bad_Name" is not a valid Kubernetes node name/],
     [['--interval', '10'], { NODE_NAME: 'n' }, /invalid duration "10"/],
     [['--interval', '10ms'], { NODE_NAME: 'n' }, /--interval 10ms is too short/],
-    [['--interval', '1m', '--heartbeat', '30s'], { NODE_NAME: 'n' }, /--heartbeat .* must not be shorter than --interval/],
+    [
+      ['--interval', '1m', '--heartbeat', '30s'],
+      { NODE_NAME: 'n' },
+      /--heartbeat .* must not be shorter than --interval/,
+    ],
     [['--log-level', 'loud'], { NODE_NAME: 'n' }, /--log-level "loud" is not one of trace, debug/],
     [['--cri-endpoint', 'tcp://1.2.3.4:5'], { NODE_NAME: 'n' }, /--cri-endpoint: unsupported CRI endpoint/],
     [['--metrics-port', '70000'], { NODE_NAME: 'n' }, /--metrics-port "70000" is not a whole number from 0 to 65535/],
@@ -101,12 +137,16 @@ t.test('--help prints usage and exits 0', async (t) => {
 
 t.test('no runtime socket: exit 1 naming what was tried', async (t) => {
   const c = capture()
-  const code = await runAgent([], { NODE_NAME: 'n' }, {
-    ...c.deps,
-    probe: async () => {
-      throw new Error('no container runtime socket found (tried unix:///run/containerd/containerd.sock)')
+  const code = await runAgent(
+    [],
+    { NODE_NAME: 'n' },
+    {
+      ...c.deps,
+      probe: async () => {
+        throw new Error('no container runtime socket found (tried unix:///run/containerd/containerd.sock)')
+      },
     },
-  })
+  )
   t.equal(code, 1)
   t.match(c.err(), /no container runtime socket found/)
 })
@@ -120,8 +160,16 @@ t.test('runs until SIGTERM, then exits 0 after the iteration', async (t) => {
   let connectedTo = ''
   const cri: CriClient = {
     endpoint: 'unix:///run/containerd/containerd.sock',
-    listImages: async () => [{ id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }],
-    imageStatus: async () => ({ id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false }),
+    listImages: async () => [
+      { id: 'sha256:aa', repoTags: ['docker.io/library/a:1'], repoDigests: [], size: 1, pinned: false },
+    ],
+    imageStatus: async () => ({
+      id: 'sha256:aa',
+      repoTags: ['docker.io/library/a:1'],
+      repoDigests: [],
+      size: 1,
+      pinned: false,
+    }),
     imageFsInfo: async () => undefined,
     version: async () => ({ name: 'containerd', version: '1.7.0', endpoint: 'unix:///run/containerd/containerd.sock' }),
     close: () => void (closed = true),
@@ -159,17 +207,21 @@ t.test('runs until SIGTERM, then exits 0 after the iteration', async (t) => {
 
 t.test('an unreadable kubeconfig is named', async (t) => {
   const c = capture()
-  const code = await runAgent(['--kubeconfig', '/nonexistent/kubeconfig', '--cri-endpoint', '/run/x.sock'], { NODE_NAME: 'n' }, {
-    ...c.deps,
-    connect: (endpoint) => ({
-      endpoint,
-      listImages: async () => [],
-      imageStatus: async () => undefined,
-      imageFsInfo: async () => undefined,
-      version: async () => ({ name: 'x', version: '1', endpoint }),
-      close() {},
-    }),
-  })
+  const code = await runAgent(
+    ['--kubeconfig', '/nonexistent/kubeconfig', '--cri-endpoint', '/run/x.sock'],
+    { NODE_NAME: 'n' },
+    {
+      ...c.deps,
+      connect: (endpoint) => ({
+        endpoint,
+        listImages: async () => [],
+        imageStatus: async () => undefined,
+        imageFsInfo: async () => undefined,
+        version: async () => ({ name: 'x', version: '1', endpoint }),
+        close() {},
+      }),
+    },
+  )
   t.equal(code, 1)
   t.match(c.err(), /cannot load kubeconfig "\/nonexistent\/kubeconfig": ENOENT/)
 })

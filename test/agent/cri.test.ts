@@ -40,7 +40,10 @@ t.test('probeEndpoint picks the first socket that exists', async (t) => {
 
   const err = await probeEndpoint(['unix:///nope/a.sock', '/nope/b.sock'], async () => false).catch((e: unknown) => e)
   t.type(err, CriError)
-  t.match((err as Error).message, /no container runtime socket found \(tried unix:\/\/\/nope\/a\.sock, \/nope\/b\.sock\).*--cri-endpoint/)
+  t.match(
+    (err as Error).message,
+    /no container runtime socket found \(tried unix:\/\/\/nope\/a\.sock, \/nope\/b\.sock\).*--cri-endpoint/,
+  )
 
   // The default check wants a real socket, not just any file.
   const dir = await mkdtemp(join(tmpdir(), 'npg-probe-'))
@@ -171,7 +174,11 @@ t.test('against a real containerd', { skip: containerdSkip ?? false }, async (t)
     t.match((err as Error).message, ctrd.endpoint)
     await ctrd.restart()
     const images = await eventuallyList(cri)
-    t.same(images.map((i) => i.id), [a.configDigest], 'images survive the restart')
+    t.same(
+      images.map((i) => i.id),
+      [a.configDigest],
+      'images survive the restart',
+    )
   })
 })
 

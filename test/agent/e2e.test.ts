@@ -57,7 +57,15 @@ t.test('agent command end to end', { skip: skip ?? false }, async (t) => {
     toYaml({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, 'insecure-skip-tls-verify': true } }],
+      clusters: [
+        {
+          name: 'c',
+          cluster: {
+            server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+            'insecure-skip-tls-verify': true,
+          },
+        },
+      ],
       users: [{ name: 'u', user: { token: 'tok' } }],
       contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
       'current-context': 'c',
@@ -81,7 +89,20 @@ t.test('agent command end to end', { skip: skip ?? false }, async (t) => {
   const signals = new EventEmitter()
   let stderr = ''
   const exit = runAgent(
-    ['--node-name', 'node-a', '--cri-endpoint', ctrd.socket, '--kubeconfig', kubeconfig, '--interval', '100ms', '--heartbeat', '1s', '--log-level', 'silent'],
+    [
+      '--node-name',
+      'node-a',
+      '--cri-endpoint',
+      ctrd.socket,
+      '--kubeconfig',
+      kubeconfig,
+      '--interval',
+      '100ms',
+      '--heartbeat',
+      '1s',
+      '--log-level',
+      'silent',
+    ],
     {},
     { signals, stderr: (s) => void (stderr += s) },
   )
@@ -93,7 +114,10 @@ t.test('agent command end to end', { skip: skip ?? false }, async (t) => {
 
   await until(() => specs.length >= 1 && statuses.length >= 1, 'the first spec and status')
   t.same(specs[0]?.metadata.ownerReferences, [{ apiVersion: 'v1', kind: 'Node', name: 'node-a', uid: 'uid-1' }])
-  t.same(specs[0]?.spec.images.map((i) => i.id), [a.configDigest])
+  t.same(
+    specs[0]?.spec.images.map((i) => i.id),
+    [a.configDigest],
+  )
   t.equal(specs[0]?.spec.runtime?.name, 'containerd')
   t.equal(statuses[0]?.status?.conditions?.[0]?.status, 'True')
 

@@ -79,7 +79,14 @@ function normalApiserver(req: Seen, res: ServerResponse) {
     const obj = parseYaml(req.body) as Record<string, unknown>
     return json(res, 200, { ...obj, metadata: { ...(obj.metadata as object), uid: 'set-uid', resourceVersion: '42' } })
   }
-  json(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'not found' })
+  json(res, 404, {
+    kind: 'Status',
+    apiVersion: 'v1',
+    status: 'Failure',
+    reason: 'NotFound',
+    code: 404,
+    message: 'not found',
+  })
 }
 
 t.test('apply: server-side apply of metadata (Node owner) and spec', async (t) => {
@@ -105,15 +112,19 @@ t.test('apply: server-side apply of metadata (Node owner) and spec', async (t) =
   t.equal(patch?.headers.authorization, 'Bearer agent-token')
   const body: unknown = JSON.parse(patch?.body ?? '')
   t.same(parseYaml(patch?.body ?? ''), body, 'the JSON body is the YAML the content type announces')
-  t.same(body, {
-    apiVersion: 'neverpull.dev/v1alpha1',
-    kind: 'NodeImageSet',
-    metadata: {
-      name: 'node-a',
-      ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: 'node-a', uid: NODE_UID }],
+  t.same(
+    body,
+    {
+      apiVersion: 'neverpull.dev/v1alpha1',
+      kind: 'NodeImageSet',
+      metadata: {
+        name: 'node-a',
+        ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: 'node-a', uid: NODE_UID }],
+      },
+      spec: { nodeName: 'node-a', runtime, images: IMAGES },
     },
-    spec: { nodeName: 'node-a', runtime, images: IMAGES },
-  }, 'exactly the owned fields: no status, no resourceVersion')
+    'exactly the owned fields: no status, no resourceVersion',
+  )
 
   await publisher.apply(set)
   t.equal(seen.length, 3, 'the Node uid is read once')
@@ -167,14 +178,18 @@ t.test('errors carry the apiserver message and status code', async (t) => {
       status: 'Failure',
       reason: 'Invalid',
       code: 422,
-      message: 'NodeImageSet.neverpull.dev "node-a" is invalid: spec.images: Too many: 20001: must have at most 20000 items',
+      message:
+        'NodeImageSet.neverpull.dev "node-a" is invalid: spec.images: Too many: 20001: must have at most 20000 items',
     })
   })
   const publisher = createKubePublisher(kc, { nodeName: 'node-a' })
   const err = await publisher.apply(nodeImageSet('node-a', undefined, IMAGES)).catch((e: unknown) => e)
   t.type(err, PublishError)
   t.equal((err as PublishError).statusCode, 422)
-  t.match((err as PublishError).message, /^applying NodeImageSet "node-a": NodeImageSet\.neverpull\.dev "node-a" is invalid: .*Too many.*\(HTTP 422\)$/)
+  t.match(
+    (err as PublishError).message,
+    /^applying NodeImageSet "node-a": NodeImageSet\.neverpull\.dev "node-a" is invalid: .*Too many.*\(HTTP 422\)$/,
+  )
 
   const serr = await publisher.applyStatus('node-a', {}).catch((e: unknown) => e)
   t.equal((serr as PublishError).statusCode, 422)
@@ -192,8 +207,12 @@ t.test('a missing Node is named, with the fix', async (t) => {
 })
 
 t.test('401 and unreachable apiservers give clear errors', async (t) => {
-  const { kc } = await apiserver(t, (_req, res) => json(res, 401, { kind: 'Status', code: 401, message: 'Unauthorized' }))
-  const err = await createKubePublisher(kc, { nodeName: 'node-a' }).apply(nodeImageSet('node-a', undefined, [])).catch((e: unknown) => e)
+  const { kc } = await apiserver(t, (_req, res) =>
+    json(res, 401, { kind: 'Status', code: 401, message: 'Unauthorized' }),
+  )
+  const err = await createKubePublisher(kc, { nodeName: 'node-a' })
+    .apply(nodeImageSet('node-a', undefined, []))
+    .catch((e: unknown) => e)
   t.equal((err as PublishError).statusCode, 401)
   t.match((err as PublishError).message, /reading node "node-a": Unauthorized/)
 
@@ -204,7 +223,9 @@ t.test('401 and unreachable apiservers give clear errors', async (t) => {
     contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
     currentContext: 'c',
   })
-  const derr = await createKubePublisher(down, { nodeName: 'node-a' }).applyStatus('node-a', {}).catch((e: unknown) => e)
+  const derr = await createKubePublisher(down, { nodeName: 'node-a' })
+    .applyStatus('node-a', {})
+    .catch((e: unknown) => e)
   t.type(derr, PublishError)
   t.equal((derr as PublishError).statusCode, undefined)
   t.match((derr as PublishError).message, /ECONNREFUSED/)

@@ -2,7 +2,13 @@ import { Ajv } from 'ajv'
 import t from 'tap'
 import { NODE_IMAGE_SET_SCHEMA } from '../../src/api/nodeimageset-schema.js'
 import { toJsonSchema } from '../../src/api/openapi.js'
-import type { NodeImageSet, NodeImageSetImage, NodeImageSetRuntime, RuntimeImage, RuntimeInfo } from '../../src/api/types.js'
+import type {
+  NodeImageSet,
+  NodeImageSetImage,
+  NodeImageSetRuntime,
+  RuntimeImage,
+  RuntimeInfo,
+} from '../../src/api/types.js'
 import { toNodeImages } from '../../src/inventory/convert.js'
 
 // One schema, several readers: the apiserver (the CRD), the inventory reader and the write
@@ -23,7 +29,13 @@ t.test('the TypeScript root type and the schema agree', (t) => {
   t.ok(rootKeysAgree)
   t.same(wireImage, image)
   t.same(wireRuntime, info)
-  t.strictSame(Object.keys(NODE_IMAGE_SET_SCHEMA.properties).sort(), ['apiVersion', 'kind', 'metadata', 'spec', 'status'])
+  t.strictSame(Object.keys(NODE_IMAGE_SET_SCHEMA.properties).sort(), [
+    'apiVersion',
+    'kind',
+    'metadata',
+    'spec',
+    'status',
+  ])
   t.end()
 })
 
@@ -75,7 +87,10 @@ const refused: Array<[string, unknown]> = [
   ['size as a boolean', withImage({ size: true })],
   ['a numeric tag', withImage({ repoTags: [7] })],
   ['negative imageCount', { ...good, status: { imageCount: -1 } }],
-  ['condition status outside True/False/Unknown', { ...good, status: { conditions: [{ type: 'Ready', status: 'Yes' }] } }],
+  [
+    'condition status outside True/False/Unknown',
+    { ...good, status: { conditions: [{ type: 'Ready', status: 'Yes' }] } },
+  ],
   ['condition without type', { ...good, status: { conditions: [{ status: 'True' }] } }],
 ]
 
@@ -100,7 +115,7 @@ t.test('the reader refuses what the apiserver refuses', (t) => {
   t.end()
 })
 
-t.test('one deliberate leniency: formats are the apiserver\'s job', (t) => {
+t.test("one deliberate leniency: formats are the apiserver's job", (t) => {
   const obj = clean({ ...good, status: { observedTime: 'yesterday' } })
   t.notOk(apiserverAccepts(obj), 'apiserver refuses a non-RFC 3339 time')
   const read = toNodeImages(obj)

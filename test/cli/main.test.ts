@@ -95,6 +95,10 @@ t.test('check runs in-process against a static inventory', async (t) => {
     spec: { containers: [{ name: 'app', image: 'nginx:1.27', imagePullPolicy: 'IfNotPresent' }] },
   })
   c.io.stdin = () => Promise.resolve(pod)
-  t.equal(await main(['check', '-f', '-', '--inventory-file', 'examples/inventory.yaml', '-o', 'json'], c.io), 0, c.err())
+  t.equal(
+    await main(['check', '-f', '-', '--inventory-file', 'examples/inventory.yaml', '-o', 'json'], c.io),
+    0,
+    c.err(),
+  )
   t.match(JSON.parse(c.out()) as unknown, { summary: { checked: 1, denied: 0 } })
 })

@@ -35,14 +35,38 @@ t.test('defaults for a cluster, and for npm start (--dev)', (t) => {
   t.equal(c.inventoryFile, undefined)
   t.equal(c.kubeconfig, undefined)
   const d = ok(['--dev'])
-  t.match(d, { host: '127.0.0.1', metricsPort: 0, tlsCert: 'certs/tls.crt', tlsKey: 'certs/tls.key', shutdownDelayMs: 0, inventoryFile: 'examples/inventory.yaml', dev: true })
-  t.match(ok(['--dev', '--host', '0.0.0.0', '--inventory-file', 'x.yaml']), { host: '0.0.0.0', inventoryFile: 'x.yaml' }, 'flags win over --dev defaults')
+  t.match(d, {
+    host: '127.0.0.1',
+    metricsPort: 0,
+    tlsCert: 'certs/tls.crt',
+    tlsKey: 'certs/tls.key',
+    shutdownDelayMs: 0,
+    inventoryFile: 'examples/inventory.yaml',
+    dev: true,
+  })
+  t.match(
+    ok(['--dev', '--host', '0.0.0.0', '--inventory-file', 'x.yaml']),
+    { host: '0.0.0.0', inventoryFile: 'x.yaml' },
+    'flags win over --dev defaults',
+  )
   t.end()
 })
 
 t.test('a flag wins over its variable; an empty variable is unset', (t) => {
-  const env = { NEVERPULL_PORT: '9443', NEVERPULL_MODE: 'warn', NEVERPULL_STALE_AFTER: '1h', NEVERPULL_LOG_LEVEL: 'debug', NEVERPULL_TLS_CERT: '' }
-  t.match(ok([], env), { port: 9443, mode: 'warn', staleAfterMs: 3_600_000, logLevel: 'debug', tlsCert: '/etc/neverpull/tls/tls.crt' })
+  const env = {
+    NEVERPULL_PORT: '9443',
+    NEVERPULL_MODE: 'warn',
+    NEVERPULL_STALE_AFTER: '1h',
+    NEVERPULL_LOG_LEVEL: 'debug',
+    NEVERPULL_TLS_CERT: '',
+  }
+  t.match(ok([], env), {
+    port: 9443,
+    mode: 'warn',
+    staleAfterMs: 3_600_000,
+    logLevel: 'debug',
+    tlsCert: '/etc/neverpull/tls/tls.crt',
+  })
   t.match(ok(['--port=10443', '--mode', 'audit'], env), { port: 10443, mode: 'audit' })
   t.end()
 })
@@ -57,7 +81,11 @@ t.test('bad values are refused, naming the flag or the variable', (t) => {
     [['--stale-after', '0'], {}, /^--stale-after must be longer than 0$/],
     [['--shutdown-delay', '5'], {}, /^--shutdown-delay: invalid duration "5"/],
     [['--audit-interval', 'daily'], {}, /^--audit-interval: invalid duration "daily"/],
-    [['--log-level', 'verbose'], {}, /^--log-level "verbose" is not one of fatal, error, warn, info, debug, trace, silent$/],
+    [
+      ['--log-level', 'verbose'],
+      {},
+      /^--log-level "verbose" is not one of fatal, error, warn, info, debug, trace, silent$/,
+    ],
     [['--tls-cert'], {}, /^--tls-cert needs a value$/],
     [['--kubeconfig='], {}, /^--kubeconfig needs a non-empty value$/],
     [['--port', '1', '--port', '2'], {}, /^--port given more than once$/],
@@ -70,7 +98,15 @@ t.test('bad values are refused, naming the flag or the variable', (t) => {
 
 t.test('--help: the generated help, which lists every flag with its variable', (t) => {
   t.equal(parseWebhookArgs(['--help'], {}), 'help')
-  for (const flag of ['--port N', '--metrics-port N', '--tls-cert FILE', '--mode MODE', '--stale-after DUR', '--agent-service-account NS:NAME', '--dev']) {
+  for (const flag of [
+    '--port N',
+    '--metrics-port N',
+    '--tls-cert FILE',
+    '--mode MODE',
+    '--stale-after DUR',
+    '--agent-service-account NS:NAME',
+    '--dev',
+  ]) {
     t.match(WEBHOOK_USAGE, new RegExp(`^  ${flag.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `, 'm'), flag)
   }
   t.match(WEBHOOK_USAGE, /\[NEVERPULL_STALE_AFTER\]/)

@@ -11,7 +11,14 @@ import {
 } from '../../src/decision/steer.js'
 import { extractPodTemplate } from '../../src/workload/pod-template.js'
 import { buildIndex, NOW, STALE_MS } from '../helpers/inventory.js'
-import { review, type FixtureContainer, type FixtureMeta, type FixtureObject, type FixturePod, type FixturePodSpec } from '../helpers/fixtures.js'
+import {
+  review,
+  type FixtureContainer,
+  type FixtureMeta,
+  type FixtureObject,
+  type FixturePod,
+  type FixturePodSpec,
+} from '../helpers/fixtures.js'
 
 const APP = 'docker.io/library/myapp:1.0'
 const DEV = 'docker.io/library/myapp:dev'
@@ -47,7 +54,11 @@ interface PodShape {
 
 function pod(shape: PodShape = {}): FixturePod {
   const images = shape.images ?? ['myapp:1.0']
-  const container = (image: string, i: number): FixtureContainer => ({ name: `c${i}`, image, imagePullPolicy: shape.pullPolicy ?? 'Never' })
+  const container = (image: string, i: number): FixtureContainer => ({
+    name: `c${i}`,
+    image,
+    imagePullPolicy: shape.pullPolicy ?? 'Never',
+  })
   const spec: FixturePodSpec = {
     containers: [container(images[0] ?? 'myapp:1.0', 0), ...images.slice(1).map((image, i) => container(image, i + 1))],
   }
@@ -181,12 +192,15 @@ t.test('the patch on table inputs: where the pod may land afterwards, and its ow
       ['a1', 'a2', 'b1'],
       '3 of 5 eligible nodes',
       (after) =>
-        t.same(after['spec'].affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms, [
-          { matchExpressions: [expr('disk', 'In', 'ssd')], matchFields: [name('a1')] },
-          { matchExpressions: [expr('disk', 'In', 'ssd')], matchFields: [name('a2')] },
-          { matchExpressions: [expr('disk', 'In', 'ssd')], matchFields: [name('b1')] },
-          { matchExpressions: [expr('zone', 'In', 'b')], matchFields: [name('b1')] },
-        ]),
+        t.same(
+          after['spec'].affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms,
+          [
+            { matchExpressions: [expr('disk', 'In', 'ssd')], matchFields: [name('a1')] },
+            { matchExpressions: [expr('disk', 'In', 'ssd')], matchFields: [name('a2')] },
+            { matchExpressions: [expr('disk', 'In', 'ssd')], matchFields: [name('b1')] },
+            { matchExpressions: [expr('zone', 'In', 'b')], matchFields: [name('b1')] },
+          ],
+        ),
     ],
     [
       'a term with matchFields already: kept, ours appended',
@@ -228,7 +242,9 @@ t.test('the patch on table inputs: where the pod may land afterwards, and its ow
           preferred.preferredDuringSchedulingIgnoredDuringExecution,
         )
         t.match(after['spec'].affinity, {
-          podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname' }] },
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname' }],
+          },
         })
       },
     ],
@@ -395,7 +411,11 @@ t.test(
       const object = review(fixture)['request'].object
       const s = steer(object, POLICY, view)
       t.equal(s.outcome, 'steered', fixture)
-      const result = jsonpatch.applyPatch(jsonpatch.deepClone(object) as FixtureObject, s.patch as jsonpatch.Operation[], true)
+      const result = jsonpatch.applyPatch(
+        jsonpatch.deepClone(object) as FixtureObject,
+        s.patch as jsonpatch.Operation[],
+        true,
+      )
       const after = result.newDocument
       t.ok(validAffinity(after.spec.affinity), `${fixture}: valid affinity ${JSON.stringify(validAffinity.errors)}`)
       t.same(

@@ -289,7 +289,9 @@ t.test('the webhook in a pod never loads it: watch synced, audit lease taken', a
   t.match(run.stdout, /inventory synced/, 'it listed the cluster with the service account', { stderr: run.stderr })
   t.match(run.stdout, /audit lease acquired/, 'and took the audit lease')
   t.ok(tokens.length > 0 && tokens.every((h) => h === 'Bearer pod-token'), "every request carried the pod's token")
-  t.match(fake.get('coordination.k8s.io/v1', 'Lease', 'neverpull-guard-audit', 'neverpull-system'), { spec: { holderIdentity: 'webhook-0' } })
+  t.match(fake.get('coordination.k8s.io/v1', 'Lease', 'neverpull-guard-audit', 'neverpull-system'), {
+    spec: { holderIdentity: 'webhook-0' },
+  })
   notLoaded(t, run, 'webhook in a pod')
 })
 

@@ -25,14 +25,18 @@ const IMAGE = 'docker.io/neverpull/e2e:1'
 
 function post(url: string, ca: string, body: unknown): Promise<{ allowed: boolean; message: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}/validate`, { method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = ''
-      res.on('data', (c: Buffer) => (text += c.toString()))
-      res.on('end', () => {
-        const r = (JSON.parse(text) as AdmissionReviewReply).response
-        resolve({ allowed: r.allowed, message: r.status?.message ?? '' })
-      })
-    })
+    const req = request(
+      `${url}/validate`,
+      { method: 'POST', ca, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = ''
+        res.on('data', (c: Buffer) => (text += c.toString()))
+        res.on('end', () => {
+          const r = (JSON.parse(text) as AdmissionReviewReply).response
+          resolve({ allowed: r.allowed, message: r.status?.message ?? '' })
+        })
+      },
+    )
     req.on('error', reject)
     req.end(JSON.stringify(body))
   })
@@ -47,61 +51,114 @@ async function until(what: string, fn: () => Promise<boolean>, ms: number): Prom
   return Date.now() - start
 }
 
-t.test('containerd -> agent -> NodeImageSet -> webhook watch -> decision', { skip: skip ?? false, timeout: 120_000 }, async (t) => {
-  const ctrd = await startContainerd()
-  t.teardown(() => ctrd.cleanup())
-  const image = await writeOciImage(ctrd.dir, 'e2e.tar', { names: [IMAGE], content: 'e2e' })
+t.test(
+  'containerd -> agent -> NodeImageSet -> webhook watch -> decision',
+  { skip: skip ?? false, timeout: 120_000 },
+  async (t) => {
+    const ctrd = await startContainerd()
+    t.teardown(() => ctrd.cleanup())
+    const image = await writeOciImage(ctrd.dir, 'e2e.tar', { names: [IMAGE], content: 'e2e' })
 
-  const api = await startFakeApiServer()
-  t.teardown(() => api.close())
-  api.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', uid: 'uid-node-a', labels: { 'kubernetes.io/hostname': 'node-a' } }, status: { conditions: [{ type: 'Ready', status: 'True' }] } })
-  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } })
+    const api = await startFakeApiServer()
+    t.teardown(() => api.close())
+    api.put({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: 'node-a', uid: 'uid-node-a', labels: { 'kubernetes.io/hostname': 'node-a' } },
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    })
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } })
 
-  const cri = connectCri(ctrd.endpoint)
-  t.teardown(() => cri.close())
-  const agent = createAgent({ nodeName: 'node-a', cri, publisher: createKubePublisher(api.kubeConfig(), { nodeName: 'node-a' }) })
-  const agentDone = agent.run()
-  t.teardown(async () => {
-    await agent.stop()
-    await agentDone
-  })
+    const cri = connectCri(ctrd.endpoint)
+    t.teardown(() => cri.close())
+    const agent = createAgent({
+      nodeName: 'node-a',
+      cri,
+      publisher: createKubePublisher(api.kubeConfig(), { nodeName: 'node-a' }),
+    })
+    const agentDone = agent.run()
+    t.teardown(async () => {
+      await agent.stop()
+      await agentDone
+    })
 
-  const dir = await mkdtemp(join(tmpdir(), 'neverpull-e2e-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
-  await writeFile(join(dir, 'kubeconfig'), api.kubeConfig().exportConfig())
-  const parsed = webhookConfig(
-    ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'),
-      '--kubeconfig', join(dir, 'kubeconfig'), '--shutdown-delay', '0s', '--log-level', 'silent', '--audit-interval', '0'],
-    {},
-  )
-  if (!parsed.ok) throw new Error(parsed.error)
-  const webhook = await startWebhook(parsed.config)
-  t.teardown(() => webhook.shutdown())
-  const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
-  const url = webhook.url.replace('localhost', '127.0.0.1')
+    const dir = await mkdtemp(join(tmpdir(), 'neverpull-e2e-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    await ensureCertificates({
+      outDir: dir,
+      service: 'neverpull-guard',
+      namespace: 'neverpull-system',
+      hosts: ['127.0.0.1'],
+      days: 30,
+      force: false,
+      now: new Date(),
+    })
+    await writeFile(join(dir, 'kubeconfig'), api.kubeConfig().exportConfig())
+    const parsed = webhookConfig(
+      [
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--metrics-port',
+        '0',
+        '--tls-cert',
+        join(dir, 'tls.crt'),
+        '--tls-key',
+        join(dir, 'tls.key'),
+        '--kubeconfig',
+        join(dir, 'kubeconfig'),
+        '--shutdown-delay',
+        '0s',
+        '--log-level',
+        'silent',
+        '--audit-interval',
+        '0',
+      ],
+      {},
+    )
+    if (!parsed.ok) throw new Error(parsed.error)
+    const webhook = await startWebhook(parsed.config)
+    t.teardown(() => webhook.shutdown())
+    const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
+    const url = webhook.url.replace('localhost', '127.0.0.1')
 
-  const body = review('pod-create-generatename')
-  body['request'].object.spec.nodeName = 'node-a'
-  body['request'].object.spec.containers[0].image = IMAGE
+    const body = review('pod-create-generatename')
+    body['request'].object.spec.nodeName = 'node-a'
+    body['request'].object.spec.containers[0].image = IMAGE
 
-  await until('the agent to publish node-a', async () => webhook.inventory.imageSetCount === 1, 30_000)
-  const first = await post(url, ca, body)
-  t.equal(first.allowed, false, 'image not on the node: denied')
-  t.match(first.message, /image "docker.io\/neverpull\/e2e:1" \(imagePullPolicy: Never\) is not on the only eligible node \(node-a\)/)
+    await until('the agent to publish node-a', async () => webhook.inventory.imageSetCount === 1, 30_000)
+    const first = await post(url, ca, body)
+    t.equal(first.allowed, false, 'image not on the node: denied')
+    t.match(
+      first.message,
+      /image "docker.io\/neverpull\/e2e:1" \(imagePullPolicy: Never\) is not on the only eligible node \(node-a\)/,
+    )
 
-  await ctrd.importImage(image.path)
-  const loadDelay = await until('the import to reach the decision', async () => (await post(url, ca, body)).allowed, 30_000)
-  t.comment(`freshness: import -> allowed in ${(loadDelay / 1000).toFixed(1)} s (agent interval 10 s)`)
-  t.ok(loadDelay <= 15_000, `import reached the decision within 15 s (${loadDelay} ms)`)
+    await ctrd.importImage(image.path)
+    const loadDelay = await until(
+      'the import to reach the decision',
+      async () => (await post(url, ca, body)).allowed,
+      30_000,
+    )
+    t.comment(`freshness: import -> allowed in ${(loadDelay / 1000).toFixed(1)} s (agent interval 10 s)`)
+    t.ok(loadDelay <= 15_000, `import reached the decision within 15 s (${loadDelay} ms)`)
 
-  const published = api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as { metadata: { ownerReferences?: Array<{ kind: string; uid: string }> }; status?: { imageCount?: number } }
-  t.match(published.metadata.ownerReferences, [{ kind: 'Node', uid: 'uid-node-a' }], 'owned by its Node')
-  t.equal(published.status?.imageCount, 1)
+    const published = api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as {
+      metadata: { ownerReferences?: Array<{ kind: string; uid: string }> }
+      status?: { imageCount?: number }
+    }
+    t.match(published.metadata.ownerReferences, [{ kind: 'Node', uid: 'uid-node-a' }], 'owned by its Node')
+    t.equal(published.status?.imageCount, 1)
 
-  await ctrd.removeImage(IMAGE)
-  await ctrd.removeImage(image.configDigest)
-  const removeDelay = await until('the removal to reach the decision', async () => !(await post(url, ca, body)).allowed, 30_000)
-  t.comment(`freshness: removal -> denied in ${(removeDelay / 1000).toFixed(1)} s`)
-  t.ok(removeDelay <= 15_000, `removal reached the decision within 15 s (${removeDelay} ms)`)
-})
+    await ctrd.removeImage(IMAGE)
+    await ctrd.removeImage(image.configDigest)
+    const removeDelay = await until(
+      'the removal to reach the decision',
+      async () => !(await post(url, ca, body)).allowed,
+      30_000,
+    )
+    t.comment(`freshness: removal -> denied in ${(removeDelay / 1000).toFixed(1)} s`)
+    t.ok(removeDelay <= 15_000, `removal reached the decision within 15 s (${removeDelay} ms)`)
+  },
+)

@@ -35,19 +35,34 @@ t.test('containerd stopped and restarted under the agent', { skip: skip ?? false
 
   const cri = connectCri(ctrd.endpoint)
   t.teardown(() => cri.close())
-  const agent = createAgent({ nodeName: 'node-a', cri, publisher: createKubePublisher(api.kubeConfig(), { nodeName: 'node-a' }), intervalMs: INTERVAL_MS })
+  const agent = createAgent({
+    nodeName: 'node-a',
+    cri,
+    publisher: createKubePublisher(api.kubeConfig(), { nodeName: 'node-a' }),
+    intervalMs: INTERVAL_MS,
+  })
   const done = agent.run()
   t.teardown(async () => {
     await agent.stop()
     await done
   })
 
-  const object = (): NodeImageSet | undefined => api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as NodeImageSet | undefined
-  const reachable = (): string | undefined => object()?.status?.conditions?.find((c) => c.type === 'RuntimeReachable')?.status
-  await until('the first publish', () => (object()?.spec.images.length === 1 && reachable() === 'True' ? true : undefined), 20_000)
+  const object = (): NodeImageSet | undefined =>
+    api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as NodeImageSet | undefined
+  const reachable = (): string | undefined =>
+    object()?.status?.conditions?.find((c) => c.type === 'RuntimeReachable')?.status
+  await until(
+    'the first publish',
+    () => (object()?.spec.images.length === 1 && reachable() === 'True' ? true : undefined),
+    20_000,
+  )
 
   await ctrd.stop()
-  const down = await until('RuntimeReachable=False', () => (reachable() === 'False' ? true : undefined), 10 * INTERVAL_MS)
+  const down = await until(
+    'RuntimeReachable=False',
+    () => (reachable() === 'False' ? true : undefined),
+    10 * INTERVAL_MS,
+  )
   t.comment(`runtime stopped: condition False after ${down.after} ms`)
   const message = object()?.status?.conditions?.find((c) => c.type === 'RuntimeReachable')?.message ?? ''
   t.match(message, /the published list of 1 images is kept/)
@@ -60,6 +75,9 @@ t.test('containerd stopped and restarted under the agent', { skip: skip ?? false
   await ctrd.restart()
   const up = await until('RuntimeReachable=True', () => (reachable() === 'True' ? true : undefined), 30_000)
   t.comment(`runtime restarted: condition True after ${up.after} ms (interval ${INTERVAL_MS} ms)`)
-  t.ok(up.after <= 2 * INTERVAL_MS, `recovery published within one interval of the restart, plus a tick (${up.after} ms)`)
+  t.ok(
+    up.after <= 2 * INTERVAL_MS,
+    `recovery published within one interval of the restart, plus a tick (${up.after} ms)`,
+  )
   t.equal(object()?.spec.images.length, 1)
 })

@@ -36,7 +36,13 @@ export function post(o: PostOptions): Promise<Outcome> {
     }
     const req = request(
       `${o.url}/validate?timeout=10s`,
-      { method: 'POST', agent: o.agent, ca: o.ca, timeout: o.timeoutMs, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(o.body) } },
+      {
+        method: 'POST',
+        agent: o.agent,
+        ca: o.ca,
+        timeout: o.timeoutMs,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(o.body) },
+      },
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
@@ -44,11 +50,16 @@ export function post(o: PostOptions): Promise<Outcome> {
         res.on('end', () => {
           let response: { allowed?: boolean; warnings?: unknown[] } | undefined
           try {
-            response = (JSON.parse(Buffer.concat(chunks).toString()) as { response?: { allowed?: boolean; warnings?: unknown[] } }).response
+            response = (
+              JSON.parse(Buffer.concat(chunks).toString()) as { response?: { allowed?: boolean; warnings?: unknown[] } }
+            ).response
           } catch {
             return done({ status: res.statusCode, error: 'response is not JSON' })
           }
-          const out: Omit<Outcome, 'start' | 'end' | 'reused'> = { status: res.statusCode, warnings: response?.warnings?.length ?? 0 }
+          const out: Omit<Outcome, 'start' | 'end' | 'reused'> = {
+            status: res.statusCode,
+            warnings: response?.warnings?.length ?? 0,
+          }
           if (response?.allowed !== undefined) out.allowed = response.allowed
           done(out)
         })

@@ -34,14 +34,41 @@ function readyz(url: string, ca: string): Promise<number> {
 t.test('SIGTERM under sustained load: not ready at once, every request answered, exit 0', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'neverpull-sigterm-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
+  await ensureCertificates({
+    outDir: dir,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1'],
+    days: 30,
+    force: false,
+    now: new Date(),
+  })
   const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
 
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'webhook', '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0',
-      '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), '--inventory-file', 'examples/inventory.yaml',
-      '--shutdown-delay', `${DELAY_MS / 1000}s`, '--log-level', 'info'],
+    [
+      '--import',
+      'tsx',
+      'src/cli.ts',
+      'webhook',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--metrics-port',
+      '0',
+      '--tls-cert',
+      join(dir, 'tls.crt'),
+      '--tls-key',
+      join(dir, 'tls.key'),
+      '--inventory-file',
+      'examples/inventory.yaml',
+      '--shutdown-delay',
+      `${DELAY_MS / 1000}s`,
+      '--log-level',
+      'info',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } },
   )
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
@@ -118,13 +145,22 @@ t.test('SIGTERM under sustained load: not ready at once, every request answered,
   t.comment(`during the ${DELAY_MS} ms drain: ${summary(draining)}`)
   t.comment(`ended after the server began closing (meeting the close): ${summary(past)}`)
   t.comment(`the server began closing ${(closeAt - sigtermAt).toFixed(0)} ms after SIGTERM`)
-  for (const o of past.filter(failed).slice(0, 12)) t.comment(`  ended +${(o.end - closeAt).toFixed(0)} ms after the close began: ${o.error ?? `HTTP ${o.status}`} (${o.reused ? 'kept-alive' : 'new'} connection)`)
-  t.comment(`/readyz 503 ${firstNotReady === undefined ? 'never' : `${(firstNotReady.at - sigtermAt).toFixed(0)} ms`} after SIGTERM; exit ${exit === undefined ? 'none' : `${exit.code} ${(exit.at - sigtermAt).toFixed(0)} ms`} after SIGTERM`)
+  for (const o of past.filter(failed).slice(0, 12))
+    t.comment(
+      `  ended +${(o.end - closeAt).toFixed(0)} ms after the close began: ${o.error ?? `HTTP ${o.status}`} (${o.reused ? 'kept-alive' : 'new'} connection)`,
+    )
+  t.comment(
+    `/readyz 503 ${firstNotReady === undefined ? 'never' : `${(firstNotReady.at - sigtermAt).toFixed(0)} ms`} after SIGTERM; exit ${exit === undefined ? 'none' : `${exit.code} ${(exit.at - sigtermAt).toFixed(0)} ms`} after SIGTERM`,
+  )
 
   t.ok(before.length > 100 && draining.length > 200, 'sustained load before and during the drain')
   t.same(before.filter(failed), [], 'no request before SIGTERM failed')
   t.same(draining.filter(failed), [], 'no request during the drain failed (non-2xx, error or timeout)')
-  t.same(past.filter((o) => o.status !== undefined && (o.status < 200 || o.status > 299)), [], 'every request the server answered after the drain got a 2xx')
+  t.same(
+    past.filter((o) => o.status !== undefined && (o.status < 200 || o.status > 299)),
+    [],
+    'every request the server answered after the drain got a 2xx',
+  )
   t.ok(firstNotReady !== undefined && firstNotReady.at - sigtermAt < 500, '/readyz turns 503 within 500 ms of SIGTERM')
   t.same(readyAfter, [], '/readyz stays 503 while draining')
   t.ok(exit !== undefined, `exits within ${EXIT_WITHIN_MS} ms`)
@@ -132,5 +168,8 @@ t.test('SIGTERM under sustained load: not ready at once, every request answered,
     t.equal(exit.code, 0, 'exit code 0')
     t.ok(exit.at - sigtermAt >= DELAY_MS, 'not before the drain delay')
   }
-  t.ok(logs.some((l) => String(l['msg']).startsWith('shutting down')), 'logs the shutdown')
+  t.ok(
+    logs.some((l) => String(l['msg']).startsWith('shutting down')),
+    'logs the shutdown',
+  )
 })

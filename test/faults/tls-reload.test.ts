@@ -22,15 +22,29 @@ async function run(t: Test, layout: Layout): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'neverpull-tls-reload-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const issued = join(dir, 'issued')
-  await ensureCertificates({ outDir: issued, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: HOSTS, days: 30, force: false, now: new Date() })
-  const ca = { cert: await readFile(join(issued, 'ca.crt'), 'utf8'), key: await readFile(join(issued, 'ca.key'), 'utf8') }
+  await ensureCertificates({
+    outDir: issued,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: HOSTS,
+    days: 30,
+    force: false,
+    now: new Date(),
+  })
+  const ca = {
+    cert: await readFile(join(issued, 'ca.crt'), 'utf8'),
+    key: await readFile(join(issued, 'ca.key'), 'utf8'),
+  }
 
   // rename: tls.crt and tls.key are files, replaced by write-temp-then-rename one after the other.
   // secret-volume: what the kubelet does for a Secret: tls.crt -> ..data/tls.crt, ..data -> a
   // timestamped directory, and an update swaps the ..data symlink in one rename.
   const served = join(dir, 'tls')
   await mkdir(served)
-  const first = { cert: await readFile(join(issued, 'tls.crt'), 'utf8'), key: await readFile(join(issued, 'tls.key'), 'utf8') }
+  const first = {
+    cert: await readFile(join(issued, 'tls.crt'), 'utf8'),
+    key: await readFile(join(issued, 'tls.key'), 'utf8'),
+  }
   if (layout === 'rename') {
     await writeFileAtomic(join(served, 'tls.crt'), first.cert, 0o644)
     await writeFileAtomic(join(served, 'tls.key'), first.key, 0o600)
@@ -43,14 +57,23 @@ async function run(t: Test, layout: Layout): Promise<void> {
     await symlink('..data/tls.key', join(served, 'tls.key'))
   }
 
-  const { url, lines } = await startTestWebhook(t, { tls: { cert: join(served, 'tls.crt'), key: join(served, 'tls.key') } })
+  const { url, lines } = await startTestWebhook(t, {
+    tls: { cert: join(served, 'tls.crt'), key: join(served, 'tls.key') },
+  })
   const port = Number(new URL(url).port)
 
   const oldSerial = new X509Certificate(first.cert).serialNumber.toUpperCase()
   t.equal(await servedSerial('127.0.0.1', port, ca.cert), oldSerial, 'serving the first certificate')
 
   const body = await readFile('examples/reviews/pod-denied-typo.json', 'utf8')
-  const next = generateServing({ ca, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: HOSTS, days: 30, now: new Date() })
+  const next = generateServing({
+    ca,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: HOSTS,
+    days: 30,
+    now: new Date(),
+  })
   const newSerial = new X509Certificate(next.cert).serialNumber.toUpperCase()
   t.not(newSerial, oldSerial)
 
@@ -94,14 +117,25 @@ async function run(t: Test, layout: Layout): Promise<void> {
 
   const all = [...kept, ...fresh]
   const after = all.filter((o) => o.start > swappedAt + (seenAfterMs ?? 0))
-  t.comment(`${layout}: keep-alive ${summary(kept)}; fresh connections ${summary(fresh)}; ${after.length} requests after the new certificate was served; new certificate served ${seenAfterMs?.toFixed(0)} ms after the swap`)
+  t.comment(
+    `${layout}: keep-alive ${summary(kept)}; fresh connections ${summary(fresh)}; ${after.length} requests after the new certificate was served; new certificate served ${seenAfterMs?.toFixed(0)} ms after the swap`,
+  )
   t.ok(all.length > 200, `sustained load (${all.length} requests in ${LOAD_MS} ms)`)
   t.same(all.filter(failed), [], 'no request failed: non-2xx, error or timeout')
-  t.ok(all.every((o) => o.allowed === false), 'every answer is the denial the body calls for')
+  t.ok(
+    all.every((o) => o.allowed === false),
+    'every answer is the denial the body calls for',
+  )
   t.ok(seenAfterMs !== undefined, 'a new connection after the swap is served the new certificate')
   t.equal(await servedSerial('127.0.0.1', port, ca.cert), newSerial, 'new serial')
-  t.ok(after.some((o) => o.reused) && after.some((o) => !o.reused), 'requests on kept-alive and on new connections after the swap')
-  t.ok(lines.some((l) => l.includes('serving certificate reloaded')), 'the reload is logged')
+  t.ok(
+    after.some((o) => o.reused) && after.some((o) => !o.reused),
+    'requests on kept-alive and on new connections after the swap',
+  )
+  t.ok(
+    lines.some((l) => l.includes('serving certificate reloaded')),
+    'the reload is logged',
+  )
 }
 
 t.test('TLS files replaced by rename during sustained load', (t) => run(t, 'rename'))

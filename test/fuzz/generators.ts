@@ -41,17 +41,93 @@ export function podSpecOf(object: unknown, kind: string): Json | undefined {
 
 /** Strings that have broken parsers before: prototype keys, controls, odd unicode, the domain's own words. */
 export const NASTY_STRINGS: readonly string[] = [
-  '', ' ', '\t', '\n', '\u0000', '\u0007', '\u001b[31mred', '\u007f', '\u0085', '\u009b', '\u2028', '\u2029',
-  '\ud800', '\udfff', 'a\ud800b', '\ufeff', '\u200b', '😀', 'é', 'e\u0301', 'İ', '\u212a', 'ǅ', 'ｐｏｄ',
-  '__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__',
-  'Pod', 'PodTemplate', 'Deployment', 'DaemonSet', 'CronJob', 'apps', 'batch', 'v1',
-  'CREATE', 'UPDATE', 'DELETE', 'CONNECT', 'ephemeralcontainers', 'status', 'scale',
-  'Never', 'Always', 'IfNotPresent', 'Exists', 'Equal', 'In', 'NotIn', 'Gt', 'Lt', 'DoesNotExist',
-  'NoSchedule', 'NoExecute', 'PreferNoSchedule', 'metadata.name', 'kubernetes.io/hostname',
-  'node-a', 'node-b', 'node-c', 'sandbox', 'default', 'zone', 'a', 'ssd', 'gpu', 'dedicated',
-  'admission.k8s.io/v1', 'admission.k8s.io/v1beta1', 'AdmissionReview',
-  '-1', '0', '9'.repeat(400), '1e309', 'NaN', '%s%n', '${x}', '<script>', '../../etc/passwd',
-  'x'.repeat(300), 'é'.repeat(300), '😀'.repeat(300), '\u0000'.repeat(300),
+  '',
+  ' ',
+  '\t',
+  '\n',
+  '\u0000',
+  '\u0007',
+  '\u001b[31mred',
+  '\u007f',
+  '\u0085',
+  '\u009b',
+  '\u2028',
+  '\u2029',
+  '\ud800',
+  '\udfff',
+  'a\ud800b',
+  '\ufeff',
+  '\u200b',
+  '😀',
+  'é',
+  'e\u0301',
+  'İ',
+  '\u212a',
+  'ǅ',
+  'ｐｏｄ',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  '__defineGetter__',
+  'Pod',
+  'PodTemplate',
+  'Deployment',
+  'DaemonSet',
+  'CronJob',
+  'apps',
+  'batch',
+  'v1',
+  'CREATE',
+  'UPDATE',
+  'DELETE',
+  'CONNECT',
+  'ephemeralcontainers',
+  'status',
+  'scale',
+  'Never',
+  'Always',
+  'IfNotPresent',
+  'Exists',
+  'Equal',
+  'In',
+  'NotIn',
+  'Gt',
+  'Lt',
+  'DoesNotExist',
+  'NoSchedule',
+  'NoExecute',
+  'PreferNoSchedule',
+  'metadata.name',
+  'kubernetes.io/hostname',
+  'node-a',
+  'node-b',
+  'node-c',
+  'sandbox',
+  'default',
+  'zone',
+  'a',
+  'ssd',
+  'gpu',
+  'dedicated',
+  'admission.k8s.io/v1',
+  'admission.k8s.io/v1beta1',
+  'AdmissionReview',
+  '-1',
+  '0',
+  '9'.repeat(400),
+  '1e309',
+  'NaN',
+  '%s%n',
+  '${x}',
+  '<script>',
+  '../../etc/passwd',
+  'x'.repeat(300),
+  'é'.repeat(300),
+  '😀'.repeat(300),
+  '\u0000'.repeat(300),
 ]
 
 export const nastyString = fc.constantFrom(...NASTY_STRINGS)
@@ -102,15 +178,26 @@ function pathOf(length: number): fc.Arbitrary<string> {
 const hexOf = (n: number): fc.Arbitrary<string> => chars(HEX, n, n)
 
 export const imageCase: fc.Arbitrary<ImageCase> = fc.oneof(
-  fc.integer({ min: 1, max: 131 }).chain((n) => tagOf(n).map((tag) => ({ image: `registry.local:5000/team/app:${tag}`, valid: n <= 128 }))),
+  fc
+    .integer({ min: 1, max: 131 })
+    .chain((n) => tagOf(n).map((tag) => ({ image: `registry.local:5000/team/app:${tag}`, valid: n <= 128 }))),
   fc.constantFrom(127, 128, 129, 130).chain((n) => tagOf(n).map((tag) => ({ image: `app:${tag}`, valid: n <= 128 }))),
-  fc.constantFrom(1, 100, 253, 254, 255, 256, 257, 300).chain((n) => pathOf(n).map((p) => ({ image: `registry.local:5000/${p}:v1`, valid: n <= 255 }))),
+  fc
+    .constantFrom(1, 100, 253, 254, 255, 256, 257, 300)
+    .chain((n) => pathOf(n).map((p) => ({ image: `registry.local:5000/${p}:v1`, valid: n <= 255 }))),
   // docker.io/library/<name>: the limit counts "library/" too.
   fc.constantFrom(246, 247, 248, 249).map((n) => ({ image: 'b'.repeat(n), valid: n + 'library/'.length <= 255 })),
-  fc.constantFrom(32, 63, 64, 65, 96, 128).chain((n) => hexOf(n).map((hex) => ({ image: `registry.local:5000/team/app@sha256:${hex}`, valid: n === 64 }))),
-  fc.constantFrom(['sha384', 96], ['sha512', 128], ['sha512', 64], ['md5', 64]).chain(([alg, n]) =>
-    hexOf(n as number).map((hex) => ({ image: `app:1@${alg}:${hex}`, valid: (alg === 'sha384' && n === 96) || (alg === 'sha512' && n === 128) })),
-  ),
+  fc
+    .constantFrom(32, 63, 64, 65, 96, 128)
+    .chain((n) => hexOf(n).map((hex) => ({ image: `registry.local:5000/team/app@sha256:${hex}`, valid: n === 64 }))),
+  fc
+    .constantFrom(['sha384', 96], ['sha512', 128], ['sha512', 64], ['md5', 64])
+    .chain(([alg, n]) =>
+      hexOf(n as number).map((hex) => ({
+        image: `app:1@${alg}:${hex}`,
+        valid: (alg === 'sha384' && n === 96) || (alg === 'sha512' && n === 128),
+      })),
+    ),
   hexOf(64).map((hex) => ({ image: `app@sha256:${hex.toUpperCase().replace(/^[0-9]/, 'A')}`, valid: false })),
   hexOf(64).map((hex) => ({ image: hex, valid: false })),
   hexOf(64).map((hex) => ({ image: `sha256:${hex}`, valid: true })),
@@ -157,22 +244,77 @@ export const imageCase: fc.Arbitrary<ImageCase> = fc.oneof(
 
 const operator = fc.oneof(fc.constantFrom('In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt'), anyString)
 const requirement = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ key: fc.oneof(nastyString, fc.constantFrom('zone', 'disk', 'metadata.name')), operator, values: fc.oneof(fc.array(fc.oneof(nastyString, fc.integer().map(String)), { maxLength: 5 }), wrongValue) }, { requiredKeys: [] }) },
+  {
+    weight: 4,
+    arbitrary: fc.record(
+      {
+        key: fc.oneof(nastyString, fc.constantFrom('zone', 'disk', 'metadata.name')),
+        operator,
+        values: fc.oneof(fc.array(fc.oneof(nastyString, fc.integer().map(String)), { maxLength: 5 }), wrongValue),
+      },
+      { requiredKeys: [] },
+    ),
+  },
   { weight: 1, arbitrary: wrongValue },
 )
 const term = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ matchExpressions: fc.oneof(fc.array(requirement, { maxLength: 4 }), wrongValue), matchFields: fc.oneof(fc.array(requirement, { maxLength: 3 }), wrongValue) }, { requiredKeys: [] }) },
+  {
+    weight: 4,
+    arbitrary: fc.record(
+      {
+        matchExpressions: fc.oneof(fc.array(requirement, { maxLength: 4 }), wrongValue),
+        matchFields: fc.oneof(fc.array(requirement, { maxLength: 3 }), wrongValue),
+      },
+      { requiredKeys: [] },
+    ),
+  },
   { weight: 1, arbitrary: wrongValue },
 )
 const affinity = fc.oneof(
-  fc.record({ nodeAffinity: fc.oneof(fc.record({ requiredDuringSchedulingIgnoredDuringExecution: fc.oneof(fc.record({ nodeSelectorTerms: fc.oneof(fc.array(term, { maxLength: 4 }), wrongValue) }, { requiredKeys: [] }), wrongValue) }, { requiredKeys: [] }), wrongValue) }, { requiredKeys: [] }),
+  fc.record(
+    {
+      nodeAffinity: fc.oneof(
+        fc.record(
+          {
+            requiredDuringSchedulingIgnoredDuringExecution: fc.oneof(
+              fc.record(
+                { nodeSelectorTerms: fc.oneof(fc.array(term, { maxLength: 4 }), wrongValue) },
+                { requiredKeys: [] },
+              ),
+              wrongValue,
+            ),
+          },
+          { requiredKeys: [] },
+        ),
+        wrongValue,
+      ),
+    },
+    { requiredKeys: [] },
+  ),
   wrongValue,
 )
 const toleration = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ key: anyString, operator: fc.oneof(fc.constantFrom('Exists', 'Equal'), anyString), value: anyString, effect: fc.oneof(fc.constantFrom('NoSchedule', 'NoExecute', 'PreferNoSchedule', ''), anyString), tolerationSeconds: fc.oneof(fc.integer(), wrongValue) }, { requiredKeys: [] }) },
+  {
+    weight: 4,
+    arbitrary: fc.record(
+      {
+        key: anyString,
+        operator: fc.oneof(fc.constantFrom('Exists', 'Equal'), anyString),
+        value: anyString,
+        effect: fc.oneof(fc.constantFrom('NoSchedule', 'NoExecute', 'PreferNoSchedule', ''), anyString),
+        tolerationSeconds: fc.oneof(fc.integer(), wrongValue),
+      },
+      { requiredKeys: [] },
+    ),
+  },
   { weight: 1, arbitrary: wrongValue },
 )
-const nodeSelector = fc.oneof(fc.dictionary(anyString, fc.oneof({ weight: 5, arbitrary: anyString }, { weight: 1, arbitrary: wrongValue }), { maxKeys: 5 }), wrongValue)
+const nodeSelector = fc.oneof(
+  fc.dictionary(anyString, fc.oneof({ weight: 5, arbitrary: anyString }, { weight: 1, arbitrary: wrongValue }), {
+    maxKeys: 5,
+  }),
+  wrongValue,
+)
 
 export const placementEdit: fc.Arbitrary<[string, unknown]> = fc.oneof(
   nodeSelector.map((v): [string, unknown] => ['nodeSelector', v]),
@@ -185,8 +327,14 @@ export const placementEdit: fc.Arbitrary<[string, unknown]> = fc.oneof(
 const container = fc.record(
   {
     name: fc.oneof(anyString, wrongValue),
-    image: fc.oneof(imageCase.map((c) => c.image), wrongValue),
-    imagePullPolicy: fc.oneof({ weight: 5, arbitrary: fc.constantFrom('Never', 'Always', 'IfNotPresent') }, { weight: 1, arbitrary: fc.oneof(anyString, wrongValue) }),
+    image: fc.oneof(
+      imageCase.map((c) => c.image),
+      wrongValue,
+    ),
+    imagePullPolicy: fc.oneof(
+      { weight: 5, arbitrary: fc.constantFrom('Never', 'Always', 'IfNotPresent') },
+      { weight: 1, arbitrary: fc.oneof(anyString, wrongValue) },
+    ),
   },
   { requiredKeys: [] },
 )
@@ -199,7 +347,12 @@ export type Mutation =
   | { op: 'image'; index: number; image: string }
   | { op: 'placement'; field: string; value: unknown }
   | { op: 'containers'; key: string; value: unknown }
-  | { op: 'gvk'; field: 'group' | 'version' | 'kind' | 'operation' | 'subResource' | 'uid' | 'namespace' | 'apiVersion'; value: unknown; drop: boolean }
+  | {
+      op: 'gvk'
+      field: 'group' | 'version' | 'kind' | 'operation' | 'subResource' | 'uid' | 'namespace' | 'apiVersion'
+      value: unknown
+      drop: boolean
+    }
   | { op: 'nest'; path: number[]; depth: number; array: boolean }
 
 const path = fc.array(fc.nat(), { minLength: 1, maxLength: 10 })
@@ -209,13 +362,24 @@ export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ path, value: wrongValue }).map((r): Mutation => ({ op: 'replace', ...r })),
   fc.record({ index: fc.nat(5), image: imageCase.map((c) => c.image) }).map((r): Mutation => ({ op: 'image', ...r })),
   placementEdit.map(([field, value]): Mutation => ({ op: 'placement', field, value })),
-  fc.record({ key: fc.constantFrom('containers', 'initContainers', 'ephemeralContainers'), value: fc.oneof(fc.array(container, { maxLength: 8 }), wrongValue) }).map((r): Mutation => ({ op: 'containers', ...r })),
-  fc.record({
-    field: fc.constantFrom<'group' | 'version' | 'kind' | 'operation' | 'subResource' | 'uid' | 'namespace' | 'apiVersion'>('group', 'version', 'kind', 'operation', 'subResource', 'uid', 'namespace', 'apiVersion'),
-    value: fc.oneof(nastyString, wrongValue),
-    drop: fc.boolean(),
-  }).map((r): Mutation => ({ op: 'gvk', ...r })),
-  fc.record({ path, depth: fc.integer({ min: 1, max: 2000 }), array: fc.boolean() }).map((r): Mutation => ({ op: 'nest', ...r })),
+  fc
+    .record({
+      key: fc.constantFrom('containers', 'initContainers', 'ephemeralContainers'),
+      value: fc.oneof(fc.array(container, { maxLength: 8 }), wrongValue),
+    })
+    .map((r): Mutation => ({ op: 'containers', ...r })),
+  fc
+    .record({
+      field: fc.constantFrom<
+        'group' | 'version' | 'kind' | 'operation' | 'subResource' | 'uid' | 'namespace' | 'apiVersion'
+      >('group', 'version', 'kind', 'operation', 'subResource', 'uid', 'namespace', 'apiVersion'),
+      value: fc.oneof(nastyString, wrongValue),
+      drop: fc.boolean(),
+    })
+    .map((r): Mutation => ({ op: 'gvk', ...r })),
+  fc
+    .record({ path, depth: fc.integer({ min: 1, max: 2000 }), array: fc.boolean() })
+    .map((r): Mutation => ({ op: 'nest', ...r })),
 )
 
 /** Walks `path` through objects and arrays; the container and key of where it stops. */
@@ -327,18 +491,66 @@ export const envelope = (inner: fc.Arbitrary<unknown>): fc.Arbitrary<Json> =>
           weight: 4,
           arbitrary: fc.record(
             {
-              uid: fc.oneof({ weight: 4, arbitrary: fc.uuid() }, { weight: 1, arbitrary: anyString }, { weight: 1, arbitrary: inner }),
-              kind: fc.oneof(
-                { weight: 4, arbitrary: fc.record({ group: fc.oneof(fc.constantFrom('', 'apps', 'batch'), inner), version: fc.constant('v1'), kind: fc.oneof(fc.constantFrom('Pod', 'Deployment', 'DaemonSet', 'CronJob', 'PodTemplate'), nastyString, inner) }, { requiredKeys: [] }) },
+              uid: fc.oneof(
+                { weight: 4, arbitrary: fc.uuid() },
+                { weight: 1, arbitrary: anyString },
                 { weight: 1, arbitrary: inner },
               ),
-              operation: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('CREATE', 'UPDATE', 'DELETE', 'CONNECT') }, { weight: 1, arbitrary: inner }),
-              namespace: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('default', 'sandbox', '') }, { weight: 1, arbitrary: inner }),
+              kind: fc.oneof(
+                {
+                  weight: 4,
+                  arbitrary: fc.record(
+                    {
+                      group: fc.oneof(fc.constantFrom('', 'apps', 'batch'), inner),
+                      version: fc.constant('v1'),
+                      kind: fc.oneof(
+                        fc.constantFrom('Pod', 'Deployment', 'DaemonSet', 'CronJob', 'PodTemplate'),
+                        nastyString,
+                        inner,
+                      ),
+                    },
+                    { requiredKeys: [] },
+                  ),
+                },
+                { weight: 1, arbitrary: inner },
+              ),
+              operation: fc.oneof(
+                { weight: 4, arbitrary: fc.constantFrom('CREATE', 'UPDATE', 'DELETE', 'CONNECT') },
+                { weight: 1, arbitrary: inner },
+              ),
+              namespace: fc.oneof(
+                { weight: 4, arbitrary: fc.constantFrom('default', 'sandbox', '') },
+                { weight: 1, arbitrary: inner },
+              ),
               name: fc.oneof({ weight: 4, arbitrary: anyString }, { weight: 1, arbitrary: inner }),
-              subResource: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('', 'ephemeralcontainers', 'status') }, { weight: 1, arbitrary: inner }),
-              userInfo: fc.oneof({ weight: 4, arbitrary: fc.record({ username: anyString, groups: fc.array(anyString, { maxLength: 3 }) }, { requiredKeys: [] }) }, { weight: 1, arbitrary: inner }),
+              subResource: fc.oneof(
+                { weight: 4, arbitrary: fc.constantFrom('', 'ephemeralcontainers', 'status') },
+                { weight: 1, arbitrary: inner },
+              ),
+              userInfo: fc.oneof(
+                {
+                  weight: 4,
+                  arbitrary: fc.record(
+                    { username: anyString, groups: fc.array(anyString, { maxLength: 3 }) },
+                    { requiredKeys: [] },
+                  ),
+                },
+                { weight: 1, arbitrary: inner },
+              ),
               dryRun: fc.oneof({ weight: 4, arbitrary: fc.boolean() }, { weight: 1, arbitrary: inner }),
-              object: fc.oneof({ weight: 1, arbitrary: inner }, { weight: 3, arbitrary: fc.record({ spec: fc.oneof(inner, fc.record({ containers: fc.array(container, { maxLength: 4 }) })), template: fc.record({ spec: fc.record({ containers: fc.array(container, { maxLength: 4 }) }) }) }, { requiredKeys: [] }) }),
+              object: fc.oneof(
+                { weight: 1, arbitrary: inner },
+                {
+                  weight: 3,
+                  arbitrary: fc.record(
+                    {
+                      spec: fc.oneof(inner, fc.record({ containers: fc.array(container, { maxLength: 4 }) })),
+                      template: fc.record({ spec: fc.record({ containers: fc.array(container, { maxLength: 4 }) }) }),
+                    },
+                    { requiredKeys: [] },
+                  ),
+                },
+              ),
               oldObject: inner,
             },
             { requiredKeys: ['uid', 'kind', 'operation'] },
@@ -360,11 +572,20 @@ export function podWithImage(image: string): Json {
 }
 
 /** A review carrying `count` containers (and for UPDATE the same number before). */
-export function hugeReview(name: 'pod-create' | 'deployment-update-image', count: number, imageOf: (i: number) => string): Json {
+export function hugeReview(
+  name: 'pod-create' | 'deployment-update-image',
+  count: number,
+  imageOf: (i: number) => string,
+): Json {
   const review = fixture(name)
   const request = requestOf(review)!
   const kind = name === 'pod-create' ? 'Pod' : 'Deployment'
-  const make = (suffix: string) => Array.from({ length: count }, (_, i) => ({ name: `c${i}`, image: imageOf(i) + suffix, imagePullPolicy: i % 3 === 0 ? 'Always' : 'Never' }))
+  const make = (suffix: string) =>
+    Array.from({ length: count }, (_, i) => ({
+      name: `c${i}`,
+      image: imageOf(i) + suffix,
+      imagePullPolicy: i % 3 === 0 ? 'Always' : 'Never',
+    }))
   podSpecOf(request['object'], kind)!['containers'] = make('')
   const old = podSpecOf(request['oldObject'], kind)
   if (old !== undefined) old['containers'] = make('-old')

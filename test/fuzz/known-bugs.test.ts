@@ -11,7 +11,13 @@ function reviewOfKind(kind: string): Record<string, unknown> {
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: { uid: 'b2c0c1de-0000-4000-8000-000000000001', kind: { group: '', version: 'v1', kind }, operation: 'CREATE', namespace: 'default', object: { spec: {} } },
+    request: {
+      uid: 'b2c0c1de-0000-4000-8000-000000000001',
+      kind: { group: '', version: 'v1', kind },
+      operation: 'CREATE',
+      namespace: 'default',
+      object: { spec: {} },
+    },
   }
 }
 
@@ -28,12 +34,20 @@ t.test(
       }, kind)
       if (reply !== undefined) {
         t.doesNotThrow(() => checkReply(body, reply), kind)
-        t.equal((reply as { response: { allowed: boolean } }).response.allowed, true, `${kind}: not a kind this webhook checks`)
+        t.equal(
+          (reply as { response: { allowed: boolean } }).response.allowed,
+          true,
+          `${kind}: not a kind this webhook checks`,
+        )
       }
       // Over HTTP the route's catch hides it as "could not check this object (internal error)".
       const res = await env.app.inject({ method: 'POST', url: '/validate', payload: body })
       t.equal(res.statusCode, 200, kind)
-      t.notMatch(res.json<AdmissionReviewReply>().response.warnings?.join('\n') ?? '', /internal error/, `${kind}: no internal error`)
+      t.notMatch(
+        res.json<AdmissionReviewReply>().response.warnings?.join('\n') ?? '',
+        /internal error/,
+        `${kind}: no internal error`,
+      )
     }
   },
 )

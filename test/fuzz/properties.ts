@@ -55,7 +55,11 @@ export async function createEnv(): Promise<FuzzEnv> {
   const inventory = exampleInventory(NOW)
   const metrics = createMetrics({ inventory, now: () => NOW })
   // A real pino logger into the void: the route's log line must cope with any field too.
-  const sink = new Writable({ write(_c, _e, cb) { cb() } })
+  const sink = new Writable({
+    write(_c, _e, cb) {
+      cb()
+    },
+  })
   const app = Fastify({ logger: { level: 'debug', stream: sink } })
   await app.register(webhookApp, { inventory, mode: 'enforce', metrics, ready: () => true, now: () => NOW })
   await app.ready()
@@ -113,7 +117,8 @@ export function checkWarnings(warnings: unknown): void {
     if (runes > MAX_WARNING_RUNES) fail(`warning of ${runes} runes (> ${MAX_WARNING_RUNES}): ${JSON.stringify(w)}`)
     if (w.length === 0) fail('empty warning')
     const control = controlIn(w)
-    if (control !== undefined) fail(`warning with control character U+${control.toString(16).padStart(4, '0')}: ${JSON.stringify(w)}`)
+    if (control !== undefined)
+      fail(`warning with control character U+${control.toString(16).padStart(4, '0')}: ${JSON.stringify(w)}`)
     if (loneSurrogateIn(w)) fail(`warning with a lone surrogate: ${JSON.stringify(w)}`)
   }
 }
@@ -123,13 +128,15 @@ export function checkReply(body: unknown, reply: unknown): void {
   if (!isObject(reply)) fail(`reply is not an object: ${JSON.stringify(reply)}`)
   if (reply['kind'] !== 'AdmissionReview') fail(`reply kind ${JSON.stringify(reply['kind'])}`)
   const wantVersion = isObject(body) && body['apiVersion'] === V1BETA1 ? V1BETA1 : V1
-  if (reply['apiVersion'] !== wantVersion) fail(`reply apiVersion ${JSON.stringify(reply['apiVersion'])}, want ${wantVersion}`)
+  if (reply['apiVersion'] !== wantVersion)
+    fail(`reply apiVersion ${JSON.stringify(reply['apiVersion'])}, want ${wantVersion}`)
   const response = reply['response']
   if (!isObject(response)) fail('reply without a response')
   if (typeof response['allowed'] !== 'boolean') fail(`response.allowed ${JSON.stringify(response['allowed'])}`)
   if (typeof response['uid'] !== 'string') fail(`response.uid ${JSON.stringify(response['uid'])}`)
   const uid = uidOf(body)
-  if (uid !== undefined && response['uid'] !== uid) fail(`response.uid ${JSON.stringify(response['uid'])}, request.uid ${JSON.stringify(uid)}`)
+  if (uid !== undefined && response['uid'] !== uid)
+    fail(`response.uid ${JSON.stringify(response['uid'])}, request.uid ${JSON.stringify(uid)}`)
   if (response['allowed'] === false) {
     const status = response['status']
     if (!isObject(status)) fail('denied without a status')
@@ -203,7 +210,8 @@ async function checkHttp(env: FuzzEnv, name: string, c: RawCase, budget = CASE_B
   if (res.statusCode >= 500) fail(`HTTP ${res.statusCode}: ${res.body.slice(0, 500)}`)
   const text = c.payload.toString('utf8')
   const forbidden = FORBIDDEN_KEY.test(text)
-  if (c.json && !forbidden && res.statusCode !== 200) fail(`JSON body answered HTTP ${res.statusCode}: ${res.body.slice(0, 500)}`)
+  if (c.json && !forbidden && res.statusCode !== 200)
+    fail(`JSON body answered HTTP ${res.statusCode}: ${res.body.slice(0, 500)}`)
   if (res.statusCode !== 200 && (res.statusCode < 400 || res.statusCode > 499)) fail(`HTTP ${res.statusCode}`)
   let reply: unknown
   try {
@@ -225,7 +233,8 @@ async function checkHttp(env: FuzzEnv, name: string, c: RawCase, budget = CASE_B
       fail(`HTTP ${res.statusCode} without an AdmissionReview: ${res.body.slice(0, 200)}`)
     }
     const response = reply['response']
-    if (!isObject(response) || response['allowed'] !== false) fail(`HTTP ${res.statusCode} reply not a refusal: ${res.body.slice(0, 200)}`)
+    if (!isObject(response) || response['allowed'] !== false)
+      fail(`HTTP ${res.statusCode} reply not a refusal: ${res.body.slice(0, 200)}`)
   }
 }
 
@@ -247,39 +256,83 @@ const jsonReview = mutatedReview.filter(serialisable)
 
 /** Turns a body into one that fails (or nearly fails) decoding: raw 0xff bytes, truncation, a BOM. */
 const rawCase: fc.Arbitrary<RawCase> = fc.oneof(
-  fc.uint8Array({ maxLength: 200 }).map((b) => ({ payload: Buffer.from(b), contentType: 'application/json', json: false })),
-  fc.tuple(jsonReview, fc.array(fc.nat(), { minLength: 1, maxLength: 4 }), fc.constantFrom(0xff, 0xfe, 0xc0, 0x80, 0xed)).map(([body, at, byte]) => {
-    const buf = Buffer.from(JSON.stringify(body))
-    for (const i of at) buf[i % buf.length] = byte
-    return { payload: buf, contentType: 'application/json', json: false }
-  }),
+  fc
+    .uint8Array({ maxLength: 200 })
+    .map((b) => ({ payload: Buffer.from(b), contentType: 'application/json', json: false })),
+  fc
+    .tuple(
+      jsonReview,
+      fc.array(fc.nat(), { minLength: 1, maxLength: 4 }),
+      fc.constantFrom(0xff, 0xfe, 0xc0, 0x80, 0xed),
+    )
+    .map(([body, at, byte]) => {
+      const buf = Buffer.from(JSON.stringify(body))
+      for (const i of at) buf[i % buf.length] = byte
+      return { payload: buf, contentType: 'application/json', json: false }
+    }),
   // Invalid UTF-8 inside a string value: decoded to U+FFFD, still JSON, still a review.
-  fc.tuple(fc.constantFrom('pod-create', 'deployment-create', 'daemonset-create'), fc.constantFrom(Buffer.from([0xff]), Buffer.from([0xc3, 0x28]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xf4, 0x90, 0x80, 0x80]))).map(([name, bad]) => {
-    const body = fixture(name)
-    const marker = 'INVALIDUTF8'
-    const spec = podSpecOf((body['request'] as Record<string, unknown>)['object'], String(((body['request'] as Record<string, unknown>)['kind'] as Record<string, unknown>)['kind']))!
-    ;(spec['containers'] as Array<Record<string, unknown>>)[0]!['image'] = `app${marker}:1`
-    ;(spec['containers'] as Array<Record<string, unknown>>)[0]!['name'] = `c${marker}`
-    const text = JSON.stringify(body)
-    const parts = text.split(marker)
-    const payload = Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [Buffer.from(p)] : [bad, Buffer.from(p)])))
-    return { payload, contentType: 'application/json', json: true }
-  }),
+  fc
+    .tuple(
+      fc.constantFrom('pod-create', 'deployment-create', 'daemonset-create'),
+      fc.constantFrom(
+        Buffer.from([0xff]),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from([0xed, 0xa0, 0x80]),
+        Buffer.from([0xf4, 0x90, 0x80, 0x80]),
+      ),
+    )
+    .map(([name, bad]) => {
+      const body = fixture(name)
+      const marker = 'INVALIDUTF8'
+      const spec = podSpecOf(
+        (body['request'] as Record<string, unknown>)['object'],
+        String(((body['request'] as Record<string, unknown>)['kind'] as Record<string, unknown>)['kind']),
+      )!
+      ;(spec['containers'] as Array<Record<string, unknown>>)[0]!['image'] = `app${marker}:1`
+      ;(spec['containers'] as Array<Record<string, unknown>>)[0]!['name'] = `c${marker}`
+      const text = JSON.stringify(body)
+      const parts = text.split(marker)
+      const payload = Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [Buffer.from(p)] : [bad, Buffer.from(p)])))
+      return { payload, contentType: 'application/json', json: true }
+    }),
   fc.tuple(jsonReview, fc.nat()).map(([body, cut]) => {
     const text = JSON.stringify(body)
     return { payload: Buffer.from(text.slice(0, cut % text.length)), contentType: 'application/json', json: false }
   }),
-  jsonReview.map((body) => ({ payload: Buffer.from('\ufeff' + JSON.stringify(body)), contentType: 'application/json', json: true })),
-  fc.tuple(jsonReview, fc.constantFrom('text/plain', 'application/yaml', 'application/x-www-form-urlencoded', 'multipart/form-data', 'application/octet-stream', 'application/jsonx', '', undefined)).map(([body, ct]) => ({
-    payload: Buffer.from(JSON.stringify(body)),
-    contentType: ct,
-    json: false,
-  })),
-  fc.tuple(jsonReview, fc.constantFrom('application/json; charset=utf-8', 'Application/JSON', 'application/json;charset=UTF-8')).map(([body, ct]) => ({
-    payload: Buffer.from(JSON.stringify(body)),
-    contentType: ct,
+  jsonReview.map((body) => ({
+    payload: Buffer.from('\ufeff' + JSON.stringify(body)),
+    contentType: 'application/json',
     json: true,
   })),
+  fc
+    .tuple(
+      jsonReview,
+      fc.constantFrom(
+        'text/plain',
+        'application/yaml',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data',
+        'application/octet-stream',
+        'application/jsonx',
+        '',
+        undefined,
+      ),
+    )
+    .map(([body, ct]) => ({
+      payload: Buffer.from(JSON.stringify(body)),
+      contentType: ct,
+      json: false,
+    })),
+  fc
+    .tuple(
+      jsonReview,
+      fc.constantFrom('application/json; charset=utf-8', 'Application/JSON', 'application/json;charset=UTF-8'),
+    )
+    .map(([body, ct]) => ({
+      payload: Buffer.from(JSON.stringify(body)),
+      contentType: ct,
+      json: true,
+    })),
   fc.constantFrom<RawCase>(
     { payload: Buffer.alloc(0), contentType: 'application/json', json: false },
     { payload: Buffer.from('   '), contentType: 'application/json', json: false },
@@ -332,7 +385,12 @@ function handleProperty<T>(name: string, testRuns: number, fuzzRuns: number, arb
 
 export const PROPERTIES: readonly PropertyDef[] = [
   handleProperty('handleReview: any JSON value', 300, 20_000, fc.jsonValue()),
-  handleProperty('handleReview: anything (Map, BigInt, null prototypes, sparse arrays ...)', 200, 10_000, anythingAtAll),
+  handleProperty(
+    'handleReview: anything (Map, BigInt, null prototypes, sparse arrays ...)',
+    200,
+    10_000,
+    anythingAtAll,
+  ),
   handleProperty('handleReview: envelopes around any JSON', 300, 20_000, envelope(fc.jsonValue({ maxDepth: 3 }))),
   handleProperty('handleReview: envelopes around anything', 200, 10_000, envelope(anythingAtAll)),
   handleProperty('handleReview: mutated real AdmissionReviews', 400, 25_000, mutatedReview),
@@ -353,11 +411,15 @@ export const PROPERTIES: readonly PropertyDef[] = [
           return true
         }
         if (finding === undefined) fail(`no finding for ${JSON.stringify(c.image)}`)
-        if (c.valid === true && finding.reason === 'invalid-reference') fail(`valid reference ${JSON.stringify(c.image)} called invalid`)
+        if (c.valid === true && finding.reason === 'invalid-reference')
+          fail(`valid reference ${JSON.stringify(c.image)} called invalid`)
         if (c.valid === false) {
-          if (finding.reason !== 'invalid-reference') fail(`invalid reference ${JSON.stringify(c.image)} answered ${finding.reason}`)
-          if (mode === 'enforce' && reply.response.allowed) fail(`invalid reference ${JSON.stringify(c.image)} allowed in enforce mode`)
-          if (mode === 'warn' && (!reply.response.allowed || (reply.response.warnings ?? []).length === 0)) fail(`invalid reference ${JSON.stringify(c.image)} not warned in warn mode`)
+          if (finding.reason !== 'invalid-reference')
+            fail(`invalid reference ${JSON.stringify(c.image)} answered ${finding.reason}`)
+          if (mode === 'enforce' && reply.response.allowed)
+            fail(`invalid reference ${JSON.stringify(c.image)} allowed in enforce mode`)
+          if (mode === 'warn' && (!reply.response.allowed || (reply.response.warnings ?? []).length === 0))
+            fail(`invalid reference ${JSON.stringify(c.image)} not warned in warn mode`)
         }
         return true
       }),
@@ -373,11 +435,14 @@ export const PROPERTIES: readonly PropertyDef[] = [
         fc.integer({ min: 1_000, max: 100_000 }),
         modes,
         (name, count, depth, mode) => {
-          const body = hugeReview(name, count, (i) => (i % 2 === 0 ? `registry.local:5000/team/api:1.${i % 9}` : `myapp:${i % 5 === 0 ? 'dev' : 'v' + i}`))
+          const body = hugeReview(name, count, (i) =>
+            i % 2 === 0 ? `registry.local:5000/team/api:1.${i % 9}` : `myapp:${i % 5 === 0 ? 'dev' : 'v' + i}`,
+          )
           const object = (body['request'] as { object: { metadata: { annotations?: Record<string, unknown> } } }).object
           ;(object.metadata.annotations ??= {})['deep'] = nested(depth, depth % 2 === 0)
           const { reply } = handled(env, 'huge', body, mode, HUGE_CASE_BUDGET_MS)
-          if (mode === 'enforce' && reply.response.allowed) fail(`${count} containers, some missing, allowed in enforce mode`)
+          if (mode === 'enforce' && reply.response.allowed)
+            fail(`${count} containers, some missing, allowed in enforce mode`)
           return true
         },
       ),
@@ -410,13 +475,26 @@ export const PROPERTIES: readonly PropertyDef[] = [
     testRuns: 3,
     fuzzRuns: 20,
     build: (env) =>
-      fc.asyncProperty(fc.integer({ min: 1_000, max: 10_000 }), fc.integer({ min: 1_000, max: 100_000 }), fc.boolean(), async (count, depth, update) => {
-        const body = hugeReview(update ? 'deployment-update-image' : 'pod-create', count, (i) => `myapp:v${i % 50}`)
-        await checkHttp(env, 'http huge', jsonCase(body), HUGE_CASE_BUDGET_MS)
-        // Built as text: JSON.stringify itself recurses and would overflow first.
-        const text = JSON.stringify(fixture('pod-create')).replace('"metadata":{', `"metadata":{"deep":${'['.repeat(depth)}${']'.repeat(depth)},`)
-        await checkHttp(env, 'http huge', { payload: Buffer.from(text), contentType: 'application/json', json: true }, HUGE_CASE_BUDGET_MS)
-        return true
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 1_000, max: 10_000 }),
+        fc.integer({ min: 1_000, max: 100_000 }),
+        fc.boolean(),
+        async (count, depth, update) => {
+          const body = hugeReview(update ? 'deployment-update-image' : 'pod-create', count, (i) => `myapp:v${i % 50}`)
+          await checkHttp(env, 'http huge', jsonCase(body), HUGE_CASE_BUDGET_MS)
+          // Built as text: JSON.stringify itself recurses and would overflow first.
+          const text = JSON.stringify(fixture('pod-create')).replace(
+            '"metadata":{',
+            `"metadata":{"deep":${'['.repeat(depth)}${']'.repeat(depth)},`,
+          )
+          await checkHttp(
+            env,
+            'http huge',
+            { payload: Buffer.from(text), contentType: 'application/json', json: true },
+            HUGE_CASE_BUDGET_MS,
+          )
+          return true
+        },
+      ),
   },
 ]

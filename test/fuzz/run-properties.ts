@@ -7,7 +7,10 @@ export async function runProperties(t: Test, filter: (name: string) => boolean):
   const env: FuzzEnv = await createEnv()
   t.teardown(() => env.app.close())
   // FUZZ_SEED reproduces a failure printed by fast-check (or by npm run fuzz).
-  const seed = process.env['FUZZ_SEED'] === undefined ? Date.now() ^ (Math.random() * 0x100000000) : Number(process.env['FUZZ_SEED'])
+  const seed =
+    process.env['FUZZ_SEED'] === undefined
+      ? Date.now() ^ (Math.random() * 0x100000000)
+      : Number(process.env['FUZZ_SEED'])
   t.comment(`fast-check seed ${seed} (rerun with FUZZ_SEED=${seed})`)
   for (const def of PROPERTIES) {
     if (!filter(def.name)) continue

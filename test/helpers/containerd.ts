@@ -124,7 +124,8 @@ export async function startContainerd(options: { startTimeoutMs?: number } = {})
           // socket there but not serving yet
         }
       }
-      if (Date.now() > deadline) throw new Error(`containerd did not serve ${socket} within ${startTimeoutMs} ms\n${stderr}`)
+      if (Date.now() > deadline)
+        throw new Error(`containerd did not serve ${socket} within ${startTimeoutMs} ms\n${stderr}`)
       await sleep(50)
     }
   }

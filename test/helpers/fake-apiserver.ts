@@ -71,7 +71,14 @@ const BUILTIN_RESOURCES: ResourceType[] = [
   { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true },
   { group: '', version: 'v1', plural: 'services', kind: 'Service', namespaced: true, status: true },
   { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true },
-  { group: '', version: 'v1', plural: 'replicationcontrollers', kind: 'ReplicationController', namespaced: true, status: true },
+  {
+    group: '',
+    version: 'v1',
+    plural: 'replicationcontrollers',
+    kind: 'ReplicationController',
+    namespaced: true,
+    status: true,
+  },
   { group: '', version: 'v1', plural: 'podtemplates', kind: 'PodTemplate', namespaced: true },
   { group: 'events.k8s.io', version: 'v1', plural: 'events', kind: 'Event', namespaced: true },
   { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, status: true },
@@ -88,7 +95,14 @@ const BUILTIN_RESOURCES: ResourceType[] = [
     kind: 'ValidatingWebhookConfiguration',
     namespaced: false,
   },
-  { group: 'neverpull.dev', version: 'v1alpha1', plural: 'nodeimagesets', kind: 'NodeImageSet', namespaced: false, status: true },
+  {
+    group: 'neverpull.dev',
+    version: 'v1alpha1',
+    plural: 'nodeimagesets',
+    kind: 'NodeImageSet',
+    namespaced: false,
+    status: true,
+  },
   { group: 'node.k8s.io', version: 'v1', plural: 'runtimeclasses', kind: 'RuntimeClass', namespaced: false },
 ]
 
@@ -218,7 +232,8 @@ export function jsonPatch(target: unknown, ops: unknown): unknown {
   if (!Array.isArray(ops)) throw new HttpError(400, 'BadRequest', 'json patch must be an array of operations')
   let doc: unknown = clone(target)
   const resolve = (path: string): { parent: unknown; key: string } => {
-    if (path === '' || !path.startsWith('/')) throw new HttpError(422, 'Invalid', `invalid JSON pointer ${JSON.stringify(path)}`)
+    if (path === '' || !path.startsWith('/'))
+      throw new HttpError(422, 'Invalid', `invalid JSON pointer ${JSON.stringify(path)}`)
     const tokens = path.slice(1).split('/').map(unescapePointer)
     let parent: unknown = doc
     for (const token of tokens.slice(0, -1)) {
@@ -326,7 +341,9 @@ export function parseLabelSelector(selector: string): (obj: KubeObject) => boole
       const key = m[1] ?? ''
       const values = new Set((m[3] ?? '').split(',').map((v) => v.trim()))
       const negate = m[2] === 'notin'
-      requirements.push((l) => (negate ? !(key in l) || !values.has(l[key] ?? '') : key in l && values.has(l[key] ?? '')))
+      requirements.push((l) =>
+        negate ? !(key in l) || !values.has(l[key] ?? '') : key in l && values.has(l[key] ?? ''),
+      )
     } else if ((m = part.match(/^([^!=\s]+)\s*!=\s*(.*)$/)) !== null) {
       const key = m[1] ?? ''
       const value = (m[2] ?? '').trim()
@@ -364,7 +381,14 @@ export function parseFieldSelector(selector: string): (obj: KubeObject) => boole
     tests.push((obj) => {
       let cur: unknown = obj
       for (const p of path) cur = isObject(cur) ? cur[p] : undefined
-      const actual = cur === undefined || cur === null ? '' : typeof cur === 'string' ? cur : typeof cur === 'number' || typeof cur === 'boolean' ? String(cur) : JSON.stringify(cur)
+      const actual =
+        cur === undefined || cur === null
+          ? ''
+          : typeof cur === 'string'
+            ? cur
+            : typeof cur === 'number' || typeof cur === 'boolean'
+              ? String(cur)
+              : JSON.stringify(cur)
       return negate ? actual !== value : actual === value
     })
   }
@@ -476,7 +500,12 @@ export class FakeApiServer {
     return true
   }
 
-  get<T extends KubeObject = KubeObject>(apiVersion: string, kind: string, name: string, namespace?: string): T | undefined {
+  get<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+    name: string,
+    namespace?: string,
+  ): T | undefined {
     const resource = this.resourceForKind(apiVersion, kind)
     const ns = resource.namespaced ? (namespace ?? 'default') : undefined
     const obj = this.store.get(this.key(resource, ns, name))
@@ -566,8 +595,15 @@ export class FakeApiServer {
     return this.resourceForKind(obj.apiVersion, obj.kind)
   }
 
-  private select(resource: ResourceType, namespace: string | undefined, matches: (o: KubeObject) => boolean): KubeObject[] {
-    const prefix = namespace === undefined ? `${resource.group}/${resource.plural}/` : `${resource.group}/${resource.plural}/${namespace}/`
+  private select(
+    resource: ResourceType,
+    namespace: string | undefined,
+    matches: (o: KubeObject) => boolean,
+  ): KubeObject[] {
+    const prefix =
+      namespace === undefined
+        ? `${resource.group}/${resource.plural}/`
+        : `${resource.group}/${resource.plural}/${namespace}/`
     const out: KubeObject[] = []
     for (const [key, obj] of this.store) {
       if (key.startsWith(prefix) && matches(obj)) out.push(obj)
@@ -604,7 +640,13 @@ export class FakeApiServer {
     }
     const stored: KubeObject = { ...obj, apiVersion: apiVersionOf(resource), kind: resource.kind, metadata }
     this.store.set(this.key(resource, namespace, name), stored)
-    this.record({ rv, type: existing === undefined ? 'ADDED' : 'MODIFIED', resource, object: stored, previous: existing })
+    this.record({
+      rv,
+      type: existing === undefined ? 'ADDED' : 'MODIFIED',
+      resource,
+      object: stored,
+      previous: existing,
+    })
     return stored
   }
 
@@ -612,7 +654,10 @@ export class FakeApiServer {
     this.store.delete(key)
     const rv = ++this.rv
     // The apiserver sends the last state with the deletion's resourceVersion.
-    const gone: KubeObject = { ...clone(existing), metadata: { ...clone(existing.metadata ?? {}), resourceVersion: String(rv) } }
+    const gone: KubeObject = {
+      ...clone(existing),
+      metadata: { ...clone(existing.metadata ?? {}), resourceVersion: String(rv) },
+    }
     this.record({ rv, type: 'DELETED', resource, object: gone, previous: existing })
     return gone
   }
@@ -686,7 +731,11 @@ export class FakeApiServer {
       }
       if (from < this.compactedRv) {
         // What the watch cache answers for a resourceVersion it no longer holds.
-        this.writeEvent(w, 'ERROR', statusObject(410, 'Expired', `too old resource version: ${from} (${this.compactedRv})`))
+        this.writeEvent(
+          w,
+          'ERROR',
+          statusObject(410, 'Expired', `too old resource version: ${from} (${this.compactedRv})`),
+        )
         res.end()
         return
       }
@@ -789,7 +838,10 @@ export class FakeApiServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, url: URL, query: URLSearchParams): Promise<void> {
-    const segments = url.pathname.split('/').filter((s) => s !== '').map(decodeURIComponent)
+    const segments = url.pathname
+      .split('/')
+      .filter((s) => s !== '')
+      .map(decodeURIComponent)
     if (url.pathname === '/version') {
       this.sendJson(res, 200, { major: '1', minor: '33', gitVersion: 'v1.33.0-fake', platform: 'linux/amd64' })
       return
@@ -814,7 +866,11 @@ export class FakeApiServer {
     const method = req.method ?? 'GET'
     const qualified = resource.group === '' ? resource.plural : `${resource.plural}.${resource.group}`
     const notFound = (n: string): HttpError =>
-      new HttpError(404, 'NotFound', `${qualified} "${n}" not found`, { name: n, group: resource.group, kind: resource.plural })
+      new HttpError(404, 'NotFound', `${qualified} "${n}" not found`, {
+        name: n,
+        group: resource.group,
+        kind: resource.plural,
+      })
     if (subresource !== undefined && !(subresource === 'status' && resource.status === true)) {
       throw new HttpError(404, 'NotFound', 'the server could not find the requested resource')
     }
@@ -830,12 +886,25 @@ export class FakeApiServer {
       }
       if (method === 'POST') {
         const body = this.decodeTimes(resource, await this.readJsonBody(req))
-        const n = body.metadata?.name ?? (body.metadata?.generateName !== undefined ? `${body.metadata.generateName}${randomUUID().slice(0, 5)}` : undefined)
-        if (n === undefined || n === '') throw new HttpError(422, 'Invalid', `${resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`)
+        const n =
+          body.metadata?.name ??
+          (body.metadata?.generateName !== undefined
+            ? `${body.metadata.generateName}${randomUUID().slice(0, 5)}`
+            : undefined)
+        if (n === undefined || n === '')
+          throw new HttpError(
+            422,
+            'Invalid',
+            `${resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`,
+          )
         this.checkNamespace(resource, namespace, body)
         const key = this.key(resource, namespace, n)
         if (this.store.has(key)) {
-          throw new HttpError(409, 'AlreadyExists', `${qualified} "${n}" already exists`, { name: n, group: resource.group, kind: resource.plural })
+          throw new HttpError(409, 'AlreadyExists', `${qualified} "${n}" already exists`, {
+            name: n,
+            group: resource.group,
+            kind: resource.plural,
+          })
         }
         if (query.get('dryRun') === 'All') {
           this.sendJson(res, 201, body)
@@ -847,14 +916,21 @@ export class FakeApiServer {
       if (method === 'DELETE') {
         const matches = this.selectorFor(query, namespace)
         const victims = this.select(resource, namespace, matches)
-        for (const v of victims) this.delete(resource, this.key(resource, v.metadata?.namespace, v.metadata?.name ?? ''), v)
-        this.sendJson(res, 200, { kind: `${resource.kind}List`, apiVersion: apiVersionOf(resource), metadata: { resourceVersion: String(this.rv) }, items: victims })
+        for (const v of victims)
+          this.delete(resource, this.key(resource, v.metadata?.namespace, v.metadata?.name ?? ''), v)
+        this.sendJson(res, 200, {
+          kind: `${resource.kind}List`,
+          apiVersion: apiVersionOf(resource),
+          metadata: { resourceVersion: String(this.rv) },
+          items: victims,
+        })
         return
       }
       throw new HttpError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`)
     }
 
-    if (resource.namespaced && namespace === undefined) throw new HttpError(404, 'NotFound', 'the server could not find the requested resource')
+    if (resource.namespaced && namespace === undefined)
+      throw new HttpError(404, 'NotFound', 'the server could not find the requested resource')
     const key = this.key(resource, namespace, name)
     const existing = this.store.get(key)
     switch (method) {
@@ -866,7 +942,11 @@ export class FakeApiServer {
         const body = this.decodeTimes(resource, await this.readJsonBody(req))
         if (existing === undefined) throw notFound(name)
         if (body.metadata?.name !== undefined && body.metadata.name !== name) {
-          throw new HttpError(400, 'BadRequest', `the name of the object (${body.metadata.name}) does not match the name on the URL (${name})`)
+          throw new HttpError(
+            400,
+            'BadRequest',
+            `the name of the object (${body.metadata.name}) does not match the name on the URL (${name})`,
+          )
         }
         this.checkNamespace(resource, namespace, body)
         this.checkResourceVersion(qualified, name, existing, body.metadata?.resourceVersion)
@@ -892,17 +972,29 @@ export class FakeApiServer {
         }
         if (isApply) {
           if ((query.get('fieldManager') ?? '') === '') {
-            throw new HttpError(422, 'Invalid', 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch')
+            throw new HttpError(
+              422,
+              'Invalid',
+              'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+            )
           }
           if (!isObject(patch)) throw new HttpError(400, 'BadRequest', 'apply patch must be an object')
           const applied = patch as KubeObject
           if (applied.metadata?.name !== undefined && applied.metadata.name !== name) {
-            throw new HttpError(400, 'BadRequest', `the name of the object (${applied.metadata.name}) does not match the name on the URL (${name})`)
+            throw new HttpError(
+              400,
+              'BadRequest',
+              `the name of the object (${applied.metadata.name}) does not match the name on the URL (${name})`,
+            )
           }
           if (existing === undefined) {
             if (subresource !== undefined) throw notFound(name)
             this.checkNamespace(resource, namespace, applied)
-            this.sendJson(res, 201, this.write(resource, namespace, name, this.decodeTimes(resource, clone(applied)), undefined))
+            this.sendJson(
+              res,
+              201,
+              this.write(resource, namespace, name, this.decodeTimes(resource, clone(applied)), undefined),
+            )
             return
           }
           this.checkResourceVersion(qualified, name, existing, applied.metadata?.resourceVersion)
@@ -922,7 +1014,11 @@ export class FakeApiServer {
           }
         }
         if (!isObject(patched)) throw new HttpError(422, 'Invalid', 'patch result is not an object')
-        this.sendJson(res, 200, this.update(resource, namespace, name, existing, this.decodeTimes(resource, patched), subresource))
+        this.sendJson(
+          res,
+          200,
+          this.update(resource, namespace, name, existing, this.decodeTimes(resource, patched), subresource),
+        )
         return
       }
       case 'DELETE': {
@@ -952,7 +1048,11 @@ export class FakeApiServer {
     const fields = TIME_FIELDS[`${apiVersionOf(resource)}/${resource.kind}`]
     if (fields === undefined) return body
     const refuse = (message: string): HttpError =>
-      new HttpError(400, 'BadRequest', `${resource.kind} in version ${JSON.stringify(resource.version)} cannot be handled as a ${resource.kind}: ${message}`)
+      new HttpError(
+        400,
+        'BadRequest',
+        `${resource.kind} in version ${JSON.stringify(resource.version)} cannot be handled as a ${resource.kind}: ${message}`,
+      )
     for (const { path, layout } of fields) {
       let parent: unknown = body
       for (const p of path.slice(0, -1)) parent = isObject(parent) ? parent[p] : undefined
@@ -963,7 +1063,8 @@ export class FakeApiServer {
         delete parent[last]
         continue
       }
-      if (typeof value !== 'string') throw refuse(`json: cannot unmarshal ${jsonKind(value)} into Go value of type string`)
+      if (typeof value !== 'string')
+        throw refuse(`json: cannot unmarshal ${jsonKind(value)} into Go value of type string`)
       const parsed = parseGoTime(layout, value)
       if (!parsed.ok) throw refuse(parsed.error)
       parent[last] = formatGoTime(parsed.time, layout)
@@ -1001,7 +1102,11 @@ export class FakeApiServer {
   private checkNamespace(resource: ResourceType, namespace: string | undefined, body: KubeObject): void {
     const ns = body.metadata?.namespace
     if (resource.namespaced && ns !== undefined && ns !== '' && ns !== namespace) {
-      throw new HttpError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request')
+      throw new HttpError(
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      )
     }
   }
 
@@ -1081,12 +1186,29 @@ export class FakeApiServer {
     const verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch']
     const resources: Json[] = []
     for (const r of inGv) {
-      resources.push({ name: r.plural, singularName: r.kind.toLowerCase(), namespaced: r.namespaced, kind: r.kind, verbs })
+      resources.push({
+        name: r.plural,
+        singularName: r.kind.toLowerCase(),
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs,
+      })
       if (r.status === true) {
-        resources.push({ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] })
+        resources.push({
+          name: `${r.plural}/status`,
+          singularName: '',
+          namespaced: r.namespaced,
+          kind: r.kind,
+          verbs: ['get', 'patch', 'update'],
+        })
       }
     }
-    return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group === '' ? version : `${group}/${version}`, resources }
+    return {
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: group === '' ? version : `${group}/${version}`,
+      resources,
+    }
   }
 }
 

@@ -80,7 +80,13 @@ export interface FixtureReview<O = FixtureObject> {
     name?: string
     namespace?: string
     operation: string
-    userInfo: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]>; [field: string]: unknown }
+    userInfo: {
+      username?: string
+      uid?: string
+      groups?: string[]
+      extra?: Record<string, string[]>
+      [field: string]: unknown
+    }
     object: O
     oldObject?: O | null
     dryRun?: boolean

@@ -122,7 +122,11 @@ export async function buildOciImage(options: OciImageOptions): Promise<OciImage>
 }
 
 /** Builds the image and writes it to `dir/file`; returns the image and the tarball path. */
-export async function writeOciImage(dir: string, file: string, options: OciImageOptions): Promise<OciImage & { path: string }> {
+export async function writeOciImage(
+  dir: string,
+  file: string,
+  options: OciImageOptions,
+): Promise<OciImage & { path: string }> {
   const image = await buildOciImage(options)
   const path = join(dir, file)
   await writeFile(path, image.tar)

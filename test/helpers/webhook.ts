@@ -33,15 +33,35 @@ export async function startTestWebhook(t: Test, options: TestWebhookOptions = {}
   if (tls === undefined) {
     const dir = await mkdtemp(join(tmpdir(), 'neverpull-webhook-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
-    const made = await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 30, force: false, now: new Date() })
+    const made = await ensureCertificates({
+      outDir: dir,
+      service: 'neverpull-guard',
+      namespace: 'neverpull-system',
+      hosts: ['127.0.0.1', 'localhost'],
+      days: 30,
+      force: false,
+      now: new Date(),
+    })
     tls = { cert: made.paths.cert, key: made.paths.key }
     ca = await readFile(made.paths.caCert, 'utf8')
   }
   const inventory = options.inventoryFile === undefined ? 'examples/inventory.yaml' : options.inventoryFile
   const parsed = webhookConfig(
     [
-      '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--tls-cert', tls.cert, '--tls-key', tls.key,
-      '--shutdown-delay', '0s', '--log-level', options.logLevel ?? 'info',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--metrics-port',
+      '0',
+      '--tls-cert',
+      tls.cert,
+      '--tls-key',
+      tls.key,
+      '--shutdown-delay',
+      '0s',
+      '--log-level',
+      options.logLevel ?? 'info',
       ...(inventory === null ? [] : ['--inventory-file', inventory]),
       ...(options.args ?? []),
     ],

@@ -19,7 +19,7 @@ t.test('LookupCache remembers lookupKey per image, bounded', (t) => {
   t.end()
 })
 
-t.test('edit-distance rows are the caller\'s, and results do not depend on who reuses them', (t) => {
+t.test("edit-distance rows are the caller's, and results do not depend on who reuses them", (t) => {
   const rows = new DistanceRows()
   t.equal(editDistance('kitten', 'sitting', 5, 0, rows), 3)
   t.equal(editDistance('a'.repeat(600), 'a'.repeat(599) + 'b', 3, 0, rows), 1, 'grows for long strings')

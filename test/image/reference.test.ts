@@ -32,57 +32,329 @@ const valid: Valid[] = [
   ['nginx:1.27', 'docker.io', 'library/nginx', '1.27', undefined, 'docker.io/library/nginx:1.27', 'nginx:1.27'],
   ['library/nginx', 'docker.io', 'library/nginx', undefined, undefined, 'docker.io/library/nginx:latest', 'nginx'],
   ['docker.io/nginx', 'docker.io', 'library/nginx', undefined, undefined, 'docker.io/library/nginx:latest', 'nginx'],
-  ['docker.io/library/nginx:1.27', 'docker.io', 'library/nginx', '1.27', undefined, 'docker.io/library/nginx:1.27', 'nginx:1.27'],
-  ['index.docker.io/library/nginx:1', 'docker.io', 'library/nginx', '1', undefined, 'docker.io/library/nginx:1', 'nginx:1'],
-  ['index.docker.io/nginx', 'docker.io', 'library/nginx', undefined, undefined, 'docker.io/library/nginx:latest', 'nginx'],
+  [
+    'docker.io/library/nginx:1.27',
+    'docker.io',
+    'library/nginx',
+    '1.27',
+    undefined,
+    'docker.io/library/nginx:1.27',
+    'nginx:1.27',
+  ],
+  [
+    'index.docker.io/library/nginx:1',
+    'docker.io',
+    'library/nginx',
+    '1',
+    undefined,
+    'docker.io/library/nginx:1',
+    'nginx:1',
+  ],
+  [
+    'index.docker.io/nginx',
+    'docker.io',
+    'library/nginx',
+    undefined,
+    undefined,
+    'docker.io/library/nginx:latest',
+    'nginx',
+  ],
   ['index.docker.io/fooo/bar', 'docker.io', 'fooo/bar', undefined, undefined, 'docker.io/fooo/bar:latest', 'fooo/bar'],
   ['me/app:1', 'docker.io', 'me/app', '1', undefined, 'docker.io/me/app:1', 'me/app:1'],
   ['docker.io/me/app:1', 'docker.io', 'me/app', '1', undefined, 'docker.io/me/app:1', 'me/app:1'],
-  ['other/library', 'docker.io', 'other/library', undefined, undefined, 'docker.io/other/library:latest', 'other/library'],
-  ['library/foo/bar', 'docker.io', 'library/foo/bar', undefined, undefined, 'docker.io/library/foo/bar:latest', 'library/foo/bar'],
-  ['store/foo/bar', 'docker.io', 'store/foo/bar', undefined, undefined, 'docker.io/store/foo/bar:latest', 'store/foo/bar'],
-  ['ubuntu-12.04-base', 'docker.io', 'library/ubuntu-12.04-base', undefined, undefined, 'docker.io/library/ubuntu-12.04-base:latest', 'ubuntu-12.04-base'],
+  [
+    'other/library',
+    'docker.io',
+    'other/library',
+    undefined,
+    undefined,
+    'docker.io/other/library:latest',
+    'other/library',
+  ],
+  [
+    'library/foo/bar',
+    'docker.io',
+    'library/foo/bar',
+    undefined,
+    undefined,
+    'docker.io/library/foo/bar:latest',
+    'library/foo/bar',
+  ],
+  [
+    'store/foo/bar',
+    'docker.io',
+    'store/foo/bar',
+    undefined,
+    undefined,
+    'docker.io/store/foo/bar:latest',
+    'store/foo/bar',
+  ],
+  [
+    'ubuntu-12.04-base',
+    'docker.io',
+    'library/ubuntu-12.04-base',
+    undefined,
+    undefined,
+    'docker.io/library/ubuntu-12.04-base:latest',
+    'ubuntu-12.04-base',
+  ],
   ['localhost/app', 'localhost', 'app', undefined, undefined, 'localhost/app:latest', 'localhost/app'],
-  ['localhost:5000/app', 'localhost:5000', 'app', undefined, undefined, 'localhost:5000/app:latest', 'localhost:5000/app'],
-  ['localhost:5000/app:dev', 'localhost:5000', 'app', 'dev', undefined, 'localhost:5000/app:dev', 'localhost:5000/app:dev'],
+  [
+    'localhost:5000/app',
+    'localhost:5000',
+    'app',
+    undefined,
+    undefined,
+    'localhost:5000/app:latest',
+    'localhost:5000/app',
+  ],
+  [
+    'localhost:5000/app:dev',
+    'localhost:5000',
+    'app',
+    'dev',
+    undefined,
+    'localhost:5000/app:dev',
+    'localhost:5000/app:dev',
+  ],
   // Without a "/" nothing is a domain, not even localhost or a dotted name (splitDockerDomain fast path).
-  ['localhost', 'docker.io', 'library/localhost', undefined, undefined, 'docker.io/library/localhost:latest', 'localhost'],
-  ['localhost:5000', 'docker.io', 'library/localhost', '5000', undefined, 'docker.io/library/localhost:5000', 'localhost:5000'],
-  ['example.com', 'docker.io', 'library/example.com', undefined, undefined, 'docker.io/library/example.com:latest', 'example.com'],
-  ['192.168.0.1', 'docker.io', 'library/192.168.0.1', undefined, undefined, 'docker.io/library/192.168.0.1:latest', '192.168.0.1'],
-  ['192.168.0.1:80', 'docker.io', 'library/192.168.0.1', '80', undefined, 'docker.io/library/192.168.0.1:80', '192.168.0.1:80'],
-  ['192.168.0.1:8/debian', '192.168.0.1:8', 'debian', undefined, undefined, '192.168.0.1:8/debian:latest', '192.168.0.1:8/debian'],
+  [
+    'localhost',
+    'docker.io',
+    'library/localhost',
+    undefined,
+    undefined,
+    'docker.io/library/localhost:latest',
+    'localhost',
+  ],
+  [
+    'localhost:5000',
+    'docker.io',
+    'library/localhost',
+    '5000',
+    undefined,
+    'docker.io/library/localhost:5000',
+    'localhost:5000',
+  ],
+  [
+    'example.com',
+    'docker.io',
+    'library/example.com',
+    undefined,
+    undefined,
+    'docker.io/library/example.com:latest',
+    'example.com',
+  ],
+  [
+    '192.168.0.1',
+    'docker.io',
+    'library/192.168.0.1',
+    undefined,
+    undefined,
+    'docker.io/library/192.168.0.1:latest',
+    '192.168.0.1',
+  ],
+  [
+    '192.168.0.1:80',
+    'docker.io',
+    'library/192.168.0.1',
+    '80',
+    undefined,
+    'docker.io/library/192.168.0.1:80',
+    '192.168.0.1:80',
+  ],
+  [
+    '192.168.0.1:8/debian',
+    '192.168.0.1:8',
+    'debian',
+    undefined,
+    undefined,
+    '192.168.0.1:8/debian:latest',
+    '192.168.0.1:8/debian',
+  ],
   ['127.0.0.1:5000/a/b:c', '127.0.0.1:5000', 'a/b', 'c', undefined, '127.0.0.1:5000/a/b:c', '127.0.0.1:5000/a/b:c'],
-  ['127.0.0.1:5000/library/debian', '127.0.0.1:5000', 'library/debian', undefined, undefined, '127.0.0.1:5000/library/debian:latest', '127.0.0.1:5000/library/debian'],
+  [
+    '127.0.0.1:5000/library/debian',
+    '127.0.0.1:5000',
+    'library/debian',
+    undefined,
+    undefined,
+    '127.0.0.1:5000/library/debian:latest',
+    '127.0.0.1:5000/library/debian',
+  ],
   ['[::1]:5000/app:1', '[::1]:5000', 'app', '1', undefined, '[::1]:5000/app:1', '[::1]:5000/app:1'],
   ['[2001:db8::1]/x', '[2001:db8::1]', 'x', undefined, undefined, '[2001:db8::1]/x:latest', '[2001:db8::1]/x'],
-  ['[2001:db8::]:5000/repo', '[2001:db8::]:5000', 'repo', undefined, undefined, '[2001:db8::]:5000/repo:latest', '[2001:db8::]:5000/repo'],
-  ['[fc00:1:2:3:4:5:6:7]:5000/library/debian', '[fc00:1:2:3:4:5:6:7]:5000', 'library/debian', undefined, undefined, '[fc00:1:2:3:4:5:6:7]:5000/library/debian:latest', '[fc00:1:2:3:4:5:6:7]:5000/library/debian'],
-  ['[FE80::1]:5000/app', '[FE80::1]:5000', 'app', undefined, undefined, '[FE80::1]:5000/app:latest', '[FE80::1]:5000/app'],
-  ['[2001:db8::1]:5000/repo:tag@sha256:' + h64, '[2001:db8::1]:5000', 'repo', 'tag', 'sha256:' + h64, '[2001:db8::1]:5000/repo@sha256:' + h64, '[2001:db8::1]:5000/repo:tag@sha256:' + h64],
-  ['registry.example.com/team/app@sha256:' + h64, 'registry.example.com', 'team/app', undefined, 'sha256:' + h64, 'registry.example.com/team/app@sha256:' + h64, 'registry.example.com/team/app@sha256:' + h64],
-  ['ghcr.io/o/a@sha256:' + h64, 'ghcr.io', 'o/a', undefined, 'sha256:' + h64, 'ghcr.io/o/a@sha256:' + h64, 'ghcr.io/o/a@sha256:' + h64],
-  ['busybox:latest@sha256:' + h64, 'docker.io', 'library/busybox', 'latest', 'sha256:' + h64, 'docker.io/library/busybox@sha256:' + h64, 'busybox:latest@sha256:' + h64],
-  ['redis@sha256:' + redis, 'docker.io', 'library/redis', undefined, 'sha256:' + redis, 'docker.io/library/redis@sha256:' + redis, 'redis@sha256:' + redis],
-  ['dmcgowan/myapp@sha256:' + redis, 'docker.io', 'dmcgowan/myapp', undefined, 'sha256:' + redis, 'docker.io/dmcgowan/myapp@sha256:' + redis, 'dmcgowan/myapp@sha256:' + redis],
+  [
+    '[2001:db8::]:5000/repo',
+    '[2001:db8::]:5000',
+    'repo',
+    undefined,
+    undefined,
+    '[2001:db8::]:5000/repo:latest',
+    '[2001:db8::]:5000/repo',
+  ],
+  [
+    '[fc00:1:2:3:4:5:6:7]:5000/library/debian',
+    '[fc00:1:2:3:4:5:6:7]:5000',
+    'library/debian',
+    undefined,
+    undefined,
+    '[fc00:1:2:3:4:5:6:7]:5000/library/debian:latest',
+    '[fc00:1:2:3:4:5:6:7]:5000/library/debian',
+  ],
+  [
+    '[FE80::1]:5000/app',
+    '[FE80::1]:5000',
+    'app',
+    undefined,
+    undefined,
+    '[FE80::1]:5000/app:latest',
+    '[FE80::1]:5000/app',
+  ],
+  [
+    '[2001:db8::1]:5000/repo:tag@sha256:' + h64,
+    '[2001:db8::1]:5000',
+    'repo',
+    'tag',
+    'sha256:' + h64,
+    '[2001:db8::1]:5000/repo@sha256:' + h64,
+    '[2001:db8::1]:5000/repo:tag@sha256:' + h64,
+  ],
+  [
+    'registry.example.com/team/app@sha256:' + h64,
+    'registry.example.com',
+    'team/app',
+    undefined,
+    'sha256:' + h64,
+    'registry.example.com/team/app@sha256:' + h64,
+    'registry.example.com/team/app@sha256:' + h64,
+  ],
+  [
+    'ghcr.io/o/a@sha256:' + h64,
+    'ghcr.io',
+    'o/a',
+    undefined,
+    'sha256:' + h64,
+    'ghcr.io/o/a@sha256:' + h64,
+    'ghcr.io/o/a@sha256:' + h64,
+  ],
+  [
+    'busybox:latest@sha256:' + h64,
+    'docker.io',
+    'library/busybox',
+    'latest',
+    'sha256:' + h64,
+    'docker.io/library/busybox@sha256:' + h64,
+    'busybox:latest@sha256:' + h64,
+  ],
+  [
+    'redis@sha256:' + redis,
+    'docker.io',
+    'library/redis',
+    undefined,
+    'sha256:' + redis,
+    'docker.io/library/redis@sha256:' + redis,
+    'redis@sha256:' + redis,
+  ],
+  [
+    'dmcgowan/myapp@sha256:' + redis,
+    'docker.io',
+    'dmcgowan/myapp',
+    undefined,
+    'sha256:' + redis,
+    'docker.io/dmcgowan/myapp@sha256:' + redis,
+    'dmcgowan/myapp@sha256:' + redis,
+  ],
   ['a.io/x@sha384:' + h96, 'a.io', 'x', undefined, 'sha384:' + h96, 'a.io/x@sha384:' + h96, 'a.io/x@sha384:' + h96],
-  ['xn--7o8h.com/myimage:xn--7o8h.com@sha512:' + h128, 'xn--7o8h.com', 'myimage', 'xn--7o8h.com', 'sha512:' + h128, 'xn--7o8h.com/myimage@sha512:' + h128, 'xn--7o8h.com/myimage:xn--7o8h.com@sha512:' + h128],
-  ['xn--n3h.com/myimage:xn--n3h.com', 'xn--n3h.com', 'myimage', 'xn--n3h.com', undefined, 'xn--n3h.com/myimage:xn--n3h.com', 'xn--n3h.com/myimage:xn--n3h.com'],
-  ['xn--n3h.com:18080/foo', 'xn--n3h.com:18080', 'foo', undefined, undefined, 'xn--n3h.com:18080/foo:latest', 'xn--n3h.com:18080/foo'],
-  ['sub-dom1.foo.com/bar/baz/quux:some-long-tag', 'sub-dom1.foo.com', 'bar/baz/quux', 'some-long-tag', undefined, 'sub-dom1.foo.com/bar/baz/quux:some-long-tag', 'sub-dom1.foo.com/bar/baz/quux:some-long-tag'],
-  ['b.gcr.io/test.example.com/my-app:test.example.com', 'b.gcr.io', 'test.example.com/my-app', 'test.example.com', undefined, 'b.gcr.io/test.example.com/my-app:test.example.com', 'b.gcr.io/test.example.com/my-app:test.example.com'],
+  [
+    'xn--7o8h.com/myimage:xn--7o8h.com@sha512:' + h128,
+    'xn--7o8h.com',
+    'myimage',
+    'xn--7o8h.com',
+    'sha512:' + h128,
+    'xn--7o8h.com/myimage@sha512:' + h128,
+    'xn--7o8h.com/myimage:xn--7o8h.com@sha512:' + h128,
+  ],
+  [
+    'xn--n3h.com/myimage:xn--n3h.com',
+    'xn--n3h.com',
+    'myimage',
+    'xn--n3h.com',
+    undefined,
+    'xn--n3h.com/myimage:xn--n3h.com',
+    'xn--n3h.com/myimage:xn--n3h.com',
+  ],
+  [
+    'xn--n3h.com:18080/foo',
+    'xn--n3h.com:18080',
+    'foo',
+    undefined,
+    undefined,
+    'xn--n3h.com:18080/foo:latest',
+    'xn--n3h.com:18080/foo',
+  ],
+  [
+    'sub-dom1.foo.com/bar/baz/quux:some-long-tag',
+    'sub-dom1.foo.com',
+    'bar/baz/quux',
+    'some-long-tag',
+    undefined,
+    'sub-dom1.foo.com/bar/baz/quux:some-long-tag',
+    'sub-dom1.foo.com/bar/baz/quux:some-long-tag',
+  ],
+  [
+    'b.gcr.io/test.example.com/my-app:test.example.com',
+    'b.gcr.io',
+    'test.example.com/my-app',
+    'test.example.com',
+    undefined,
+    'b.gcr.io/test.example.com/my-app:test.example.com',
+    'b.gcr.io/test.example.com/my-app:test.example.com',
+  ],
   ['test:5000/repo', 'test:5000', 'repo', undefined, undefined, 'test:5000/repo:latest', 'test:5000/repo'],
   ['test-com:8080/foo', 'test-com:8080', 'foo', undefined, undefined, 'test-com:8080/foo:latest', 'test-com:8080/foo'],
   ['test_com/foo', 'docker.io', 'test_com/foo', undefined, undefined, 'docker.io/test_com/foo:latest', 'test_com/foo'],
-  ['foo/foo_bar.com:8080', 'docker.io', 'foo/foo_bar.com', '8080', undefined, 'docker.io/foo/foo_bar.com:8080', 'foo/foo_bar.com:8080'],
+  [
+    'foo/foo_bar.com:8080',
+    'docker.io',
+    'foo/foo_bar.com',
+    '8080',
+    undefined,
+    'docker.io/foo/foo_bar.com:8080',
+    'foo/foo_bar.com:8080',
+  ],
   ['a__b/c', 'docker.io', 'a__b/c', undefined, undefined, 'docker.io/a__b/c:latest', 'a__b/c'],
   ['a---b', 'docker.io', 'library/a---b', undefined, undefined, 'docker.io/library/a---b:latest', 'a---b'],
   ['a.b_c', 'docker.io', 'library/a.b_c', undefined, undefined, 'docker.io/library/a.b_c:latest', 'a.b_c'],
-  ['docker---rules/docker', 'docker.io', 'docker---rules/docker', undefined, undefined, 'docker.io/docker---rules/docker:latest', 'docker---rules/docker'],
-  ['dock__er/docker', 'docker.io', 'dock__er/docker', undefined, undefined, 'docker.io/dock__er/docker:latest', 'dock__er/docker'],
+  [
+    'docker---rules/docker',
+    'docker.io',
+    'docker---rules/docker',
+    undefined,
+    undefined,
+    'docker.io/docker---rules/docker:latest',
+    'docker---rules/docker',
+  ],
+  [
+    'dock__er/docker',
+    'docker.io',
+    'dock__er/docker',
+    undefined,
+    undefined,
+    'docker.io/dock__er/docker:latest',
+    'dock__er/docker',
+  ],
   ['d/docker', 'docker.io', 'd/docker', undefined, undefined, 'docker.io/d/docker:latest', 'd/docker'],
   ['jess/t', 'docker.io', 'jess/t', undefined, undefined, 'docker.io/jess/t:latest', 'jess/t'],
-  ['lowercase:Uppercase', 'docker.io', 'library/lowercase', 'Uppercase', undefined, 'docker.io/library/lowercase:Uppercase', 'lowercase:Uppercase'],
+  [
+    'lowercase:Uppercase',
+    'docker.io',
+    'library/lowercase',
+    'Uppercase',
+    undefined,
+    'docker.io/library/lowercase:Uppercase',
+    'lowercase:Uppercase',
+  ],
   ['nginx:_x', 'docker.io', 'library/nginx', '_x', undefined, 'docker.io/library/nginx:_x', 'nginx:_x'],
   // An uppercase first component is a domain (distribution's own FIXME, kept for compatibility).
   ['Example.com/app', 'Example.com', 'app', undefined, undefined, 'Example.com/app:latest', 'Example.com/app'],
@@ -91,12 +363,44 @@ const valid: Valid[] = [
   // A first component with "." that is not a valid host is read as a path with no domain.
   ['foo_bar.com/x', '', 'foo_bar.com/x', undefined, undefined, 'foo_bar.com/x:latest', 'foo_bar.com/x'],
   // 64 hex is refused only as the whole string; with a domain, a tag, or 63 chars it is a name.
-  ['docker.io/' + redis, 'docker.io', 'library/' + redis, undefined, undefined, 'docker.io/library/' + redis + ':latest', redis],
-  [redis + ':v1', 'docker.io', 'library/' + redis, 'v1', undefined, 'docker.io/library/' + redis + ':v1', redis + ':v1'],
-  [redis.slice(0, 63), 'docker.io', 'library/' + redis.slice(0, 63), undefined, undefined, 'docker.io/library/' + redis.slice(0, 63) + ':latest', redis.slice(0, 63)],
+  [
+    'docker.io/' + redis,
+    'docker.io',
+    'library/' + redis,
+    undefined,
+    undefined,
+    'docker.io/library/' + redis + ':latest',
+    redis,
+  ],
+  [
+    redis + ':v1',
+    'docker.io',
+    'library/' + redis,
+    'v1',
+    undefined,
+    'docker.io/library/' + redis + ':v1',
+    redis + ':v1',
+  ],
+  [
+    redis.slice(0, 63),
+    'docker.io',
+    'library/' + redis.slice(0, 63),
+    undefined,
+    undefined,
+    'docker.io/library/' + redis.slice(0, 63) + ':latest',
+    redis.slice(0, 63),
+  ],
   // parseReference reads a bare digest as image "sha256" with a 64-character tag (lookupKey treats it as an ID).
   ['sha256:' + h64, 'docker.io', 'library/sha256', h64, undefined, 'docker.io/library/sha256:' + h64, 'sha256:' + h64],
-  ['thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev', 'docker.io', 'library/thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev', undefined, undefined, 'docker.io/library/thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev:latest', 'thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev'],
+  [
+    'thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev',
+    'docker.io',
+    'library/thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev',
+    undefined,
+    undefined,
+    'docker.io/library/thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev:latest',
+    'thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev',
+  ],
 ]
 
 t.test('parseReference: valid references', async (t) => {
@@ -205,7 +509,10 @@ t.test('parseReference: invalid references', async (t) => {
 })
 
 t.test('parseReference: error wording', async (t) => {
-  t.same(parseReference('Nginx:1'), { ok: false, error: 'invalid reference "Nginx:1": repository name must be lowercase' })
+  t.same(parseReference('Nginx:1'), {
+    ok: false,
+    error: 'invalid reference "Nginx:1": repository name must be lowercase',
+  })
   t.same(parseReference(''), { ok: false, error: 'invalid reference "": image reference is empty' })
   const long = parseReference('a'.repeat(1000) + ' ')
   t.ok(!long.ok && long.error.length < 300, 'a huge input is cut in the message')
@@ -329,7 +636,14 @@ t.test('runtimeImageKeys', async (t) => {
 
   // What the kubelet looks up is among what the runtime lists.
   const keys = new Set(runtimeImageKeys(pulled))
-  for (const image of ['nginx:1.27', 'nginx', 'docker.io/nginx:1.27', 'nginx@sha256:' + redis, 'nginx:1.27@sha256:' + redis, 'sha256:' + h64]) {
+  for (const image of [
+    'nginx:1.27',
+    'nginx',
+    'docker.io/nginx:1.27',
+    'nginx@sha256:' + redis,
+    'nginx:1.27@sha256:' + redis,
+    'sha256:' + h64,
+  ]) {
     const k = lookupKey(image)
     t.ok(k.ok && keys.has(k.key), `${image} is present`)
   }
@@ -352,7 +666,12 @@ t.test('nodeStatusImageKey', async (t) => {
 })
 
 t.test('familiarName of hand-built references', async (t) => {
-  const ref = (domain: string, path: string, tag?: string, digest?: string): ImageReference => ({ domain, path, tag, digest })
+  const ref = (domain: string, path: string, tag?: string, digest?: string): ImageReference => ({
+    domain,
+    path,
+    tag,
+    digest,
+  })
   t.equal(familiarName(ref('docker.io', 'library/nginx', '1.27')), 'nginx:1.27')
   t.equal(familiarName(ref('docker.io', 'library/foo/bar')), 'library/foo/bar')
   t.equal(familiarName(ref('docker.io', 'me/app', '1')), 'me/app:1')
@@ -408,7 +727,15 @@ t.test('property: references built from the grammar parse back to their parts', 
     .tuple(alnum, fc.array(fc.tuple(sep, alnum), { maxLength: 3 }))
     .map(([head, rest]) => head + rest.map(([s, a]) => s + a).join(''))
   const path = fc.array(component, { minLength: 1, maxLength: 4 }).map((c) => c.join('/'))
-  const domain = fc.constantFrom('ghcr.io', 'localhost', 'localhost:5000', 'registry.example.com:443', '10.0.0.1:5000', '[::1]:5000', 'Example.COM')
+  const domain = fc.constantFrom(
+    'ghcr.io',
+    'localhost',
+    'localhost:5000',
+    'registry.example.com:443',
+    '10.0.0.1:5000',
+    '[::1]:5000',
+    'Example.COM',
+  )
   const tag = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}$/)
   const digest = fc.stringMatching(/^[a-f0-9]{64}$/).map((h) => 'sha256:' + h)
   fc.assert(
@@ -416,7 +743,12 @@ t.test('property: references built from the grammar parse back to their parts', 
       const input = d + '/' + p + (tg === null ? '' : ':' + tg) + (dg === null ? '' : '@' + dg)
       const r = parseReference(input)
       if (!r.ok) throw new Error(r.error)
-      if (r.ref.domain !== d || r.ref.path !== p || r.ref.tag !== (tg ?? undefined) || r.ref.digest !== (dg ?? undefined)) {
+      if (
+        r.ref.domain !== d ||
+        r.ref.path !== p ||
+        r.ref.tag !== (tg ?? undefined) ||
+        r.ref.digest !== (dg ?? undefined)
+      ) {
         throw new Error(`${input} -> ${JSON.stringify(r.ref)}`)
       }
       const again = parseReference(familiarName(r.ref))
@@ -433,7 +765,9 @@ t.test('property: references built from the grammar parse back to their parts', 
       const slash = p.indexOf('/')
       const first = p.slice(0, slash)
       if (slash > 0 && (first.includes('.') || first === 'localhost')) {
-        return (r.ref.domain === first && r.ref.path === p.slice(slash + 1)) || (r.ref.domain === '' && r.ref.path === p)
+        return (
+          (r.ref.domain === first && r.ref.path === p.slice(slash + 1)) || (r.ref.domain === '' && r.ref.path === p)
+        )
       }
       return r.ref.domain === 'docker.io' && r.ref.path === (slash > 0 ? p : 'library/' + p)
     }),

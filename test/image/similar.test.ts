@@ -6,7 +6,10 @@ function levenshtein(a: string, b: string): number {
   for (let i = 0; i <= a.length; i++) {
     d.push([i])
     for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = i === 0 ? j : Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      d[i]![j] =
+        i === 0
+          ? j
+          : Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
     }
   }
   return d[a.length]![b.length]!
@@ -92,27 +95,29 @@ t.test('nearest', async (t) => {
     'docker.io/library/nginx:1.27',
     'registry.k8s.io/pause:3.9',
   ]
-  t.same(nearest('docker.io/library/nginx:1.28', names, 2, 5), [
-    'docker.io/library/nginx:1.2',
-    'docker.io/library/nginx:1.26',
-    'docker.io/library/nginx:1.27',
-  ], 'all at distance 1: string order, each once')
-  t.same(nearest('docker.io/library/nginx:1.261', names, 2, 5), [
-    'docker.io/library/nginx:1.26',
-    'docker.io/library/nginx:1.2',
-    'docker.io/library/nginx:1.27',
-  ], 'closest first, then string order')
+  t.same(
+    nearest('docker.io/library/nginx:1.28', names, 2, 5),
+    ['docker.io/library/nginx:1.2', 'docker.io/library/nginx:1.26', 'docker.io/library/nginx:1.27'],
+    'all at distance 1: string order, each once',
+  )
+  t.same(
+    nearest('docker.io/library/nginx:1.261', names, 2, 5),
+    ['docker.io/library/nginx:1.26', 'docker.io/library/nginx:1.2', 'docker.io/library/nginx:1.27'],
+    'closest first, then string order',
+  )
   t.same(nearest('docker.io/library/nginx:1.28', names, 2, 1), ['docker.io/library/nginx:1.2'], 'limit')
-  t.same(nearest('docker.io/library/nginx:1.27', names, 1, 5), [
-    'docker.io/library/nginx:1.2',
-    'docker.io/library/nginx:1.26',
-  ], 'the wanted name itself is skipped')
+  t.same(
+    nearest('docker.io/library/nginx:1.27', names, 1, 5),
+    ['docker.io/library/nginx:1.2', 'docker.io/library/nginx:1.26'],
+    'the wanted name itself is skipped',
+  )
   t.same(nearest('ghcr.io/o/a:1', names, 3, 5), [], 'nothing close')
   t.same(nearest('x', names, 3, 0), [], 'limit 0')
-  t.same(nearest('docker.io/library/nginx:1.28', new Set(names), 2, 2), [
-    'docker.io/library/nginx:1.2',
-    'docker.io/library/nginx:1.26',
-  ], 'any iterable')
+  t.same(
+    nearest('docker.io/library/nginx:1.28', new Set(names), 2, 2),
+    ['docker.io/library/nginx:1.2', 'docker.io/library/nginx:1.26'],
+    'any iterable',
+  )
 
   // Ties at the bound after the result is full still enter in string order.
   t.same(nearest('ab', ['zb', 'ay', 'ax', 'ac', 'aa'], 1, 2), ['aa', 'ac'])

@@ -222,37 +222,67 @@ t.test('mixed clusters: the index agrees with asking each node on its own', asyn
   }
 })
 
-t.test('the fix names the way to load an image on the nodes that lack it: podman on CRI-O, ctr elsewhere', async (t) => {
-  const subject = { kind: 'Pod', namespace: 'default', name: 'web', operation: 'CREATE' }
-  const template = (image: string): PodTemplateFacts => ({
-    kind: 'Pod',
-    perNode: false,
-    mirror: false,
-    placement: { tolerations: [] },
-    containers: [{ kind: 'container', name: 'app', image, pullPolicy: 'Never' }],
-  })
-  const run = (names: Array<[string, RuntimeInfo]>, image: string) => {
-    const index = buildIndex(names.map(([name]) => ({ name })))
-    for (const [name, runtime] of names) index.upsertImages(set(name, runtime, ['docker.io/library/other:1']))
-    return decide(index, { subject, template: template(image), mode: 'enforce', now: NOW })
-  }
-  const hub = crio({ unqualifiedSearchRegistries: ['docker.io'] })
-  let d = run([['c1', hub], ['c2', hub]], 'docker.io/library/app:1')
-  t.equal(d.verdict, 'deny')
-  let msg = denialMessage(d, subject)
-  t.match(msg, /podman load -i IMAGE\.tar/, 'CRI-O nodes: podman')
-  t.notMatch(msg, /ctr -n k8s\.io images import/, 'no containerd command for a CRI-O-only cluster')
-  d = run([['c1', hub], ['k1', containerd]], 'docker.io/library/app:1')
-  msg = denialMessage(d, subject)
-  t.match(msg, /podman load/, 'mixed: both')
-  t.match(msg, /ctr -n k8s\.io images import/)
-  d = run([['k1', containerd], ['k2', containerd]], 'docker.io/library/app:1')
-  t.notMatch(denialMessage(d, subject), /podman/, 'containerd only: no podman')
-  const warned = decide(buildIndexWarn(), { subject, template: template('docker.io/library/app:1'), mode: 'warn', now: NOW })
-  t.match(warningsFor(warned, subject)[0], /podman load -i IMAGE\.tar as root on each CRI-O node/, 'the warning fix line too')
-  function buildIndexWarn() {
-    const index = buildIndex([{ name: 'c1' }])
-    index.upsertImages(set('c1', hub, ['docker.io/library/other:1']))
-    return index
-  }
-})
+t.test(
+  'the fix names the way to load an image on the nodes that lack it: podman on CRI-O, ctr elsewhere',
+  async (t) => {
+    const subject = { kind: 'Pod', namespace: 'default', name: 'web', operation: 'CREATE' }
+    const template = (image: string): PodTemplateFacts => ({
+      kind: 'Pod',
+      perNode: false,
+      mirror: false,
+      placement: { tolerations: [] },
+      containers: [{ kind: 'container', name: 'app', image, pullPolicy: 'Never' }],
+    })
+    const run = (names: Array<[string, RuntimeInfo]>, image: string) => {
+      const index = buildIndex(names.map(([name]) => ({ name })))
+      for (const [name, runtime] of names) index.upsertImages(set(name, runtime, ['docker.io/library/other:1']))
+      return decide(index, { subject, template: template(image), mode: 'enforce', now: NOW })
+    }
+    const hub = crio({ unqualifiedSearchRegistries: ['docker.io'] })
+    let d = run(
+      [
+        ['c1', hub],
+        ['c2', hub],
+      ],
+      'docker.io/library/app:1',
+    )
+    t.equal(d.verdict, 'deny')
+    let msg = denialMessage(d, subject)
+    t.match(msg, /podman load -i IMAGE\.tar/, 'CRI-O nodes: podman')
+    t.notMatch(msg, /ctr -n k8s\.io images import/, 'no containerd command for a CRI-O-only cluster')
+    d = run(
+      [
+        ['c1', hub],
+        ['k1', containerd],
+      ],
+      'docker.io/library/app:1',
+    )
+    msg = denialMessage(d, subject)
+    t.match(msg, /podman load/, 'mixed: both')
+    t.match(msg, /ctr -n k8s\.io images import/)
+    d = run(
+      [
+        ['k1', containerd],
+        ['k2', containerd],
+      ],
+      'docker.io/library/app:1',
+    )
+    t.notMatch(denialMessage(d, subject), /podman/, 'containerd only: no podman')
+    const warned = decide(buildIndexWarn(), {
+      subject,
+      template: template('docker.io/library/app:1'),
+      mode: 'warn',
+      now: NOW,
+    })
+    t.match(
+      warningsFor(warned, subject)[0],
+      /podman load -i IMAGE\.tar as root on each CRI-O node/,
+      'the warning fix line too',
+    )
+    function buildIndexWarn() {
+      const index = buildIndex([{ name: 'c1' }])
+      index.upsertImages(set('c1', hub, ['docker.io/library/other:1']))
+      return index
+    }
+  },
+)

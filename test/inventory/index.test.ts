@@ -29,13 +29,18 @@ t.test('updates are incremental: replacing one node image list moves only its ke
   index.removeImages('b')
   t.equal(index.nodesWithImage(nginx), undefined, 'a key with no node is dropped')
   t.equal(index.repositoryKeys('docker.io/library/nginx'), undefined, 'and so is its repository')
-  t.same([...(index.repositoryKeys('docker.io/library/myapp') ?? [])].filter((k) => !k.includes('@')), [app])
+  t.same(
+    [...(index.repositoryKeys('docker.io/library/myapp') ?? [])].filter((k) => !k.includes('@')),
+    [app],
+  )
   t.equal(index.imageSetCount, 1)
   t.equal(index.nodeCount, 2, 'removing an image list keeps the node')
 })
 
 t.test('Node.status.images proves presence and survives a NodeImageSet that lacks the image', async (t) => {
-  const index = buildIndex([{ name: 'a', images: [nginx], statusImages: [app, 'docker.io/library/nginx@sha256:' + 'a'.repeat(64)] }])
+  const index = buildIndex([
+    { name: 'a', images: [nginx], statusImages: [app, 'docker.io/library/nginx@sha256:' + 'a'.repeat(64)] },
+  ])
   t.equal(index.nodesWithImage(app)?.size, 1, 'from status')
   index.upsertImages({ nodeName: 'a', images: [], observedAt: NOW })
   t.equal(index.nodesWithImage(app)?.size, 1, 'still proven by the node status')
@@ -80,7 +85,11 @@ t.test('freshness follows status.observedTime and the staleness window', async (
 })
 
 t.test('the index grows past its first capacity and frees slots for reuse', async (t) => {
-  const specs = Array.from({ length: 300 }, (_, i) => ({ name: `n${i}`, labels: { rack: String(i % 7) }, images: [nginx] }))
+  const specs = Array.from({ length: 300 }, (_, i) => ({
+    name: `n${i}`,
+    labels: { rack: String(i % 7) },
+    images: [nginx],
+  }))
   const index = buildIndex(specs)
   t.equal(index.nodeCount, 300)
   t.equal(index.nodesWithImage(nginx)?.size, 300)
@@ -110,64 +119,75 @@ t.test('namespace modes', async (t) => {
   t.equal(index.namespaceSteer('dev'), undefined)
 })
 
-t.test('precedence kept incrementally: any sequence of Node and NodeImageSet updates answers like a rebuild', async (t) => {
-  const NODES = ['n0', 'n1', 'n2']
-  const IMAGES = ['docker.io/library/img0:1', 'docker.io/library/img1:1', 'docker.io/library/img2:1']
-  type Op =
-    | { op: 'node'; node: number; status: boolean[] }
-    | { op: 'set'; node: number; images: boolean[]; stale: boolean }
-    | { op: 'removeNode'; node: number }
-    | { op: 'removeSet'; node: number }
-  const pick = (mask: boolean[]) => IMAGES.filter((_, i) => mask[i])
-  const mask = fc.array(fc.boolean(), { minLength: IMAGES.length, maxLength: IMAGES.length })
-  const node = fc.integer({ min: 0, max: NODES.length - 1 })
-  const op: fc.Arbitrary<Op> = fc.oneof(
-    fc.record({ op: fc.constant('node' as const), node, status: mask }),
-    fc.record({ op: fc.constant('set' as const), node, images: mask, stale: fc.boolean() }),
-    fc.record({ op: fc.constant('removeNode' as const), node }),
-    fc.record({ op: fc.constant('removeSet' as const), node }),
-  )
-  fc.assert(
-    fc.property(fc.array(op, { maxLength: 25 }), (ops) => {
-      const index = new InventoryIndex({ staleAfterMs: STALE_MS })
-      const status = new Map<string, string[]>()
-      const sets = new Map<string, { images: string[]; fresh: boolean }>()
-      for (const o of ops) {
-        const name = NODES[o.node]!
-        if (o.op === 'node') {
-          index.upsertNode(nodeFacts({ name, statusImages: pick(o.status) }))
-          status.set(name, pick(o.status))
-        } else if (o.op === 'set') {
-          index.upsertImages({ nodeName: name, images: pick(o.images).map(runtimeImage), observedAt: o.stale ? NOW - STALE_MS * 2 : NOW - 1000 })
-          sets.set(name, { images: pick(o.images), fresh: !o.stale })
-        } else if (o.op === 'removeNode') {
-          index.removeNode(name)
-          status.delete(name)
-        } else {
-          index.removeImages(name)
-          sets.delete(name)
-        }
-        const fresh = index.freshNodes(NOW)
-        for (const image of IMAGES) {
-          const lookup = lookupKey(image)
-          if (!lookup.ok) throw new Error(lookup.error)
-          const got: string[] = []
-          index.nodesResolving(lookup, fresh)?.forEach((slot) => got.push(index.nameOf(slot)))
-          const union: string[] = []
-          index.nodesResolving(lookup)?.forEach((slot) => union.push(index.nameOf(slot)))
-          const want = NODES.filter((n) => {
-            const set = sets.get(n)
-            if (set?.fresh === true) return set.images.includes(image)
-            return set?.images.includes(image) === true || status.get(n)?.includes(image) === true
-          })
-          const wantUnion = NODES.filter((n) => sets.get(n)?.images.includes(image) === true || status.get(n)?.includes(image) === true)
-          if (got.sort().join() !== want.join() || union.sort().join() !== wantUnion.join()) {
-            throw new Error(`${image} after ${JSON.stringify(ops)}: precedence ${got.join()} (want ${want.join()}), union ${union.join()} (want ${wantUnion.join()})`)
+t.test(
+  'precedence kept incrementally: any sequence of Node and NodeImageSet updates answers like a rebuild',
+  async (t) => {
+    const NODES = ['n0', 'n1', 'n2']
+    const IMAGES = ['docker.io/library/img0:1', 'docker.io/library/img1:1', 'docker.io/library/img2:1']
+    type Op =
+      | { op: 'node'; node: number; status: boolean[] }
+      | { op: 'set'; node: number; images: boolean[]; stale: boolean }
+      | { op: 'removeNode'; node: number }
+      | { op: 'removeSet'; node: number }
+    const pick = (mask: boolean[]) => IMAGES.filter((_, i) => mask[i])
+    const mask = fc.array(fc.boolean(), { minLength: IMAGES.length, maxLength: IMAGES.length })
+    const node = fc.integer({ min: 0, max: NODES.length - 1 })
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('node' as const), node, status: mask }),
+      fc.record({ op: fc.constant('set' as const), node, images: mask, stale: fc.boolean() }),
+      fc.record({ op: fc.constant('removeNode' as const), node }),
+      fc.record({ op: fc.constant('removeSet' as const), node }),
+    )
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 25 }), (ops) => {
+        const index = new InventoryIndex({ staleAfterMs: STALE_MS })
+        const status = new Map<string, string[]>()
+        const sets = new Map<string, { images: string[]; fresh: boolean }>()
+        for (const o of ops) {
+          const name = NODES[o.node]!
+          if (o.op === 'node') {
+            index.upsertNode(nodeFacts({ name, statusImages: pick(o.status) }))
+            status.set(name, pick(o.status))
+          } else if (o.op === 'set') {
+            index.upsertImages({
+              nodeName: name,
+              images: pick(o.images).map(runtimeImage),
+              observedAt: o.stale ? NOW - STALE_MS * 2 : NOW - 1000,
+            })
+            sets.set(name, { images: pick(o.images), fresh: !o.stale })
+          } else if (o.op === 'removeNode') {
+            index.removeNode(name)
+            status.delete(name)
+          } else {
+            index.removeImages(name)
+            sets.delete(name)
+          }
+          const fresh = index.freshNodes(NOW)
+          for (const image of IMAGES) {
+            const lookup = lookupKey(image)
+            if (!lookup.ok) throw new Error(lookup.error)
+            const got: string[] = []
+            index.nodesResolving(lookup, fresh)?.forEach((slot) => got.push(index.nameOf(slot)))
+            const union: string[] = []
+            index.nodesResolving(lookup)?.forEach((slot) => union.push(index.nameOf(slot)))
+            const want = NODES.filter((n) => {
+              const set = sets.get(n)
+              if (set?.fresh === true) return set.images.includes(image)
+              return set?.images.includes(image) === true || status.get(n)?.includes(image) === true
+            })
+            const wantUnion = NODES.filter(
+              (n) => sets.get(n)?.images.includes(image) === true || status.get(n)?.includes(image) === true,
+            )
+            if (got.sort().join() !== want.join() || union.sort().join() !== wantUnion.join()) {
+              throw new Error(
+                `${image} after ${JSON.stringify(ops)}: precedence ${got.join()} (want ${want.join()}), union ${union.join()} (want ${wantUnion.join()})`,
+              )
+            }
           }
         }
-      }
-    }),
-    { numRuns: 300 },
-  )
-  t.pass('300 random sequences agree with the rule')
-})
+      }),
+      { numRuns: 300 },
+    )
+    t.pass('300 random sequences agree with the rule')
+  },
+)

@@ -37,7 +37,14 @@ async function harness(
 ): Promise<Harness> {
   const server = await startFakeApiServer()
   seed(server)
-  const h: Harness = { server, reflector: undefined as unknown as Reflector, calls: [], held: new Set(), warnings: [], listed: 0 }
+  const h: Harness = {
+    server,
+    reflector: undefined as unknown as Reflector,
+    calls: [],
+    held: new Set(),
+    warnings: [],
+    listed: 0,
+  }
   const source: ReflectorSource = {
     kind: 'NodeImageSet',
     path: SETS,
@@ -55,7 +62,12 @@ async function harness(
   const noop = (): void => undefined
   h.reflector = new Reflector(source, {
     http: kubeConfigHttp(server.kubeConfig()),
-    log: { debug: noop, info: noop, warn: (obj, msg) => h.warnings.push({ obj: obj as Record<string, unknown>, msg }), error: (obj, msg) => h.warnings.push({ obj: obj as Record<string, unknown>, msg }) },
+    log: {
+      debug: noop,
+      info: noop,
+      warn: (obj, msg) => h.warnings.push({ obj: obj as Record<string, unknown>, msg }),
+      error: (obj, msg) => h.warnings.push({ obj: obj as Record<string, unknown>, msg }),
+    },
     retryInitialMs: 10,
     retryMaxMs: 50,
     listTimeoutMs: 5000,
@@ -101,7 +113,12 @@ t.test('a relist upserts only changed objects, then removes exactly what is gone
   const added = h.server.put(imageSet('n7'))
   h.server.expireHistory()
   await waitFor('relisted and watching', () => lists(h.server).length >= 4 && h.server.openWatches === 1)
-  t.same(h.calls, [`upsert n2 ${changed.metadata?.resourceVersion}`, `upsert n7 ${added.metadata?.resourceVersion}`, 'remove n1', 'remove n5'])
+  t.same(h.calls, [
+    `upsert n2 ${changed.metadata?.resourceVersion}`,
+    `upsert n7 ${added.metadata?.resourceVersion}`,
+    'remove n1',
+    'remove n5',
+  ])
   t.same([...h.held].sort(), ['n0', 'n2', 'n3', 'n4', 'n6', 'n7'])
   t.equal(h.reflector.size, 6)
 })
@@ -149,7 +166,11 @@ t.test('a list that fails part-way keeps what it handed over known, so the retry
   })
   await waitFor('listed', () => h.listed === 1)
   t.equal(lists(h.server).length, 4, 'page one, a failed page two, then the whole (now two-page) list again')
-  t.same(h.calls, ['upsert n0 2', 'upsert n1 3', 'upsert n2 4', 'upsert n3 5', 'upsert n4 6', 'remove n0'], 'the retry skips what it already handed over')
+  t.same(
+    h.calls,
+    ['upsert n0 2', 'upsert n1 3', 'upsert n2 4', 'upsert n3 5', 'upsert n4 6', 'remove n0'],
+    'the retry skips what it already handed over',
+  )
   t.same([...h.held].sort(), ['n1', 'n2', 'n3', 'n4'])
 })
 
@@ -163,9 +184,13 @@ t.test('a sink that throws costs that object only; malformed list items are repo
   )
   await waitFor('listed', () => h.listed === 1)
   t.same([...h.held].sort(), ['n0', 'n2', 'n3'])
-  t.match(h.warnings, [{ obj: { kind: 'NodeImageSet', name: 'n1', err: 'sink exploded' }, msg: 'inventory upsert failed' }])
+  t.match(h.warnings, [
+    { obj: { kind: 'NodeImageSet', name: 'n1', err: 'sink exploded' }, msg: 'inventory upsert failed' },
+  ])
   await waitFor('watching', () => h.server.openWatches === 1)
-  h.server.sendRaw(JSON.stringify({ type: 'ADDED', object: { kind: 'NodeImageSet', metadata: { resourceVersion: '999' } } }))
+  h.server.sendRaw(
+    JSON.stringify({ type: 'ADDED', object: { kind: 'NodeImageSet', metadata: { resourceVersion: '999' } } }),
+  )
   h.server.put(imageSet('n4'))
   await waitFor('n4 after the nameless one', () => h.held.has('n4'))
   t.ok(h.calls.includes('malformed object without metadata.name'))
@@ -175,7 +200,10 @@ t.test('an event far larger than a socket read arrives whole', async (t) => {
   const h = await harness(t, (server) => server.put(imageSet('n0')))
   await waitFor('watching', () => h.server.openWatches === 1)
   const big = imageSet('big')
-  ;(big.spec as { images: unknown[] }).images = Array.from({ length: 3000 }, (_, i) => ({ id: `sha256:${String(i).padStart(64, '0')}`, repoTags: [`registry.example.com/app-${i}:v1`] }))
+  ;(big.spec as { images: unknown[] }).images = Array.from({ length: 3000 }, (_, i) => ({
+    id: `sha256:${String(i).padStart(64, '0')}`,
+    repoTags: [`registry.example.com/app-${i}:v1`],
+  }))
   h.server.put(big)
   h.server.put(imageSet('after'))
   await waitFor('both arrive', () => h.held.has('big') && h.held.has('after'))

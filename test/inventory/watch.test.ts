@@ -7,14 +7,23 @@ import { decide } from '../../src/decision/decide.js'
 import { InventoryIndex } from '../../src/inventory/index.js'
 import type { PodTemplateFacts } from '../../src/workload/pod-template.js'
 import { bitsHas } from '../../src/util/node-set.js'
-import { startInventoryWatch, type InventoryKind, type InventoryWatch, type InventoryWatchOptions } from '../../src/inventory/watch.js'
+import {
+  startInventoryWatch,
+  type InventoryKind,
+  type InventoryWatch,
+  type InventoryWatchOptions,
+} from '../../src/inventory/watch.js'
 import type { InventorySink, Mode, NodeFacts, NodeImages, RuntimeClassFacts } from '../../src/api/types.js'
 import type { PullableRegistries } from '../../src/api/registries.js'
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js'
 
 // ---- fixtures ---------------------------------------------------------------------------
 
-const node = (name: string, labels: Record<string, string> = {}, extra: { unschedulable?: boolean; images?: string[] } = {}): KubeObject => ({
+const node = (
+  name: string,
+  labels: Record<string, string> = {},
+  extra: { unschedulable?: boolean; images?: string[] } = {},
+): KubeObject => ({
   apiVersion: 'v1',
   kind: 'Node',
   metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } },
@@ -35,7 +44,13 @@ const imageSet = (name: string, tags: string[], observedTime = '2025-06-01T12:00
   spec: {
     nodeName: name,
     runtime: { name: 'containerd', version: '1.7.0', endpoint: 'unix:///run/containerd/containerd.sock' },
-    images: tags.map((tag, i) => ({ id: `sha256:${String(i).padStart(64, '0')}`, repoTags: [tag], repoDigests: [], size: 10, pinned: false })),
+    images: tags.map((tag, i) => ({
+      id: `sha256:${String(i).padStart(64, '0')}`,
+      repoTags: [tag],
+      repoDigests: [],
+      size: 10,
+      pinned: false,
+    })),
   },
   status: { observedTime },
 })
@@ -142,7 +157,11 @@ interface Harness {
   watch: InventoryWatch
 }
 
-async function harness(t: { teardown(fn: () => unknown): void }, seed: (server: FakeApiServer) => void = () => undefined, extra: Partial<InventoryWatchOptions> = {}): Promise<Harness> {
+async function harness(
+  t: { teardown(fn: () => unknown): void },
+  seed: (server: FakeApiServer) => void = () => undefined,
+  extra: Partial<InventoryWatchOptions> = {},
+): Promise<Harness> {
   const server = await startFakeApiServer()
   seed(server)
   const sink = new RecordingSink()
@@ -160,7 +179,10 @@ async function harness(t: { teardown(fn: () => unknown): void }, seed: (server: 
     http: kubeConfigHttp(server.kubeConfig()),
     sink,
     log: recordingLog(lines),
-    metrics: { skipped: (kind, reason) => h.skipped.push([kind, reason]), fieldSkipped: (kind, field) => h.fieldsSkipped.push([kind, field]) },
+    metrics: {
+      skipped: (kind, reason) => h.skipped.push([kind, reason]),
+      fieldSkipped: (kind, field) => h.fieldsSkipped.push([kind, field]),
+    },
     onSynced: () => h.syncedCalls++,
     retry: { initialMs: 10, maxMs: 80 },
     watchTimeoutSeconds: 60,
@@ -183,8 +205,10 @@ const seedCluster = (server: FakeApiServer): void => {
 }
 
 /** Watches opened for a path, as the fake apiserver logged them. */
-const watchRequests = (server: FakeApiServer, path: string) => server.requests.filter((r) => r.path === path && r.query.watch === 'true')
-const listRequests = (server: FakeApiServer, path: string) => server.requests.filter((r) => r.path === path && r.query.watch === undefined)
+const watchRequests = (server: FakeApiServer, path: string) =>
+  server.requests.filter((r) => r.path === path && r.query.watch === 'true')
+const listRequests = (server: FakeApiServer, path: string) =>
+  server.requests.filter((r) => r.path === path && r.query.watch === undefined)
 
 const NODES = '/api/v1/nodes'
 const SETS = '/apis/neverpull.dev/v1alpha1/nodeimagesets'
@@ -226,13 +250,21 @@ t.test('initial sync: all three resources land in the sink, then synced resolves
   await waitFor('three watches open', () => h.server.openWatches === WATCHES)
   for (const path of [NODES, SETS, NAMESPACES]) {
     t.equal(listRequests(h.server, path).length, 1, `one list of ${path}`)
-    t.match(watchRequests(h.server, path)[0]?.query, { resourceVersion: /^\d+$/, allowWatchBookmarks: 'true', timeoutSeconds: '60' })
+    t.match(watchRequests(h.server, path)[0]?.query, {
+      resourceVersion: /^\d+$/,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: '60',
+    })
   }
   t.same(h.skipped, [])
 })
 
 t.test('the steer label: true and false are kept, other values are logged and count as unset', async (t) => {
-  const labelled = (name: string, value: string): KubeObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'neverpull.dev/steer': value } } })
+  const labelled = (name: string, value: string): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels: { 'neverpull.dev/steer': value } },
+  })
   const h = await harness(t, (server) => {
     seedCluster(server)
     server.put(labelled('steered', 'true'))
@@ -240,8 +272,14 @@ t.test('the steer label: true and false are kept, other values are logged and co
     server.put(labelled('typo', 'yes'))
   })
   await h.watch.synced
-  t.same([...h.sink.steering].sort(), [['opted-out', false], ['steered', true]])
-  t.ok(h.lines.some((l) => l.level === 'warn' && l.obj.value === 'yes' && l.obj.namespace === 'typo'), 'an unknown value is logged')
+  t.same([...h.sink.steering].sort(), [
+    ['opted-out', false],
+    ['steered', true],
+  ])
+  t.ok(
+    h.lines.some((l) => l.level === 'warn' && l.obj.value === 'yes' && l.obj.namespace === 'typo'),
+    'an unknown value is logged',
+  )
   h.server.remove('v1', 'Namespace', 'steered')
   await waitFor('deleted namespace forgets its label', () => !h.sink.steering.has('steered'))
   t.equal(h.sink.steering.get('opted-out'), false)
@@ -255,9 +293,14 @@ t.test('synced waits for every resource: a failing list is retried with backoff'
   await h.watch.synced
   t.equal(listRequests(h.server, SETS).length, 4, 'three failures, then the list that worked')
   t.equal(h.sink.images.size, 2)
-  const retries = h.lines.filter((l) => l.level === 'warn' && l.obj.kind === 'NodeImageSet' && l.msg.includes('retrying'))
+  const retries = h.lines.filter(
+    (l) => l.level === 'warn' && l.obj.kind === 'NodeImageSet' && l.msg.includes('retrying'),
+  )
   t.equal(retries.length, 3)
-  t.same(retries.map((l) => l.obj.attempt), [1, 2, 3])
+  t.same(
+    retries.map((l) => l.obj.attempt),
+    [1, 2, 3],
+  )
 })
 
 t.test('add, modify and delete of each kind reach the sink incrementally', async (t) => {
@@ -289,7 +332,10 @@ t.test('add, modify and delete of each kind reach the sink incrementally', async
   await waitFor('team-a label removed', () => !h.sink.modes.has('team-a'))
   h.server.put(namespace('team-c', 'enforced'))
   await waitFor('unknown mode clears', () => !h.sink.modes.has('team-c'))
-  t.ok(h.lines.some((l) => l.level === 'warn' && l.obj.value === 'enforced'), 'unknown mode value is logged')
+  t.ok(
+    h.lines.some((l) => l.level === 'warn' && l.obj.value === 'enforced'),
+    'unknown mode value is logged',
+  )
   h.server.remove('v1', 'Namespace', 'team-c')
   await waitFor('namespace deleted', () => h.sink.calls.filter((c) => c === 'setNamespaceMode team-c -').length === 2)
 
@@ -309,25 +355,31 @@ t.test('add, modify and delete of each kind reach the sink incrementally', async
   t.equal(listRequests(h.server, NODES).length, 1, 'no relist: everything came over the watch')
 })
 
-t.test('the pullable-registries annotation of a namespace reaches the sink; a bad one is logged and ignored', async (t) => {
-  const h = await harness(t, seedCluster)
-  await h.watch.synced
-  const annotated = (name: string, value: string): KubeObject => ({
-    apiVersion: 'v1',
-    kind: 'Namespace',
-    metadata: { name, annotations: { 'neverpull.dev/pullable-registries': value } },
-  })
-  h.server.put(annotated('air', 'registry.corp:5000, index.docker.io'))
-  await waitFor('annotation seen', () => h.sink.pullable.has('air'))
-  t.same([...h.sink.pullable.get('air')!.hosts], ['registry.corp:5000', 'docker.io'], 'parsed and normalised')
-  h.server.put(annotated('air', 'https://registry.corp'))
-  await waitFor('bad annotation clears', () => !h.sink.pullable.has('air'))
-  t.ok(h.lines.some((l) => l.level === 'warn' && l.obj.namespace === 'air'), 'the bad annotation is logged')
-  h.server.put(annotated('air', 'none'))
-  await waitFor('none', () => h.sink.pullable.get('air')?.hosts.size === 0)
-  h.server.remove('v1', 'Namespace', 'air')
-  await waitFor('deleted namespace clears', () => !h.sink.pullable.has('air'))
-})
+t.test(
+  'the pullable-registries annotation of a namespace reaches the sink; a bad one is logged and ignored',
+  async (t) => {
+    const h = await harness(t, seedCluster)
+    await h.watch.synced
+    const annotated = (name: string, value: string): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name, annotations: { 'neverpull.dev/pullable-registries': value } },
+    })
+    h.server.put(annotated('air', 'registry.corp:5000, index.docker.io'))
+    await waitFor('annotation seen', () => h.sink.pullable.has('air'))
+    t.same([...h.sink.pullable.get('air')!.hosts], ['registry.corp:5000', 'docker.io'], 'parsed and normalised')
+    h.server.put(annotated('air', 'https://registry.corp'))
+    await waitFor('bad annotation clears', () => !h.sink.pullable.has('air'))
+    t.ok(
+      h.lines.some((l) => l.level === 'warn' && l.obj.namespace === 'air'),
+      'the bad annotation is logged',
+    )
+    h.server.put(annotated('air', 'none'))
+    await waitFor('none', () => h.sink.pullable.get('air')?.hosts.size === 0)
+    h.server.remove('v1', 'Namespace', 'air')
+    await waitFor('deleted namespace clears', () => !h.sink.pullable.has('air'))
+  },
+)
 
 t.test('a malformed object is skipped with a log line and a metric; the last good data stays', async (t) => {
   const h = await harness(t, seedCluster)
@@ -350,7 +402,10 @@ t.test('a malformed object is skipped with a log line and a metric; the last goo
   h.server.put(misnamed)
   await waitFor('second skip', () => h.skipped.length === 2)
   t.equal(h.sink.images.get('b')?.nodeName, 'b')
-  t.same(h.sink.images.get('b')?.images.map((i) => i.repoTags[0]), ['docker.io/library/redis:7'])
+  t.same(
+    h.sink.images.get('b')?.images.map((i) => i.repoTags[0]),
+    ['docker.io/library/redis:7'],
+  )
 
   // A Node is never skipped whole for one field: the field is left out, the rest used.
   const oddNode = node('a', { zone: 'z9' }, { unschedulable: true })
@@ -362,7 +417,10 @@ t.test('a malformed object is skipped with a log line and a metric; the last goo
   t.match(h.sink.nodes.get('a'), { unschedulable: true, taints: [], statusImageNames: ['docker.io/library/pause:3.9'] })
   t.match(
     h.lines.find((l) => l.level === 'debug' && l.obj.kind === 'Node' && l.obj.name === 'a'),
-    { msg: 'inventory object used without the fields that could not be read', obj: { skipped: ['spec.taints is a string, not a list'] } },
+    {
+      msg: 'inventory object used without the fields that could not be read',
+      obj: { skipped: ['spec.taints is a string, not a list'] },
+    },
   )
   h.server.put(node('a', { zone: 'z1' }))
   await waitFor('a good node again', () => h.sink.nodes.get('a')?.taints.length === 1)
@@ -397,13 +455,19 @@ t.test('a watch cut mid-stream resumes from its resourceVersion and picks up wha
 
   await waitFor('node c seen', () => h.sink.nodes.has('c'))
   await waitFor('node b gone', () => !h.sink.nodes.has('b'))
-  await waitFor('image set a changed', () => h.sink.images.get('a')?.images[0]?.repoTags[0] === 'docker.io/library/nginx:2')
+  await waitFor(
+    'image set a changed',
+    () => h.sink.images.get('a')?.images[0]?.repoTags[0] === 'docker.io/library/nginx:2',
+  )
   await waitFor('namespace mode changed', () => h.sink.modes.get('team-b') === 'enforce')
   await waitFor('watches open again', () => h.server.openWatches === WATCHES)
 
   t.ok(watchRequests(h.server, NODES).length >= watchesBefore + 2, 'reconnected (after failed attempts)')
   t.equal(listRequests(h.server, NODES).length, 1, 'no relist needed: the history still had the changes')
-  t.ok(h.lines.some((l) => l.level === 'warn' && /premature close/i.test(String(l.obj.err))), 'the cut is logged')
+  t.ok(
+    h.lines.some((l) => l.level === 'warn' && /premature close/i.test(String(l.obj.err))),
+    'the cut is logged',
+  )
   t.ok(h.sink.minNodes >= 1 && h.sink.minImages >= 2, 'the sink was never emptied')
 
   // And live events keep flowing on the new streams.
@@ -433,7 +497,8 @@ t.test('history expired while disconnected: 410, relist, deletions reconciled wi
   await waitFor('node a updated', () => h.sink.nodes.get('a')?.labels.zone === 'z7')
   await waitFor('watches open again', () => h.server.openWatches === WATCHES)
 
-  for (const path of [NODES, SETS, NAMESPACES, RUNTIME_CLASSES]) t.equal(listRequests(h.server, path).length, 2, `relisted ${path}`)
+  for (const path of [NODES, SETS, NAMESPACES, RUNTIME_CLASSES])
+    t.equal(listRequests(h.server, path).length, 2, `relisted ${path}`)
   t.equal(h.lines.filter((l) => /410/.test(l.msg)).length, WATCHES, 'each resource logged its 410')
   // Removals come once the relist is complete: by then node c is in, so a and c were held.
   t.equal(h.sink.minNodes, 2, 'node a was held throughout')
@@ -497,13 +562,26 @@ t.test('garbage on the stream is ignored; an ERROR event other than 410 backs of
 
   const listsBefore = listRequests(h.server, NODES).length
   h.server.sendRaw(
-    JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: 500, reason: 'InternalError', message: 'etcd hiccup' } }),
+    JSON.stringify({
+      type: 'ERROR',
+      object: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Failure',
+        code: 500,
+        reason: 'InternalError',
+        message: 'etcd hiccup',
+      },
+    }),
   )
   h.server.endWatches()
   h.server.put(node('d'))
   await waitFor('node d after the error', () => h.sink.nodes.has('d'))
   t.ok(h.lines.some((l) => l.msg === 'inventory watch stream error' && l.obj.code === 500))
-  t.ok(h.lines.some((l) => /watch stream error 500 InternalError: etcd hiccup/.test(String(l.obj.err))), 'treated as a failure (backoff)')
+  t.ok(
+    h.lines.some((l) => /watch stream error 500 InternalError: etcd hiccup/.test(String(l.obj.err))),
+    'treated as a failure (backoff)',
+  )
   t.equal(listRequests(h.server, NODES).length, listsBefore, 'resumed from its resourceVersion, no relist')
 })
 
@@ -512,7 +590,14 @@ t.test('a bare Node (no spec, no status) from the list converts', async (t) => {
     server.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'bare' } })
   })
   await h.watch.synced
-  t.same(h.sink.nodes.get('bare'), { name: 'bare', labels: {}, taints: [], unschedulable: false, ready: undefined, statusImageNames: [] })
+  t.same(h.sink.nodes.get('bare'), {
+    name: 'bare',
+    labels: {},
+    taints: [],
+    unschedulable: false,
+    ready: undefined,
+    statusImageNames: [],
+  })
   t.same(h.skipped, [])
 })
 
@@ -595,7 +680,11 @@ t.test('the initial list is paged with limit and continue, then watched from its
       `${path}: three pages of at most five, no resourceVersion=0 (the watch cache ignores limit)`,
     )
     t.not(lists[1]?.query.continue, lists[2]?.query.continue, 'each page continues where the last one ended')
-    t.equal(watchRequests(h.server, path)[0]?.query.resourceVersion, String(h.server.resourceVersion), 'watch starts at the list')
+    t.equal(
+      watchRequests(h.server, path)[0]?.query.resourceVersion,
+      String(h.server.resourceVersion),
+      'watch starts at the list',
+    )
   }
 })
 
@@ -605,8 +694,14 @@ t.test('NodeImageSets are listed 50 to a page by default, Nodes 500', async (t) 
     server.put(node('a'))
   })
   await h.watch.synced
-  t.same(listRequests(h.server, SETS).map((r) => r.query.limit), ['50', '50'])
-  t.same(listRequests(h.server, NODES).map((r) => r.query.limit), ['500'])
+  t.same(
+    listRequests(h.server, SETS).map((r) => r.query.limit),
+    ['50', '50'],
+  )
+  t.same(
+    listRequests(h.server, NODES).map((r) => r.query.limit),
+    ['500'],
+  )
   t.equal(h.sink.images.size, 60)
 })
 
@@ -642,7 +737,9 @@ t.test('a continue token that keeps expiring falls back to backoff, and the list
   )
   await h.watch.synced
   t.equal(h.sink.images.size, 9)
-  const retries = h.lines.filter((l) => l.level === 'warn' && l.obj.kind === 'NodeImageSet' && l.msg.includes('retrying'))
+  const retries = h.lines.filter(
+    (l) => l.level === 'warn' && l.obj.kind === 'NodeImageSet' && l.msg.includes('retrying'),
+  )
   t.equal(retries.length, 1, 'two restarts at once, the third expiry backs off')
   t.match(retries[0]?.obj.err, /410 Expired/)
 })
@@ -673,7 +770,11 @@ t.test('a bookmark moves the resourceVersion the next watch starts from', async 
   await waitFor('sets re-watched', () => watchRequests(h.server, SETS).length === before + 1)
   t.equal(watchRequests(h.server, SETS)[before]?.query.resourceVersion, at, 'resumed from the bookmark')
   t.equal(listRequests(h.server, SETS).length, 1)
-  t.equal(h.lines.filter((l) => l.level === 'warn').length, 0, 'a watch that got a bookmark is not a "very short watch"')
+  t.equal(
+    h.lines.filter((l) => l.level === 'warn').length,
+    0,
+    'a watch that got a bookmark is not a "very short watch"',
+  )
 })
 
 /** A way to run the collector: `--expose-gc` is not among the flags tap passes. */
@@ -718,93 +819,128 @@ t.test('memory: synced NodeImageSets are not retained beyond the sink', async (t
   }
   await settle()
   const before = process.memoryUsage().heapUsed
-  const watch = startInventoryWatch({ http: kubeConfigHttp(server.kubeConfig()), sink: discard, log: recordingLog([]), watchTimeoutSeconds: 60 })
+  const watch = startInventoryWatch({
+    http: kubeConfigHttp(server.kubeConfig()),
+    sink: discard,
+    log: recordingLog([]),
+    watchTimeoutSeconds: 60,
+  })
   t.teardown(() => watch.close())
   await watch.synced
   await waitFor('watches open', () => server.openWatches === WATCHES)
   await settle()
   const retained = process.memoryUsage().heapUsed - before
   t.equal(upserts, SETS_COUNT)
-  t.comment(`JSON ${(jsonBytes / 1e6).toFixed(1)} MB; retained after sync ${(retained / 1e6).toFixed(2)} MB (${(retained / SETS_COUNT / 1e3).toFixed(2)} KB per NodeImageSet)`)
+  t.comment(
+    `JSON ${(jsonBytes / 1e6).toFixed(1)} MB; retained after sync ${(retained / 1e6).toFixed(2)} MB (${(retained / SETS_COUNT / 1e3).toFixed(2)} KB per NodeImageSet)`,
+  )
   // An informer's cache keeps every object (~470 KB of heap per set here, more than its JSON).
   // What stays now is name -> resourceVersion; the allowance is for the heap's own noise.
   t.ok(retained < jsonBytes / 20, `retained ${retained} bytes is far below the ${jsonBytes} bytes of JSON`)
 })
 
-t.test('a 1.19 Node with "names": null over the watch: every update reaches the index, and a fresh NodeImageSet outranks its status (issue 15)', async (t) => {
-  const real = JSON.parse(readFileSync(new URL('../fixtures/kubelet-1.19/node-1.19-kubelet.json', import.meta.url), 'utf8')) as KubeObject & { spec: Record<string, unknown>; status: { images: Array<{ names: string[] | null }> } }
-  const server = await startFakeApiServer()
-  t.teardown(() => server.close())
-  server.put(real)
-  const index = new InventoryIndex({ staleAfterMs: 60_000 })
-  const lines: LogLine[] = []
-  const fieldsSkipped: string[] = []
-  const objectsSkipped: string[] = []
-  const watch = startInventoryWatch({
-    http: kubeConfigHttp(server.kubeConfig()),
-    sink: index,
-    log: recordingLog(lines),
-    metrics: { skipped: (kind) => objectsSkipped.push(kind), fieldSkipped: (_kind, field) => fieldsSkipped.push(field) },
-    retry: { initialMs: 10, maxMs: 80 },
-    watchTimeoutSeconds: 60,
-  })
-  t.teardown(() => watch.close())
-  await watch.synced
-  await waitFor('watches open', () => server.openWatches === WATCHES)
+t.test(
+  'a 1.19 Node with "names": null over the watch: every update reaches the index, and a fresh NodeImageSet outranks its status (issue 15)',
+  async (t) => {
+    const real = JSON.parse(
+      readFileSync(new URL('../fixtures/kubelet-1.19/node-1.19-kubelet.json', import.meta.url), 'utf8'),
+    ) as KubeObject & { spec: Record<string, unknown>; status: { images: Array<{ names: string[] | null }> } }
+    const server = await startFakeApiServer()
+    t.teardown(() => server.close())
+    server.put(real)
+    const index = new InventoryIndex({ staleAfterMs: 60_000 })
+    const lines: LogLine[] = []
+    const fieldsSkipped: string[] = []
+    const objectsSkipped: string[] = []
+    const watch = startInventoryWatch({
+      http: kubeConfigHttp(server.kubeConfig()),
+      sink: index,
+      log: recordingLog(lines),
+      metrics: {
+        skipped: (kind) => objectsSkipped.push(kind),
+        fieldSkipped: (_kind, field) => fieldsSkipped.push(field),
+      },
+      retry: { initialMs: 10, maxMs: 80 },
+      watchTimeoutSeconds: 60,
+    })
+    t.teardown(() => watch.close())
+    await watch.synced
+    await waitFor('watches open', () => server.openWatches === WATCHES)
 
-  const slot = index.slotOf('np-node-1')!
-  const MYAPP = 'docker.io/library/myapp:1.0'
-  t.equal(index.nodesWithImage(MYAPP)?.has(slot), true, 'status.images read despite the null names')
-  t.equal(index.node(slot)?.ready, true)
+    const slot = index.slotOf('np-node-1')!
+    const MYAPP = 'docker.io/library/myapp:1.0'
+    t.equal(index.nodesWithImage(MYAPP)?.has(slot), true, 'status.images read despite the null names')
+    t.equal(index.node(slot)?.ready, true)
 
-  // The agent's fresh NodeImageSet no longer lists myapp:1.0 while the kubelet's cached
-  // status still does: the NodeImageSet is the truth for the node (defect 2).
-  const pod = (image: string): PodTemplateFacts => ({
-    kind: 'Pod',
-    perNode: false,
-    mirror: false,
-    placement: { nodeName: 'np-node-1', tolerations: [] },
-    containers: [{ kind: 'container', name: 'app', image, pullPolicy: 'Never' }],
-  })
-  const subject = { kind: 'Pod', namespace: 'np-e2e', name: 'p', operation: 'CREATE' }
-  const verdict = (image: string) => decide(index, { subject, template: pod(image), mode: 'enforce', now: Date.now() }).verdict
-  t.equal(verdict('myapp:1.0'), 'allow', 'no NodeImageSet: the kubelet status proves presence')
-  const names = real.status.images.flatMap((i) => i.names ?? []).filter((n) => n !== MYAPP && !n.includes('@'))
-  server.put({
-    apiVersion: 'neverpull.dev/v1alpha1',
-    kind: 'NodeImageSet',
-    metadata: { name: 'np-node-1' },
-    spec: {
-      nodeName: 'np-node-1',
-      images: names.map((n, i) => ({ id: `sha256:${String(i).padStart(64, '0')}`, repoTags: [n], repoDigests: [], size: 1, pinned: false })),
-    },
-    status: { observedTime: new Date().toISOString() },
-  })
-  await waitFor('the NodeImageSet to reach the index', () => index.imageSetCount === 1)
-  t.equal(verdict('myapp:1.0'), 'deny', 'a fresh NodeImageSet without it outranks the status')
-  t.equal(verdict('myapp:dev'), 'allow', 'what it lists is present')
-  server.remove('neverpull.dev/v1alpha1', 'NodeImageSet', 'np-node-1')
-  await waitFor('the NodeImageSet to leave the index', () => index.imageSetCount === 0)
-  t.equal(verdict('myapp:1.0'), 'allow', 'without it, the status counts again')
+    // The agent's fresh NodeImageSet no longer lists myapp:1.0 while the kubelet's cached
+    // status still does: the NodeImageSet is the truth for the node (defect 2).
+    const pod = (image: string): PodTemplateFacts => ({
+      kind: 'Pod',
+      perNode: false,
+      mirror: false,
+      placement: { nodeName: 'np-node-1', tolerations: [] },
+      containers: [{ kind: 'container', name: 'app', image, pullPolicy: 'Never' }],
+    })
+    const subject = { kind: 'Pod', namespace: 'np-e2e', name: 'p', operation: 'CREATE' }
+    const verdict = (image: string) =>
+      decide(index, { subject, template: pod(image), mode: 'enforce', now: Date.now() }).verdict
+    t.equal(verdict('myapp:1.0'), 'allow', 'no NodeImageSet: the kubelet status proves presence')
+    const names = real.status.images.flatMap((i) => i.names ?? []).filter((n) => n !== MYAPP && !n.includes('@'))
+    server.put({
+      apiVersion: 'neverpull.dev/v1alpha1',
+      kind: 'NodeImageSet',
+      metadata: { name: 'np-node-1' },
+      spec: {
+        nodeName: 'np-node-1',
+        images: names.map((n, i) => ({
+          id: `sha256:${String(i).padStart(64, '0')}`,
+          repoTags: [n],
+          repoDigests: [],
+          size: 1,
+          pinned: false,
+        })),
+      },
+      status: { observedTime: new Date().toISOString() },
+    })
+    await waitFor('the NodeImageSet to reach the index', () => index.imageSetCount === 1)
+    t.equal(verdict('myapp:1.0'), 'deny', 'a fresh NodeImageSet without it outranks the status')
+    t.equal(verdict('myapp:dev'), 'allow', 'what it lists is present')
+    server.remove('neverpull.dev/v1alpha1', 'NodeImageSet', 'np-node-1')
+    await waitFor('the NodeImageSet to leave the index', () => index.imageSetCount === 0)
+    t.equal(verdict('myapp:1.0'), 'allow', 'without it, the status counts again')
 
-  // What the issue did: remove a tag (the kubelet reports it gone), cordon the node, and
-  // relabel and taint it, with the null entry still in the list.
-  const next = structuredClone(real)
-  next.status.images = next.status.images.filter((i) => !(i.names ?? []).includes(MYAPP))
-  t.ok(next.status.images.some((i) => i.names === null), 'the null entry is still there')
-  next.spec = { unschedulable: true, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule', timeAdded: '2026-11-30T14:21:00Z' }] }
-  next.metadata = { ...next.metadata, labels: { ...next.metadata?.labels, zone: 'b' } }
-  server.put(next)
-  await waitFor('the update to reach the index', () => index.nodesWithImage(MYAPP)?.has(slot) !== true)
-  t.equal(index.node(slot)?.unschedulable, true, 'cordon seen')
-  t.ok(bitsHas(index.labelValue('zone', 'b') ?? new Uint32Array(0), slot), 'label seen')
-  t.ok(bitsHas(index.cordoned(), slot), 'cordon in the index')
-  t.same([...index.taintGroups()].map((g) => g.taint), [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }], 'taint seen')
-  t.equal(index.nodesWithImage('docker.io/library/myapp:dev')?.has(slot), true, 'other images kept')
-  t.same(objectsSkipped, [], 'the Node was never skipped')
-  t.same(fieldsSkipped, [], 'null names is not an odd field')
-  t.notOk(lines.some((l) => l.level === 'warn' || l.level === 'error'), 'nothing to warn about')
-})
+    // What the issue did: remove a tag (the kubelet reports it gone), cordon the node, and
+    // relabel and taint it, with the null entry still in the list.
+    const next = structuredClone(real)
+    next.status.images = next.status.images.filter((i) => !(i.names ?? []).includes(MYAPP))
+    t.ok(
+      next.status.images.some((i) => i.names === null),
+      'the null entry is still there',
+    )
+    next.spec = {
+      unschedulable: true,
+      taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule', timeAdded: '2026-11-30T14:21:00Z' }],
+    }
+    next.metadata = { ...next.metadata, labels: { ...next.metadata?.labels, zone: 'b' } }
+    server.put(next)
+    await waitFor('the update to reach the index', () => index.nodesWithImage(MYAPP)?.has(slot) !== true)
+    t.equal(index.node(slot)?.unschedulable, true, 'cordon seen')
+    t.ok(bitsHas(index.labelValue('zone', 'b') ?? new Uint32Array(0), slot), 'label seen')
+    t.ok(bitsHas(index.cordoned(), slot), 'cordon in the index')
+    t.same(
+      [...index.taintGroups()].map((g) => g.taint),
+      [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }],
+      'taint seen',
+    )
+    t.equal(index.nodesWithImage('docker.io/library/myapp:dev')?.has(slot), true, 'other images kept')
+    t.same(objectsSkipped, [], 'the Node was never skipped')
+    t.same(fieldsSkipped, [], 'null names is not an odd field')
+    t.notOk(
+      lines.some((l) => l.level === 'warn' || l.level === 'error'),
+      'nothing to warn about',
+    )
+  },
+)
 
 // RuntimeClasses (node.k8s.io): v1 from 1.20, v1beta1 on 1.19. The RuntimeClass admission
 // plugin (plugin/pkg/admission/runtimeclass) merges their scheduling into pods; the webhook
@@ -814,7 +950,10 @@ const runtimeClass = (name: string, apiVersion = 'node.k8s.io/v1'): KubeObject =
   kind: 'RuntimeClass',
   metadata: { name },
   handler: 'runsc',
-  scheduling: { nodeSelector: { sandbox: 'true' }, tolerations: [{ key: 'sandbox', operator: 'Equal', value: 'gvisor', effect: 'NoSchedule' }] },
+  scheduling: {
+    nodeSelector: { sandbox: 'true' },
+    tolerations: [{ key: 'sandbox', operator: 'Equal', value: 'gvisor', effect: 'NoSchedule' }],
+  },
 })
 
 t.test('RuntimeClasses are listed and watched; their list marks the set complete', async (t) => {
@@ -838,19 +977,32 @@ t.test('RuntimeClasses are listed and watched; their list marks the set complete
 })
 
 t.test('1.19: RuntimeClasses come from node.k8s.io/v1beta1 when v1 is not served', async (t) => {
-  const server = await startFakeApiServer({ resources: [{ group: 'node.k8s.io', version: 'v1beta1', plural: 'runtimeclasses', kind: 'RuntimeClass', namespaced: false }] })
+  const server = await startFakeApiServer({
+    resources: [
+      { group: 'node.k8s.io', version: 'v1beta1', plural: 'runtimeclasses', kind: 'RuntimeClass', namespaced: false },
+    ],
+  })
   t.teardown(() => server.close())
   seedCluster(server)
   server.put(runtimeClass('gvisor', 'node.k8s.io/v1beta1'))
   // v1 answers 404 as a 1.19 apiserver does.
   server.failNext(1000, 404, (r) => r.path.startsWith('/apis/node.k8s.io/v1/'))
   const sink = new RecordingSink()
-  const watch = startInventoryWatch({ http: kubeConfigHttp(server.kubeConfig()), sink, log: recordingLog([]), retry: { initialMs: 10, maxMs: 40 }, watchTimeoutSeconds: 60 })
+  const watch = startInventoryWatch({
+    http: kubeConfigHttp(server.kubeConfig()),
+    sink,
+    log: recordingLog([]),
+    retry: { initialMs: 10, maxMs: 40 },
+    watchTimeoutSeconds: 60,
+  })
   t.teardown(() => watch.close())
   await watch.synced
   await waitFor('gvisor from v1beta1', () => sink.runtimeClasses.has('gvisor'))
   t.equal(sink.runtimeClassesComplete, true)
-  t.ok(server.requests.some((r) => r.path === '/apis/node.k8s.io/v1beta1/runtimeclasses'), 'listed v1beta1')
+  t.ok(
+    server.requests.some((r) => r.path === '/apis/node.k8s.io/v1beta1/runtimeclasses'),
+    'listed v1beta1',
+  )
 })
 
 t.test('RuntimeClasses that cannot be listed (RBAC, not served) do not hold the sync back', async (t) => {
@@ -860,7 +1012,13 @@ t.test('RuntimeClasses that cannot be listed (RBAC, not served) do not hold the 
   server.failNext(100_000, 403, (r) => r.path.startsWith('/apis/node.k8s.io/'))
   const sink = new RecordingSink()
   const lines: LogLine[] = []
-  const watch = startInventoryWatch({ http: kubeConfigHttp(server.kubeConfig()), sink, log: recordingLog(lines), retry: { initialMs: 10, maxMs: 40 }, watchTimeoutSeconds: 60 })
+  const watch = startInventoryWatch({
+    http: kubeConfigHttp(server.kubeConfig()),
+    sink,
+    log: recordingLog(lines),
+    retry: { initialMs: 10, maxMs: 40 },
+    watchTimeoutSeconds: 60,
+  })
   t.teardown(() => watch.close())
   await watch.synced
   t.equal(sink.runtimeClassesComplete, false, 'unknown, not empty: a name is never taken as missing')

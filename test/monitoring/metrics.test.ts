@@ -125,8 +125,9 @@ async function webhookScrape(): Promise<string> {
   })
   try {
     t.equal(
-      (await app.inject({ method: 'POST', url: '/validate', payload: review('deployment-update-image') })).json<AdmissionReviewReply>()
-        .response.allowed,
+      (
+        await app.inject({ method: 'POST', url: '/validate', payload: review('deployment-update-image') })
+      ).json<AdmissionReviewReply>().response.allowed,
       false,
       'a denial',
     )
@@ -138,7 +139,9 @@ async function webhookScrape(): Promise<string> {
       payload: '{"apiVersion": ',
       headers: { 'content-type': 'application/json' },
     })
-    const crashed = (await crashing.inject({ method: 'POST', url: '/validate', payload: review('pod-create') })).json<AdmissionReviewReply>()
+    const crashed = (
+      await crashing.inject({ method: 'POST', url: '/validate', payload: review('pod-create') })
+    ).json<AdmissionReviewReply>()
     t.equal(crashed.response.allowed, true, 'an internal error allows, with a warning')
     metrics.auditStarted(300_000)
     metrics.auditLeader(true)

@@ -8,7 +8,11 @@ import { buildIndex } from '../helpers/inventory.js'
 const index = buildIndex([
   { name: 'a1', labels: { zone: 'a', disk: 'ssd', cores: '8' } },
   { name: 'a2', labels: { zone: 'a', disk: 'hdd', cores: '16' } },
-  { name: 'b1', labels: { zone: 'b', disk: 'ssd', cores: '32', gpu: 'true' }, taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }] },
+  {
+    name: 'b1',
+    labels: { zone: 'b', disk: 'ssd', cores: '32', gpu: 'true' },
+    taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }],
+  },
   { name: 'b2', labels: { zone: 'b', cores: 'many' }, taints: [{ key: 'maint', effect: 'NoExecute' }] },
   { name: 'c1', labels: { zone: 'c' }, unschedulable: true },
   { name: 'c2', labels: { zone: 'c' }, taints: [{ key: 'soft', effect: 'PreferNoSchedule' }] },
@@ -24,7 +28,9 @@ function eligible(p: Partial<Placement>): string[] {
   return names.sort()
 }
 
-const expr = (key: string, operator: string, values?: string[]) => ({ matchExpressions: [{ key, operator, ...(values ? { values } : {}) }] })
+const expr = (key: string, operator: string, values?: string[]) => ({
+  matchExpressions: [{ key, operator, ...(values ? { values } : {}) }],
+})
 
 const cases: Array<[string, Partial<Placement>, string[]]> = [
   ['no constraints: untainted, uncordoned nodes (PreferNoSchedule never filters)', {}, ['a1', 'a2', 'c2']],
@@ -35,7 +41,11 @@ const cases: Array<[string, Partial<Placement>, string[]]> = [
   ['NotIn matches nodes without the label too', { requiredTerms: [expr('disk', 'NotIn', ['hdd'])] }, ['a1', 'c2']],
   ['Exists', { requiredTerms: [expr('disk', 'Exists')] }, ['a1', 'a2']],
   ['DoesNotExist', { requiredTerms: [expr('disk', 'DoesNotExist')] }, ['c2']],
-  ['Gt compares integers and skips non-integer values', { requiredTerms: [expr('cores', 'Gt', ['10'])], tolerations: [{ operator: 'Exists' }] }, ['a2', 'b1']],
+  [
+    'Gt compares integers and skips non-integer values',
+    { requiredTerms: [expr('cores', 'Gt', ['10'])], tolerations: [{ operator: 'Exists' }] },
+    ['a2', 'b1'],
+  ],
   ['Lt', { requiredTerms: [expr('cores', 'Lt', ['10'])] }, ['a1']],
   ['Gt with two values matches nothing', { requiredTerms: [expr('cores', 'Gt', ['1', '2'])] }, []],
   ['Gt with a non-integer matches nothing', { requiredTerms: [expr('cores', 'Gt', ['x'])] }, []],
@@ -43,21 +53,66 @@ const cases: Array<[string, Partial<Placement>, string[]]> = [
   ['terms are ORed', { requiredTerms: [expr('zone', 'In', ['a']), expr('zone', 'In', ['c'])] }, ['a1', 'a2', 'c2']],
   [
     'expressions in a term are ANDed',
-    { requiredTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }, { key: 'disk', operator: 'In', values: ['hdd'] }] }] },
+    {
+      requiredTerms: [
+        {
+          matchExpressions: [
+            { key: 'zone', operator: 'In', values: ['a'] },
+            { key: 'disk', operator: 'In', values: ['hdd'] },
+          ],
+        },
+      ],
+    },
     ['a2'],
   ],
   ['an empty term list matches nothing', { requiredTerms: [] }, []],
   ['an empty term matches nothing', { requiredTerms: [{}] }, []],
   ['an empty term beside a real one', { requiredTerms: [{}, expr('zone', 'In', ['a'])] }, ['a1', 'a2']],
-  ['matchFields metadata.name In', { requiredTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['a2', 'nope'] }] }] }, ['a2']],
-  ['matchFields metadata.name NotIn', { requiredTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['a2'] }] }] }, ['a1', 'c2']],
-  ['matchFields on another field matches nothing', { requiredTerms: [{ matchFields: [{ key: 'metadata.uid', operator: 'In', values: ['a2'] }] }] }, []],
-  ['nodeSelector and affinity both apply', { nodeSelector: { zone: 'a' }, requiredTerms: [expr('disk', 'In', ['ssd'])] }, ['a1']],
-  ['Equal toleration of the gpu taint', { tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }] }, ['a1', 'a2', 'b1', 'c2']],
-  ['toleration with the wrong value', { tolerations: [{ key: 'dedicated', value: 'cpu', effect: 'NoSchedule' }] }, ['a1', 'a2', 'c2']],
-  ['toleration with the wrong effect', { tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoExecute' }] }, ['a1', 'a2', 'c2']],
-  ['Exists with an empty key tolerates every taint, the cordon included', { tolerations: [{ operator: 'Exists' }] }, ['a1', 'a2', 'b1', 'b2', 'c1', 'c2']],
-  ['a cordoned node needs the unschedulable toleration', { tolerations: [{ key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' }] }, ['a1', 'a2', 'c1', 'c2']],
+  [
+    'matchFields metadata.name In',
+    { requiredTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['a2', 'nope'] }] }] },
+    ['a2'],
+  ],
+  [
+    'matchFields metadata.name NotIn',
+    { requiredTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: ['a2'] }] }] },
+    ['a1', 'c2'],
+  ],
+  [
+    'matchFields on another field matches nothing',
+    { requiredTerms: [{ matchFields: [{ key: 'metadata.uid', operator: 'In', values: ['a2'] }] }] },
+    [],
+  ],
+  [
+    'nodeSelector and affinity both apply',
+    { nodeSelector: { zone: 'a' }, requiredTerms: [expr('disk', 'In', ['ssd'])] },
+    ['a1'],
+  ],
+  [
+    'Equal toleration of the gpu taint',
+    { tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }] },
+    ['a1', 'a2', 'b1', 'c2'],
+  ],
+  [
+    'toleration with the wrong value',
+    { tolerations: [{ key: 'dedicated', value: 'cpu', effect: 'NoSchedule' }] },
+    ['a1', 'a2', 'c2'],
+  ],
+  [
+    'toleration with the wrong effect',
+    { tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoExecute' }] },
+    ['a1', 'a2', 'c2'],
+  ],
+  [
+    'Exists with an empty key tolerates every taint, the cordon included',
+    { tolerations: [{ operator: 'Exists' }] },
+    ['a1', 'a2', 'b1', 'b2', 'c1', 'c2'],
+  ],
+  [
+    'a cordoned node needs the unschedulable toleration',
+    { tolerations: [{ key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' }] },
+    ['a1', 'a2', 'c1', 'c2'],
+  ],
   ['nodeName bypasses taints and cordons', { nodeName: 'c1', nodeSelector: { zone: 'a' } }, ['c1']],
 ]
 
@@ -85,8 +140,12 @@ t.test('tolerates follows v1.Toleration.ToleratesTaint', async (t) => {
     [{ key: 'k', operator: 'Gt', value: 'v' }, false], // Gt needs int64 values on both sides
     [{ key: 'k', operator: 'Like' as Toleration['operator'], value: 'v' }, false],
   ]
-  for (const [toleration, expected] of table) t.equal(tolerates(toleration, taint), expected, JSON.stringify(toleration))
-  t.ok(tolerates({ key: 'n', operator: 'Equal' }, { key: 'n', effect: 'NoSchedule' }), 'empty value equals a taint without value')
+  for (const [toleration, expected] of table)
+    t.equal(tolerates(toleration, taint), expected, JSON.stringify(toleration))
+  t.ok(
+    tolerates({ key: 'n', operator: 'Equal' }, { key: 'n', effect: 'NoSchedule' }),
+    'empty value equals a taint without value',
+  )
 })
 
 t.test('DaemonSet pods get the controller tolerations', async (t) => {
@@ -95,7 +154,11 @@ t.test('DaemonSet pods get the controller tolerations', async (t) => {
   t.ok(keys.includes('node.kubernetes.io/not-ready:NoExecute'))
   t.notOk(keys.includes('node.kubernetes.io/network-unavailable:NoSchedule'))
   t.ok(daemonSetTolerations(true).some((x) => x.key === 'node.kubernetes.io/network-unavailable'))
-  t.same(eligible({ tolerations: daemonSetTolerations(false) }), ['a1', 'a2', 'c1', 'c2'], 'cordoned nodes still run daemons')
+  t.same(
+    eligible({ tolerations: daemonSetTolerations(false) }),
+    ['a1', 'a2', 'c1', 'c2'],
+    'cordoned nodes still run daemons',
+  )
 })
 
 // Gt/Lt are int64 comparisons: apimachinery labels/selector.go (NewRequirement, Requirement.Matches)
@@ -130,7 +193,12 @@ t.test('Gt/Lt compare as int64, like strconv.ParseInt', async (t) => {
     // Was ['min']: but a negative requirement value is no label value, and NewRequirement's
     // validateLabelValue fails the whole term (nodes cannot carry such labels either).
     ['a negative requirement value is no label value: the term fails', 'Lt', ['-9223372036854775807'], []],
-    ['+7 and 007 parse as 7; hex, exponents and underscores do not parse', 'Gt', ['6'], ['lead0', 'max', 'p53', 'plus']],
+    [
+      '+7 and 007 parse as 7; hex, exponents and underscores do not parse',
+      'Gt',
+      ['6'],
+      ['lead0', 'max', 'p53', 'plus'],
+    ],
     ['a requirement value past int64 fails the requirement', 'Gt', ['9223372036854775808'], []],
     ['a requirement value that is not decimal fails the requirement', 'Lt', ['1e9'], []],
     ['an empty requirement value fails the requirement', 'Gt', [''], []],
@@ -140,7 +208,12 @@ t.test('Gt/Lt compare as int64, like strconv.ParseInt', async (t) => {
     t.same(names({ requiredTerms: [{ matchExpressions: [{ key: 'n', operator: op, values }] }] }), want, name)
   }
   t.same(
-    names({ requiredTerms: [{ matchExpressions: [{ key: 'n', operator: 'Gt', values: ['x'] }] }, { matchExpressions: [{ key: 'n', operator: 'Exists' }] }] }),
+    names({
+      requiredTerms: [
+        { matchExpressions: [{ key: 'n', operator: 'Gt', values: ['x'] }] },
+        { matchExpressions: [{ key: 'n', operator: 'Exists' }] },
+      ],
+    }),
     ['exp', 'hex', 'lead0', 'max', 'min', 'overflow', 'p53', 'plus', 'under', 'underflow'],
     'a term that fails to parse does not take the other terms with it (LazyErrorNodeSelector.Match)',
   )
@@ -167,7 +240,8 @@ t.test('Lt/Gt tolerations compare the taint value with the toleration value as i
     [{ key: 'other', operator: 'Gt', value: '5' }, '6', false],
     [{ key: 'tier', operator: 'Gt', value: '5', effect: 'NoExecute' }, '6', false],
   ]
-  for (const [toleration, value, want] of table) t.equal(tolerates(toleration, taint(value)), want, `${JSON.stringify(toleration)} vs ${value}`)
+  for (const [toleration, value, want] of table)
+    t.equal(tolerates(toleration, taint(value)), want, `${JSON.stringify(toleration)} vs ${value}`)
 })
 
 // pkg/controller/daemon NodeShouldRunDaemonPod: with the template's nodeName set, the

@@ -6,16 +6,28 @@ import { parseLogLine } from '../helpers/log-lines.js'
 import type { TLSSocket } from 'node:tls'
 import type { AdmissionReviewReply } from '../../src/admission/review.js'
 
-function post(url: string, ca: string, body: unknown): Promise<{ status: number; json: AdmissionReviewReply; protocol: string }> {
+function post(
+  url: string,
+  ca: string,
+  body: unknown,
+): Promise<{ status: number; json: AdmissionReviewReply; protocol: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}/validate?timeout=10s`, { method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = []
-      const protocol = (res.socket as TLSSocket).getProtocol() ?? ''
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) as AdmissionReviewReply, protocol })
-      })
-    })
+    const req = request(
+      `${url}/validate?timeout=10s`,
+      { method: 'POST', ca, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = []
+        const protocol = (res.socket as TLSSocket).getProtocol() ?? ''
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          resolve({
+            status: res.statusCode ?? 0,
+            json: JSON.parse(Buffer.concat(chunks).toString()) as AdmissionReviewReply,
+            protocol,
+          })
+        })
+      },
+    )
     req.on('error', reject)
     req.end(JSON.stringify(body))
   })
@@ -33,9 +45,20 @@ t.test('the webhook over real HTTPS, verified against the CA it was issued by', 
   const allowed = await post(url, ca, review('pod-create'))
   t.equal(allowed.json.response.allowed, true)
 
-  await t.rejects(post(url, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', body), 'a client with another CA refuses the server')
+  await t.rejects(
+    post(url, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', body),
+    'a client with another CA refuses the server',
+  )
 
   const log = lines.map(parseLogLine).find((l) => l.admission?.decision === 'deny')
   t.ok(log, 'one log line per admission')
-  t.match(log?.admission, { uid: body['request'].uid, kind: 'Deployment', namespace: 'default', name: 'api', operation: 'UPDATE', user: body['request'].userInfo.username, decision: 'deny' })
+  t.match(log?.admission, {
+    uid: body['request'].uid,
+    kind: 'Deployment',
+    namespace: 'default',
+    name: 'api',
+    operation: 'UPDATE',
+    user: body['request'].userInfo.username,
+    decision: 'deny',
+  })
 })

@@ -35,7 +35,15 @@ interface Answer {
 function call(port: number, ca: string, path: string, body?: unknown): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: body === undefined ? 'GET' : 'POST', ca, agent: false, headers: { 'content-type': 'application/json' } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: body === undefined ? 'GET' : 'POST',
+        ca,
+        agent: false,
+        headers: { 'content-type': 'application/json' },
+      },
       (res) => {
         const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber
         let text = ''
@@ -66,15 +74,38 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_
 t.test('certs --host 127.0.0.1, webhook, CA-verified client, certificate replaced on disk', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'neverpull-local-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const certs = (...hosts: string[]) => spawnSync(process.execPath, [...CLI, 'certs', '--out-dir', dir, ...hosts.flatMap((h) => ['--host', h])], { encoding: 'utf8' })
+  const certs = (...hosts: string[]) =>
+    spawnSync(process.execPath, [...CLI, 'certs', '--out-dir', dir, ...hosts.flatMap((h) => ['--host', h])], {
+      encoding: 'utf8',
+    })
 
   const first = certs('127.0.0.1')
   t.equal(first.status, 0, first.stderr)
   const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
 
   const port = await freePort()
-  const child = spawn(process.execPath, [...CLI, 'webhook', '--port', String(port), '--host', '127.0.0.1', '--metrics-port', '0',
-    '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key'), '--inventory-file', 'examples/inventory.yaml', '--shutdown-delay', '0s'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(
+    process.execPath,
+    [
+      ...CLI,
+      'webhook',
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--metrics-port',
+      '0',
+      '--tls-cert',
+      join(dir, 'tls.crt'),
+      '--tls-key',
+      join(dir, 'tls.key'),
+      '--inventory-file',
+      'examples/inventory.yaml',
+      '--shutdown-delay',
+      '0s',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
   let logs = ''
   child.stdout.on('data', (c: Buffer) => (logs += c.toString()))
   child.stderr.on('data', (c: Buffer) => (logs += c.toString()))
@@ -83,7 +114,9 @@ t.test('certs --host 127.0.0.1, webhook, CA-verified client, certificate replace
     child.kill('SIGKILL')
   })
 
-  await until('the webhook to be ready', async () => ((await call(port, ca, '/readyz')).status === 200 ? true : undefined))
+  await until('the webhook to be ready', async () =>
+    (await call(port, ca, '/readyz')).status === 200 ? true : undefined,
+  )
   const body = review('deployment-update-image')
   const before = await call(port, ca, '/validate?timeout=10s', body)
   t.equal(before.status, 200)
@@ -101,7 +134,11 @@ t.test('certs --host 127.0.0.1, webhook, CA-verified client, certificate replace
     return a.serial !== before.serial ? a : undefined
   })
   t.not(after.serial, before.serial)
-  t.equal((JSON.parse(after.body) as AdmissionReviewReply).response.uid, body['request'].uid, 'and it still answers, verified against ca.crt')
+  t.equal(
+    (JSON.parse(after.body) as AdmissionReviewReply).response.uid,
+    body['request'].uid,
+    'and it still answers, verified against ca.crt',
+  )
   t.match(logs, /serving certificate reloaded/)
 
   child.kill('SIGTERM')

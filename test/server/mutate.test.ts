@@ -77,7 +77,9 @@ t.test('POST /mutate steers a pod in a labelled namespace, in the review version
     // The validating webhook then sees the steered pod: every eligible node has the image.
     const validated = review(fixture)
     validated['request'].object = pod
-    const verdict = (await app.inject({ method: 'POST', url: '/validate', payload: validated })).json<AdmissionReviewReply>()
+    const verdict = (
+      await app.inject({ method: 'POST', url: '/validate', payload: validated })
+    ).json<AdmissionReviewReply>()
     t.same(
       verdict.response,
       { uid: body['request'].uid, allowed: true },
@@ -85,7 +87,9 @@ t.test('POST /mutate steers a pod in a labelled namespace, in the review version
     )
 
     // Without steering the same pod would have been warned about.
-    const unsteered = (await app.inject({ method: 'POST', url: '/validate', payload: review(fixture) })).json<AdmissionReviewReply>()
+    const unsteered = (
+      await app.inject({ method: 'POST', url: '/validate', payload: review(fixture) })
+    ).json<AdmissionReviewReply>()
     t.match(unsteered.response.warnings?.join('\n'), /is on 1 of 2 eligible nodes \(node-a\)/)
   }
   const metrics = (await app.inject('/metrics')).body
@@ -117,7 +121,9 @@ t.test('POST /mutate leaves pods alone where steering is off, and dry runs uncou
     t.equal(res.response.patch !== undefined, steers, `${what}: ${steers ? 'patched' : 'unchanged'}`)
   }
   const app = await build(t, { label: 'true' })
-  const dry = (await app.inject({ method: 'POST', url: '/mutate', payload: review('pod-create-dryrun') })).json<AdmissionReviewReply>()
+  const dry = (
+    await app.inject({ method: 'POST', url: '/mutate', payload: review('pod-create-dryrun') })
+  ).json<AdmissionReviewReply>()
   t.ok(dry.response.patch, 'a dry run shows the steered pod')
   t.notMatch(
     (await app.inject('/metrics')).body,
@@ -128,12 +134,17 @@ t.test('POST /mutate leaves pods alone where steering is off, and dry runs uncou
 
 t.test('POST /mutate answers what it does not steer: other kinds, updates, bad reviews', async (t) => {
   const app = await build(t, { global: true })
-  const deployment = (await app.inject({ method: 'POST', url: '/mutate', payload: review('deployment-create') })).json<AdmissionReviewReply>()
+  const deployment = (
+    await app.inject({ method: 'POST', url: '/mutate', payload: review('deployment-create') })
+  ).json<AdmissionReviewReply>()
   t.same(deployment.response, { uid: review('deployment-create')['request'].uid, allowed: true })
   const update = review('pod-create-generatename')
   update['request'].operation = 'UPDATE'
   update['request'].oldObject = update['request'].object
-  t.equal((await app.inject({ method: 'POST', url: '/mutate', payload: update })).json<AdmissionReviewReply>().response.patch, undefined)
+  t.equal(
+    (await app.inject({ method: 'POST', url: '/mutate', payload: update })).json<AdmissionReviewReply>().response.patch,
+    undefined,
+  )
   const malformed = (
     await app.inject({
       method: 'POST',
@@ -159,14 +170,18 @@ t.test(
     const deployment = review('deployment-create')
     deployment['request'].object.spec.template.spec.containers[0].image = 'myapp:dev'
     const plain = await build(t)
-    const warned = (await plain.inject({ method: 'POST', url: '/validate', payload: deployment })).json<AdmissionReviewReply>()
+    const warned = (
+      await plain.inject({ method: 'POST', url: '/validate', payload: deployment })
+    ).json<AdmissionReviewReply>()
     t.match(
       (warned.response.warnings ?? []).join('\n'),
       /is on 1 of 2 eligible nodes \(node-a\), missing on node-b; pods placed elsewhere fail with ErrImageNeverPull/,
     )
     t.match((warned.response.warnings ?? []).join('\n'), /fix/i)
     const steering = await build(t, { label: 'true' })
-    const noticed = (await steering.inject({ method: 'POST', url: '/validate', payload: deployment })).json<AdmissionReviewReply>()
+    const noticed = (
+      await steering.inject({ method: 'POST', url: '/validate', payload: deployment })
+    ).json<AdmissionReviewReply>()
     t.equal(noticed.response.allowed, true)
     t.same(noticed.response.warnings, [
       'container "api": image "myapp:dev" (imagePullPolicy: Never) is on 1 of 2 eligible nodes (node-a); this namespace steers its pods to that node (neverpull.dev/steer)',

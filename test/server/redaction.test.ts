@@ -29,13 +29,24 @@ const SECRETS = {
 
 type Reply = { status: number; body: string }
 
-function send(url: string, ca: string, method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<Reply> {
+function send(
+  url: string,
+  ca: string,
+  method: string,
+  path: string,
+  body: string | undefined,
+  headers: Record<string, string>,
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}${path}`, { method, ca, agent: false, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
-    })
+    const req = request(
+      `${url}${path}`,
+      { method, ca, agent: false, headers: { 'content-type': 'application/json', ...headers } },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
+      },
+    )
     req.on('error', reject)
     req.end(body)
   })
@@ -87,14 +98,20 @@ function podWithSecrets(): FixtureReview {
 t.test('no token, cookie, credential or object value appears in any log line', async (t) => {
   const { url, ca, lines } = await startTestWebhook(t, { logLevel: 'trace' })
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    send(url, ca, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body), { ...apiserverHeaders, ...headers })
+    send(url, ca, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body), {
+      ...apiserverHeaders,
+      ...headers,
+    })
 
   // Allowed, warned and denied pod reviews, with secrets everywhere but in what is logged.
   const allowed = podWithSecrets()
   t.equal(replyOf(await post('/validate?timeout=10s', allowed)).response.allowed, true)
   const deniedBody = podWithSecrets()
   deniedBody['request'].object.spec.containers[0].image = 'myapp:1.1'
-  t.equal(replyOf(await post('/validate', deniedBody, { authorization: `Basic ${SECRETS.basic}` })).response.allowed, false)
+  t.equal(
+    replyOf(await post('/validate', deniedBody, { authorization: `Basic ${SECRETS.basic}` })).response.allowed,
+    false,
+  )
   const deployment = review('deployment-update-image')
   deployment['request'].userInfo = userInfo('ci-bot')
   deployment['request'].object.spec.template.spec.containers[0].env = [{ name: 'TOKEN', value: SECRETS.env }]
@@ -104,10 +121,17 @@ t.test('no token, cookie, credential or object value appears in any log line', a
   Object.assign(malformedObject['request'].object.spec.containers[0], { image: { secret: SECRETS.malformed } })
   t.equal(replyOf(await post('/validate', malformedObject)).response.status?.code, 400)
   // Malformed envelope, broken JSON, oversized body, unknown route with a token in the query.
-  const envelope = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 42, token: SECRETS.malformed } }
+  const envelope = {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: { uid: 42, token: SECRETS.malformed },
+  }
   t.equal(replyOf(await post('/validate', envelope)).response.status?.code, 400)
   t.equal((await post('/validate', `{"request": {"token": "${SECRETS.badJson}"`)).status, 400)
-  t.equal((await post('/validate', `{"token":"${SECRETS.oversize}","pad":"${'x'.repeat(7 * 1024 * 1024)}"}`)).status, 413)
+  t.equal(
+    (await post('/validate', `{"token":"${SECRETS.oversize}","pad":"${'x'.repeat(7 * 1024 * 1024)}"}`)).status,
+    413,
+  )
   t.equal((await send(url, ca, 'GET', `/nope?access_token=${SECRETS.query}`, undefined, apiserverHeaders)).status, 404)
   t.equal((await send(url, ca, 'GET', `/healthz?token=${SECRETS.query}`, undefined, apiserverHeaders)).status, 200)
 
@@ -117,7 +141,10 @@ t.test('no token, cookie, credential or object value appears in any log line', a
       apiVersion: 'neverpull.dev/v1alpha1',
       kind: 'NodeImageSet',
       metadata: { name: 'node-a', annotations: { 'example.com/token': SECRETS.nis } },
-      spec: { nodeName: 'node-a', images: [{ id: 'sha256:' + 'c'.repeat(64), repoTags: [`docker.io/library/app:${SECRETS.nis}`] }] },
+      spec: {
+        nodeName: 'node-a',
+        images: [{ id: 'sha256:' + 'c'.repeat(64), repoTags: [`docker.io/library/app:${SECRETS.nis}`] }],
+      },
     })
     const r = body['request']
     r.kind = { group: 'neverpull.dev', version: 'v1alpha1', kind: 'NodeImageSet' }
@@ -128,7 +155,11 @@ t.test('no token, cookie, credential or object value appears in any log line', a
     return body
   }
   t.equal(replyOf(await post('/validate-nodeimageset', nis('mallory'))).response.allowed, false)
-  t.equal(replyOf(await post('/validate-nodeimageset', nis('system:serviceaccount:neverpull-system:neverpull-guard-agent'))).response.allowed, true)
+  t.equal(
+    replyOf(await post('/validate-nodeimageset', nis('system:serviceaccount:neverpull-system:neverpull-guard-agent')))
+      .response.allowed,
+    true,
+  )
   const badNis = nis('kubernetes-admin')
   badNis['request'].userInfo.groups!.push('system:masters')
   Object.assign(badNis['request'].object.spec.images[0]!, { id: { token: SECRETS.nis } })
@@ -141,11 +172,35 @@ t.test('no token, cookie, credential or object value appears in any log line', a
   }
   t.notMatch(log, /Bearer|Basic |cookie|authorization|x-api-key/i, 'no header is logged')
 
-  const admissions = lines.map(parseLogLine).filter((l): l is LogLine & { admission: object } => l.admission !== undefined)
+  const admissions = lines
+    .map(parseLogLine)
+    .filter((l): l is LogLine & { admission: object } => l.admission !== undefined)
   t.equal(admissions.length, 8, 'one line per review, envelope errors included')
-  const allowedKeys = ['uid', 'kind', 'namespace', 'name', 'operation', 'user', 'dryRun', 'decision', 'mode', 'outcome', 'findings', 'reason', 'writerNode', 'error']
+  const allowedKeys = [
+    'uid',
+    'kind',
+    'namespace',
+    'name',
+    'operation',
+    'user',
+    'dryRun',
+    'decision',
+    'mode',
+    'outcome',
+    'findings',
+    'reason',
+    'writerNode',
+    'error',
+  ]
   for (const line of admissions) {
-    t.same(Object.keys(line.admission).filter((k) => !allowedKeys.includes(k)), [], `only the documented fields (${String(line.admission.uid)})`)
+    t.same(
+      Object.keys(line.admission).filter((k) => !allowedKeys.includes(k)),
+      [],
+      `only the documented fields (${String(line.admission.uid)})`,
+    )
   }
-  t.ok(admissions.some((l) => l.admission.user === 'jane@example.com' && l.admission.decision === 'deny'), 'what is logged is still useful')
+  t.ok(
+    admissions.some((l) => l.admission.user === 'jane@example.com' && l.admission.decision === 'deny'),
+    'what is logged is still useful',
+  )
 })

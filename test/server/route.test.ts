@@ -56,7 +56,11 @@ t.test('one route: handled, counted, one line without what describe leaves out, 
   const body = review('pod-create')
   const res = await app.inject({ method: 'POST', url: '/judge', payload: body })
   t.equal(res.statusCode, 200)
-  t.same(res.json<AdmissionReviewReply>(), { apiVersion: V1, kind: 'AdmissionReview', response: { uid: body['request'].uid, allowed: true } })
+  t.same(res.json<AdmissionReviewReply>(), {
+    apiVersion: V1,
+    kind: 'AdmissionReview',
+    response: { uid: body['request'].uid, allowed: true },
+  })
   t.equal(observed.length, 1)
   t.ok(observed[0]![1] >= 0, 'seconds measured')
   t.equal(lines.length, 1)
@@ -99,7 +103,11 @@ t.test('a handler that throws: the route recovers in the version and with the ui
     response: { uid: v1beta1['request'].uid, allowed: true, warnings: ['could not check'] },
   })
   const odd = await app.inject({ method: 'POST', url: '/judge', payload: [1, 2] })
-  t.same(odd.json<AdmissionReviewReply>().response, { uid: '', allowed: true, warnings: ['could not check'] }, 'no uid to copy: an empty one')
+  t.same(
+    odd.json<AdmissionReviewReply>().response,
+    { uid: '', allowed: true, warnings: ['could not check'] },
+    'no uid to copy: an empty one',
+  )
   t.equal(odd.json<AdmissionReviewReply>().apiVersion, V1)
   t.equal(observed.length, 0)
   t.equal(after.length, 0)

@@ -93,9 +93,21 @@ function handshakeSerial(port: number, ca: string): Promise<string> {
 
 t.test('Fastify serves the renewed certificate without dropping a kept-alive connection', async (t) => {
   const dir = await tmpDir(t)
-  const first = await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1'], days: 30, force: false, now: new Date() })
+  const first = await ensureCertificates({
+    outDir: dir,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1'],
+    days: 30,
+    force: false,
+    now: new Date(),
+  })
   const { paths } = first
-  const [cert, key, ca] = await Promise.all([readFile(paths.cert, 'utf8'), readFile(paths.key, 'utf8'), readFile(paths.caCert, 'utf8')])
+  const [cert, key, ca] = await Promise.all([
+    readFile(paths.cert, 'utf8'),
+    readFile(paths.key, 'utf8'),
+    readFile(paths.caCert, 'utf8'),
+  ])
   const oldSerial = new X509Certificate(cert).serialNumber
 
   const app = fastify({ https: { cert, key } })
@@ -126,14 +138,26 @@ t.test('Fastify serves the renewed certificate without dropping a kept-alive con
   t.equal(await handshakeSerial(port, ca), oldSerial)
 
   const changed = events.next()
-  const second = await ensureCertificates({ outDir: dir, service: 'neverpull-guard', namespace: 'neverpull-system', hosts: ['127.0.0.1', 'localhost'], days: 30, force: false, now: new Date() })
+  const second = await ensureCertificates({
+    outDir: dir,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1', 'localhost'],
+    days: 30,
+    force: false,
+    now: new Date(),
+  })
   t.match(second, { ca: 'kept', serving: 'created' }, 'a new leaf from the same CA')
   const loaded = await within(5000, 'onChange', changed)
   const newSerial = new X509Certificate(await readFile(paths.cert)).serialNumber
   t.not(newSerial, oldSerial)
   t.equal(new X509Certificate(loaded.cert).serialNumber, newSerial)
 
-  t.equal(await handshakeSerial(port, ca), newSerial, 'a new connection gets the new certificate, verified against ca.crt')
+  t.equal(
+    await handshakeSerial(port, ca),
+    newSerial,
+    'a new connection gets the new certificate, verified against ca.crt',
+  )
   const kept = await get(port, agent)
   // Node does not expose the peer certificate again on a reused socket; the same socket
   // object and port are the proof that this is the connection made under the old certificate.
@@ -146,7 +170,12 @@ t.test('Fastify serves the renewed certificate without dropping a kept-alive con
   t.equal(events.changes.length, 1)
 })
 
-async function writePairAsSecretVolume(dir: string, generation: string, pair: CertificatePair, ca: string): Promise<void> {
+async function writePairAsSecretVolume(
+  dir: string,
+  generation: string,
+  pair: CertificatePair,
+  ca: string,
+): Promise<void> {
   const data = join(dir, generation)
   await mkdir(data)
   await writeFile(join(data, 'tls.crt'), pair.cert)
@@ -199,7 +228,14 @@ t.test('a key that does not match is refused until a good pair arrives', async (
   await writeFile(certPath, a.cert)
   await writeFile(keyPath, a.key)
   const events = collector()
-  const watcher = watchTls({ certPath, keyPath, debounceMs: 50, pollMs: 0, onChange: events.onChange, onError: events.onError })
+  const watcher = watchTls({
+    certPath,
+    keyPath,
+    debounceMs: 50,
+    pollMs: 0,
+    onChange: events.onChange,
+    onError: events.onError,
+  })
   t.teardown(() => watcher.close())
   await sleep(100)
 
@@ -226,7 +262,15 @@ t.test('the poll finds a change without file events', async (t) => {
   await writeFile(certPath, a.cert)
   await writeFile(keyPath, a.key)
   const events = collector()
-  const watcher = watchTls({ certPath, keyPath, current: a, fsWatch: false, pollMs: 100, onChange: events.onChange, onError: events.onError })
+  const watcher = watchTls({
+    certPath,
+    keyPath,
+    current: a,
+    fsWatch: false,
+    pollMs: 100,
+    onChange: events.onChange,
+    onError: events.onError,
+  })
   t.teardown(() => watcher.close())
   const changed = events.next()
   await writeFile(keyPath, b.key)
@@ -256,7 +300,15 @@ t.test('a missing file is reported once, and its return is picked up', async (t)
   await writeFile(certPath, a.cert)
   const events = collector()
   const failed = events.nextError()
-  const watcher = watchTls({ certPath, keyPath, current: a, fsWatch: false, pollMs: 50, onChange: events.onChange, onError: events.onError })
+  const watcher = watchTls({
+    certPath,
+    keyPath,
+    current: a,
+    fsWatch: false,
+    pollMs: 50,
+    onChange: events.onChange,
+    onError: events.onError,
+  })
   t.teardown(() => watcher.close())
   t.match((await within(5000, 'onError', failed)).message, /ENOENT.*tls\.key/)
   await sleep(300)

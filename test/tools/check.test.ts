@@ -44,7 +44,12 @@ data: {a: b}
 t.test('check gives the webhook verdict and message, word for word', async (t) => {
   for (const name of ['deployment-update-image', 'statefulset-create', 'pod-create', 'daemonset-create']) {
     const obj = objectOf(name)
-    const [result] = checkObjects([{ source: 'x.yaml', document: 1, object: obj }], { inventory, mode: 'enforce', namespace: 'default', now }).results
+    const [result] = checkObjects([{ source: 'x.yaml', document: 1, object: obj }], {
+      inventory,
+      mode: 'enforce',
+      namespace: 'default',
+      now,
+    }).results
     const body = review(name)
     body['request'].operation = 'CREATE'
     body['request'].oldObject = null
@@ -56,25 +61,42 @@ t.test('check gives the webhook verdict and message, word for word', async (t) =
 
 t.test('multi-document YAML, Lists, ignored kinds, namespaces', async (t) => {
   const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [objectOf('job-create')] })
-  const objects = [...parseManifests(`${deployment}---\n${pod}---\n${configMap}---\n`, 'app.yaml'), ...parseManifests(list, 'list.json')]
+  const objects = [
+    ...parseManifests(`${deployment}---\n${pod}---\n${configMap}---\n`, 'app.yaml'),
+    ...parseManifests(list, 'list.json'),
+  ]
   const report = checkObjects(objects, { inventory, mode: 'enforce', namespace: 'team', now })
   t.equal(report.ignored, 1, 'the ConfigMap is ignored and counted')
-  t.same(report.results.map((r) => [r.ref, r.namespace, r.verdict, r.document]), [
-    ['deployment.apps/api', 'team', 'deny', 1],
-    ['pod/web', 'shop', 'warn', 2],
-    ['job.batch/migrate', 'default', 'warn', 1],
-  ])
+  t.same(
+    report.results.map((r) => [r.ref, r.namespace, r.verdict, r.document]),
+    [
+      ['deployment.apps/api', 'team', 'deny', 1],
+      ['pod/web', 'shop', 'warn', 2],
+      ['job.batch/migrate', 'default', 'warn', 1],
+    ],
+  )
   t.equal(exitCodeOf(report), 1)
   const text = renderText(report)
-  t.match(text.stderr, /^Error from server \(Forbidden\): error when creating "app.yaml": admission webhook "pods.neverpull.dev" denied the request: Deployment team\/api: container "api": image "registry.local:5000\/team\/api:1.5.0"/m)
-  t.match(text.stderr, /^Warning: container "app": image "myapp:dev" \(imagePullPolicy: Never\) is on 1 of 2 eligible nodes/m)
+  t.match(
+    text.stderr,
+    /^Error from server \(Forbidden\): error when creating "app.yaml": admission webhook "pods.neverpull.dev" denied the request: Deployment team\/api: container "api": image "registry.local:5000\/team\/api:1.5.0"/m,
+  )
+  t.match(
+    text.stderr,
+    /^Warning: container "app": image "myapp:dev" \(imagePullPolicy: Never\) is on 1 of 2 eligible nodes/m,
+  )
   t.match(text.stdout, /^pod\/web allowed with warnings \(app.yaml\)$/m)
   t.match(text.stdout, /^3 checked, 1 denied, 2 with warnings, 1 other objects ignored$/m)
 })
 
 t.test('an empty inventory never denies: unknown is a warning', async (t) => {
   const empty = new InventoryIndex({ staleAfterMs: 60_000 })
-  const report = checkObjects(parseManifests(deployment, 'a.yaml'), { inventory: empty, mode: 'enforce', namespace: 'default', now })
+  const report = checkObjects(parseManifests(deployment, 'a.yaml'), {
+    inventory: empty,
+    mode: 'enforce',
+    namespace: 'default',
+    now,
+  })
   t.equal(report.results[0]?.verdict, 'warn')
   t.match(report.results[0]?.warnings[0], /no node matches/)
   t.equal(exitCodeOf(report), 0)
@@ -82,13 +104,19 @@ t.test('an empty inventory never denies: unknown is a warning', async (t) => {
 
 t.test('unusable input is named by file and document', async (t) => {
   t.throws(() => parseManifests('a: [1, 2\n', 'bad.yaml'), ManifestError)
-  t.throws(() => parseManifests(`${configMap}---\n- 1\n- 2\n`, 'list.yaml'), { message: /^list.yaml: document 2 is not a Kubernetes object \(got a list\)$/ })
+  t.throws(() => parseManifests(`${configMap}---\n- 1\n- 2\n`, 'list.yaml'), {
+    message: /^list.yaml: document 2 is not a Kubernetes object \(got a list\)$/,
+  })
   t.throws(() => parseManifests('foo: bar\n', 'x.yaml'), { message: /x.yaml: document 1 has no apiVersion and kind/ })
   t.same(parseManifests('---\n---\n', 'empty.yaml'), [], 'empty documents are skipped')
 })
 
 function cli(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', input, env: { ...process.env, KUBECONFIG: '/nonexistent' } })
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+    encoding: 'utf8',
+    input,
+    env: { ...process.env, KUBECONFIG: '/nonexistent' },
+  })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -159,14 +187,27 @@ spec:
   )
   const view = exampleInventory(now)
   const plain = checkObjects(objects, { inventory: view, mode: 'enforce', namespace: 'default', now })
-  for (const r of plain.results) t.match(r.warnings.join('\n'), /pods placed elsewhere fail with ErrImageNeverPull/, `${r.ref}: warned without steering`)
-  const notice = 'container "app": image "myapp:dev" (imagePullPolicy: Never) is on 1 of 2 eligible nodes (node-a); this namespace steers its pods to that node (neverpull.dev/steer)'
+  for (const r of plain.results)
+    t.match(
+      r.warnings.join('\n'),
+      /pods placed elsewhere fail with ErrImageNeverPull/,
+      `${r.ref}: warned without steering`,
+    )
+  const notice =
+    'container "app": image "myapp:dev" (imagePullPolicy: Never) is on 1 of 2 eligible nodes (node-a); this namespace steers its pods to that node (neverpull.dev/steer)'
   // The namespace label, as in an inventory snapshot with namespaces, or --steer for all.
   view.setNamespaceSteer('steered', true)
   const labelled = checkObjects(objects, { inventory: view, mode: 'enforce', namespace: 'default', now })
-  for (const r of labelled.results) t.same(r.warnings, [notice], `${r.ref}: the notice (a Pod offline has not been steered yet)`)
+  for (const r of labelled.results)
+    t.same(r.warnings, [notice], `${r.ref}: the notice (a Pod offline has not been steered yet)`)
   view.setNamespaceSteer('steered', undefined)
-  const global = checkObjects(objects, { inventory: view, mode: 'enforce', namespace: 'default', now, steer: { global: true, maxNodes: 100 } })
+  const global = checkObjects(objects, {
+    inventory: view,
+    mode: 'enforce',
+    namespace: 'default',
+    now,
+    steer: { global: true, maxNodes: 100 },
+  })
   for (const r of global.results) t.same(r.warnings, [notice], `${r.ref}: --steer`)
 })
 
@@ -216,9 +257,31 @@ spec:
   const objects = parseManifests(text, 'gpu.yaml')
   t.equal(addManifestRuntimeClasses(objects, index), 1)
   const report = checkObjects(objects, { inventory: index, mode: 'enforce', namespace: 'default', now })
-  t.same(report.results.map((r) => [r.ref, r.verdict]), [['pod/train', 'allow'], ['deployment.apps/train', 'allow'], ['deployment.apps/other', 'warn']])
+  t.same(
+    report.results.map((r) => [r.ref, r.verdict]),
+    [
+      ['pod/train', 'allow'],
+      ['deployment.apps/train', 'allow'],
+      ['deployment.apps/other', 'warn'],
+    ],
+  )
   t.match(report.results[2]?.warnings[0], /RuntimeClass "missing" is not in neverpull-guard's inventory/)
-  const without = checkObjects(parseManifests(text.split('---\n').slice(1).join('---\n'), 'gpu.yaml'), { inventory: exampleInventory(now), mode: 'enforce', namespace: 'default', now })
+  const without = checkObjects(parseManifests(text.split('---\n').slice(1).join('---\n'), 'gpu.yaml'), {
+    inventory: exampleInventory(now),
+    mode: 'enforce',
+    namespace: 'default',
+    now,
+  })
   t.equal(without.results[1]?.verdict, 'warn', 'the RuntimeClass unknown: warned, never denied')
-  t.throws(() => addManifestRuntimeClasses(parseManifests('apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: x}\nscheduling: 3\n', 'bad.yaml'), index), ManifestError)
+  t.throws(
+    () =>
+      addManifestRuntimeClasses(
+        parseManifests(
+          'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: x}\nscheduling: 3\n',
+          'bad.yaml',
+        ),
+        index,
+      ),
+    ManifestError,
+  )
 })

@@ -18,7 +18,11 @@ const inventory = exampleInventory(now)
 t.test('where: every reference form finds the same nodes', async (t) => {
   for (const image of ['myapp:1.0', 'docker.io/library/myapp:1.0', 'index.docker.io/library/myapp:1.0']) {
     const r = whereIs(inventory, image, now)
-    t.same(r.rows.filter((x) => x.presence === 'present').map((x) => x.node), ['node-a', 'node-b'], image)
+    t.same(
+      r.rows.filter((x) => x.presence === 'present').map((x) => x.node),
+      ['node-a', 'node-b'],
+      image,
+    )
   }
   const r = whereIs(inventory, 'myapp:2.0', now)
   t.equal(r.present, 0)
@@ -32,7 +36,11 @@ t.test('where: every reference form finds the same nodes', async (t) => {
 })
 
 t.test('where: by digest and by image id; invalid references; stale lists', async (t) => {
-  const digest = whereIs(inventory, 'agent@sha256:4b0f4c6f8bb5e7f7f4b6d0c93a6f51b7c1e1d6a3b5b2b2f0ad2ec0f6e5c3d9a1', now)
+  const digest = whereIs(
+    inventory,
+    'agent@sha256:4b0f4c6f8bb5e7f7f4b6d0c93a6f51b7c1e1d6a3b5b2b2f0ad2ec0f6e5c3d9a1',
+    now,
+  )
   t.equal(digest.present, 2)
   const bad = whereIs(inventory, 'Bad:Ref', now)
   t.match(bad.error, /invalid reference/)
@@ -45,7 +53,20 @@ t.test('where: by digest and by image id; invalid references; stale lists', asyn
 t.test('explain: a pod stuck in ErrImageNeverPull on node-b', async (t) => {
   const pod = review('pod-create-generatename')['request'].object
   pod.spec.nodeName = 'node-b'
-  pod.status = { phase: 'Pending', containerStatuses: [{ name: 'c', state: { waiting: { reason: 'ErrImageNeverPull', message: 'Container image "myapp:dev" is not present with pull policy of Never' } } }] }
+  pod.status = {
+    phase: 'Pending',
+    containerStatuses: [
+      {
+        name: 'c',
+        state: {
+          waiting: {
+            reason: 'ErrImageNeverPull',
+            message: 'Container image "myapp:dev" is not present with pull policy of Never',
+          },
+        },
+      },
+    ],
+  }
   const text = explainPod(pod, inventory, now)
   t.match(text, /^Pod default\/gen-cvzv2: on node node-b, phase Pending$/m)
   t.match(text, /container "c": image myapp:dev \(looked up as docker.io\/library\/myapp:dev\), imagePullPolicy: Never/)
@@ -69,7 +90,8 @@ t.test('explain: unscheduled pods, pods without Never, unknown nodes', async (t)
 })
 
 t.test('the where and explain commands', async (t) => {
-  const run = (args: string[], input?: string) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', input })
+  const run = (args: string[], input?: string) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', input })
   let r = run(['where', 'myapp:dev', '--inventory-file', 'examples/inventory.yaml', '-o', 'json'])
   t.equal(r.status, 0)
   const json = JSON.parse(r.stdout) as { key: string; present: number }
@@ -78,7 +100,10 @@ t.test('the where and explain commands', async (t) => {
   r = run(['where', '--inventory-file', 'examples/inventory.yaml'])
   t.equal(r.status, 2)
   t.match(r.stderr, /give exactly one IMAGE/)
-  const pod = JSON.stringify({ ...review('pod-create-generatename')['request'].object, spec: { ...review('pod-create-generatename')['request'].object.spec, nodeName: 'node-b' } })
+  const pod = JSON.stringify({
+    ...review('pod-create-generatename')['request'].object,
+    spec: { ...review('pod-create-generatename')['request'].object.spec, nodeName: 'node-b' },
+  })
   r = run(['explain', '-f', '-', '--inventory-file', 'examples/inventory.yaml'], pod)
   t.equal(r.status, 0)
   t.match(r.stdout, /on node-b: NOT present/)
@@ -87,25 +112,39 @@ t.test('the where and explain commands', async (t) => {
   t.match(r.stderr, /expected: explain pod NAME/)
 })
 
-t.test('where on a kubectl snapshot of a 1.19 cluster: the Node with "names": null is used, an odd field is named on stderr', async (t) => {
-  const node = JSON.parse(readFileSync(new URL('../fixtures/kubelet-1.19/node-1.19-kubelet.json', import.meta.url), 'utf8')) as { status: { images: Array<{ names: unknown }> } }
-  const odd = structuredClone(node) as typeof node & { metadata: { name: string; labels: Record<string, string> } }
-  odd.metadata.name = 'np-node-2'
-  odd.metadata.labels['kubernetes.io/hostname'] = 'np-node-2'
-  odd.status.images[0]!.names = 'docker.io/library/neverpull-guard:dev'
-  const dir = await mkdtemp(join(tmpdir(), 'neverpull-where-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const file = join(dir, 'cluster.yaml')
-  await writeFile(file, stringify({ apiVersion: 'v1', kind: 'List', items: [node, odd] }))
-  const out: string[] = []
-  const err: string[] = []
-  const sink = (into: string[]) => new Writable({ write: (chunk: Buffer, _enc, done) => (into.push(chunk.toString()), done()) })
-  const code = await runWhere(['myapp:1.0', '--inventory-file', file, '-o', 'json'], { stdout: sink(out), stderr: sink(err), stdin: () => Promise.resolve(''), now: () => now })
-  t.equal(code, 0)
-  const report = JSON.parse(out.join('')) as { present: number; rows: Array<{ node: string; presence: string }> }
-  t.equal(report.present, 2, 'both nodes prove myapp:1.0 by status.images (no NodeImageSet in the snapshot)')
-  t.equal(err.join(''), `${file}: object 2 (Node np-node-2): status.images[0].names is a string, not a list; left out\n`)
-})
+t.test(
+  'where on a kubectl snapshot of a 1.19 cluster: the Node with "names": null is used, an odd field is named on stderr',
+  async (t) => {
+    const node = JSON.parse(
+      readFileSync(new URL('../fixtures/kubelet-1.19/node-1.19-kubelet.json', import.meta.url), 'utf8'),
+    ) as { status: { images: Array<{ names: unknown }> } }
+    const odd = structuredClone(node) as typeof node & { metadata: { name: string; labels: Record<string, string> } }
+    odd.metadata.name = 'np-node-2'
+    odd.metadata.labels['kubernetes.io/hostname'] = 'np-node-2'
+    odd.status.images[0]!.names = 'docker.io/library/neverpull-guard:dev'
+    const dir = await mkdtemp(join(tmpdir(), 'neverpull-where-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    const file = join(dir, 'cluster.yaml')
+    await writeFile(file, stringify({ apiVersion: 'v1', kind: 'List', items: [node, odd] }))
+    const out: string[] = []
+    const err: string[] = []
+    const sink = (into: string[]) =>
+      new Writable({ write: (chunk: Buffer, _enc, done) => (into.push(chunk.toString()), done()) })
+    const code = await runWhere(['myapp:1.0', '--inventory-file', file, '-o', 'json'], {
+      stdout: sink(out),
+      stderr: sink(err),
+      stdin: () => Promise.resolve(''),
+      now: () => now,
+    })
+    t.equal(code, 0)
+    const report = JSON.parse(out.join('')) as { present: number; rows: Array<{ node: string; presence: string }> }
+    t.equal(report.present, 2, 'both nodes prove myapp:1.0 by status.images (no NodeImageSet in the snapshot)')
+    t.equal(
+      err.join(''),
+      `${file}: object 2 (Node np-node-2): status.images[0].names is a string, not a list; left out\n`,
+    )
+  },
+)
 
 t.test('explain: a pod that names a RuntimeClass says what the apiserver merged', async (t) => {
   const view = exampleInventory(now)
@@ -114,7 +153,10 @@ t.test('explain: a pod that names a RuntimeClass says what the apiserver merged'
   t.match(explainPod(pod, view, now), /^RuntimeClass gvisor is not in the inventory$/m)
   view.upsertRuntimeClass({ name: 'gvisor', handler: 'runsc', nodeSelector: { zone: 'a' }, tolerations: [] })
   view.setRuntimeClassesComplete(true)
-  t.match(explainPod(pod, view, now), /^RuntimeClass gvisor \(handler runsc\): the apiserver merged its nodeSelector and tolerations into this pod$/m)
+  t.match(
+    explainPod(pod, view, now),
+    /^RuntimeClass gvisor \(handler runsc\): the apiserver merged its nodeSelector and tolerations into this pod$/m,
+  )
   pod.spec.runtimeClassName = 'kata'
   t.match(explainPod(pod, view, now), /^RuntimeClass kata does not exist now: new pods naming it are rejected$/m)
 })
@@ -126,7 +168,11 @@ t.test('where --runtime-class: only the nodes that RuntimeClass selects', async 
   view.upsertRuntimeClass({ name: 'gpu', handler: 'nvidia', nodeSelector: { accelerator: 'nvidia' }, tolerations: [] })
   view.setRuntimeClassesComplete(true)
   const r = whereIs(view, 'busybox:1.36', now, { runtimeClass: 'gpu' })
-  t.same(r.rows.map((x) => x.node), ['node-c'], 'node-c is the only nvidia node')
+  t.same(
+    r.rows.map((x) => x.node),
+    ['node-c'],
+    'node-c is the only nvidia node',
+  )
   t.match(renderWhere(r, now), /^nodes for RuntimeClass gpu \(nodeSelector accelerator=nvidia\) only$/m)
   t.match(whereIs(view, 'busybox:1.36', now, { runtimeClass: 'kata' }).error, /^RuntimeClass kata does not exist$/)
   const out: string[] = []
@@ -139,7 +185,11 @@ t.test('where --runtime-class: only the nodes that RuntimeClass selects', async 
   const dir = await mkdtemp(join(tmpdir(), 'where-rc-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const file = join(dir, 'inv.yaml')
-  await writeFile(file, readFileSync(new URL('../../examples/inventory.yaml', import.meta.url), 'utf8') + '\n---\napiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: gpu}\nhandler: nvidia\nscheduling: {nodeSelector: {accelerator: nvidia}}\n')
+  await writeFile(
+    file,
+    readFileSync(new URL('../../examples/inventory.yaml', import.meta.url), 'utf8') +
+      '\n---\napiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: gpu}\nhandler: nvidia\nscheduling: {nodeSelector: {accelerator: nvidia}}\n',
+  )
   t.equal(await runWhere(['busybox:1.36', '--runtime-class', 'gpu', '--inventory-file', file], io), 0)
   t.match(out.join(''), /nodes for RuntimeClass gpu[\s\S]*node-c[\s\S]*present on 1 of 1 node/)
 })

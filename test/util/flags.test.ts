@@ -16,7 +16,10 @@ const spec: CommandSpec = {
 }
 
 t.test('values from flags, in every spelling, and from the environment', (t) => {
-  const f = parseFlags(spec, ['--port', '1', '-f', 'a', '-fb', '--file=c', '-vo', '-', 'arg'], { DEMO_PORT: '2', DEMO_MODE: 'warn' })
+  const f = parseFlags(spec, ['--port', '1', '-f', 'a', '-fb', '--file=c', '-vo', '-', 'arg'], {
+    DEMO_PORT: '2',
+    DEMO_MODE: 'warn',
+  })
   t.equal(f.string('port'), '1', 'the flag wins over its env variable')
   t.equal(f.string('mode'), 'warn', 'the env variable when the flag is absent')
   t.strictSame(f.strings('file'), ['a', 'b', 'c'])
@@ -54,7 +57,9 @@ t.test('strict: what would otherwise be a silent pick is a usage error', (t) => 
     t.throws(() => parseFlags(spec, argv, env), { name: 'UsageError', message }, argv.join(' ') || JSON.stringify(env))
   }
   const noArgs = { ...spec, maxArgs: 0, unknownFlag: (flag: string) => `unknown flag ${flag}` }
-  t.throws(() => parseFlags(noArgs, ['x']), { message: "unexpected argument 'x': neverpull-guard demo takes no positional arguments" })
+  t.throws(() => parseFlags(noArgs, ['x']), {
+    message: "unexpected argument 'x': neverpull-guard demo takes no positional arguments",
+  })
   t.throws(() => parseFlags(noArgs, ['--nope']), { message: 'unknown flag --nope' }, 'a command may use its own words')
   t.end()
 })
@@ -82,10 +87,17 @@ t.test('help is generated from the same definitions', (t) => {
 t.test('durations and integers', (t) => {
   t.equal(durationValue('1m30s'), 90_000)
   t.equal(durationValue('0'), 0)
-  t.throws(() => durationValue('10', '--interval'), new UsageError('--interval: invalid duration "10": use a number with a unit, e.g. 500ms, 10s, 5m, 1h'))
+  t.throws(
+    () => durationValue('10', '--interval'),
+    new UsageError('--interval: invalid duration "10": use a number with a unit, e.g. 500ms, 10s, 5m, 1h'),
+  )
   t.equal(integerValue('65535', '--port', 0, 65535), 65535)
   for (const bad of ['65536', '-1', '1.5', 'x', '1e3']) {
-    t.throws(() => integerValue(bad, '--port', 0, 65535), { message: `--port "${bad}" is not a whole number from 0 to 65535` }, bad)
+    t.throws(
+      () => integerValue(bad, '--port', 0, 65535),
+      { message: `--port "${bad}" is not a whole number from 0 to 65535` },
+      bad,
+    )
   }
   t.end()
 })

@@ -1,12 +1,5 @@
 import t from 'tap'
-import {
-  bitsCount,
-  bitsForEach,
-  bitsHas,
-  bitsSet,
-  NodeSet,
-  wordsFor,
-} from '../../src/util/node-set.js'
+import { bitsCount, bitsForEach, bitsHas, bitsSet, NodeSet, wordsFor } from '../../src/util/node-set.js'
 
 t.test('a NodeSet stays a list for few nodes and turns into a bitset for many, with the same answers', async (t) => {
   const set = new NodeSet()
@@ -34,7 +27,10 @@ t.test('a NodeSet stays a list for few nodes and turns into a bitset for many, w
   t.equal(bitsCount(out), inMask)
   const seen: number[] = []
   set.forEach((s) => seen.push(s))
-  t.same(seen.sort((a, b) => a - b), [...expected].sort((a, b) => a - b))
+  t.same(
+    seen.sort((a, b) => a - b),
+    [...expected].sort((a, b) => a - b),
+  )
   t.ok(set.has(4) && !set.has(0) && !set.has(399))
 })
 
