@@ -118,7 +118,12 @@ export function specDigest(spec: NodeImageSet['spec']): string {
   return createHash('sha256').update(JSON.stringify(spec)).digest('hex')
 }
 
-export function nodeImageSet(nodeName: string, runtime: RuntimeInfo | undefined, images: RuntimeImage[], elsewhere?: ImagesElsewhere): NodeImageSet {
+export function nodeImageSet(
+  nodeName: string,
+  runtime: RuntimeInfo | undefined,
+  images: RuntimeImage[],
+  elsewhere?: ImagesElsewhere,
+): NodeImageSet {
   return {
     apiVersion: `${GROUP}/${VERSION}`,
     kind: NODE_IMAGE_SET_KIND,
@@ -189,11 +194,18 @@ export function createAgent(options: AgentOptions): Agent {
       const { config, files } = await readShortNameConfig(registriesConf)
       if (registriesError !== undefined) log.info({ files }, 'registries configuration readable again')
       registriesError = undefined
-      return { ...runtime, unqualifiedSearchRegistries: [...config.unqualifiedSearchRegistries], shortNameAliases: { ...config.shortNameAliases } }
+      return {
+        ...runtime,
+        unqualifiedSearchRegistries: [...config.unqualifiedSearchRegistries],
+        shortNameAliases: { ...config.shortNameAliases },
+      }
     } catch (err) {
       const message = errorMessage(err)
       if (message !== registriesError) {
-        log.warn({ err: message }, 'cannot read the registries configuration CRI-O resolves short names with: short names on this node are published as unknown')
+        log.warn(
+          { err: message },
+          'cannot read the registries configuration CRI-O resolves short names with: short names on this node are published as unknown',
+        )
       }
       registriesError = message
       return runtime
@@ -283,7 +295,11 @@ export function createAgent(options: AgentOptions): Agent {
           elsewhereFailing = false
         } catch (err) {
           // Only a hint for messages: the kubelet's list (above) still goes out.
-          if (!elsewhereFailing) log.warn({ err: errorMessage(err) }, 'cannot list images outside the k8s.io containerd namespace; keeping the last list')
+          if (!elsewhereFailing)
+            log.warn(
+              { err: errorMessage(err) },
+              'cannot list images outside the k8s.io containerd namespace; keeping the last list',
+            )
           elsewhereFailing = true
         }
       }
@@ -292,14 +308,21 @@ export function createAgent(options: AgentOptions): Agent {
           imageFs = await options.imageFilesystem()
           imageFsFailing = false
         } catch (err) {
-          if (!imageFsFailing) log.warn({ err: errorMessage(err) }, 'cannot read the image filesystem (CRI ImageFsInfo); GC-risk warnings need it')
+          if (!imageFsFailing)
+            log.warn(
+              { err: errorMessage(err) },
+              'cannot read the image filesystem (CRI ImageFsInfo); GC-risk warnings need it',
+            )
           imageFsFailing = true
           imageFs = undefined
         }
       }
       const now = clock.now()
       observer.runtimeListed(listed.length)
-      observer.nodeFacts?.(elsewhere === undefined ? undefined : elsewhere.images.length + elsewhere.omitted, imageFs?.usedPercent)
+      observer.nodeFacts?.(
+        elsewhere === undefined ? undefined : elsewhere.images.length + elsewhere.omitted,
+        imageFs?.usedPercent,
+      )
       const unresolved = confirmed.unresolved
       const fresh = unresolved.filter((n) => !reportedUnresolved.has(n))
       if (fresh.length > 0) {
@@ -311,9 +334,15 @@ export function createAgent(options: AgentOptions): Agent {
       reportedUnresolved = new Set(unresolved)
       if (!confirmed.enabled && !warnedUnconfirmed) {
         warnedUnconfirmed = true
-        log.warn({ runtime: runtime.name }, 'the runtime does not implement ImageStatus: publishing its image list unconfirmed')
+        log.warn(
+          { runtime: runtime.name },
+          'the runtime does not implement ImageStatus: publishing its image list unconfirmed',
+        )
       }
-      const left = unresolved.length === 0 ? '' : `; ${unresolved.length} listed name${unresolved.length === 1 ? '' : 's'} the runtime does not resolve left out (${unresolved.slice(0, 3).join(', ')}${unresolved.length > 3 ? ', ...' : ''})`
+      const left =
+        unresolved.length === 0
+          ? ''
+          : `; ${unresolved.length} listed name${unresolved.length === 1 ? '' : 's'} the runtime does not resolve left out (${unresolved.slice(0, 3).join(', ')}${unresolved.length > 3 ? ', ...' : ''})`
       if (confirmed.pending > 0) {
         // Publishing part of the names would read as "absent" for the rest: keep the last
         // published list until every name is confirmed.
@@ -359,8 +388,17 @@ export function createAgent(options: AgentOptions): Agent {
           specPublished = true
           statusPending = true
           observer.published('spec', true, confirmedAt)
-          setCondition(CONDITION_PUBLISHED, true, 'Applied', `NodeImageSet spec lists ${current.spec.images.length} images`, clock.now())
-          log.info({ images: current.spec.images.length, digest: current.digest.slice(0, 12), first }, 'published image list')
+          setCondition(
+            CONDITION_PUBLISHED,
+            true,
+            'Applied',
+            `NodeImageSet spec lists ${current.spec.images.length} images`,
+            clock.now(),
+          )
+          log.info(
+            { images: current.spec.images.length, digest: current.digest.slice(0, 12), first },
+            'published image list',
+          )
         } catch (err) {
           publishOk = false
           observer.published('spec', false, clock.now())

@@ -1,14 +1,15 @@
 import { durationValue, integerValue, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
 import { connectKube } from '../kube/connect.js'
 import { pino } from 'pino'
-import {
-  createAgent,
-  DEFAULT_HEARTBEAT_MS,
-  DEFAULT_INTERVAL_MS,
-} from './agent.js'
+import { createAgent, DEFAULT_HEARTBEAT_MS, DEFAULT_INTERVAL_MS } from './agent.js'
 import { connectCri, normalizeEndpoint, probeEndpoint, type CriClient } from './cri.js'
 import { connectContainerd, type ContainerdClient } from './containerd.js'
-import { DEFAULT_ALIAS_CACHE, DEFAULT_REGISTRIES_CONF, DEFAULT_REGISTRIES_CONF_DIR, type RegistriesConfPaths } from './registries-conf.js'
+import {
+  DEFAULT_ALIAS_CACHE,
+  DEFAULT_REGISTRIES_CONF,
+  DEFAULT_REGISTRIES_CONF_DIR,
+  type RegistriesConfPaths,
+} from './registries-conf.js'
 import { nodeStatFs, readImageFilesystem, type StatFs } from './imagefs.js'
 import { createHttpPublisher, type Publisher } from './publish.js'
 import type { Logger } from '../util/logger.js'
@@ -22,15 +23,19 @@ type LogLevel = (typeof LOG_LEVELS)[number]
 export const AGENT_COMMAND: CommandSpec = {
   name: 'neverpull-guard agent',
   description:
-    'Lists this node\'s images through the container runtime (CRI) and publishes them as the\nNodeImageSet named after the node.',
+    "Lists this node's images through the container runtime (CRI) and publishes them as the\nNodeImageSet named after the node.",
   flags: [
-    { name: 'node-name', value: 'NAME', env: 'NODE_NAME', help: 'this node\'s name (set NODE_NAME from spec.nodeName)' },
+    { name: 'node-name', value: 'NAME', env: 'NODE_NAME', help: "this node's name (set NODE_NAME from spec.nodeName)" },
     {
       name: 'cri-endpoint',
       value: 'URL',
       help: 'CRI socket, unix:///path or a path (default: the first of containerd, CRI-O, cri-dockerd sockets that exists)',
     },
-    { name: 'kubeconfig', value: 'FILE', help: 'kubeconfig (default: in-cluster service account, else ~/.kube/config)' },
+    {
+      name: 'kubeconfig',
+      value: 'FILE',
+      help: 'kubeconfig (default: in-cluster service account, else ~/.kube/config)',
+    },
     {
       name: 'service-account-dir',
       value: 'DIR',
@@ -49,7 +54,7 @@ export const AGENT_COMMAND: CommandSpec = {
     {
       name: 'registries-conf',
       value: 'FILE',
-      help: 'CRI-O nodes: the registries.conf CRI-O resolves short names with (the host\'s, mounted read-only)',
+      help: "CRI-O nodes: the registries.conf CRI-O resolves short names with (the host's, mounted read-only)",
       default: DEFAULT_REGISTRIES_CONF,
     },
     {
@@ -106,7 +111,9 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
 
   const nodeName = flags.string('node-name') ?? ''
   if (nodeName === '') {
-    throw new UsageError('--node-name is required (or set NODE_NAME, e.g. from the downward API fieldRef spec.nodeName)')
+    throw new UsageError(
+      '--node-name is required (or set NODE_NAME, e.g. from the downward API fieldRef spec.nodeName)',
+    )
   }
   if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) {
     throw new UsageError(`node name "${nodeName}" is not a valid Kubernetes node name (lowercase RFC 1123 subdomain)`)
@@ -114,7 +121,8 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
 
   const interval = flags.string('interval')
   const intervalMs = interval === undefined ? DEFAULT_INTERVAL_MS : parseDuration(interval, '--interval')
-  if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`--interval ${interval} is too short: at least ${MIN_INTERVAL_MS}ms`)
+  if (intervalMs < MIN_INTERVAL_MS)
+    throw new UsageError(`--interval ${interval} is too short: at least ${MIN_INTERVAL_MS}ms`)
   const heartbeat = flags.string('heartbeat')
   const heartbeatMs = heartbeat === undefined ? DEFAULT_HEARTBEAT_MS : parseDuration(heartbeat, '--heartbeat')
   if (heartbeatMs < intervalMs) {
@@ -191,7 +199,11 @@ const defaultDeps: AgentCommandDeps = {
 }
 
 /** `neverpull-guard agent`: 0 after SIGTERM/SIGINT, 1 when it cannot start, 2 for bad flags. */
-export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Partial<AgentCommandDeps> = {}): Promise<number> {
+export async function runAgent(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  deps: Partial<AgentCommandDeps> = {},
+): Promise<number> {
   const d: AgentCommandDeps = { ...defaultDeps, ...deps }
 
   let config: AgentConfig | 'help'
@@ -225,11 +237,17 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv, deps: Par
       try {
         metricsServer = await serveAgentMetrics(metrics.registry, config.metricsPort)
       } catch (err) {
-        throw new Error(`cannot serve metrics on port ${config.metricsPort}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+        throw new Error(
+          `cannot serve metrics on port ${config.metricsPort}: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        )
       }
       d.onMetrics?.(metricsServer.url)
     }
-    log.info({ endpoint, intervalMs: config.intervalMs, heartbeatMs: config.heartbeatMs, metrics: metricsServer?.url }, 'agent starting')
+    log.info(
+      { endpoint, intervalMs: config.intervalMs, heartbeatMs: config.heartbeatMs, metrics: metricsServer?.url },
+      'agent starting',
+    )
   } catch (err) {
     cri?.close()
     containerd?.close()

@@ -133,7 +133,10 @@ type Unary<Req, Res> = (
 interface ImageServiceClient extends grpc.Client {
   ListImages: Unary<{ filter?: unknown }, { images: RawImage[] }>
   ImageStatus: Unary<{ image: { image: string }; verbose: boolean }, { image?: RawImage | null }>
-  ImageFsInfo: Unary<Record<string, never>, { imageFilesystems: Array<{ fsId?: { mountpoint: string } | null; usedBytes?: { value: string } | null }> }>
+  ImageFsInfo: Unary<
+    Record<string, never>,
+    { imageFilesystems: Array<{ fsId?: { mountpoint: string } | null; usedBytes?: { value: string } | null }> }
+  >
 }
 
 interface RuntimeServiceClient extends grpc.Client {
@@ -141,8 +144,16 @@ interface RuntimeServiceClient extends grpc.Client {
 }
 
 interface RuntimeV1 {
-  ImageService: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => ImageServiceClient
-  RuntimeService: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => RuntimeServiceClient
+  ImageService: new (
+    address: string,
+    credentials: grpc.ChannelCredentials,
+    options?: grpc.ClientOptions,
+  ) => ImageServiceClient
+  RuntimeService: new (
+    address: string,
+    credentials: grpc.ChannelCredentials,
+    options?: grpc.ClientOptions,
+  ) => RuntimeServiceClient
 }
 
 let runtimeV1: RuntimeV1 | undefined
@@ -188,7 +199,10 @@ export function connectCri(endpoint: string, options: ConnectOptions = {}): CriC
   }
   const connect = () => {
     const images = new ImageService(canonical, credentials, channelOptions)
-    const runtime = new RuntimeService(canonical, credentials, { ...channelOptions, channelOverride: images.getChannel() })
+    const runtime = new RuntimeService(canonical, credentials, {
+      ...channelOptions,
+      channelOverride: images.getChannel(),
+    })
     return { images, runtime }
   }
   let clients = connect()
@@ -205,13 +219,19 @@ export function connectCri(endpoint: string, options: ConnectOptions = {}): CriC
     return clients
   }
 
-  function call<Req, Res>(method: string, fn: (c: ReturnType<typeof connect>) => [Unary<Req, Res>, grpc.Client], request: Req): Promise<Res> {
+  function call<Req, Res>(
+    method: string,
+    fn: (c: ReturnType<typeof connect>) => [Unary<Req, Res>, grpc.Client],
+    request: Req,
+  ): Promise<Res> {
     const [unary, client] = fn(current())
     return new Promise((resolvePromise, reject) => {
       unary.call(client, request, { deadline: Date.now() + timeoutMs }, (err, response) => {
         if (err) {
           if (err.code === grpc.status.UNAVAILABLE) fresh = false
-          reject(new CriError(`CRI ${method} on ${canonical} failed: ${describe(err)}`, canonical, err.code, { cause: err }))
+          reject(
+            new CriError(`CRI ${method} on ${canonical} failed: ${describe(err)}`, canonical, err.code, { cause: err }),
+          )
         } else if (response === undefined) {
           reject(new CriError(`CRI ${method} on ${canonical} returned no response`, canonical))
         } else {
@@ -228,7 +248,10 @@ export function connectCri(endpoint: string, options: ConnectOptions = {}): CriC
       return res.images.map(toRuntimeImage)
     },
     async imageStatus(image: string) {
-      const res = await call('ImageStatus', (c) => [c.images.ImageStatus, c.images], { image: { image }, verbose: false })
+      const res = await call('ImageStatus', (c) => [c.images.ImageStatus, c.images], {
+        image: { image },
+        verbose: false,
+      })
       // proto3: an unset message field decodes as null (defaults: true) or undefined.
       return res.image === undefined || res.image === null ? undefined : toRuntimeImage(res.image)
     },

@@ -96,7 +96,11 @@ export function createHttpPublisher(http: KubeHttp, options: KubePublisherOption
       node = await getObject(http, `/api/v1/nodes/${encodeURIComponent(options.nodeName)}`, { timeoutMs })
     } catch (err) {
       if (err instanceof ApiStatusError && err.code === 404) {
-        throw new PublishError(`node "${options.nodeName}" not found: set --node-name or NODE_NAME to this node's name (downward API spec.nodeName)`, 404, { cause: err })
+        throw new PublishError(
+          `node "${options.nodeName}" not found: set --node-name or NODE_NAME to this node's name (downward API spec.nodeName)`,
+          404,
+          { cause: err },
+        )
       }
       throw publishError(what, err)
     }
@@ -118,11 +122,21 @@ export function createHttpPublisher(http: KubeHttp, options: KubePublisherOption
     async apply(set) {
       const uid = await ownerUid()
       const name = set.metadata.name
-      await apply(`applying NodeImageSet "${name}"`, `${collection}/${encodeURIComponent(name)}`, FIELD_MANAGER, applyBody(set, { name: options.nodeName, uid }))
+      await apply(
+        `applying NodeImageSet "${name}"`,
+        `${collection}/${encodeURIComponent(name)}`,
+        FIELD_MANAGER,
+        applyBody(set, { name: options.nodeName, uid }),
+      )
     },
     async applyStatus(name, status) {
       const manager = status.observedTime === undefined ? CONDITIONS_FIELD_MANAGER : FIELD_MANAGER
-      await apply(`applying NodeImageSet "${name}" status`, `${collection}/${encodeURIComponent(name)}/status`, manager, statusBody(name, status))
+      await apply(
+        `applying NodeImageSet "${name}" status`,
+        `${collection}/${encodeURIComponent(name)}/status`,
+        manager,
+        statusBody(name, status),
+      )
     },
   }
 }
