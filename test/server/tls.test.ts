@@ -2,12 +2,12 @@ import { createServer, type Server } from 'node:https'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
+import { setTimeout } from 'node:timers/promises'
 import { connect, type ConnectionOptions } from 'node:tls'
 import t, { type Test } from 'tap'
 import { ensureCertificates } from '../../src/certs/files.js'
-import { webhookConfig } from '../../src/config/webhook.js'
-import { startWebhook, TLS_OPTIONS } from '../../src/server/server.js'
+import { TLS_OPTIONS } from '../../src/server/server.js'
+import { startTestWebhook } from '../helpers/webhook.js'
 
 type Probe = { ok: true; protocol: string; cipher: string } | { ok: false; code: string }
 
@@ -80,47 +80,16 @@ t.test(
       now: new Date(),
     }
     await ensureCertificates({ ...certOptions, force: false })
-    const parsed = webhookConfig(
-      [
-        '--port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--metrics-port',
-        '0',
-        '--tls-cert',
-        join(dir, 'tls.crt'),
-        '--tls-key',
-        join(dir, 'tls.key'),
-        '--inventory-file',
-        'examples/inventory.yaml',
-        '--shutdown-delay',
-        '0s',
-        '--log-level',
-        'info',
-      ],
-      {},
-    )
-    if (!parsed.ok) throw new Error(parsed.error)
-    let reloaded: () => void = () => {}
-    const reload = new Promise<void>((resolve) => {
-      reloaded = resolve
+    const { running, lines } = await startTestWebhook(t, {
+      tls: { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') },
     })
-    const logStream = new Writable({
-      write(chunk, _, cb) {
-        if (String(chunk).includes('serving certificate reloaded')) reloaded()
-        cb()
-      },
-    })
-    const running = await startWebhook(parsed.config, { logStream })
-    t.teardown(() => running.shutdown())
     const port = Number(new URL(running.url).port)
 
     await checkPolicy(t, port, await readFile(join(dir, 'ca.crt'), 'utf8'), 'at start')
 
     // A new CA and certificate on disk: the server swaps its secure context, with the same policy.
     await ensureCertificates({ ...certOptions, force: true })
-    await reload
+    while (!lines.some((l) => l.includes('serving certificate reloaded'))) await setTimeout(20)
     await checkPolicy(t, port, await readFile(join(dir, 'ca.crt'), 'utf8'), 'after reload')
   },
 )
