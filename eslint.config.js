@@ -23,9 +23,9 @@ const LAYERS = {
   audit: ['api', 'util', 'kube', 'image', 'inventory', 'workload', 'placement', 'decision', 'admission'],
   agent: ['api', 'util', 'kube'],
   server: [...DECIDING, 'config', 'certs', 'audit'],
-  tools: [...DECIDING, 'config', 'certs'],
+  inspect: [...DECIDING, 'config', 'certs'],
   // The program (src/cli/main.ts): every command; src/cli.ts, the bin, only wires the process in.
-  cli: [...DECIDING, 'config', 'certs', 'audit', 'agent', 'server', 'tools'],
+  cli: [...DECIDING, 'config', 'certs', 'audit', 'agent', 'server', 'inspect'],
 }
 export { LAYERS }
 

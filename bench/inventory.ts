@@ -1,4 +1,4 @@
-import { InventoryIndex } from '../src/inventory/index.js'
+import { InventoryIndex } from '../src/inventory/inventory-index.js'
 import type { InventorySink, NodeFacts, NodeImages, RuntimeImage, RuntimeInfo, Taint } from '../src/api/types.js'
 
 // A synthetic cluster, the same for the same seed: nodes with the labels and taints a managed

@@ -1,6 +1,6 @@
-import { handleReview } from '../src/admission/handle.js'
+import { checkPodReview } from '../src/admission/pod-check.js'
 import { decide, type DecideInput } from '../src/decision/decide.js'
-import type { InventoryIndex } from '../src/inventory/index.js'
+import type { InventoryIndex } from '../src/inventory/inventory-index.js'
 import type { NodeImages } from '../src/api/types.js'
 import { extractPodTemplate } from '../src/workload/pod-template.js'
 import type { Body } from './bodies.js'
@@ -44,7 +44,7 @@ export interface PathResult {
   expect: Body['expect']
   /** decide() alone on the extracted template. */
   decide: Stats
-  /** handleReview on the parsed review: extraction, decide, messages, reply object. */
+  /** checkPodReview on the parsed review: extraction, decide, messages, reply object. */
   handle: Stats
   verdict: string
 }
@@ -75,7 +75,7 @@ function templateOf(body: Body): { review: unknown; input: (now: number) => Deci
 }
 
 /**
- * decide() and handleReview on each body, over growing clusters. The deny path ranks "did you
+ * decide() and checkPodReview on each body, over growing clusters. The deny path ranks "did you
  * mean" candidates, so it gets fewer iterations; every path is timed at every size.
  */
 export function decideBench(
@@ -101,7 +101,7 @@ export function decideBench(
             : iterations
       const decideStats = time(() => decide(index, input), n, Math.min(20_000, n))
       const handle = time(
-        () => handleReview(p.review, { inventory: index, mode: 'enforce', now }),
+        () => checkPodReview(p.review, { inventory: index, mode: 'enforce', now }),
         n / 2,
         Math.min(10_000, n / 2),
       )
@@ -111,7 +111,7 @@ export function decideBench(
     log(`  ${String(nodes).padStart(5)} nodes (${String(index.words).padStart(3)} words):`)
     for (const p of paths) {
       log(
-        `    ${p.body.padEnd(26)} ${p.verdict.padEnd(5)} decide median ${p.decide.medianUs.toFixed(2)} µs p99 ${p.decide.p99Us.toFixed(2)} µs | handleReview median ${p.handle.medianUs.toFixed(2)} µs p99 ${p.handle.p99Us.toFixed(2)} µs`,
+        `    ${p.body.padEnd(26)} ${p.verdict.padEnd(5)} decide median ${p.decide.medianUs.toFixed(2)} µs p99 ${p.decide.p99Us.toFixed(2)} µs | checkPodReview median ${p.handle.medianUs.toFixed(2)} µs p99 ${p.handle.p99Us.toFixed(2)} µs`,
       )
     }
   }

@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   )
 
   // ---- micro ----
-  log('\ndecide() and handleReview per path: allowed, warned (3 and 20 containers), denied with "did you mean"')
+  log('\ndecide() and checkPodReview per path: allowed, warned (3 and 20 containers), denied with "did you mean"')
   const decideResults: DecideResult[] = decideBench(
     quick ? [100, 1000] : [100, 1000, 5000],
     micro,

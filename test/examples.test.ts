@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import t from 'tap'
-import { handleReview } from '../src/admission/handle.js'
+import { checkPodReview } from '../src/admission/pod-check.js'
 import { exampleInventory } from './helpers/fixtures.js'
 
 // The README and `npm start` point people at these: each must do what its name says.
@@ -11,7 +11,7 @@ const inventory = exampleInventory(now)
 for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
   t.test(file, async (t) => {
     const body = JSON.parse(readFileSync(new URL(file, dir), 'utf8')) as { request: { uid: string } }
-    const { reply } = handleReview(body, { inventory, mode: 'enforce', now })
+    const { reply } = checkPodReview(body, { inventory, mode: 'enforce', now })
     const r = reply.response
     if (file.includes('-denied')) {
       t.equal(r.allowed, false)

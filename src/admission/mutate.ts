@@ -1,8 +1,8 @@
 import { resolveMode } from '../decision/decide.js'
 import { steeringFor, steerPod, type PodSteeringOutcome, type SteerSkip } from '../decision/steer.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import type { Mode } from '../api/types.js'
-import { DEFAULT_STEER_SETTINGS, type SteerSettings } from './handle.js'
+import { DEFAULT_STEER_SETTINGS, type SteerSettings } from './pod-check.js'
 import { allowed, errored, parseReview, patched, toReview, type AdmissionReviewReply } from './review.js'
 
 // POST /mutate: steering (opt-in). Registered for pods CREATE with failurePolicy Ignore:

@@ -1,7 +1,7 @@
 import { decide, isNever, unpinnedHolders, type Finding } from '../decision/decide.js'
 import { findingLine, gcLine } from '../decision/messages.js'
 import type { ImageGcPolicy } from '../api/image-gc.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import { extractPodTemplate, type PodTemplateFacts } from '../workload/pod-template.js'
 
 // Continuous audit, the pure part. Admission sees an object once; the kubelet's image

@@ -3,7 +3,7 @@ import { kubeTime } from '../api/time.js'
 import { createEvent, listPages, type ListPage } from '../kube/api.js'
 import { ApiStatusError } from '../kube/status.js'
 import type { KubeHttp } from '../kube/http.js'
-import type { InventoryIndex } from '../inventory/index.js'
+import type { InventoryIndex } from '../inventory/inventory-index.js'
 import {
   assessTemplate,
   AuditLedger,

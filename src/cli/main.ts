@@ -31,7 +31,7 @@ async function version(): Promise<string> {
 const tool =
   (name: 'runCheck' | 'runWhere' | 'runExplain') =>
   async (argv: string[], io: CliIo): Promise<number> => {
-    const tools = await import('../tools/command.js')
+    const tools = await import('../inspect/command.js')
     return tools[name](argv, io)
   }
 

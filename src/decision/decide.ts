@@ -4,7 +4,7 @@ import { ANY_REGISTRY, isPullable, type PullableRegistries } from '../api/regist
 import { registryOf } from '../image/registry.js'
 import { localhostKey } from '../image/crio.js'
 import { nearest } from '../image/similar.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import { bitsAnd, bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
 import type { Mode } from '../api/types.js'
 import { eligibleNodes, type Eligibility } from '../placement/placement.js'

@@ -1,5 +1,5 @@
 import { lookupKey, type ImageLookup } from '../image/reference.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import { bitsAndNot, bitsCount, bitsForEach, bitsHas, bitsIsEmpty, type Bits } from '../util/node-set.js'
 import { STEERED_ANNOTATION, type Mode } from '../api/types.js'
 import type { NodeSelectorRequirement, Placement } from '../api/scheduling.js'

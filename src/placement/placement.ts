@@ -1,4 +1,4 @@
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import {
   bitsAnd,
   bitsAndNot,

@@ -1,16 +1,16 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Counter } from 'prom-client'
-import { handleReview, type ReviewRecord, type SteerSettings } from '../admission/handle.js'
+import { checkPodReview, type ReviewRecord, type SteerSettings } from '../admission/pod-check.js'
 import { handleMutation, type MutationRecord } from '../admission/mutate.js'
 import {
   DEFAULT_ADMIN_GROUPS,
-  handleNodeImageSetReview,
+  guardNodeImageSetWrite,
   type NodeImageSetPolicy,
   type NodeImageSetReason,
   type NodeImageSetRecord,
-} from '../admission/nodeimageset.js'
+} from '../admission/nodeimageset-guard.js'
 import { allowed, errored, toReview, V1 } from '../admission/review.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
 import type { Metrics } from './metrics.js'
 import type { PullableRegistries } from '../api/registries.js'
@@ -176,7 +176,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     {
       path: '/validate',
       failure: 'review failed',
-      handle: (body) => handleReview(body, context()),
+      handle: (body) => checkPodReview(body, context()),
       // A bug here must not block pods: unknown is a warning, never a denial.
       recover: (uid) =>
         allowed(uid, ['neverpull-guard could not check this object (internal error, see its logs); it was not denied']),
@@ -202,7 +202,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
     {
       path: '/validate-nodeimageset',
       failure: 'NodeImageSet review failed',
-      handle: (body) => handleNodeImageSetReview(body, policy),
+      handle: (body) => guardNodeImageSetWrite(body, policy),
       recover: (uid) => errored(uid, 500, 'internal error in neverpull-guard; see its logs'),
       failed: () => options.metrics.admissionError('internal'),
       observe: (record, seconds) => {

@@ -1,9 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { ReviewRecord } from '../admission/handle.js'
+import type { ReviewRecord } from '../admission/pod-check.js'
 import type { MutationRecord } from '../admission/mutate.js'
 import type { AuditPass } from '../audit/runner.js'
 import { POD_TEMPLATE_KINDS } from '../workload/pod-template.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import { bitsCount, bitsForEach } from '../util/node-set.js'
 
 // Label values come from requests: only kinds this webhook knows become labels, so an odd

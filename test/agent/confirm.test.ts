@@ -7,7 +7,7 @@ import { connectCri, CriError } from '../../src/agent/cri.js'
 import type { NodeImageSetStatus, Publisher } from '../../src/agent/publish.js'
 import type { NodeImageSet, RuntimeImage } from '../../src/api/types.js'
 import { lookupKey } from '../../src/image/reference.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import { containerdSkipReason, NAMESPACE, startContainerd, type Containerd } from '../helpers/containerd.js'
 import { writeOciImage } from '../helpers/oci.js'
 

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { connectCri, CriError } from '../../src/agent/cri.js'
 import { lookupKey, parseReference } from '../../src/image/reference.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import { containerdSkipReason, startContainerd, type Containerd } from '../helpers/containerd.js'
 import { buildOciImage, type OciImage } from '../helpers/oci.js'
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { assess, EVENT_REASON, GC_EVENT_REASON } from '../../src/audit/audit.js'
 import { DEFAULT_IMAGE_GC } from '../../src/api/image-gc.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import { createMetrics } from '../../src/server/metrics.js'
 import { NOW, nodeFacts, runtimeImage, STALE_MS } from '../helpers/inventory.js'
 

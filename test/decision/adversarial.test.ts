@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { handleReview } from '../../src/admission/handle.js'
+import { checkPodReview } from '../../src/admission/pod-check.js'
 import { parsePullableRegistries } from '../../src/api/registries.js'
 import { buildIndex, digestOf, NOW, STALE_MS } from '../helpers/inventory.js'
 
@@ -113,7 +113,7 @@ interface Verdict {
 function verdict(body: Json, pullable?: string): Verdict {
   const p = pullable === undefined ? undefined : parsePullableRegistries(pullable)
   if (p !== undefined && !p.ok) throw new Error(p.error)
-  const { reply } = handleReview(body, {
+  const { reply } = checkPodReview(body, {
     inventory,
     mode: 'enforce',
     now: NOW,
@@ -611,7 +611,7 @@ t.test('taints and cordons as the scheduler and the DaemonSet controller read th
     { name: 'exec', labels: { pool: 'q' }, taints: [{ key: 'evict', value: 'now', effect: 'NoExecute' }], images: [] },
   ])
   const run = (body: Json): Expect => {
-    const { reply } = handleReview(body, { inventory: taints, mode: 'enforce', now: NOW })
+    const { reply } = checkPodReview(body, { inventory: taints, mode: 'enforce', now: NOW })
     return !reply.response.allowed ? 'deny' : (reply.response.warnings ?? []).length > 0 ? 'warn' : 'allow'
   }
   const cases: Array<[string, string, Json, Expect]> = [

@@ -3,7 +3,7 @@ import { decide, type Subject } from '../../src/decision/decide.js'
 import { warningsFor } from '../../src/decision/messages.js'
 import { DEFAULT_IMAGE_GC, type ImageGcPolicy } from '../../src/api/image-gc.js'
 import type { NodeImageSetImageFilesystem } from '../../src/api/types.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import type { ContainerFacts, PodTemplateFacts } from '../../src/workload/pod-template.js'
 import { NOW, nodeFacts, runtimeImage, STALE_MS } from '../helpers/inventory.js'
 
@@ -118,7 +118,7 @@ t.test('a node whose usage drops is no longer at risk', (t) => {
 })
 
 t.test('explain pod says when its node may collect the image', async (t) => {
-  const { explainPod } = await import('../../src/tools/explain.js')
+  const { explainPod } = await import('../../src/inspect/explain.js')
   node('full', 'a', 93, [[APP, false]])
   const pod = {
     apiVersion: 'v1',

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { decide, type Decision, type Subject } from '../../src/decision/decide.js'
 import { denialMessage, warningsFor } from '../../src/decision/messages.js'
-import { handleReview } from '../../src/admission/handle.js'
+import { checkPodReview } from '../../src/admission/pod-check.js'
 import { ANY_REGISTRY, parsePullableRegistries, type PullableRegistries } from '../../src/api/registries.js'
 import type { Mode } from '../../src/api/types.js'
 import type { ContainerFacts, PodTemplateFacts } from '../../src/workload/pod-template.js'
@@ -224,17 +224,17 @@ t.test('through admission: the namespace annotation overrides the flag, and plac
     },
   })
   const ctx = { inventory: view, mode: 'enforce' as const, now: NOW }
-  let r = handleReview(pod('air', 'IfNotPresent'), ctx)
+  let r = checkPodReview(pod('air', 'IfNotPresent'), ctx)
   t.equal(r.reply.response.allowed, true, 'on the only node the nodeSelector allows: the placement was read')
   t.same(r.reply.response.warnings ?? [], [])
-  r = handleReview(pod('air', 'Always'), ctx)
+  r = checkPodReview(pod('air', 'Always'), ctx)
   t.equal(r.reply.response.allowed, false, 'Always from docker.io is denied where the annotation excludes it')
-  r = handleReview(pod('default', 'Always'), ctx)
+  r = checkPodReview(pod('default', 'Always'), ctx)
   t.equal(r.reply.response.allowed, true, 'the flag (default *) applies elsewhere')
-  r = handleReview(pod('default', 'Always'), { ...ctx, pullable: registries('none') })
+  r = checkPodReview(pod('default', 'Always'), { ...ctx, pullable: registries('none') })
   t.equal(r.reply.response.allowed, false, 'the flag applies where no annotation is')
   view.setNamespacePullableRegistries('air', ANY_REGISTRY)
-  r = handleReview(pod('air', 'Always'), { ...ctx, pullable: registries('none') })
+  r = checkPodReview(pod('air', 'Always'), { ...ctx, pullable: registries('none') })
   t.equal(r.reply.response.allowed, true, 'an annotation of * lifts the flag for its namespace')
   t.end()
 })

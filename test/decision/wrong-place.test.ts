@@ -69,7 +69,7 @@ t.test('a new list replaces the old; removing the image set forgets it', (t) => 
 })
 
 t.test('explain pod names the node, the containerd namespace and the commands', async (t) => {
-  const { explainPod } = await import('../../src/tools/explain.js')
+  const { explainPod } = await import('../../src/inspect/explain.js')
   const { buildIndex: build } = await import('../helpers/inventory.js')
   const view = build([{ name: 'n1', images: [] }])
   view.upsertImages({

@@ -1,5 +1,5 @@
 import t from 'tap'
 import { runProperties } from './run-properties.js'
 
-// handleReview over arbitrary and mutated AdmissionReviews; see properties.ts.
-t.test('admission properties', (t) => runProperties(t, (name) => name.startsWith('handleReview')))
+// checkPodReview over arbitrary and mutated AdmissionReviews; see properties.ts.
+t.test('admission properties', (t) => runProperties(t, (name) => name.startsWith('checkPodReview')))

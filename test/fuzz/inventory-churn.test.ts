@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import { bitsHas, type Bits } from '../../src/util/node-set.js'
 import type { NodeFacts } from '../../src/api/types.js'
 

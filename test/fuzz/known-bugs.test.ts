@@ -1,5 +1,5 @@
 import t from 'tap'
-import { handleReview } from '../../src/admission/handle.js'
+import { checkPodReview } from '../../src/admission/pod-check.js'
 import type { AdmissionReviewReply } from '../../src/admission/review.js'
 import { createEnv, checkReply, NOW } from './properties.js'
 
@@ -30,7 +30,7 @@ t.test(
       const body = reviewOfKind(kind)
       let reply: unknown
       t.doesNotThrow(() => {
-        reply = handleReview(body, { inventory: env.inventory, mode: 'enforce', now: NOW }).reply
+        reply = checkPodReview(body, { inventory: env.inventory, mode: 'enforce', now: NOW }).reply
       }, kind)
       if (reply !== undefined) {
         t.doesNotThrow(() => checkReply(body, reply), kind)
@@ -57,7 +57,7 @@ t.test('a review whose kind has no group is malformed: 400, uid echoed', async (
   delete ((body['request'] as Record<string, unknown>)['kind'] as Record<string, unknown>)['group']
   const env = await createEnv()
   t.teardown(() => env.app.close())
-  const { reply } = handleReview(body, { inventory: env.inventory, mode: 'enforce', now: NOW })
+  const { reply } = checkPodReview(body, { inventory: env.inventory, mode: 'enforce', now: NOW })
   t.equal(reply.response.allowed, false)
   t.equal(reply.response.status?.code, 400)
   t.equal(reply.response.uid, 'b2c0c1de-0000-4000-8000-000000000001')

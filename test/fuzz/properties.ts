@@ -1,10 +1,10 @@
 import fc from 'fast-check'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Writable } from 'node:stream'
-import { handleReview, type Handled } from '../../src/admission/handle.js'
+import { checkPodReview, type Handled } from '../../src/admission/pod-check.js'
 import { V1, V1BETA1 } from '../../src/admission/review.js'
 import { MAX_WARNING_RUNES } from '../../src/decision/messages.js'
-import type { InventoryIndex } from '../../src/inventory/index.js'
+import type { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import type { Mode } from '../../src/api/types.js'
 import { webhookApp } from '../../src/server/app.js'
 import { createMetrics } from '../../src/server/metrics.js'
@@ -23,7 +23,7 @@ import {
 // The admission properties, shared by test/fuzz/*.test.ts (a few hundred cases each, in
 // `npm test`) and fuzz/run.ts (`npm run fuzz`, 100,000+ cases).
 //
-//   - handleReview never throws, whatever the body;
+//   - checkPodReview never throws, whatever the body;
 //   - a body whose request.uid is a string gets an AdmissionReview answering that uid, in the
 //     review's own apiVersion;
 //   - every warning is at most 256 runes, one line, no control characters (the apiserver drops
@@ -171,9 +171,9 @@ function handled(env: FuzzEnv, name: string, body: unknown, mode: Mode, budget =
   let out: Handled | undefined
   timed(env, name, budget, () => {
     try {
-      out = handleReview(body, { inventory: env.inventory, mode, now: NOW })
+      out = checkPodReview(body, { inventory: env.inventory, mode, now: NOW })
     } catch (err) {
-      fail(`handleReview threw: ${(err as Error).stack ?? String(err)}`)
+      fail(`checkPodReview threw: ${(err as Error).stack ?? String(err)}`)
     }
   })
   checkReply(body, out!.reply)
@@ -384,18 +384,18 @@ function handleProperty<T>(name: string, testRuns: number, fuzzRuns: number, arb
 }
 
 export const PROPERTIES: readonly PropertyDef[] = [
-  handleProperty('handleReview: any JSON value', 300, 20_000, fc.jsonValue()),
+  handleProperty('checkPodReview: any JSON value', 300, 20_000, fc.jsonValue()),
   handleProperty(
-    'handleReview: anything (Map, BigInt, null prototypes, sparse arrays ...)',
+    'checkPodReview: anything (Map, BigInt, null prototypes, sparse arrays ...)',
     200,
     10_000,
     anythingAtAll,
   ),
-  handleProperty('handleReview: envelopes around any JSON', 300, 20_000, envelope(fc.jsonValue({ maxDepth: 3 }))),
-  handleProperty('handleReview: envelopes around anything', 200, 10_000, envelope(anythingAtAll)),
-  handleProperty('handleReview: mutated real AdmissionReviews', 400, 25_000, mutatedReview),
+  handleProperty('checkPodReview: envelopes around any JSON', 300, 20_000, envelope(fc.jsonValue({ maxDepth: 3 }))),
+  handleProperty('checkPodReview: envelopes around anything', 200, 10_000, envelope(anythingAtAll)),
+  handleProperty('checkPodReview: mutated real AdmissionReviews', 400, 25_000, mutatedReview),
   {
-    name: 'handleReview: image references at and past every limit',
+    name: 'checkPodReview: image references at and past every limit',
     testRuns: 300,
     fuzzRuns: 10_000,
     build: (env) =>
@@ -425,7 +425,7 @@ export const PROPERTIES: readonly PropertyDef[] = [
       }),
   },
   {
-    name: 'handleReview: 1,000 to 10,000 containers, nesting 1,000 to 100,000 deep',
+    name: 'checkPodReview: 1,000 to 10,000 containers, nesting 1,000 to 100,000 deep',
     testRuns: 4,
     fuzzRuns: 40,
     build: (env) =>
@@ -453,7 +453,7 @@ export const PROPERTIES: readonly PropertyDef[] = [
     fuzzRuns: 10_000,
     build: (env) =>
       // A mutation can make a structure refer to itself; that is no JSON body, so it is left
-      // to the in-process properties (which handleReview survives) and filtered out here.
+      // to the in-process properties (which checkPodReview survives) and filtered out here.
       fc.asyncProperty(fc.oneof(jsonReview, envelope(fc.jsonValue({ maxDepth: 3 })), fc.jsonValue()), async (body) => {
         // No known-bug skip here: the route's catch must turn a throwing handler into a 200.
         await checkHttp(env, 'http json', jsonCase(body))

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import { loadInventoryText } from '../../src/inventory/file.js'
 
 export const FIXTURES = new URL('../fixtures/admission/', import.meta.url)

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import type { NodeFacts, RuntimeImage, Taint } from '../../src/api/types.js'
 
 export const NOW = Date.parse('2026-11-21T06:00:00Z')

@@ -3,7 +3,7 @@ import t from 'tap'
 import { stringify } from 'yaml'
 import { toNodeFacts } from '../../src/inventory/convert.js'
 import { loadInventoryText } from '../../src/inventory/file.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import type { NodeFacts } from '../../src/api/types.js'
 
 // Nodes as real kubelets send them: the 1.19 fixture (`names: null` for an image that lost

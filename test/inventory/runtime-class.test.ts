@@ -1,6 +1,6 @@
 import t from 'tap'
 import { InventoryFileError, loadInventoryText } from '../../src/inventory/file.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import { isRuntimeClass, toRuntimeClass } from '../../src/inventory/runtime-class.js'
 
 // RuntimeClass node.k8s.io/v1 (and v1beta1, 1.19): handler and scheduling{nodeSelector,

@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm'
 import t from 'tap'
 import { kubeConfigHttp } from '../../src/kube/http.js'
 import { decide } from '../../src/decision/decide.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import type { PodTemplateFacts } from '../../src/workload/pod-template.js'
 import { bitsHas } from '../../src/util/node-set.js'
 import {

@@ -13,7 +13,7 @@ import { createAgentMetrics, serveAgentMetrics } from '../../src/agent/metrics.j
 import { ensureCertificates, writeFileAtomic } from '../../src/certs/files.js'
 import { generateServing } from '../../src/certs/generate.js'
 import { certificateNotAfter } from '../../src/server/tls-reload.js'
-import type { InventoryView } from '../../src/inventory/index.js'
+import type { InventoryView } from '../../src/inventory/inventory-index.js'
 import { webhookApp } from '../../src/server/app.js'
 import { createMetrics } from '../../src/server/metrics.js'
 import { exampleInventory, review } from '../helpers/fixtures.js'

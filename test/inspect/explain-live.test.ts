@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { runExplain } from '../../src/tools/command.js'
+import { runExplain } from '../../src/inspect/command.js'
 import { startFakeApiServer } from '../helpers/fake-apiserver.js'
 
 // explain pod NAME reads the pod from the cluster of --kubeconfig through the access layer

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { handleReview } from '../../src/admission/handle.js'
+import { checkPodReview } from '../../src/admission/pod-check.js'
 import { exampleInventory, review, type FixtureReview } from '../helpers/fixtures.js'
 
 const now = Date.parse('2026-11-21T06:00:00Z')
@@ -7,7 +7,7 @@ const inventory = exampleInventory(now)
 const ctx = { inventory, mode: 'enforce' as const, now }
 
 function answer(body: unknown, mode: 'enforce' | 'warn' | 'audit' = 'enforce') {
-  return handleReview(body, { ...ctx, mode })
+  return checkPodReview(body, { ...ctx, mode })
 }
 
 t.test('every fixture gets an AdmissionReview in its own version, echoing the uid', async (t) => {
@@ -278,7 +278,7 @@ t.test('a Deployment naming a RuntimeClass is judged on the nodes its pods will 
   const spec = body['request'].object.spec.template.spec
   spec.containers[0].image = 'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04'
   spec.runtimeClassName = 'nvidia'
-  const ask = () => handleReview(structuredClone(body), { inventory: view, mode: 'enforce', now })
+  const ask = () => checkPodReview(structuredClone(body), { inventory: view, mode: 'enforce', now })
   let { reply } = ask()
   t.equal(reply.response.allowed, true, 'RuntimeClass unknown: never a denial')
   t.match(reply.response.warnings?.[0], /RuntimeClass "nvidia" is not in neverpull-guard's inventory/)
@@ -299,7 +299,7 @@ t.test('a Deployment naming a RuntimeClass is judged on the nodes its pods will 
   pod['request'].object.spec.runtimeClassName = 'nvidia'
   pod['request'].object.spec.containers[0].image = 'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04'
   t.equal(
-    handleReview(pod, { inventory: view, mode: 'enforce', now }).reply.response.allowed,
+    checkPodReview(pod, { inventory: view, mode: 'enforce', now }).reply.response.allowed,
     false,
     'a Pod arrives merged already: judged as it is',
   )

@@ -3,11 +3,11 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { InventoryIndex } from '../../src/inventory/index.js'
-import { checkObjects, exitCodeOf, renderText } from '../../src/tools/check.js'
-import { ManifestError, parseManifests } from '../../src/tools/manifests.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
+import { checkObjects, exitCodeOf, renderText } from '../../src/inspect/check.js'
+import { ManifestError, parseManifests } from '../../src/inspect/manifests.js'
 import { exampleInventory, review, type FixtureObject } from '../helpers/fixtures.js'
-import { handleReview } from '../../src/admission/handle.js'
+import { checkPodReview } from '../../src/admission/pod-check.js'
 
 const now = Date.now()
 const inventory = exampleInventory(now)
@@ -53,7 +53,7 @@ t.test('check gives the webhook verdict and message, word for word', async (t) =
     const body = review(name)
     body['request'].operation = 'CREATE'
     body['request'].oldObject = null
-    const { reply } = handleReview(body, { inventory, mode: 'enforce', now })
+    const { reply } = checkPodReview(body, { inventory, mode: 'enforce', now })
     t.equal(result?.message, reply.response.status?.message, `${name}: message`)
     t.same(result?.warnings, reply.response.warnings ?? [], `${name}: warnings`)
   }
@@ -215,7 +215,7 @@ spec:
 // would create them), and Pods are merged as the RuntimeClass admission plugin would
 // (plugin/pkg/admission/runtimeclass/admission.go setScheduling).
 t.test('RuntimeClasses in the manifests place the workloads that name them', async (t) => {
-  const { addManifestRuntimeClasses } = await import('../../src/tools/check.js')
+  const { addManifestRuntimeClasses } = await import('../../src/inspect/check.js')
   const index = exampleInventory(now)
   const text = `apiVersion: node.k8s.io/v1
 kind: RuntimeClass

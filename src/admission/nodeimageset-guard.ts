@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import { toNodeImages } from '../inventory/convert.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, GROUP, NODE_IMAGE_SET_KIND, type ServiceAccountRef } from '../api/types.js'
-import { baseRecord, invalidRecord, type ReviewRecord } from './handle.js'
+import { baseRecord, invalidRecord, type ReviewRecord } from './pod-check.js'
 import {
   allowed,
   denied,
@@ -121,7 +121,7 @@ const HINT =
  * clock. CREATE and UPDATE of `nodeimagesets` and `nodeimagesets/status` are judged;
  * anything else the route might receive is allowed untouched.
  */
-export function handleNodeImageSetReview(body: unknown, policy: NodeImageSetPolicy): NodeImageSetHandled {
+export function guardNodeImageSetWrite(body: unknown, policy: NodeImageSetPolicy): NodeImageSetHandled {
   const parsed = parseReview(body)
   if (!parsed.ok) {
     return {

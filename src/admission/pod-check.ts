@@ -2,7 +2,7 @@ import { decide, needsCheck, resolveMode, type Decision, type Subject } from '..
 import { ANY_REGISTRY, type PullableRegistries } from '../api/registries.js'
 import type { ImageGcPolicy } from '../api/image-gc.js'
 import { denialMessage, warningsFor } from '../decision/messages.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import { steeringFor, type SteerPolicy } from '../decision/steer.js'
 import { DEFAULT_STEER_MAX_NODES, type Mode } from '../api/types.js'
 import { carriesPodTemplate, extractPodTemplate } from '../workload/pod-template.js'
@@ -16,7 +16,7 @@ import {
   type AdmissionReviewReply,
 } from './review.js'
 
-export interface HandleContext {
+export interface PodCheckContext {
   inventory: InventoryView
   /** The mode for namespaces without a `neverpull.dev/mode` label. */
   mode: Mode
@@ -91,7 +91,7 @@ export function baseRecord(r: AdmissionRequest): ReviewRecord {
  * One AdmissionReview in, one out. Never throws: a malformed review is answered with
  * allowed=false and code 400, anything this webhook does not check is allowed untouched.
  */
-export function handleReview(body: unknown, ctx: HandleContext): Handled {
+export function checkPodReview(body: unknown, ctx: PodCheckContext): Handled {
   const parsed = parseReview(body)
   if (!parsed.ok) {
     return {

@@ -1,10 +1,10 @@
 import t from 'tap'
 import {
   DEFAULT_NODE_IMAGE_SET_POLICY,
-  handleNodeImageSetReview,
+  guardNodeImageSetWrite,
   NODE_NAME_EXTRA,
   type NodeImageSetPolicy,
-} from '../../src/admission/nodeimageset.js'
+} from '../../src/admission/nodeimageset-guard.js'
 import { parseServiceAccount, webhookConfig } from '../../src/config/webhook.js'
 import { review, reviewWith, type FixtureNodeImageSet, type FixtureReview } from '../helpers/fixtures.js'
 
@@ -401,7 +401,7 @@ const cases: Array<[string, Write, Expect]> = [
 t.test('who may write which NodeImageSet', async (t) => {
   for (const [name, write, expect] of cases) {
     const body = nisReview(write)
-    const { reply, record } = handleNodeImageSetReview(body, policy)
+    const { reply, record } = guardNodeImageSetWrite(body, policy)
     t.equal(reply.apiVersion, 'admission.k8s.io/v1', `${name}: version`)
     t.equal(reply.kind, 'AdmissionReview', `${name}: kind`)
     t.equal(reply.response.uid, body['request'].uid, `${name}: uid`)
@@ -436,7 +436,7 @@ t.test('the record names the write for the log line and the metrics', async (t) 
     oldObject: nodeImageSet('node-a'),
     dryRun: true,
   })
-  const { record } = handleNodeImageSetReview(body, policy)
+  const { record } = guardNodeImageSetWrite(body, policy)
   t.same(record, {
     uid: body['request'].uid,
     kind: 'NodeImageSet/status',
@@ -449,7 +449,7 @@ t.test('the record names the write for the log line and the metrics', async (t) 
     reason: 'agent-own-node',
     writerNode: 'node-a',
   })
-  const bad = handleNodeImageSetReview(
+  const bad = guardNodeImageSetWrite(
     nisReview({
       userInfo: boundAgent('node-a'),
       object: Object.assign(nodeImageSet('node-a'), { spec: { nodeName: 'node-a' } }),
@@ -460,7 +460,7 @@ t.test('the record names the write for the log line and the metrics', async (t) 
 })
 
 t.test("a denied user is told who may write and how to fix a node's list instead", async (t) => {
-  const { reply } = handleNodeImageSetReview(nisReview({ userInfo: jane, object: nodeImageSet('node-a') }), policy)
+  const { reply } = guardNodeImageSetWrite(nisReview({ userInfo: jane, object: nodeImageSet('node-a') }), policy)
   const lines = reply.response.status?.message.split('\n') ?? []
   t.equal(lines.length, 2)
   t.equal(
@@ -483,11 +483,11 @@ t.test('the agent ServiceAccount and the admin groups come from the policy', asy
     extra: { [NODE_NAME_EXTRA]: ['node-a'] },
   }
   t.equal(
-    handleNodeImageSetReview(nisReview({ userInfo: agent, object: nodeImageSet('node-a') }), custom).reply.response
+    guardNodeImageSetWrite(nisReview({ userInfo: agent, object: nodeImageSet('node-a') }), custom).reply.response
       .allowed,
     true,
   )
-  const old = handleNodeImageSetReview(
+  const old = guardNodeImageSetWrite(
     nisReview({ userInfo: boundAgent('node-a'), object: nodeImageSet('node-a') }),
     custom,
   )
@@ -496,7 +496,7 @@ t.test('the agent ServiceAccount and the admin groups come from the policy', asy
     old.reply.response.status?.message ?? '',
     /only the neverpull-guard agent \(system:serviceaccount:infra:image-agent\), each for its own node may\./,
   )
-  const master = handleNodeImageSetReview(nisReview({ userInfo: admin, object: nodeImageSet('node-a') }), custom)
+  const master = guardNodeImageSetWrite(nisReview({ userInfo: admin, object: nodeImageSet('node-a') }), custom)
   t.equal(
     master.reply.response.allowed,
     false,
@@ -506,21 +506,21 @@ t.test('the agent ServiceAccount and the admin groups come from the policy', asy
 
 t.test('reviews this route does not judge are allowed untouched', async (t) => {
   const pod = review('pod-create')
-  const skipped = handleNodeImageSetReview(pod, policy)
+  const skipped = guardNodeImageSetWrite(pod, policy)
   t.equal(skipped.reply.response.allowed, true)
   t.equal(skipped.record.decision, 'skip')
   const other = nisReview({ subResource: 'scale', userInfo: jane, object: nodeImageSet('node-a') })
-  t.equal(handleNodeImageSetReview(other, policy).record.reason, 'not-checked')
+  t.equal(guardNodeImageSetWrite(other, policy).record.reason, 'not-checked')
   const group = nisReview({ userInfo: jane, object: nodeImageSet('node-a') })
   group['request'].kind.group = 'example.com'
-  t.equal(handleNodeImageSetReview(group, policy).record.reason, 'not-checked')
+  t.equal(guardNodeImageSetWrite(group, policy).record.reason, 'not-checked')
 })
 
 t.test('a malformed AdmissionReview is a 400 AdmissionReview in its own version', async (t) => {
   const body = nisReview({ userInfo: jane, object: nodeImageSet('node-a') })
   body['apiVersion'] = 'admission.k8s.io/v1beta1'
   body['request'].operation = 'PATCH'
-  const { reply, record } = handleNodeImageSetReview(body, policy)
+  const { reply, record } = guardNodeImageSetWrite(body, policy)
   t.equal(reply.apiVersion, 'admission.k8s.io/v1beta1')
   t.equal(reply.response.uid, body['request'].uid)
   t.equal(reply.response.allowed, false)
@@ -528,11 +528,11 @@ t.test('a malformed AdmissionReview is a 400 AdmissionReview in its own version'
   t.equal(record.decision, 'invalid')
   t.equal(record.reason, 'invalid-review')
   for (const junk of [null, 'x', 42, [], {}]) {
-    t.equal(handleNodeImageSetReview(junk, policy).reply.response.allowed, false, `junk ${JSON.stringify(junk)}`)
+    t.equal(guardNodeImageSetWrite(junk, policy).reply.response.allowed, false, `junk ${JSON.stringify(junk)}`)
   }
   const v1beta1 = nisReview({ userInfo: boundAgent('node-a'), object: nodeImageSet('node-a') })
   v1beta1['apiVersion'] = 'admission.k8s.io/v1beta1'
-  t.equal(handleNodeImageSetReview(v1beta1, policy).reply.apiVersion, 'admission.k8s.io/v1beta1', 'answered in kind')
+  t.equal(guardNodeImageSetWrite(v1beta1, policy).reply.apiVersion, 'admission.k8s.io/v1beta1', 'answered in kind')
 })
 
 t.test('--agent-service-account and NEVERPULL_AGENT_SERVICE_ACCOUNT', async (t) => {

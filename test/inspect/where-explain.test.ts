@@ -6,11 +6,11 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { stringify } from 'yaml'
 import t from 'tap'
-import { runWhere } from '../../src/tools/command.js'
-import { explainPod } from '../../src/tools/explain.js'
-import { renderWhere, whereIs } from '../../src/tools/where.js'
+import { runWhere } from '../../src/inspect/command.js'
+import { explainPod } from '../../src/inspect/explain.js'
+import { renderWhere, whereIs } from '../../src/inspect/where.js'
 import { exampleInventory, review } from '../helpers/fixtures.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 
 const now = Date.now()
 const inventory = exampleInventory(now)

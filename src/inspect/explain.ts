@@ -1,6 +1,6 @@
 import { DEFAULT_IMAGE_GC } from '../api/image-gc.js'
 import { lookupKey } from '../image/reference.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import { bitsHas } from '../util/node-set.js'
 import { decide } from '../decision/decide.js'
 import { findingLine, moveCommand } from '../decision/messages.js'

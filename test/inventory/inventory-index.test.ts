@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { lookupKey } from '../../src/image/reference.js'
-import { InventoryIndex } from '../../src/inventory/index.js'
+import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import { bitsCount, bitsHas } from '../../src/util/node-set.js'
 import { buildIndex, NOW, nodeFacts, runtimeImage, STALE_MS } from '../helpers/inventory.js'
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { RuntimeInfo } from '../../src/api/types.js'
-import { explainPod } from '../../src/tools/explain.js'
-import { renderWhere, whereIs } from '../../src/tools/where.js'
+import { explainPod } from '../../src/inspect/explain.js'
+import { renderWhere, whereIs } from '../../src/inspect/where.js'
 import { buildIndex, NOW, runtimeImage } from '../helpers/inventory.js'
 
 // where and explain say how each node's runtime looks the image up (issue 10 items 2 and 3).

@@ -1,5 +1,5 @@
 import { loadInventoryFile } from '../inventory/file.js'
-import { InventoryIndex } from '../inventory/index.js'
+import { InventoryIndex } from '../inventory/inventory-index.js'
 import { loadKubeConfig } from '../kube/config.js'
 import { kubeConfigHttp } from '../kube/http.js'
 import { silentLogger } from '../util/logger.js'

@@ -1,5 +1,5 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import { bitsAnd, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
 
 // "Where is my image?": every node, whether it holds the image (any reference form), what

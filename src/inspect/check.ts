@@ -1,13 +1,18 @@
-import { DEFAULT_STEER_SETTINGS, handleReview, type ReviewRecord, type SteerSettings } from '../admission/handle.js'
+import {
+  DEFAULT_STEER_SETTINGS,
+  checkPodReview,
+  type ReviewRecord,
+  type SteerSettings,
+} from '../admission/pod-check.js'
 import type { PullableRegistries } from '../api/registries.js'
 import { V1, type AdmissionResponse } from '../admission/review.js'
-import type { InventoryView } from '../inventory/index.js'
+import type { InventoryView } from '../inventory/inventory-index.js'
 import type { InventorySink, Mode } from '../api/types.js'
 import { isRuntimeClass, toRuntimeClass } from '../inventory/runtime-class.js'
 import { carriesPodTemplate } from '../workload/pod-template.js'
 import { ManifestError, type ManifestObject } from './manifests.js'
 
-// The webhook's verdict, offline: each object goes through the same handleReview as a
+// The webhook's verdict, offline: each object goes through the same checkPodReview as a
 // CREATE review would, so the messages are the webhook's own, word for word.
 
 export const WEBHOOK_NAME = 'pods.neverpull.dev'
@@ -117,7 +122,7 @@ export function checkObjects(objects: ManifestObject[], options: CheckOptions): 
     }
     // Pods here have not been through the mutating webhook: they get the notice a workload gets.
     const steer = { ...(options.steer ?? DEFAULT_STEER_SETTINGS), pods: true }
-    const { reply, record } = handleReview(review, {
+    const { reply, record } = checkPodReview(review, {
       inventory: options.inventory,
       mode: options.mode,
       now: options.now,
