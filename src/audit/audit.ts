@@ -1,5 +1,5 @@
 import { decide, isNever, unpinnedHolders, type Finding } from '../decision/decide.js'
-import { findingLine, gcLine } from '../decision/messages.js'
+import { findingLine, gcLine, pinCommand } from '../decision/messages.js'
 import type { ImageGcPolicy } from '../api/image-gc.js'
 import type { InventoryView } from '../inventory/inventory-index.js'
 import { extractPodTemplate, type PodTemplateFacts } from '../workload/pod-template.js'
@@ -132,8 +132,7 @@ function gcAtRisk(
     }
   }
   if (lines.length === 0) return null
-  const fix =
-    'pin it (ctr -n k8s.io images label IMAGE io.cri-containerd.pinned=pinned), free space, or use imagePullPolicy: IfNotPresent with a registry'
+  const fix = `pin it (${pinCommand('IMAGE')}), free space, or use imagePullPolicy: IfNotPresent with a registry`
   let message = `imagePullPolicy: Never image at risk from the kubelet's image garbage collection: ${lines.join('; ')}; ${fix}`
   if (message.length > MAX_EVENT_MESSAGE) message = message.slice(0, MAX_EVENT_MESSAGE - 1) + '…'
   return { target, reason: GC_EVENT_REASON, fingerprint: `gc|${keys.sort().join('|')}`, message, findings }

@@ -59,7 +59,8 @@ export function cap(s: string, max = MAX_WARNING_RUNES): string {
   return runes.length <= max ? s : runes.slice(0, max - 1).join('') + '…'
 }
 
-const KIND_WORDS: Record<ContainerFacts['kind'], string> = {
+/** What each kind of checked container is called, in messages and in `explain`. */
+export const KIND_WORDS: Record<ContainerFacts['kind'], string> = {
   container: 'container',
   initContainer: 'init container',
   ephemeralContainer: 'ephemeral container',
@@ -118,10 +119,32 @@ function wrongPlaceText(f: Finding): string {
   return `; it is on ${nodes}${more}${where}, where the kubelet does not look (only k8s.io)`
 }
 
-/** The exact commands that move an image into k8s.io on its node (also for `explain`). */
+// The commands of the fixes, in one place for denials, warnings, `explain` and `where`: the
+// kubelet looks only in containerd namespace k8s.io.
+
+/** Loads an image tarball where the kubelet looks: `ctr -n k8s.io images import` FILE. */
+export const CTR_IMPORT = 'ctr -n k8s.io images import'
+
+export function kindLoadCommand(image: string): string {
+  return `kind load docker-image ${image}`
+}
+
+export function minikubeLoadCommand(image: string): string {
+  return `minikube image load ${image}`
+}
+
+/** Keeps the image through the kubelet's image GC (containerd's pinned label). */
+export function pinCommand(image: string): string {
+  return `ctr -n k8s.io images label ${image} io.cri-containerd.pinned=pinned`
+}
+
+/** The way out when the registry is reachable: let the kubelet pull. */
+export const MAY_PULL_FIX = 'set imagePullPolicy: IfNotPresent so the kubelet may pull it'
+
+/** The exact commands that move an image into k8s.io on its node. */
 export function moveCommand(w: Pick<WrongPlace, 'namespace' | 'name'>): string {
   const name = clean(w.name)
-  return `ctr -n ${clean(w.namespace)} images export image.tar ${name} && ctr -n k8s.io images import image.tar`
+  return `ctr -n ${clean(w.namespace)} images export image.tar ${name} && ${CTR_IMPORT} image.tar`
 }
 
 /** The kubelet's image GC may delete the image where it is: which nodes, how full, the threshold. */
@@ -146,7 +169,7 @@ function gcFix(findings: Finding[]): string {
   const images = imagesOf(findings)
   const img = images.length === 1 && images[0]!.length <= 48 ? images[0]! : 'IMAGE'
   return (
-    `Protect it: pin it on those nodes (ctr -n k8s.io images label ${img} io.cri-containerd.pinned=pinned), ` +
+    `Protect it: pin it on those nodes (${pinCommand(img)}), ` +
     'free space on their image filesystem, or use imagePullPolicy: IfNotPresent with a registry the nodes can pull from'
   )
 }
@@ -250,22 +273,22 @@ function fixLines(findings: Finding[]): string[] {
     if (wrong !== undefined) {
       lines.push(
         `- move it where the kubelet looks, on ${clean(wrong.node)} (and each node like it): ${moveCommand(wrong)}` +
-          ` (kind: kind load docker-image ${img}; minikube: minikube image load ${img})`,
+          ` (kind: ${kindLoadCommand(img)}; minikube: ${minikubeLoadCommand(img)})`,
       )
     }
     if (absent) {
       const runtimes = loadRuntimes(findings)
       if (runtimes.other) {
         lines.push(
-          `- load the image onto those nodes: kind load docker-image ${img} | minikube image load ${img} | ` +
-            'ctr -n k8s.io images import IMAGE.tar on each node (an image loaded only with docker load, ' +
+          `- load the image onto those nodes: ${kindLoadCommand(img)} | ${minikubeLoadCommand(img)} | ` +
+            `${CTR_IMPORT} IMAGE.tar on each node (an image loaded only with docker load, ` +
             'or into another containerd namespace than k8s.io, is invisible to the kubelet)',
         )
       }
       if (runtimes.crio) {
         lines.push(
           `- on the CRI-O nodes: podman load -i IMAGE.tar as root on each node (CRI-O reads the host's containers-storage), ` +
-            `or minikube image load ${img}`,
+            `or ${minikubeLoadCommand(img)}`,
         )
       }
     }
@@ -275,7 +298,7 @@ function fixLines(findings: Finding[]): string[] {
       )
     if (findings.some((f) => f.reason !== 'unpullable'))
       lines.push('- pin the pod to nodes that have the image (nodeSelector or node affinity)')
-    if (registries.length === 0) lines.push('- set imagePullPolicy: IfNotPresent so the kubelet may pull it')
+    if (registries.length === 0) lines.push(`- ${MAY_PULL_FIX}`)
     else {
       lines.push(
         `- push the image to a registry the nodes can pull from; or, if they can reach ${registries.join(', ')}, add it to the ` +
@@ -304,16 +327,16 @@ function fixWarning(findings: Finding[]): string {
     const always = findings.some((f) => f.reason === 'unpullable')
     return (
       `Fix: ${always ? 'use imagePullPolicy: IfNotPresent with ' : 'load '}the image on the nodes ` +
-      `(kind load docker-image ${img}, minikube image load ${img}, or ctr -n k8s.io images import), ` +
+      `(${kindLoadCommand(img)}, ${minikubeLoadCommand(img)}, or ${CTR_IMPORT}), ` +
       'or use a registry the nodes can pull from (see neverpull.dev/pullable-registries)'
     )
   }
   const runtimes = loadRuntimes(findings)
   const how = !runtimes.crio
-    ? `kind load docker-image ${img}, minikube image load ${img}, or ctr -n k8s.io images import`
+    ? `${kindLoadCommand(img)}, ${minikubeLoadCommand(img)}, or ${CTR_IMPORT}`
     : runtimes.other
-      ? `kind load docker-image ${img}, minikube image load ${img}, ctr -n k8s.io images import, or podman load on CRI-O nodes`
-      : `podman load -i IMAGE.tar as root on each CRI-O node, or minikube image load ${img}`
+      ? `${kindLoadCommand(img)}, ${minikubeLoadCommand(img)}, ${CTR_IMPORT}, or podman load on CRI-O nodes`
+      : `podman load -i IMAGE.tar as root on each CRI-O node, or ${minikubeLoadCommand(img)}`
   return (
     `To fix the imagePullPolicy: Never ${images.length === 1 ? 'image' : 'images'} below: load onto the nodes ` +
     `(${how}), pin the pod to nodes that have it, or use imagePullPolicy: IfNotPresent`

@@ -3,7 +3,16 @@ import { lookupKey } from '../image/reference.js'
 import type { InventoryView } from '../inventory/inventory-index.js'
 import { bitsHas } from '../util/node-set.js'
 import { decide } from '../decision/decide.js'
-import { findingLine, moveCommand } from '../decision/messages.js'
+import {
+  CTR_IMPORT,
+  KIND_WORDS,
+  MAY_PULL_FIX,
+  findingLine,
+  kindLoadCommand,
+  minikubeLoadCommand,
+  moveCommand,
+  pinCommand,
+} from '../decision/messages.js'
 import { extractPodTemplate } from '../workload/pod-template.js'
 import { age, whereIs } from './where.js'
 
@@ -74,14 +83,7 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
     const c = f.container
     const key = lookupKey(c.image)
     out.push('')
-    const what =
-      c.kind === 'container'
-        ? 'container'
-        : c.kind === 'initContainer'
-          ? 'init container'
-          : c.kind === 'imageVolume'
-            ? 'image volume'
-            : 'ephemeral container'
+    const what = KIND_WORDS[c.kind]
     const slotHere = nodeName === undefined ? undefined : view.slotOf(nodeName)
     const keysHere = key.ok && slotHere !== undefined ? view.lookupKeysOn(key, slotHere) : undefined
     const lookedUp = !key.ok
@@ -122,7 +124,7 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
         ) {
           out.push(
             `  ${nodeName}: its image filesystem is ${fs.usedPercent}% full and the image is not pinned: at or above the kubelet's image GC threshold ` +
-              `(default ${DEFAULT_IMAGE_GC.highThresholdPercent}%), it may be deleted once unused; pin it: ctr -n k8s.io images label ${c.image} io.cri-containerd.pinned=pinned`,
+              `(default ${DEFAULT_IMAGE_GC.highThresholdPercent}%), it may be deleted once unused; pin it: ${pinCommand(c.image)}`,
           )
         }
         const hidden = here ? undefined : mine?.elsewhere[0]
@@ -146,7 +148,7 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
     if (f.reason !== 'present') {
       const target = nodeName ?? 'the eligible nodes'
       out.push(
-        `  fix: load it onto ${target}: ctr -n k8s.io images import IMAGE.tar there (kind: kind load docker-image ${c.image}${nodeName ? ` --nodes ${nodeName}` : ''}; minikube: minikube image load ${c.image}); the kubelet retries by itself once it is there`,
+        `  fix: load it onto ${target}: ${CTR_IMPORT} IMAGE.tar there (kind: ${kindLoadCommand(c.image)}${nodeName ? ` --nodes ${nodeName}` : ''}; minikube: ${minikubeLoadCommand(c.image)}); the kubelet retries by itself once it is there`,
       )
       if (elsewhere.length > 0 && nodeName !== undefined) {
         out.push(
@@ -154,7 +156,7 @@ export function explainPod(pod: unknown, view: InventoryView, now: number): stri
         )
       }
       if (f.suggestions.length > 0) out.push(`       or did you mean ${f.suggestions.join(', ')}?`)
-      out.push('       or set imagePullPolicy: IfNotPresent so the kubelet may pull it')
+      out.push(`       or ${MAY_PULL_FIX}`)
     }
   }
   return out.join('\n') + '\n'

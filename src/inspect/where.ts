@@ -1,4 +1,5 @@
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
+import { moveCommand } from '../decision/messages.js'
 import type { InventoryView } from '../inventory/inventory-index.js'
 import { bitsAnd, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
 
@@ -178,7 +179,7 @@ export function renderWhere(report: WhereReport, now: number): string {
   if (first !== undefined) {
     tail +=
       `${wrong.length} node${wrong.length === 1 ? ' holds' : 's hold'} it only outside containerd namespace k8s.io, where the kubelet does not look; ` +
-      `on each: ctr -n ${first.namespace} images export image.tar ${first.name} && ctr -n k8s.io images import image.tar\n`
+      `on each: ${moveCommand(first)}\n`
   }
   return head + table(rows) + tail
 }
