@@ -1,38 +1,34 @@
-import type { IncomingMessage } from 'node:http'
-import type { KubeHttp } from '../kube/http.js'
-import { toListPage, type ListPage } from '../kube/api.js'
-import { ApiStatusError, statusError, statusOf } from '../kube/status.js'
+import type { ListerWatcher, ListPage, WatchFrame } from '../kube/lister-watcher.js'
+import { ApiStatusError, statusOf } from '../kube/status.js'
 import type { Logger } from '../util/logger.js'
 import { errorMessage, isObject } from '../util/guards.js'
 import { timerClock, type Clock } from '../util/clock.js'
 import { backoffDelay } from '../util/backoff.js'
 import { ResourceVersionStore } from './rv-store.js'
 
-/** Retries wait on timers that do not keep the webhook's process alive on their own. */
+/** Retries and deadlines wait on timers that do not keep the webhook's process alive on their own. */
 const BACKGROUND_CLOCK = timerClock({ unref: true })
 
 // Lists and watches one collection the way client-go's reflector does, but keeps no cache:
 // every object is handed to the source as soon as its page or event is parsed, and all that
-// stays behind is `name -> resourceVersion`. An informer's cache would hold every
-// NodeImageSet a second time beside the index (at 5,000 nodes, gigabytes of objects).
+// stays behind is `name -> resourceVersion` (rv-store.ts). An informer's cache would hold
+// every NodeImageSet a second time beside the index (at 5,000 nodes, gigabytes of objects).
 //
 // - The list is paged (`limit` + `continue`) and read page by page, so no response holds the
 //   whole collection; a continue token that expires (410) restarts the list from the start.
 // - A relist upserts what changed as it streams in and, once complete, removes exactly the
-//   names that were known before and are gone now: the sink is never emptied meanwhile.
+//   names that were known before and are gone now (the store's Replace): the sink is never
+//   emptied meanwhile.
 // - The watch starts from the list's resourceVersion, follows bookmarks, asks the apiserver
 //   to end it (timeoutSeconds) and aborts it itself a little later, so a half-open
 //   connection cannot freeze the inventory. A normal end re-watches from the last
 //   resourceVersion; 410 (HTTP or ERROR event) relists; anything else backs off first.
-// Requests go through KubeHttp (src/kube/http.ts: a pod's service account, or a kubeconfig's
-// TLS, credentials and proxy); bodies are parsed as JSON, never deserialised into typed
-// models (which drop unknown fields and turn timestamps into Dates).
+// This is the protocol only: requests, framing and Status errors are the ListerWatcher's
+// (src/kube/lister-watcher.ts), time and sleeps the Clock's, jitter the injected random's.
 
 /** One collection and what to do with its objects. */
 export interface ReflectorSource {
   kind: string
-  /** Collection path, e.g. `/api/v1/nodes`. */
-  path: string
   /** An object was listed or changed (never called twice for one resourceVersion). */
   upsert(obj: Record<string, unknown>, name: string): void
   /** The object is gone. */
@@ -44,8 +40,8 @@ export interface ReflectorSource {
 }
 
 export interface ReflectorOptions {
-  /** The API server (src/kube). */
-  http: KubeHttp
+  /** The collection: the API server's (httpListerWatcher in src/kube), or a test's. */
+  listerWatcher: ListerWatcher
   log: Logger
   retryInitialMs: number
   retryMaxMs: number
@@ -57,13 +53,14 @@ export interface ReflectorOptions {
   watchTimeoutSeconds(): number
   /** Called once, after the first complete list. */
   onListed(): void
-  /** Time and sleeps between retries; a timer clock that keeps no process alive by default. */
+  /**
+   * Time, the sleeps between retries and the list and watch deadlines; a timer clock that
+   * keeps no process alive by default.
+   */
   clock?: Clock
   /** The jitter's randomness, in [0, 1); Math.random by default. */
   random?: () => number
 }
-
-export { ApiStatusError }
 
 // client-go reports a watch that ends this quickly without events as an error, so that a
 // server or proxy that keeps closing the stream is retried with backoff, not in a loop.
@@ -72,9 +69,6 @@ const SHORT_WATCH_MS = 1000
 const WATCH_ABORT_SLACK_SECONDS = 30
 // How long close() waits for a loop stuck outside our control (an exec credential plugin).
 const CLOSE_WAIT_MS = 2000
-// The apiserver refuses objects over 3 MiB (etcd's request limit is 1.5 MiB): a longer
-// event line is a broken stream, and buffering it without bound would cost the process.
-const MAX_EVENT_CHARS = 16 * 1024 * 1024
 // A continue token expires when the list takes longer than etcd keeps its revision
 // (5 minutes by default). Restarting at once is right after a slow page; again and again
 // means the list cannot finish in time, and the backoff should slow us down.
@@ -99,29 +93,34 @@ function resourceVersionOf(obj: Record<string, unknown>): string {
   return typeof rv === 'string' ? rv : ''
 }
 
-/** A signal that aborts with `parent`, or with `onTimeout()` after `ms`. */
-function deadline(parent: AbortSignal, ms: number, onTimeout: () => Error): { signal: AbortSignal; dispose(): void } {
+/**
+ * A signal that aborts with `parent`, or with `onTimeout()` once `clock` has slept `ms`.
+ * dispose() cancels the sleep.
+ */
+function deadline(
+  clock: Clock,
+  parent: AbortSignal,
+  ms: number,
+  onTimeout: () => Error,
+): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController()
+  const timer = new AbortController()
   const follow = (): void => controller.abort(parent.reason)
   if (parent.aborted) follow()
   else parent.addEventListener('abort', follow, { once: true })
-  const timer = setTimeout(() => controller.abort(onTimeout()), ms)
-  timer.unref()
+  clock.sleep(ms, timer.signal).then(
+    () => {
+      if (!timer.signal.aborted) controller.abort(onTimeout())
+    },
+    () => undefined,
+  )
   return {
     signal: controller.signal,
     dispose: () => {
-      clearTimeout(timer)
+      timer.abort()
       parent.removeEventListener('abort', follow)
     },
   }
-}
-
-async function readText(res: IncomingMessage): Promise<string> {
-  res.setEncoding('utf8')
-  const parts: string[] = []
-  for await (const chunk of res) parts.push(chunk as string)
-  if (!res.complete) throw new Error('the response was cut before its end (premature close)')
-  return parts.join('')
 }
 
 /** List and watch of one collection, restarted after failures until closed. */
@@ -137,6 +136,7 @@ export class Reflector {
   private listedOnce = false
   private running: Promise<void> | undefined
 
+  private readonly lw: ListerWatcher
   private readonly clock: Clock
   private readonly random: () => number
 
@@ -144,6 +144,7 @@ export class Reflector {
     private readonly source: ReflectorSource,
     private readonly options: ReflectorOptions,
   ) {
+    this.lw = options.listerWatcher
     this.clock = options.clock ?? BACKGROUND_CLOCK
     this.random = options.random ?? Math.random
   }
@@ -165,10 +166,9 @@ export class Reflector {
     this.closed = true
     this.abort.abort()
     if (this.running === undefined) return
-    let timer: NodeJS.Timeout | undefined
-    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))
-    await Promise.race([this.running, waited])
-    clearTimeout(timer)
+    const waiting = new AbortController()
+    await Promise.race([this.running, this.clock.sleep(CLOSE_WAIT_MS, waiting.signal)])
+    waiting.abort()
   }
 
   private async run(): Promise<void> {
@@ -224,13 +224,9 @@ export class Reflector {
     let restarts = 0
     let listRv: string
     for (;;) {
-      // No resourceVersion: a consistent read that honours `limit` (with "0" the watch cache
-      // answers, and older apiservers ignore `limit` there, sending everything at once).
-      const query = new URLSearchParams({ limit: String(this.options.pageSize) })
-      if (token !== '') query.set('continue', token)
       let page: ListPage
       try {
-        page = await this.fetchPage(query)
+        page = await this.fetchPage(token)
       } catch (err) {
         if (token === '' || !isExpired(err) || restarts >= MAX_LIST_RESTARTS || this.closed) throw err
         restarts++
@@ -258,33 +254,23 @@ export class Reflector {
     this.options.log.debug({ kind, items: seen.size, pages, removed, resourceVersion: listRv }, 'inventory listed')
   }
 
-  private async fetchPage(query: URLSearchParams): Promise<ListPage> {
-    const { listTimeoutMs } = this.options
+  private async fetchPage(token: string): Promise<ListPage> {
+    const { listTimeoutMs, pageSize } = this.options
     const limit = deadline(
+      this.clock,
       this.abort.signal,
       listTimeoutMs,
       () => new Error(`list request timed out after ${listTimeoutMs} ms`),
     )
-    let text: string
-    let status: number
+    let page: ListPage
     try {
-      const res = await this.options.http.open({ method: 'GET', path: this.source.path, query, signal: limit.signal })
-      text = await readText(res)
-      status = res.statusCode ?? 0
+      page = await this.lw.list({ limit: pageSize, continue: token, signal: limit.signal })
     } catch (err) {
       throw limit.signal.aborted && !this.closed ? limit.signal.reason : err
     } finally {
       limit.dispose()
     }
-    if (status !== 200) throw statusError(status, text)
-    let body: unknown
-    try {
-      body = JSON.parse(text)
-    } catch (err) {
-      throw new Error(`list response is not JSON: ${errorMessage(err)}`, { cause: err })
-    }
     // The watch starts from the list's resourceVersion: a list without one is of no use.
-    const page = toListPage(body)
     if (page.resourceVersion === '') throw new Error('list response without metadata.resourceVersion')
     return page
   }
@@ -330,13 +316,8 @@ export class Reflector {
 
   private async watch(): Promise<WatchEnd> {
     const timeoutSeconds = this.options.watchTimeoutSeconds()
-    const query = new URLSearchParams({
-      watch: 'true',
-      resourceVersion: this.resourceVersion,
-      allowWatchBookmarks: 'true',
-      timeoutSeconds: String(timeoutSeconds),
-    })
     const limit = deadline(
+      this.clock,
       this.abort.signal,
       (timeoutSeconds + WATCH_ABORT_SLACK_SECONDS) * 1000,
       () =>
@@ -346,115 +327,68 @@ export class Reflector {
     )
     const startedAt = this.clock.now()
     try {
-      const res = await this.options.http.open({ method: 'GET', path: this.source.path, query, signal: limit.signal })
-      if (res.statusCode !== 200) {
-        const err = statusError(res.statusCode ?? 0, await readText(res))
+      let frames: AsyncIterable<WatchFrame>
+      try {
+        frames = await this.lw.watch({ resourceVersion: this.resourceVersion, timeoutSeconds, signal: limit.signal })
+      } catch (err) {
         if (isExpired(err)) return 'expired'
         throw err
       }
-      return await this.stream(res, startedAt, limit.signal)
+      return await this.stream(frames, startedAt)
     } catch (err) {
+      // The deadline aborts with the parent's AbortError or with onTimeout()'s Error.
       throw limit.signal.aborted && !this.closed ? limit.signal.reason : err
     } finally {
       limit.dispose()
     }
   }
 
-  /** Reads newline-delimited watch events until the stream ends, is cut, or must stop. */
-  private stream(res: IncomingMessage, startedAt: number, signal: AbortSignal): Promise<WatchEnd> {
-    return new Promise((resolve, reject) => {
-      let pending = ''
-      let events = 0
-      let progress = false
-      let stop: Stop | undefined
-      let cause: Error | undefined
-      const line = (text: string): void => {
-        const outcome = this.event(text)
-        if (outcome === undefined) return
+  /** Handles a watch's events until it ends, is cut, or must stop. */
+  private async stream(frames: AsyncIterable<WatchFrame>, startedAt: number): Promise<WatchEnd> {
+    let events = 0
+    let progress = false
+    let stop: Stop | undefined
+    try {
+      for await (const frame of frames) {
+        const outcome = this.event(frame)
+        if (outcome === undefined) continue
         if (outcome === 'event' || outcome === 'progress') {
           events++
           if (outcome === 'progress') progress = true
-          return
+          continue
         }
         stop = outcome
-        res.destroy()
+        break
       }
-      if (res.closed) {
-        // Cut between the response and now: there will be no 'close' to wait for.
-        reject(new Error('the watch stream was cut before its end (premature close)'))
-        return
+    } finally {
+      if (progress || this.clock.now() - startedAt >= SHORT_WATCH_MS) {
+        // It ran: whatever ends it now is a new failure, not one more in a row.
+        this.failures = 0
+        this.expiredInARow = 0
       }
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => {
-        let from = 0
-        while (stop === undefined) {
-          const nl = chunk.indexOf('\n', from)
-          if (nl === -1) break
-          const text = pending === '' ? chunk.slice(from, nl) : pending + chunk.slice(from, nl)
-          pending = ''
-          from = nl + 1
-          line(text)
-        }
-        if (stop !== undefined || from >= chunk.length) return
-        pending += chunk.slice(from)
-        if (pending.length > MAX_EVENT_CHARS) {
-          stop = {
-            error: new Error(
-              `watch event longer than ${MAX_EVENT_CHARS} characters without a newline; the stream is broken`,
-            ),
-          }
-          res.destroy()
-        }
-      })
-      res.on('error', (err) => (cause = err))
-      res.once('close', () => {
-        const complete = res.complete
-        if (stop === undefined && complete && pending.trim() !== '') line(pending)
-        if (progress || this.clock.now() - startedAt >= SHORT_WATCH_MS) {
-          // It ran: whatever ends it now is a new failure, not one more in a row.
-          this.failures = 0
-          this.expiredInARow = 0
-        }
-        if (stop !== undefined) {
-          if ('expired' in stop) resolve('expired')
-          else reject(stop.error)
-        } else if (this.closed) {
-          resolve('ended')
-        } else if (signal.aborted) {
-          // deadline() aborts with the parent's AbortError or with onTimeout()'s Error.
-          reject(signal.reason as Error)
-        } else if (!complete) {
-          reject(
-            new Error(
-              `the watch stream was cut before its end (premature close)${cause === undefined ? '' : `: ${cause.message}`}`,
-            ),
-          )
-        } else if (events === 0 && this.clock.now() - startedAt < SHORT_WATCH_MS) {
-          reject(new Error('very short watch: the stream ended within a second without events'))
-        } else {
-          resolve('ended')
-        }
-      })
-    })
+    }
+    if (stop !== undefined) {
+      if ('expired' in stop) return 'expired'
+      throw stop.error
+    }
+    if (this.closed) return 'ended'
+    if (events === 0 && this.clock.now() - startedAt < SHORT_WATCH_MS)
+      throw new Error('very short watch: the stream ended within a second without events')
+    return 'ended'
   }
 
   /**
-   * Handles one event line. `progress` is an event about our objects (or a bookmark),
-   * `event` one that was ignored, a Stop ends the stream.
+   * Handles one event. `progress` is an event about our objects (or a bookmark), `event` one
+   * that was ignored, a Stop ends the stream; undefined for a line that is not an event.
    */
-  private event(text: string): 'event' | 'progress' | Stop | undefined {
+  private event(frame: WatchFrame): 'event' | 'progress' | Stop | undefined {
     const { kind } = this.source
     const { log } = this.options
-    if (text.trim() === '') return undefined
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      log.warn({ kind, reason: 'not JSON', line: text.slice(0, 200) }, 'inventory watch event ignored')
+    if (!frame.ok) {
+      log.warn({ kind, reason: 'not JSON', line: frame.line.slice(0, 200) }, 'inventory watch event ignored')
       return undefined
     }
-    const type = isObject(parsed) && typeof parsed.type === 'string' ? parsed.type : ''
-    const obj = isObject(parsed) ? parsed.object : undefined
+    const { type, object: obj } = frame
     if (!isObject(obj)) {
       log.warn({ kind, phase: type, reason: 'event without an object' }, 'inventory watch event ignored')
       return 'event'

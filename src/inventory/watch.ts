@@ -7,7 +7,9 @@ import {
   toNodeImages,
   type SkippedField,
 } from './convert.js'
-import { ApiStatusError, Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
+import { httpListerWatcher } from '../kube/lister-watcher.js'
+import { ApiStatusError } from '../kube/status.js'
+import { Reflector, type ReflectorOptions, type ReflectorSource } from './reflector.js'
 import { RUNTIME_CLASS_GROUP, RUNTIME_CLASS_VERSIONS, toRuntimeClass } from './runtime-class.js'
 import { GROUP, MODE_LABEL, NODE_IMAGE_SET_PLURAL, STEER_LABEL, VERSION, type InventorySink } from '../api/types.js'
 import { PULLABLE_REGISTRIES_ANNOTATION } from '../api/registries.js'
@@ -16,10 +18,14 @@ import { errorMessage } from '../util/guards.js'
 
 // Keeps an InventorySink in step with the cluster's Nodes, NodeImageSets, Namespaces and
 // RuntimeClasses:
-// one cacheless reflector per kind (reflector.ts) feeds the sink object by object, so the
-// index behind the sink is the only copy of the inventory this process holds.
+// one cacheless reflector per kind (reflector.ts), over the API server's collection
+// (httpListerWatcher), feeds the sink object by object, so the index behind the sink is the
+// only copy of the inventory this process holds.
 
 export type InventoryKind = 'Node' | 'NodeImageSet' | 'Namespace' | 'RuntimeClass'
+
+/** A reflector's source with where it lives: a collection path and a page size. */
+type Source = ReflectorSource & { kind: InventoryKind; path: string; pageSize: number }
 
 /** The subset of a pino logger this module uses. */
 
@@ -87,7 +93,7 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
     for (const s of skipped) metrics?.fieldSkipped(kind, s.field)
   }
 
-  const sources: Array<ReflectorSource & { kind: InventoryKind; pageSize: number }> = [
+  const sources: Source[] = [
     {
       kind: 'Node',
       path: '/api/v1/nodes',
@@ -162,7 +168,7 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
    * runtimeclasses), the inventory is synced without them: templates naming a RuntimeClass
    * are then warned about, never denied, and the list keeps being retried.
    */
-  function runtimeClasses(): ReflectorSource & { kind: InventoryKind; pageSize: number } {
+  function runtimeClasses(): Source {
     let version = 0
     let refusals = 0
     return {
@@ -218,8 +224,7 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
   }
 
   const fixedTimeout = options.watchTimeoutSeconds
-  const common: Omit<ReflectorOptions, 'pageSize' | 'onListed'> = {
-    http,
+  const common: Omit<ReflectorOptions, 'listerWatcher' | 'pageSize' | 'onListed'> = {
     log,
     retryInitialMs: options.retry?.initialMs ?? DEFAULT_RETRY_INITIAL_MS,
     retryMaxMs: options.retry?.maxMs ?? DEFAULT_RETRY_MAX_MS,
@@ -230,6 +235,8 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
     (source) =>
       new Reflector(source, {
         ...common,
+        // A function: the RuntimeClass source's path moves to another version after a 404.
+        listerWatcher: httpListerWatcher(http, () => source.path),
         pageSize: source.pageSize,
         onListed: () => {
           if (source.kind === 'RuntimeClass') sink.setRuntimeClassesComplete(true)

@@ -1,13 +1,13 @@
-import type { KubeHttp, KubeRequest } from './http.js'
+import { readText, type KubeHttp, type KubeRequest } from './http.js'
 import { statusError } from './status.js'
-import { isObject, type JsonObject } from '../util/guards.js'
+import { errorMessage, isObject, type JsonObject } from '../util/guards.js'
 
 // The Kubernetes API as this program uses it, over one KubeHttp (in-cluster or kubeconfig):
 // objects read, created, replaced and server-side applied; collections listed page by page;
 // events recorded. Bodies stay plain JSON, never typed models (which drop unknown fields and
 // turn timestamps into Dates). A refusal is an ApiStatusError with the apiserver's Status
-// (status.ts); a failure to reach it is the transport's error. Watches are streamed by the
-// reflector (src/inventory/reflector.ts) over KubeHttp.open.
+// (status.ts); a failure to reach it is the transport's error. Watches are streamed in
+// watch.ts; lister-watcher.ts pairs a streamed list page with a watch for the reflector.
 
 export const DEFAULT_TIMEOUT_MS = 10_000
 
@@ -111,6 +111,37 @@ export function toListPage(body: unknown): ListPage {
     resourceVersion: typeof rv === 'string' ? rv : '',
     continue: typeof next === 'string' ? next : '',
   }
+}
+
+export interface ListRequest {
+  /** Objects per page. */
+  limit: number
+  /** The previous page's continue token; '' for the first page. */
+  continue: string
+  /** Aborts the request, the response's reading included. */
+  signal: AbortSignal
+}
+
+/**
+ * One page of a collection, read over a streamed response: no size limit (a page of
+ * NodeImageSets may pass 16 MiB) and no timer of its own (the caller's signal is the limit).
+ * Without resourceVersion: a consistent read that honours `limit` (with "0" the watch cache
+ * answers, and older apiservers ignore `limit` there, sending everything at once).
+ */
+export async function listPage(http: KubeHttp, collection: string, req: ListRequest): Promise<ListPage> {
+  const query = new URLSearchParams({ limit: String(req.limit) })
+  if (req.continue !== '') query.set('continue', req.continue)
+  const res = await http.open({ method: 'GET', path: collection, query, signal: req.signal })
+  const text = await readText(res)
+  const status = res.statusCode ?? 0
+  if (status !== 200) throw statusError(status, text)
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch (err) {
+    throw new Error(`list response is not JSON: ${errorMessage(err)}`, { cause: err })
+  }
+  return toListPage(body)
 }
 
 /** A collection page by page (`limit` + `continue`), so no answer holds all of it. */

@@ -11,7 +11,7 @@ import { SERVICE_ACCOUNT_DIR } from '../api/service-account.js'
 //   every node nor the webhook needs;
 // - with a kubeconfig (--kubeconfig, $KUBECONFIG, development, tests), the kubeconfig's
 //   server, TLS, credentials and proxy as client-node applies them (kubeConfigHttp).
-// The access layer (api.ts) and the reflector use only the KubeHttp interface.
+// The access layer (api.ts, watch.ts, lister-watcher.ts) uses only the KubeHttp interface.
 
 export interface KubeResponse {
   status: number
@@ -105,6 +105,18 @@ function readBody(res: IncomingMessage): Promise<KubeResponse> {
     res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
     res.on('error', reject)
   })
+}
+
+/**
+ * A streamed response's whole body, without a size limit (a list page of large objects may
+ * pass 16 MiB); throws when the response was cut short.
+ */
+export async function readText(res: IncomingMessage): Promise<string> {
+  res.setEncoding('utf8')
+  const parts: string[] = []
+  for await (const chunk of res) parts.push(chunk as string)
+  if (!res.complete) throw new Error('the response was cut before its end (premature close)')
+  return parts.join('')
 }
 
 /** A buffered request over `open`, the same for both implementations. */

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { kubeConfigHttp } from '../../src/kube/http.js'
+import { httpListerWatcher } from '../../src/kube/lister-watcher.js'
 import { Reflector, type ReflectorOptions, type ReflectorSource } from '../../src/inventory/reflector.js'
 import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js'
 
@@ -47,7 +48,6 @@ async function harness(
   }
   const source: ReflectorSource = {
     kind: 'NodeImageSet',
-    path: SETS,
     upsert: (obj, name) => {
       if (name === extra.throwOn) throw new Error('sink exploded')
       h.calls.push(`upsert ${name} ${String((obj.metadata as { resourceVersion?: string }).resourceVersion)}`)
@@ -61,7 +61,7 @@ async function harness(
   }
   const noop = (): void => undefined
   h.reflector = new Reflector(source, {
-    http: kubeConfigHttp(server.kubeConfig()),
+    listerWatcher: httpListerWatcher(kubeConfigHttp(server.kubeConfig()), SETS),
     log: {
       debug: noop,
       info: noop,
@@ -212,7 +212,15 @@ t.test('an event far larger than a socket read arrives whole', async (t) => {
 
 t.test('retries wait as the injected clock and randomness say: the shared backoff, with jitter', async (t) => {
   const waits: number[] = []
-  const clock = { now: () => Date.now(), sleep: async (ms: number) => void waits.push(ms) }
+  // Backoffs pass at once; the list and watch deadlines (5 s and 90 s here), which go through
+  // the same clock, wait until they are cancelled.
+  const clock = {
+    now: () => Date.now(),
+    sleep: (ms: number, signal: AbortSignal) => {
+      if (ms < 5000) return Promise.resolve(void waits.push(ms))
+      return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+    },
+  }
   const h = await harness(
     t,
     (server) => {
