@@ -2,6 +2,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { isIP } from 'node:net'
 import { forge, type Forge } from './forge.js'
 import { subjectAltNames } from './generate.js'
+import { errorMessage } from '../util/guards.js'
 
 // Decides whether certificates already on disk can stay. Each check returns the reason a
 // certificate has to be replaced (shown to the person running `certs`), or null to keep it.
@@ -66,12 +67,12 @@ function parsePair(certPem: string, keyPem: string): ParsedPair | string {
     x509 = new X509Certificate(certPem)
     parsed = forge.pki.certificateFromPem(certPem)
   } catch (err) {
-    return `certificate cannot be parsed (${(err as Error).message})`
+    return `certificate cannot be parsed (${errorMessage(err)})`
   }
   try {
     if (!x509.checkPrivateKey(createPrivateKey(keyPem))) return 'key does not belong to the certificate'
   } catch (err) {
-    return `key cannot be parsed (${(err as Error).message})`
+    return `key cannot be parsed (${errorMessage(err)})`
   }
   return { x509, forge: parsed }
 }

@@ -131,13 +131,13 @@ async function execute(flags: CertsFlags, out: Output, deps: CertsDeps): Promise
       source = await readFile(file, 'utf8')
       mode = (await stat(file)).mode & 0o777
     } catch (err) {
-      throw new Error(`cannot read --patch-webhook-config ${file}: ${(err as Error).message}`, { cause: err })
+      throw new Error(`cannot read --patch-webhook-config ${file}: ${errorMessage(err)}`, { cause: err })
     }
     let patched: ReturnType<typeof patchWebhookConfigYaml>
     try {
       patched = patchWebhookConfigYaml(source, caBundle)
     } catch (err) {
-      throw new Error(`${file}: ${(err as Error).message}`, { cause: err })
+      throw new Error(`${file}: ${errorMessage(err)}`, { cause: err })
     }
     for (const skip of patched.skipped) out.stderr.write(`${file}: skipped ${skip}\n`)
     if (patched.patched.length === 0) {

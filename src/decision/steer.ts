@@ -1,5 +1,6 @@
 import { lookupKey, type ImageLookup } from '../image/reference.js'
 import type { InventoryView } from '../inventory/inventory-index.js'
+import { isObject, type JsonObject } from '../util/guards.js'
 import { bitsAndNot, bitsCount, bitsForEach, bitsHas, bitsIsEmpty, type Bits } from '../util/node-set.js'
 import { STEERED_ANNOTATION, type Mode } from '../api/types.js'
 import type { NodeSelectorRequirement, Placement } from '../api/scheduling.js'
@@ -197,12 +198,6 @@ const AFFINITY = '/spec/affinity'
 const REQUIRED = '/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution'
 const LABEL_NOTE = /\(node label ([^=()]+)=([^()]*)\)$/
 
-type Json = Record<string, unknown>
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 function pointer(segment: string): string {
   return segment.replaceAll('~', '~0').replaceAll('/', '~1')
 }
@@ -226,12 +221,12 @@ function isNameRequirement(r: unknown): boolean {
   )
 }
 
-function list(term: Json, key: 'matchExpressions' | 'matchFields'): unknown[] {
+function list(term: JsonObject, key: 'matchExpressions' | 'matchFields'): unknown[] {
   const v = term[key]
   return Array.isArray(v) ? v : []
 }
 
-function isEmptyTerm(term: Json): boolean {
+function isEmptyTerm(term: JsonObject): boolean {
   return list(term, 'matchExpressions').length === 0 && list(term, 'matchFields').length === 0
 }
 
@@ -242,10 +237,10 @@ function isEmptyTerm(term: Json): boolean {
  * one-value `metadata.name In`. Terms left empty were ours alone; duplicates (one per node)
  * fold back into one. `undefined` when no own term is left; `own` false when nothing was ours.
  */
-function ownTerms(raw: Json[], annotation: string | undefined): { base: Json[] | undefined; own: boolean } {
+function ownTerms(raw: JsonObject[], annotation: string | undefined): { base: JsonObject[] | undefined; own: boolean } {
   if (annotation === undefined || raw.length === 0) return { base: raw, own: false }
   const note = LABEL_NOTE.exec(annotation)
-  const stripped: Json[] = []
+  const stripped: JsonObject[] = []
   if (note !== null) {
     let found = false
     for (const term of raw) {
@@ -275,10 +270,10 @@ function ownTerms(raw: Json[], annotation: string | undefined): { base: Json[] |
     }
   }
   const seen = new Set<string>()
-  const base: Json[] = []
+  const base: JsonObject[] = []
   for (const term of stripped) {
     if (isEmptyTerm(term)) continue
-    const tidy: Json = { ...term }
+    const tidy: JsonObject = { ...term }
     for (const key of ['matchExpressions', 'matchFields'] as const)
       if (Array.isArray(tidy[key]) && (tidy[key] as unknown[]).length === 0) delete tidy[key]
     const id = JSON.stringify(tidy)
@@ -290,7 +285,7 @@ function ownTerms(raw: Json[], annotation: string | undefined): { base: Json[] |
 }
 
 /** The pod with its required node affinity terms replaced (`undefined`: none). */
-function withTerms(pod: Json, spec: Json, terms: Json[] | undefined): Json {
+function withTerms(pod: JsonObject, spec: JsonObject, terms: JsonObject[] | undefined): JsonObject {
   const affinity = isObject(spec['affinity']) ? spec['affinity'] : {}
   const nodeAffinity = isObject(affinity['nodeAffinity']) ? { ...affinity['nodeAffinity'] } : {}
   if (terms === undefined) delete nodeAffinity['requiredDuringSchedulingIgnoredDuringExecution']
@@ -301,17 +296,17 @@ function withTerms(pod: Json, spec: Json, terms: Json[] | undefined): Json {
 /** The terms that limit the pod to S: see the comment at the top of this section. */
 function steeredTerms(
   view: InventoryView,
-  base: Json[] | undefined,
+  base: JsonObject[] | undefined,
   placement: Placement,
   target: Extract<SteerTarget, { steer: true }>,
-): Json[] {
+): JsonObject[] {
   if (target.label !== undefined) {
     const requirement: NodeSelectorRequirement = { key: target.label.key, operator: 'In', values: [target.label.value] }
     if (base === undefined) return [{ matchExpressions: [requirement] }]
     return base.map((term) => ({ ...term, matchExpressions: [...list(term, 'matchExpressions'), requirement] }))
   }
   if (base === undefined) return target.names.map((name) => ({ matchFields: [nameRequirement(name)] }))
-  const out: Json[] = []
+  const out: JsonObject[] = []
   const facts = placement.requiredTerms ?? []
   for (const [i, term] of base.entries()) {
     const own = facts[i]
@@ -326,7 +321,7 @@ function steeredTerms(
   return out
 }
 
-function ownerIsDaemonSet(metadata: Json): boolean {
+function ownerIsDaemonSet(metadata: JsonObject): boolean {
   const owners = metadata['ownerReferences']
   return Array.isArray(owners) && owners.some((o) => isObject(o) && o['kind'] === 'DaemonSet')
 }
@@ -352,17 +347,19 @@ export function steerPod(view: InventoryView, pod: unknown, policy: SteerPolicy,
   if (template.mirror) return left('mirror')
   if (metadata !== undefined && ownerIsDaemonSet(metadata)) return left('daemonset')
 
-  const spec = pod['spec'] as Json
+  const spec = pod['spec'] as JsonObject
   const annotations = metadata !== undefined && isObject(metadata['annotations']) ? metadata['annotations'] : undefined
   const current = annotations?.[STEERED_ANNOTATION]
   // extractPodTemplate checked the shape: when it found terms, the path to them is objects.
   const hasTerms = template.placement.requiredTerms !== undefined
   const raw = hasTerms
-    ? (((spec['affinity'] as Json)['nodeAffinity'] as Json)['requiredDuringSchedulingIgnoredDuringExecution'] as Json)[
-        'nodeSelectorTerms'
-      ]
+    ? (
+        ((spec['affinity'] as JsonObject)['nodeAffinity'] as JsonObject)[
+          'requiredDuringSchedulingIgnoredDuringExecution'
+        ] as JsonObject
+      )['nodeSelectorTerms']
     : undefined
-  const rawTerms = Array.isArray(raw) ? (raw as Json[]) : []
+  const rawTerms = Array.isArray(raw) ? (raw as JsonObject[]) : []
   const { base, own } = hasTerms
     ? ownTerms(rawTerms, typeof current === 'string' ? current : undefined)
     : { base: undefined, own: false }

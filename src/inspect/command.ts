@@ -153,7 +153,7 @@ async function run(usageText: string, io: ToolIo, body: () => Promise<number>): 
       io.stderr.write(`error: ${err.message}\n\n${usageText}`)
       return EXIT_USAGE
     }
-    io.stderr.write(`error: ${(err as Error).message}\n`)
+    io.stderr.write(`error: ${errorMessage(err)}\n`)
     return EXIT_USAGE
   }
 }

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
+import { errorMessage } from '../util/guards.js'
 
 // Manifests as people and CI have them: files, directories, stdin; multi-document YAML,
 // JSON, `List` objects, Helm or kustomize output piped in.
@@ -25,7 +26,7 @@ async function expand(path: string): Promise<string[]> {
     info = await stat(path)
   } catch (err) {
     throw new ManifestError(
-      `${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`,
+      `${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : errorMessage(err)}`,
     )
   }
   if (!info.isDirectory()) return [path]
@@ -83,7 +84,7 @@ export async function readManifests(paths: string[], stdin: () => Promise<string
       try {
         text = await readFile(file, 'utf8')
       } catch (err) {
-        throw new ManifestError(`${file}: ${(err as Error).message}`)
+        throw new ManifestError(`${file}: ${errorMessage(err)}`)
       }
       out.push(...parseManifests(text, file))
     }

@@ -13,7 +13,7 @@ import {
 import { NODE_IMAGE_SET_SCHEMA } from '../api/nodeimageset-schema.js'
 import { toJsonSchema } from '../api/openapi.js'
 import { parsePullableRegistries, PULLABLE_REGISTRIES_ANNOTATION, type PullableRegistries } from '../api/registries.js'
-import { isObject as isRecord } from '../util/guards.js'
+import { isObject, type JsonObject } from '../util/guards.js'
 
 // Inventory objects come from the API server (or a file a person wrote): validate before
 // trusting, and turn a bad object into a reason string rather than an exception, so one
@@ -113,8 +113,6 @@ export interface SkippedField {
 
 export type NodeRead = { ok: true; value: NodeFacts; skipped: SkippedField[] } | { ok: false; error: string }
 
-type Json = Record<string, unknown>
-
 /** What a JSON value is, in the words of the reason strings. */
 function kindOf(value: unknown): string {
   if (Array.isArray(value)) return 'a list'
@@ -134,16 +132,16 @@ class FieldReader {
   }
 
   /** An object field: absent or null is `{}`, anything else but an object is skipped. */
-  object(parent: Json, key: string, field: string, at: string): Json {
+  object(parent: JsonObject, key: string, field: string, at: string): JsonObject {
     const value = parent[key]
     if (value === undefined || value === null) return {}
-    if (isRecord(value)) return value
+    if (isObject(value)) return value
     this.skip(field, at, value, 'an object')
     return {}
   }
 
   /** A list field: absent or null is `[]`, anything else but a list is skipped. */
-  list(parent: Json, key: string, field: string, at: string): unknown[] {
+  list(parent: JsonObject, key: string, field: string, at: string): unknown[] {
     const value = parent[key]
     if (value === undefined || value === null) return []
     if (Array.isArray(value)) return value
@@ -155,15 +153,15 @@ class FieldReader {
 const EFFECTS: ReadonlySet<string> = new Set<TaintEffect>(['NoSchedule', 'PreferNoSchedule', 'NoExecute'])
 
 export function toNodeFacts(obj: unknown): NodeRead {
-  if (!isRecord(obj)) return { ok: false, error: `malformed Node: (root) is ${kindOf(obj)}, not an object` }
+  if (!isObject(obj)) return { ok: false, error: `malformed Node: (root) is ${kindOf(obj)}, not an object` }
   const metadata = obj['metadata']
-  const name = isRecord(metadata) ? metadata['name'] : undefined
+  const name = isObject(metadata) ? metadata['name'] : undefined
   if (typeof name !== 'string' || name === '')
     return { ok: false, error: 'malformed Node: /metadata/name must be a non-empty string' }
   const r = new FieldReader()
 
   const labels: Record<string, string> = {}
-  const rawLabels = r.object(metadata as Json, 'labels', 'metadata.labels', 'metadata.labels')
+  const rawLabels = r.object(metadata as JsonObject, 'labels', 'metadata.labels', 'metadata.labels')
   for (const key in rawLabels) {
     const value = rawLabels[key]
     if (typeof value === 'string') labels[key] = value
@@ -179,11 +177,11 @@ export function toNodeFacts(obj: unknown): NodeRead {
 
   const taints: Taint[] = []
   for (const [i, t] of r.list(spec, 'taints', 'spec.taints', 'spec.taints').entries()) {
-    const key = isRecord(t) ? t['key'] : undefined
-    const effect = isRecord(t) ? t['effect'] : undefined
-    const value = isRecord(t) ? t['value'] : undefined
+    const key = isObject(t) ? t['key'] : undefined
+    const effect = isObject(t) ? t['effect'] : undefined
+    const value = isObject(t) ? t['value'] : undefined
     if (
-      !isRecord(t) ||
+      !isObject(t) ||
       typeof key !== 'string' ||
       typeof effect !== 'string' ||
       (value !== undefined && value !== null && typeof value !== 'string')
@@ -201,7 +199,7 @@ export function toNodeFacts(obj: unknown): NodeRead {
   const status = r.object(obj, 'status', 'status', 'status')
   let ready: boolean | undefined
   for (const [i, c] of r.list(status, 'conditions', 'status.conditions', 'status.conditions').entries()) {
-    if (!isRecord(c)) {
+    if (!isObject(c)) {
       r.skip('status.conditions', `status.conditions[${i}]`, c, 'an object')
       continue
     }
@@ -210,7 +208,7 @@ export function toNodeFacts(obj: unknown): NodeRead {
 
   const statusImageNames: string[] = []
   for (const [i, image] of r.list(status, 'images', 'status.images', 'status.images').entries()) {
-    if (!isRecord(image)) {
+    if (!isObject(image)) {
       r.skip('status.images', `status.images[${i}]`, image, 'an object')
       continue
     }

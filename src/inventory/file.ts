@@ -3,6 +3,7 @@ import { parseAllDocuments } from 'yaml'
 import { namespaceMode, namespacePullableRegistries, namespaceSteer, toNodeFacts, toNodeImages } from './convert.js'
 import { GROUP, type InventorySink } from '../api/types.js'
 import { isRuntimeClass, toRuntimeClass } from './runtime-class.js'
+import { errorMessage } from '../util/guards.js'
 
 // A static inventory: what `kubectl get nodes,nodeimagesets,namespaces,runtimeclasses -o yaml` prints (a
 // List), or several documents. A snapshot is taken as the truth at the time it is loaded:
@@ -107,7 +108,7 @@ export async function loadInventoryFile(file: string, sink: InventorySink, now: 
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
-    throw new InventoryFileError(file, `cannot read inventory: ${(err as Error).message}`)
+    throw new InventoryFileError(file, `cannot read inventory: ${errorMessage(err)}`)
   }
   return loadInventoryText(text, file, sink, now)
 }

@@ -1,4 +1,5 @@
 import type { RuntimeClassFacts, Toleration } from '../api/types.js'
+import { errorMessage, isObject, type JsonObject } from '../util/guards.js'
 
 // RuntimeClass objects (node.k8s.io/v1, and v1beta1 on 1.19, whose fields sit at the same
 // place: `handler` and `scheduling{nodeSelector, tolerations}` at the top level). Read field
@@ -11,19 +12,13 @@ export const RUNTIME_CLASS_VERSIONS = ['v1', 'v1beta1'] as const
 
 export type RuntimeClassRead = { ok: true; value: RuntimeClassFacts } | { ok: false; error: string }
 
-type Json = Record<string, unknown>
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 export function isRuntimeClass(obj: unknown): boolean {
-  if (!isRecord(obj) || obj['kind'] !== 'RuntimeClass') return false
+  if (!isObject(obj) || obj['kind'] !== 'RuntimeClass') return false
   const apiVersion = obj['apiVersion']
   return RUNTIME_CLASS_VERSIONS.some((v) => apiVersion === `${RUNTIME_CLASS_GROUP}/${v}`)
 }
 
-function optionalString(obj: Json, key: string, at: string): string | undefined {
+function optionalString(obj: JsonObject, key: string, at: string): string | undefined {
   const v = obj[key]
   if (v === undefined || v === null) return undefined
   if (typeof v !== 'string') throw new Error(`${at}.${key} must be a string`)
@@ -32,9 +27,9 @@ function optionalString(obj: Json, key: string, at: string): string | undefined 
 
 export function toRuntimeClass(obj: unknown): RuntimeClassRead {
   try {
-    if (!isRecord(obj)) throw new Error('a RuntimeClass must be an object')
+    if (!isObject(obj)) throw new Error('a RuntimeClass must be an object')
     const metadata = obj['metadata']
-    const name = isRecord(metadata) ? metadata['name'] : undefined
+    const name = isObject(metadata) ? metadata['name'] : undefined
     if (typeof name !== 'string' || name === '') throw new Error('RuntimeClass without metadata.name')
     const value: RuntimeClassFacts = {
       name,
@@ -43,10 +38,10 @@ export function toRuntimeClass(obj: unknown): RuntimeClassRead {
     }
     const scheduling = obj['scheduling']
     if (scheduling === undefined || scheduling === null) return { ok: true, value }
-    if (!isRecord(scheduling)) throw new Error(`RuntimeClass ${name}: scheduling must be an object`)
+    if (!isObject(scheduling)) throw new Error(`RuntimeClass ${name}: scheduling must be an object`)
     const selector = scheduling['nodeSelector']
     if (selector !== undefined && selector !== null) {
-      if (!isRecord(selector))
+      if (!isObject(selector))
         throw new Error(`RuntimeClass ${name}: scheduling.nodeSelector must be an object of strings`)
       const copy: Record<string, string> = {}
       for (const key of Object.keys(selector)) {
@@ -62,7 +57,7 @@ export function toRuntimeClass(obj: unknown): RuntimeClassRead {
       if (!Array.isArray(tolerations)) throw new Error(`RuntimeClass ${name}: scheduling.tolerations must be a list`)
       tolerations.forEach((t, i) => {
         const at = `RuntimeClass ${name}: scheduling.tolerations[${i}]`
-        if (!isRecord(t)) throw new Error(`${at} must be an object`)
+        if (!isObject(t)) throw new Error(`${at} must be an object`)
         const toleration: Toleration = {}
         const key = optionalString(t, 'key', at)
         const operator = optionalString(t, 'operator', at)
@@ -77,6 +72,6 @@ export function toRuntimeClass(obj: unknown): RuntimeClassRead {
     }
     return { ok: true, value }
   } catch (err) {
-    return { ok: false, error: (err as Error).message }
+    return { ok: false, error: errorMessage(err) }
   }
 }

@@ -1,6 +1,7 @@
 import { parseWebhookArgs, WEBHOOK_USAGE } from '../config/webhook.js'
 import { EXIT_USAGE, UsageError } from '../util/flags.js'
 import type { SignalSource } from '../util/signals.js'
+import { errorMessage } from '../util/guards.js'
 
 // `neverpull-guard webhook`: flags to config, start, serve until SIGTERM or SIGINT, drain.
 
@@ -41,7 +42,7 @@ export async function runWebhook(
   try {
     running = await startWebhook(config)
   } catch (err) {
-    io.stderr.write(`neverpull-guard webhook: ${(err as Error).message}\n`)
+    io.stderr.write(`neverpull-guard webhook: ${errorMessage(err)}\n`)
     return 1
   }
   if (config.dev) {

@@ -8,6 +8,7 @@ import {
   type ReviewVersion,
 } from '../admission/review.js'
 import type { Logger } from '../util/logger.js'
+import { field } from '../util/guards.js'
 
 // One admission route, whatever it judges: decide, time it, count it, log one line, and
 // answer with an AdmissionReview even when the handler throws (controller-runtime's
@@ -46,16 +47,10 @@ export interface AdmissionRoute<R extends RouteRecord> {
   after?(record: R): void
 }
 
-function peek(body: unknown, key: string): unknown {
-  return typeof body === 'object' && body !== null && !Array.isArray(body)
-    ? (body as Record<string, unknown>)[key]
-    : undefined
-}
-
 /** The uid and version to answer a review with when its handler could not. */
 export function envelopeOf(body: unknown): { uid: string; version: ReviewVersion } {
-  const uid = peek(peek(body, 'request'), 'uid')
-  return { uid: typeof uid === 'string' ? uid : '', version: peek(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1 }
+  const uid = field(field(body, 'request'), 'uid')
+  return { uid: typeof uid === 'string' ? uid : '', version: field(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1 }
 }
 
 export function admissionRoute<R extends RouteRecord>(

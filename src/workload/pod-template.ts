@@ -1,6 +1,6 @@
 import type { Toleration } from '../api/types.js'
 import { daemonSetTolerations, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
-import { isObject } from '../util/guards.js'
+import { isObject, type JsonObject } from '../util/guards.js'
 
 // Where the pod spec lives in each object that carries one (KUBERNETES-FACTS §3), and the
 // facts the decision needs from it. The apiserver has validated and defaulted the object
@@ -75,22 +75,20 @@ export function carriesPodTemplate(group: string | undefined, kind: string): boo
 
 export const POD_TEMPLATE_KINDS: readonly string[] = [...KINDS.keys()]
 
-type Json = Record<string, unknown>
-
 class ShapeError extends Error {}
 
 function fail(path: string, what: string): never {
   throw new ShapeError(`${path} ${what}`)
 }
 
-function optionalString(obj: Json, key: string, path: string): string | undefined {
+function optionalString(obj: JsonObject, key: string, path: string): string | undefined {
   const v = obj[key]
   if (v === undefined || v === null) return undefined
   if (typeof v !== 'string') fail(`${path}.${key}`, 'must be a string')
   return v
 }
 
-function optionalArray(obj: Json, key: string, path: string): unknown[] {
+function optionalArray(obj: JsonObject, key: string, path: string): unknown[] {
   const v = obj[key]
   if (v === undefined || v === null) return []
   if (!Array.isArray(v)) fail(`${path}.${key}`, 'must be an array')
@@ -104,7 +102,7 @@ function stringMap(v: unknown, path: string): Record<string, string> | undefined
   return v as Record<string, string>
 }
 
-function containers(spec: Json, key: string, kind: ContainerKind, path: string, out: ContainerFacts[]): void {
+function containers(spec: JsonObject, key: string, kind: ContainerKind, path: string, out: ContainerFacts[]): void {
   const list = optionalArray(spec, key, path)
   for (let i = 0; i < list.length; i++) {
     const c = list[i]
@@ -120,7 +118,7 @@ function containers(spec: Json, key: string, kind: ContainerKind, path: string, 
 }
 
 /** `spec.volumes[].image{reference, pullPolicy}`, as the containers the decision checks. */
-function imageVolumes(spec: Json, path: string, out: ContainerFacts[]): void {
+function imageVolumes(spec: JsonObject, path: string, out: ContainerFacts[]): void {
   const list = optionalArray(spec, 'volumes', path)
   for (let i = 0; i < list.length; i++) {
     const v = list[i]
@@ -154,7 +152,7 @@ function requirements(v: unknown, path: string): NodeSelectorTerm['matchExpressi
   })
 }
 
-function requiredTerms(spec: Json, path: string): NodeSelectorTerm[] | undefined {
+function requiredTerms(spec: JsonObject, path: string): NodeSelectorTerm[] | undefined {
   const affinity = spec['affinity']
   if (!isObject(affinity)) return undefined
   const nodeAffinity = affinity['nodeAffinity']
@@ -174,7 +172,7 @@ function requiredTerms(spec: Json, path: string): NodeSelectorTerm[] | undefined
   })
 }
 
-function tolerations(spec: Json, path: string): Toleration[] {
+function tolerations(spec: JsonObject, path: string): Toleration[] {
   const list = optionalArray(spec, 'tolerations', path)
   return list.map((t, i) => {
     const at = `${path}.tolerations[${i}]`
@@ -213,7 +211,7 @@ const SCALABLE: ReadonlySet<string> = new Set(['Deployment', 'ReplicaSet', 'Stat
  * Deployment scales its existing ReplicaSets, whose templates are not this one unless it
  * was left unchanged); a core PodTemplate is only a template.
  */
-function idleReason(kind: string, object: Json): Idle | undefined {
+function idleReason(kind: string, object: JsonObject): Idle | undefined {
   if (kind === 'PodTemplate') return 'template-only'
   const spec = object['spec']
   if (!isObject(spec)) return undefined
@@ -230,7 +228,7 @@ function idleReason(kind: string, object: Json): Idle | undefined {
 }
 
 /** See PodTemplateFacts.heldRollout. */
-function heldRollout(kind: string, object: Json): PodTemplateFacts['heldRollout'] {
+function heldRollout(kind: string, object: JsonObject): PodTemplateFacts['heldRollout'] {
   if (kind !== 'DaemonSet' && kind !== 'StatefulSet') return undefined
   const spec = object['spec']
   if (!isObject(spec)) return undefined

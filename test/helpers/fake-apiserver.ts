@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net'
 import { KubeConfig } from '@kubernetes/client-node'
 import { parse as parseYaml } from 'yaml'
+import { isObject } from '../../src/util/guards.js'
 import { formatGoTime, parseGoTime, RFC3339, RFC3339_MICRO, type GoTimeLayout } from './go-time.js'
 
 // An in-process Kubernetes API server that speaks the REST wire protocol the real one does
@@ -198,10 +199,6 @@ export function statusObject(code: number, reason: string, message: string, deta
 
 function clone<T>(value: T): T {
   return structuredClone(value)
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function apiVersionOf(r: ResourceType): string {
