@@ -6,6 +6,7 @@ import { patchLiveWebhookConfig, type PatchLive } from './live.js'
 import { SECRET_NAME, caBundleOf, patchWebhookConfigYaml, secretManifest } from './manifests.js'
 import { EXIT_USAGE, parseFlags, usage, UsageError, type CommandSpec } from '../util/flags.js'
 import { errorMessage } from '../util/guards.js'
+import { isDns1035Label, isDns1123Label } from '../util/dns-name.js'
 
 export interface Output {
   stdout: { write(chunk: string): unknown }
@@ -183,10 +184,10 @@ export function parseCertsFlags(argv: readonly string[]): CertsFlags {
     kubeconfig: parsed.string('kubeconfig'),
     help: parsed.help,
   }
-  if (!DNS_LABEL.test(flags.service)) {
+  if (!isDns1035Label(flags.service)) {
     throw new UsageError(`--service '${flags.service}' is not a valid Service name (lower-case letters, digits and '-', starting with a letter, at most 63)`)
   }
-  if (!DNS_LABEL_1123.test(flags.namespace)) {
+  if (!isDns1123Label(flags.namespace)) {
     throw new UsageError(`--namespace '${flags.namespace}' is not a valid namespace name (lower-case letters, digits and '-', at most 63)`)
   }
   for (const host of flags.hosts) {
@@ -204,14 +205,11 @@ export function parseCertsFlags(argv: readonly string[]): CertsFlags {
   return flags
 }
 
-const DNS_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/
-const DNS_LABEL_1123 = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
-
 function isDnsName(name: string): boolean {
   if (name.length > 253) return false
   const labels = name.split('.')
   // A leading `*` label is allowed: a wildcard certificate for an ingress-style name.
-  return labels.every((label, i) => (i === 0 && label === '*' && labels.length > 1) || /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(label))
+  return labels.every((label, i) => (i === 0 && label === '*' && labels.length > 1) || isDns1123Label(label))
 }
 
 function parseDays(value: string): number {

@@ -9,6 +9,7 @@ import {
 } from '../api/types.js'
 import { DEFAULT_IMAGE_GC, type ImageGcPolicy } from '../api/image-gc.js'
 import { parsePullableRegistries, type PullableRegistries } from '../api/registries.js'
+import { isDns1123Label, isDns1123Subdomain } from '../util/dns-name.js'
 
 // Every setting of the webhook, from flags first and then NEVERPULL_* environment
 // variables, validated once here; nothing else reads process.env.
@@ -202,15 +203,12 @@ export const WEBHOOK_USAGE = usage(WEBHOOK_COMMAND)
 
 export type ConfigResult = { ok: true; config: WebhookConfig } | { ok: false; error: string }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
-const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
-
 /** `NAMESPACE:NAME`, or the full username `system:serviceaccount:NAMESPACE:NAME`. */
 export function parseServiceAccount(text: string): ServiceAccountRef | undefined {
   const parts = text.replace(/^system:serviceaccount:/, '').split(':')
   if (parts.length !== 2) return undefined
   const [namespace = '', name = ''] = parts
-  return DNS_LABEL.test(namespace) && DNS_SUBDOMAIN.test(name) ? { namespace, name } : undefined
+  return isDns1123Label(namespace) && isDns1123Subdomain(name) ? { namespace, name } : undefined
 }
 
 /** Flags, then NEVERPULL_* environment variables, to a validated config; throws UsageError. */
