@@ -19,6 +19,7 @@ import {
   bitsSet,
   NodeSet,
   ScratchBits,
+  SlotPool,
   wordsFor,
   type Bits,
 } from '../util/node-set.js'
@@ -207,6 +208,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private keyIds = new Map<string, number>()
   private keyNames: string[] = []
   private keySets: Array<NodeSet | undefined> = []
+  /** Where the node lists of keySets and statusOnlySets live: one array, not one per key. */
+  private readonly lists = new SlotPool()
   /** Per key id, the nodes that hold it by Node.status.images but not by their NodeImageSet. */
   private statusOnlySets: Array<NodeSet | undefined> = []
   private freeKeys: number[] = []
@@ -875,7 +878,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private markStatusOnly(id: number, slot: number, on: boolean): void {
     let set = this.statusOnlySets[id]
     if (on) {
-      if (set === undefined) this.statusOnlySets[id] = set = new NodeSet()
+      if (set === undefined) this.statusOnlySets[id] = set = new NodeSet(this.lists)
       set.add(slot)
     } else if (set !== undefined) {
       set.delete(slot)
@@ -886,7 +889,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private addKey(id: number, slot: number): void {
     let set = this.keySets[id]
     if (set === undefined) {
-      this.keySets[id] = set = new NodeSet()
+      this.keySets[id] = set = new NodeSet(this.lists)
       const key = this.keyNames[id]!
       if (isIdKey(key)) this.idKeys.add(key)
       const repo = repositoryOfKey(key)
@@ -907,6 +910,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (set.size > 0) return
     const key = this.keyNames[id]!
     this.keySets[id] = undefined
+    this.statusOnlySets[id]?.clear()
     this.statusOnlySets[id] = undefined
     this.keyIds.delete(key)
     this.keyNames[id] = ''

@@ -72,28 +72,175 @@ export function bitsForEach(bits: Bits, fn: (slot: number) => boolean | void): v
   }
 }
 
+/** Most slots a set keeps as a list; past that it is a bitset. */
 const SPARSE_LIMIT = 64
+
+/** Block sizes (in slots) a list may take in its pool, smallest first; the last is SPARSE_LIMIT. */
+const BLOCKS = [4, 8, 12, 16, 24, 32, 48, SPARSE_LIMIT] as const
+
+/** The size class of the smallest block holding `size` slots. */
+function blockClass(size: number): number {
+  let c = 0
+  while (BLOCKS[c]! < size) c++
+  return c
+}
+
+/**
+ * Storage for the lists of many NodeSets: one typed array carved into blocks. A typed array
+ * per set cost about 400 bytes of V8 objects and malloc bookkeeping besides its data (the
+ * inventory holds one set per image key, 60,000 at 5,000 nodes x 200 images); here a list
+ * costs its slots, 2 bytes each while every slot fits in 16 bits (4 after). A set's block is
+ * named by a handle, so moving blocks never touches the sets. Freed blocks are reused by size
+ * class; when the array is full, the live blocks are copied into a new array sized to twice
+ * what they need, which drops the freed ones (a copying collector: amortised constant cost
+ * per slot allocated, and the array stays within about twice the live lists).
+ */
+export class SlotPool {
+  /** The lists, block after block. Read through a NodeSet; valid until the next write. */
+  private data: Uint16Array | Uint32Array = new Uint16Array(0)
+  private top = 0
+  /** Per handle, its block's first index in data, or -1 for a handle not in use. */
+  private starts = new Int32Array(0)
+  /** Per handle, its block's size class. */
+  private classes = new Uint8Array(0)
+  private handles = 0
+  private readonly spareHandles: number[] = []
+  /** Per size class, freed blocks (their first index). */
+  private readonly spare: number[][] = BLOCKS.map(() => [])
+
+  /** The array the lists live in; re-read it after any write to any set of the pool. */
+  get slots(): Uint16Array | Uint32Array {
+    return this.data
+  }
+
+  /** Where handle h's list starts in `slots`. */
+  start(h: number): number {
+    return this.starts[h]!
+  }
+
+  /** How many slots handle h's block holds. */
+  capacity(h: number): number {
+    return BLOCKS[this.classes[h]!]!
+  }
+
+  /** A new handle with a block of the smallest size. */
+  open(): number {
+    let h = this.spareHandles.pop()
+    if (h === undefined) {
+      h = this.handles++
+      if (h >= this.starts.length) {
+        const size = Math.max(16, this.starts.length * 2)
+        const starts = new Int32Array(size)
+        starts.set(this.starts)
+        const classes = new Uint8Array(size)
+        classes.set(this.classes)
+        this.starts = starts
+        this.classes = classes
+      }
+    }
+    this.starts[h] = -1
+    this.place(h, 0)
+    return h
+  }
+
+  /** Gives back handle h and its block. */
+  close(h: number): void {
+    this.spare[this.classes[h]!]!.push(this.starts[h]!)
+    this.starts[h] = -1
+    this.spareHandles.push(h)
+  }
+
+  /** Moves handle h's list (its first `used` slots) into a block of at least `size` slots. */
+  reserve(h: number, size: number, used: number): void {
+    const c = blockClass(size)
+    if (c <= this.classes[h]!) return
+    const from = this.starts[h]!
+    const old = this.classes[h]!
+    // Out of the collector's sight while it moves: copy after placing, from the saved data.
+    this.starts[h] = -1
+    const before = this.data
+    const compacted = this.place(h, c)
+    // place() may have compacted: then the list was left behind in `before`, at `from`.
+    const to = this.starts[h]
+    this.data.set(before.subarray(from, from + used), to)
+    if (!compacted) this.spare[old]!.push(from)
+  }
+
+  /** Writes slot at position i of handle h's list. */
+  write(h: number, i: number, slot: number): void {
+    if (slot > 0xffff && this.data instanceof Uint16Array) this.data = Uint32Array.from(this.data)
+    this.data[this.starts[h]! + i] = slot
+  }
+
+  /**
+   * Gives handle h (whose start is -1) a block of class c. Returns true when it compacted
+   * the array instead of only allocating (the blocks freed so far are gone then).
+   */
+  private place(h: number, c: number): boolean {
+    const size = BLOCKS[c]!
+    this.classes[h] = c
+    const reused = this.spare[c]!.pop()
+    if (reused !== undefined) {
+      this.starts[h] = reused
+      return false
+    }
+    let compacted = false
+    if (this.top + size > this.data.length) {
+      this.compact(size)
+      compacted = true
+    }
+    this.starts[h] = this.top
+    this.top += size
+    return compacted
+  }
+
+  /** Copies the live blocks, in handle order, into a new array with room for `more` slots. */
+  private compact(more: number): void {
+    let live = more
+    for (let h = 0; h < this.handles; h++) if (this.starts[h]! >= 0) live += BLOCKS[this.classes[h]!]!
+    const old = this.data
+    const data = old instanceof Uint16Array ? new Uint16Array(2 * live) : new Uint32Array(2 * live)
+    let top = 0
+    for (let h = 0; h < this.handles; h++) {
+      const from = this.starts[h]!
+      if (from < 0) continue
+      const size = BLOCKS[this.classes[h]!]!
+      data.set(old.subarray(from, from + size), top)
+      this.starts[h] = top
+      top += size
+    }
+    this.data = data
+    this.top = top
+    for (const list of this.spare) list.length = 0
+  }
+}
 
 /**
  * A set of node slots that grows from a list into a bitset. The list form keeps the
- * inventory small when an image sits on few nodes (the common case).
+ * inventory small when an image sits on few nodes (the common case); the lists of the
+ * index's sets share one SlotPool.
  */
 export class NodeSet {
-  // The list form is a typed array (4 bytes a slot, not a boxed-array element).
-  private sparse: Uint32Array | null = new Uint32Array(4)
+  private readonly pool: SlotPool
+  /** The list's handle in the pool, -1 when the set has no list (empty, or dense). */
+  private list = -1
   private dense: Bits | null = null
   private n = 0
+
+  /** A set whose list lives in `pool`; without one, in a pool of its own. */
+  constructor(pool?: SlotPool) {
+    this.pool = pool ?? new SlotPool()
+  }
 
   get size(): number {
     return this.n
   }
 
   /** A set holding the slots of bits (copied: the set owns its storage). */
-  static fromBits(bits: Bits): NodeSet {
-    const set = new NodeSet()
+  static fromBits(bits: Bits, pool?: SlotPool): NodeSet {
+    const set = new NodeSet(pool)
     const n = bitsCount(bits)
     if (n > SPARSE_LIMIT) {
-      set.sparse = null
       set.dense = Uint32Array.from(bits)
       set.n = n
     } else bitsForEach(bits, (slot) => void set.add(slot))
@@ -102,46 +249,62 @@ export class NodeSet {
 
   has(slot: number): boolean {
     if (this.dense !== null) return bitsHas(this.dense, slot)
-    const list = this.sparse!
-    for (let i = 0; i < this.n; i++) if (list[i] === slot) return true
-    return false
+    return this.indexOf(slot) >= 0
   }
 
   add(slot: number): void {
     if (this.has(slot)) return
-    this.n++
     if (this.dense !== null) {
+      this.n++
       this.growTo(slot)
       bitsSet(this.dense, slot)
       return
     }
-    let list = this.sparse!
-    if (this.n > list.length) {
-      const grown = new Uint32Array(Math.min(SPARSE_LIMIT + 1, list.length * 2))
-      grown.set(list)
-      this.sparse = list = grown
-    }
-    list[this.n - 1] = slot
-    if (this.n > SPARSE_LIMIT) {
-      let max = 0
-      for (let i = 0; i < this.n; i++) if (list[i]! > max) max = list[i]!
+    const pool = this.pool
+    if (this.n === SPARSE_LIMIT) {
+      let max = slot
+      const data = pool.slots
+      const at = pool.start(this.list)
+      for (let i = 0; i < this.n; i++) if (data[at + i]! > max) max = data[at + i]!
       const dense = new Uint32Array(wordsFor(max + 1))
-      for (let i = 0; i < this.n; i++) bitsSet(dense, list[i]!)
+      for (let i = 0; i < this.n; i++) bitsSet(dense, data[at + i]!)
+      bitsSet(dense, slot)
+      pool.close(this.list)
+      this.list = -1
       this.dense = dense
-      this.sparse = null
+      this.n++
+      return
     }
+    if (this.list < 0) this.list = pool.open()
+    else if (this.n === pool.capacity(this.list)) pool.reserve(this.list, this.n + 1, this.n)
+    pool.write(this.list, this.n++, slot)
   }
 
   delete(slot: number): void {
-    if (!this.has(slot)) return
-    this.n--
     if (this.dense !== null) {
+      if (!bitsHas(this.dense, slot)) return
+      this.n--
       bitsClear(this.dense, slot)
       return
     }
-    const list = this.sparse!
-    const i = list.indexOf(slot)
-    list[i] = list[this.n]!
+    const i = this.indexOf(slot)
+    if (i < 0) return
+    const last = --this.n
+    if (last === 0) {
+      this.pool.close(this.list)
+      this.list = -1
+      return
+    }
+    // The last slot takes the deleted one's place (as it always has: forEach order depends on it).
+    this.pool.write(this.list, i, this.pool.slots[this.pool.start(this.list) + last]!)
+  }
+
+  /** Empties the set and gives its list back to the pool. */
+  clear(): void {
+    if (this.list >= 0) this.pool.close(this.list)
+    this.list = -1
+    this.dense = null
+    this.n = 0
   }
 
   /** target |= this */
@@ -150,19 +313,22 @@ export class NodeSet {
       bitsOr(target, this.dense)
       return
     }
-    const list = this.sparse!
-    for (let i = 0; i < this.n; i++) if (list[i]! >>> 5 < target.length) bitsSet(target, list[i]!)
+    if (this.n === 0) return
+    const data = this.pool.slots
+    const at = this.pool.start(this.list)
+    for (let i = at, end = at + this.n; i < end; i++) if (data[i]! >>> 5 < target.length) bitsSet(target, data[i]!)
   }
 
   /** How many slots of this set are also in mask. */
   countIn(mask: Bits): number {
+    let c = 0
     if (this.dense === null) {
-      let c = 0
-      const list = this.sparse!
-      for (let i = 0; i < this.n; i++) if (bitsHas(mask, list[i]!)) c++
+      if (this.n === 0) return 0
+      const data = this.pool.slots
+      const at = this.pool.start(this.list)
+      for (let i = at, end = at + this.n; i < end; i++) if (bitsHas(mask, data[i]!)) c++
       return c
     }
-    let c = 0
     const n = Math.min(mask.length, this.dense.length)
     for (let i = 0; i < n; i++) c += popcount32(mask[i]! & this.dense[i]!)
     return c
@@ -172,8 +338,10 @@ export class NodeSet {
   intersectInto(mask: Bits, out: Bits): void {
     out.fill(0)
     if (this.dense === null) {
-      const list = this.sparse!
-      for (let i = 0; i < this.n; i++) if (bitsHas(mask, list[i]!)) bitsSet(out, list[i]!)
+      if (this.n === 0) return
+      const data = this.pool.slots
+      const at = this.pool.start(this.list)
+      for (let i = at, end = at + this.n; i < end; i++) if (bitsHas(mask, data[i]!)) bitsSet(out, data[i]!)
       return
     }
     const n = Math.min(mask.length, this.dense.length, out.length)
@@ -187,8 +355,11 @@ export class NodeSet {
   firstOutside(mask: Bits, limit: number, out: number[]): void {
     if (limit <= 0) return
     if (this.dense === null) {
-      for (let i = 0, list = this.sparse!; i < this.n; i++) {
-        if (!bitsHas(mask, list[i]!) && out.push(list[i]!) >= limit) return
+      if (this.n === 0) return
+      const data = this.pool.slots
+      const at = this.pool.start(this.list)
+      for (let i = at, end = at + this.n; i < end; i++) {
+        if (!bitsHas(mask, data[i]!) && out.push(data[i]!) >= limit) return
       }
       return
     }
@@ -204,8 +375,20 @@ export class NodeSet {
   }
 
   forEach(fn: (slot: number) => void): void {
-    if (this.dense !== null) bitsForEach(this.dense, fn)
-    else for (let i = 0, list = this.sparse!; i < this.n; i++) fn(list[i]!)
+    if (this.dense !== null) {
+      bitsForEach(this.dense, fn)
+      return
+    }
+    // fn may write to another set of the pool, which can move every list: re-read each time.
+    for (let i = 0; i < this.n; i++) fn(this.pool.slots[this.pool.start(this.list) + i]!)
+  }
+
+  private indexOf(slot: number): number {
+    if (this.n === 0) return -1
+    const data = this.pool.slots
+    const at = this.pool.start(this.list)
+    for (let i = 0; i < this.n; i++) if (data[at + i] === slot) return i
+    return -1
   }
 
   private growTo(slot: number): void {

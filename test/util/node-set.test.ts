@@ -1,5 +1,5 @@
 import t from 'tap'
-import { bitsCount, bitsForEach, bitsHas, bitsSet, NodeSet, wordsFor } from '../../src/util/node-set.js'
+import { bitsCount, bitsForEach, bitsHas, bitsSet, NodeSet, SlotPool, wordsFor } from '../../src/util/node-set.js'
 
 t.test('a NodeSet stays a list for few nodes and turns into a bitset for many, with the same answers', async (t) => {
   const set = new NodeSet()
@@ -84,3 +84,63 @@ t.test('firstOutside gives the first slots not in the mask, in forEach order, an
     t.same(short, size === 10 ? [] : [33, 36, 39], 'a mask shorter than the set hides only its own slots')
   }
 })
+
+t.test(
+  'sets sharing a SlotPool keep their own slots, in order, through moves, compaction and wide slots',
+  async (t) => {
+    const pool = new SlotPool()
+    let seed = 7
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return (seed >>> 8) % n
+    }
+    // The model: a list with the same order rules (append; a deleted slot's place goes to the
+    // last one), and whether the set has turned into a bitset (past 64 slots, until cleared),
+    // which lists its slots in ascending order.
+    const sets: NodeSet[] = []
+    const models: Array<{ list: number[]; dense: boolean }> = []
+    for (let i = 0; i < 300; i++) {
+      sets.push(new NodeSet(pool))
+      models.push({ list: [], dense: false })
+    }
+    let checked = 0
+    const wrong: string[] = []
+    for (let step = 0; step < 60_000; step++) {
+      const i = random(sets.length)
+      const set = sets[i]!
+      const model = models[i]!
+      // Slots past 65,535 only late, so the pool turns from 16 to 32 bits with lists in it.
+      const slot = step > 45_000 && random(10) === 0 ? 70_000 + random(1000) : random(model.list.length > 40 ? 80 : 400)
+      if (random(3) === 0) {
+        set.delete(slot)
+        const at = model.list.indexOf(slot)
+        if (at >= 0) {
+          model.list[at] = model.list[model.list.length - 1]!
+          model.list.pop()
+        }
+      } else {
+        set.add(slot)
+        if (!model.list.includes(slot)) model.list.push(slot)
+        if (model.list.length > 64) model.dense = true
+      }
+      if (random(50) === 0) {
+        set.clear()
+        model.list.length = 0
+        model.dense = false
+      }
+      if (step % 1000 === 999) {
+        for (let k = 0; k < sets.length; k++) {
+          const seen: number[] = []
+          sets[k]!.forEach((s) => void seen.push(s))
+          const m = models[k]!
+          const want = m.dense ? [...m.list].sort((a, b) => a - b) : m.list
+          if (seen.join() !== want.join() || sets[k]!.size !== m.list.length) wrong.push(`set ${k} at step ${step}`)
+          if (m.list.length > 0 && !sets[k]!.has(m.list[0]!)) wrong.push(`set ${k} lacks ${m.list[0]}`)
+          checked++
+        }
+      }
+    }
+    t.same(wrong, [], 'every set lists what its model lists, in the same order')
+    t.equal(checked, 60 * 300)
+  },
+)
