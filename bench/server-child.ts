@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { loadCluster, type ClusterSpec } from './inventory.js'
+import { localWebhookArgs } from '../test/helpers/webhook-args.js'
 import type * as WebhookModule from '../src/config/webhook.js'
 import type * as ServerModule from '../src/server/server.js'
 import type * as AppModule from '../src/server/app.js'
@@ -84,26 +85,12 @@ async function guard(
   const empty = join(args.certDir, 'empty-inventory.yaml')
   await writeFile(empty, 'apiVersion: v1\nkind: List\nitems: []\n')
   const parsed = webhookConfig(
-    [
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--metrics-port',
-      '0',
-      '--tls-cert',
-      join(args.certDir, 'tls.crt'),
-      '--tls-key',
-      join(args.certDir, 'tls.key'),
-      '--inventory-file',
-      empty,
-      '--mode',
-      'enforce',
-      '--shutdown-delay',
-      '0s',
-      '--log-level',
-      args.logLevel ?? 'info',
-    ],
+    localWebhookArgs({
+      tls: { cert: join(args.certDir, 'tls.crt'), key: join(args.certDir, 'tls.key') },
+      inventoryFile: empty,
+      args: ['--mode', 'enforce'],
+      logLevel: args.logLevel,
+    }),
     {},
   )
   if (!parsed.ok) throw new Error(parsed.error)

@@ -1,17 +1,14 @@
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { parseArgs } from 'node:util'
-import { ensureCertificates } from '../src/certs/files.js'
-import { webhookConfig } from '../src/config/webhook.js'
 import type { NodeFacts, NodeImages, RuntimeImage } from '../src/api/types.js'
-import { startWebhook } from '../src/server/server.js'
+import { startLocalWebhook } from '../test/helpers/local-webhook.js'
 
 // npm run soak [-- --minutes N]
-// The real webhook (startWebhook, HTTPS, example inventory) under mixed load from a separate
+// The real webhook (startWebhook, HTTPS, example inventory, started as the tests start it)
+// under mixed load from a separate
 // process, while its inventory churns the way a cluster's does: NodeImageSets republished
 // with new builds, nodes relabelled, tainted, cordoned, removed, autoscaled away and replaced
 // under new names. Every 10 s: heap after a full GC, RSS, active handles. The verdict:
@@ -44,38 +41,6 @@ if (gc === undefined) {
 const durationMs = minutes * 60_000
 const warmUpMs = Math.max(SAMPLE_MS, Math.min(60_000, durationMs * 0.2))
 
-const dir = await mkdtemp(join(tmpdir(), 'neverpull-soak-'))
-await ensureCertificates({
-  outDir: dir,
-  service: 'neverpull-guard',
-  namespace: 'neverpull-system',
-  hosts: ['127.0.0.1'],
-  days: 30,
-  force: false,
-  now: new Date(),
-})
-const parsed = webhookConfig(
-  [
-    '--port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--metrics-port',
-    '0',
-    '--tls-cert',
-    join(dir, 'tls.crt'),
-    '--tls-key',
-    join(dir, 'tls.key'),
-    '--inventory-file',
-    'examples/inventory.yaml',
-    '--shutdown-delay',
-    '0s',
-    '--log-level',
-    'info',
-  ],
-  {},
-)
-if (!parsed.ok) throw new Error(parsed.error)
 // The admission log lines are written (pino's cost is part of the soak) and dropped.
 let logLines = 0
 const logStream = new Writable({
@@ -84,9 +49,9 @@ const logStream = new Writable({
     cb()
   },
 })
-const running = await startWebhook(parsed.config, { logStream })
-const url = running.url.replace('localhost', '127.0.0.1')
-const inventory = running.inventory
+const webhook = await startLocalWebhook({ logLevel: 'info', logStream })
+const url = webhook.url
+const inventory = webhook.running.inventory
 
 // ---- inventory churn ----
 
@@ -187,7 +152,7 @@ const child = spawn(process.execPath, ['--import', 'tsx', 'soak/load.ts'], {
     ...process.env,
     NODE_OPTIONS: '',
     SOAK_URL: url,
-    SOAK_CA: join(dir, 'ca.crt'),
+    SOAK_CA: webhook.caFile,
     SOAK_SECONDS: String(durationMs / 1000),
     SOAK_CONCURRENCY: String(CONCURRENCY),
   },
@@ -203,8 +168,7 @@ const loadDone = new Promise<number | null>((resolve) => child.on('exit', (code)
 const stopAll = async (): Promise<void> => {
   clearInterval(churner)
   if (child.exitCode === null) child.kill('SIGKILL')
-  await running.shutdown()
-  await rm(dir, { recursive: true, force: true })
+  await webhook.close()
 }
 process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
 
