@@ -9,6 +9,7 @@ import { InventoryIndex } from '../inventory/inventory-index.js'
 import { Lifecycle } from './lifecycle.js'
 import { createMetrics } from './metrics.js'
 import { opsApp, webhookApp } from './app.js'
+import { systemClock } from '../util/clock.js'
 
 /**
  * The apiserver's webhook client keeps idle connections for 90 s (Go's http.Transport
@@ -239,7 +240,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
         res.shouldKeepAlive = false
       })
       log.info({ delayMs: config.shutdownDelayMs }, 'shutting down: not ready, draining')
-      await new Promise((r) => setTimeout(r, config.shutdownDelayMs))
+      await systemClock.sleep(config.shutdownDelayMs, new AbortController().signal)
       await lifecycle.stop()
     })()
     return closing
