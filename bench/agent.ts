@@ -4,6 +4,7 @@ import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ensureCertificates } from '../src/certs/files.js'
 import { containerdSkipReason, startContainerd } from '../test/helpers/containerd.js'
 import { startFakeApiServer, type KubeObject } from '../test/helpers/fake-apiserver.js'
@@ -145,12 +146,12 @@ export async function agentIdleBench(
           'node-a',
         )
         if ((published?.spec?.images?.length ?? 0) === images) break
-        await new Promise((r) => setTimeout(r, 200))
+        await sleep(200)
       }
       if ((published?.spec?.images?.length ?? 0) !== images)
         throw new Error('the agent did not publish the images within 60 s')
       const publishedBytes = JSON.stringify(published).length
-      await new Promise((r) => setTimeout(r, 5000))
+      await sleep(5000)
       const pid = agent.pid!
       const first = await procStats(pid)
       const t0 = performance.now()
@@ -158,7 +159,7 @@ export async function agentIdleBench(
       let scrapedAt = Number.NEGATIVE_INFINITY
       let scrapes = 0
       while (performance.now() - t0 < seconds * 1000) {
-        await new Promise((r) => setTimeout(r, 2000))
+        await sleep(2000)
         if (performance.now() - scrapedAt >= 15_000) {
           scrapedAt = performance.now()
           const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
 // The webhook as a cluster runs it (the compiled CLI, not this process's tsx), started on an
@@ -19,8 +20,6 @@ async function rssOf(pid: number): Promise<number> {
   if (kb === null) throw new Error(`no VmRSS for ${pid}`)
   return Number(kb[1]) / 1024
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 export async function webhookIdleBench(certDir: string, starts: number, log: (l: string) => void): Promise<IdleResult> {
   const empty = join(certDir, 'empty-inventory.yaml')

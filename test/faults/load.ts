@@ -110,4 +110,4 @@ export function summary(outcomes: Outcome[]): string {
   return `${outcomes.length} requests, ${bad.length} failed${bad.length > 0 ? ` ${JSON.stringify(Object.fromEntries(byError))}` : ''}`
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+export { setTimeout as sleep } from 'node:timers/promises'

@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 
 // A real containerd for tests: private root, state and socket under a tmp dir, so it never
@@ -77,8 +78,6 @@ async function isSocket(path: string): Promise<boolean> {
     return false
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export async function startContainerd(options: { startTimeoutMs?: number } = {}): Promise<Containerd> {
   const startTimeoutMs = options.startTimeoutMs ?? 20_000

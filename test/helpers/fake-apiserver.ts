@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { KubeConfig } from '@kubernetes/client-node'
 import { parse as parseYaml } from 'yaml'
 import { isObject } from '../../src/util/guards.js'
@@ -818,7 +819,7 @@ export class FakeApiServer {
       contentType: req.headers['content-type'],
     }
     this.requests.push(record)
-    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs))
+    if (this.latencyMs > 0) await sleep(this.latencyMs)
     const failure = this.failures.find((f) => f.remaining > 0 && (f.match === undefined || f.match(record)))
     if (failure !== undefined) {
       failure.remaining--

@@ -4,6 +4,7 @@ import { Agent, request, type Agent as HttpsAgent } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { connect, type TLSSocket } from 'node:tls'
+import { setTimeout as sleep } from 'node:timers/promises'
 import fastify from 'fastify'
 import t from 'tap'
 import { ensureCertificates } from '../../src/certs/files.js'
@@ -49,8 +50,6 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   })
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface Fetched {
   status: number | undefined
