@@ -153,9 +153,8 @@ export async function* listPages(
 ): AsyncGenerator<ListPage> {
   let token = ''
   do {
-    const query = new URLSearchParams({ limit: String(limit) })
-    if (token !== '') query.set('continue', token)
-    const page = toListPage(await call(http, { method: 'GET', path: `${collection}?${query.toString()}` }, options))
+    const signal = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)
+    const page = await listPage(http, collection, { limit, continue: token, signal })
     yield page
     token = page.continue
   } while (token !== '')
