@@ -1,5 +1,6 @@
-// Time as a seam: the agent's loop and the inventory reflector read the clock and sleep
-// through one of these, so tests drive them without waiting.
+// Time as a seam: the agent's loop and the inventory reflector (its backoffs, its list and
+// watch deadlines, close's wait) read the clock and sleep through one of these, so tests
+// drive them without waiting.
 
 export interface Clock {
   now(): number
