@@ -3,7 +3,17 @@ import { steeringFor, steerPod, type PodSteeringOutcome, type SteerSkip } from '
 import type { InventoryView } from '../inventory/inventory-index.js'
 import type { Mode } from '../api/types.js'
 import { DEFAULT_STEER_SETTINGS, type SteerSettings } from './pod-check.js'
-import { allowed, errored, parseReview, patched, toReview, type AdmissionReviewReply } from './review.js'
+import {
+  allowed,
+  errored,
+  parseReview,
+  patched,
+  requestFields,
+  toReview,
+  unreadRequestFields,
+  type AdmissionReviewReply,
+  type RequestFields,
+} from './review.js'
 
 // POST /mutate: steering (opt-in). Registered for pods CREATE with failurePolicy Ignore:
 // steering is a help, the validating webhook still guards, so anything odd here is
@@ -18,14 +28,7 @@ export interface MutateContext {
 }
 
 /** What one mutation review did, for the log line and the metrics. */
-export interface MutationRecord {
-  uid: string
-  kind: string
-  namespace: string
-  name: string
-  operation: string
-  user: string
-  dryRun: boolean
+export interface MutationRecord extends RequestFields {
   /** steer: patched; allow: unchanged; invalid: malformed review; skip: not a pod create or not a steering namespace. */
   decision: 'steer' | 'allow' | 'invalid' | 'skip'
   outcome?: PodSteeringOutcome
@@ -45,31 +48,12 @@ export interface MutationHandled {
 export function handleMutation(body: unknown, ctx: MutateContext): MutationHandled {
   const parsed = parseReview(body)
   if (!parsed.ok) {
-    const record: MutationRecord = {
-      uid: parsed.uid,
-      kind: '',
-      namespace: '',
-      name: '',
-      operation: '',
-      user: '',
-      dryRun: false,
-      decision: 'invalid',
-      error: parsed.error,
-    }
+    const record: MutationRecord = { ...unreadRequestFields(parsed.uid), decision: 'invalid', error: parsed.error }
     return { reply: toReview(parsed.version, errored(parsed.uid, 400, parsed.error)), record }
   }
   const { request, apiVersion } = parsed.review
   const namespace = request.namespace ?? ''
-  const record: MutationRecord = {
-    uid: request.uid,
-    kind: request.subResource ? `${request.kind.kind}/${request.subResource}` : request.kind.kind,
-    namespace,
-    name: request.name ?? '',
-    operation: request.operation,
-    user: request.userInfo?.username ?? '',
-    dryRun: request.dryRun === true,
-    decision: 'skip',
-  }
+  const record: MutationRecord = { ...requestFields(request), decision: 'skip' }
   const unchanged = (): MutationHandled => ({ reply: toReview(apiVersion, allowed(request.uid)), record })
   const podCreate =
     request.operation === 'CREATE' &&

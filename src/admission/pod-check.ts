@@ -11,8 +11,11 @@ import {
   denied,
   errored,
   parseReview,
+  requestFields,
   toReview,
+  unreadRequestFields,
   type AdmissionRequest,
+  type RequestFields,
   type AdmissionReviewReply,
 } from './review.js'
 
@@ -42,14 +45,7 @@ export interface SteerSettings extends SteerPolicy {
 export const DEFAULT_STEER_SETTINGS: SteerSettings = { global: false, maxNodes: DEFAULT_STEER_MAX_NODES }
 
 /** What one review did, for the log line and the metrics. */
-export interface ReviewRecord {
-  uid: string
-  kind: string
-  namespace: string
-  name: string
-  operation: string
-  user: string
-  dryRun: boolean
+export interface ReviewRecord extends RequestFields {
   /** allow | warn | deny as answered; `invalid` for a malformed review; `skip` when not checked. */
   decision: 'allow' | 'warn' | 'deny' | 'invalid' | 'skip'
   mode?: Mode
@@ -70,21 +66,12 @@ function subjectOf(r: AdmissionRequest): Subject {
 
 /** The record of a review that could not be parsed. */
 export function invalidRecord(uid: string, error: string): ReviewRecord {
-  return { uid, kind: '', namespace: '', name: '', operation: '', user: '', dryRun: false, decision: 'invalid', error }
+  return { ...unreadRequestFields(uid), decision: 'invalid', error }
 }
 
 /** The fields every admission log line carries, from the request. */
 export function baseRecord(r: AdmissionRequest): ReviewRecord {
-  return {
-    uid: r.uid,
-    kind: r.subResource ? `${r.kind.kind}/${r.subResource}` : r.kind.kind,
-    namespace: r.namespace ?? '',
-    name: r.name ?? '',
-    operation: r.operation,
-    user: r.userInfo?.username ?? '',
-    dryRun: r.dryRun === true,
-    decision: 'skip',
-  }
+  return { ...requestFields(r), decision: 'skip' }
 }
 
 /**

@@ -154,3 +154,32 @@ export function errored(uid: string, code: number, message: string): AdmissionRe
 export function toReview(version: ReviewVersion, response: AdmissionResponse): AdmissionReviewReply {
   return { apiVersion: version, kind: 'AdmissionReview', response }
 }
+
+/** What every admission log line says of the request, whichever route answered it. */
+export interface RequestFields {
+  uid: string
+  /** `Pod`, or `Pod/ephemeralcontainers` for a subresource. */
+  kind: string
+  namespace: string
+  name: string
+  operation: string
+  user: string
+  dryRun: boolean
+}
+
+export function requestFields(r: AdmissionRequest): RequestFields {
+  return {
+    uid: r.uid,
+    kind: r.subResource ? `${r.kind.kind}/${r.subResource}` : r.kind.kind,
+    namespace: r.namespace ?? '',
+    name: r.name ?? '',
+    operation: r.operation,
+    user: r.userInfo?.username ?? '',
+    dryRun: r.dryRun === true,
+  }
+}
+
+/** A malformed review's: only the uid, when it had one. */
+export function unreadRequestFields(uid: string): RequestFields {
+  return { uid, kind: '', namespace: '', name: '', operation: '', user: '', dryRun: false }
+}

@@ -9,7 +9,7 @@ import {
   type NodeImageSetReason,
   type NodeImageSetRecord,
 } from '../admission/nodeimageset-guard.js'
-import { allowed, errored, toReview, V1 } from '../admission/review.js'
+import { allowed, errored, toReview, V1, type RequestFields } from '../admission/review.js'
 import type { InventoryView } from '../inventory/inventory-index.js'
 import { DEFAULT_AGENT_SERVICE_ACCOUNT, type Mode, type ServiceAccountRef } from '../api/types.js'
 import type { Metrics } from './metrics.js'
@@ -43,13 +43,9 @@ function reviewError(reply: FastifyReply, status: number, message: string): Fast
   return reply.code(status).send(toReview(V1, errored('', status, message)))
 }
 
-/**
- * What a review's log line carries: the README's fields, picked one by one, so that nothing
- * from the object or the user's credentials (userInfo.extra, env values, annotations) can
- * reach the logs by way of a field added to the record later.
- */
-export function logFields(record: ReviewRecord | NodeImageSetRecord): Record<string, unknown> {
-  const fields: Record<string, unknown> = {
+/** The fields of the request and the decision, first on every route's log line. */
+function requestLogFields(record: RequestFields & { decision: string }): Record<string, unknown> {
+  return {
     uid: record.uid,
     kind: record.kind,
     namespace: record.namespace,
@@ -59,6 +55,15 @@ export function logFields(record: ReviewRecord | NodeImageSetRecord): Record<str
     dryRun: record.dryRun,
     decision: record.decision,
   }
+}
+
+/**
+ * What a review's log line carries: the README's fields, picked one by one, so that nothing
+ * from the object or the user's credentials (userInfo.extra, env values, annotations) can
+ * reach the logs by way of a field added to the record later.
+ */
+export function logFields(record: ReviewRecord | NodeImageSetRecord): Record<string, unknown> {
+  const fields = requestLogFields(record)
   if (record.mode !== undefined) fields['mode'] = record.mode
   if (record.outcome !== undefined) fields['outcome'] = record.outcome
   if (record.findings !== undefined) {
@@ -77,16 +82,7 @@ export function logFields(record: ReviewRecord | NodeImageSetRecord): Record<str
 
 /** A mutation's log line: the request's fields as for the other routes, and what steering did. */
 export function mutationFields(record: MutationRecord): Record<string, unknown> {
-  const fields: Record<string, unknown> = {
-    uid: record.uid,
-    kind: record.kind,
-    namespace: record.namespace,
-    name: record.name,
-    operation: record.operation,
-    user: record.user,
-    dryRun: record.dryRun,
-    decision: record.decision,
-  }
+  const fields = requestLogFields(record)
   if (record.outcome !== undefined) fields['outcome'] = record.outcome
   if (record.reason !== undefined) fields['reason'] = record.reason
   if (record.nodes !== undefined) fields['nodes'] = record.nodes
