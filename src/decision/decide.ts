@@ -5,7 +5,16 @@ import { registryOf } from '../image/registry.js'
 import { localhostKey } from '../image/crio.js'
 import { nearest } from '../image/similar.js'
 import type { InventoryView } from '../inventory/inventory-index.js'
-import { bitsAnd, bitsAndNot, bitsCount, bitsForEach, bitsHas, type Bits } from '../util/node-set.js'
+import {
+  bitsAnd,
+  bitsAndNot,
+  bitsCount,
+  bitsCountAnd,
+  bitsFirst,
+  bitsForEach,
+  bitsHas,
+  type Bits,
+} from '../util/node-set.js'
 import type { Mode } from '../api/types.js'
 import { eligibleNodes, type Eligibility } from '../placement/placement.js'
 import { isBasicTolerationOperator, type Placement } from '../api/scheduling.js'
@@ -175,15 +184,42 @@ export const NAMES_SHOWN = 3
 
 const EMPTY: NodeList = Object.freeze({ names: [], count: 0 })
 
-function names(view: InventoryView, bits: Bits, keep: (slot: number) => boolean, count: number): NodeList {
+/**
+ * The first NAMES_SHOWN nodes of bits less `without` and `without2`, of `count` in all: one
+ * word walk that stops at the last name shown. `slots` is working space, emptied here.
+ */
+function names(
+  view: InventoryView,
+  bits: Bits,
+  without: Bits | undefined,
+  without2: Bits | undefined,
+  count: number,
+  slots: Uint32Array,
+): NodeList {
   if (count === 0) return EMPTY
-  const out: string[] = []
-  bitsForEach(bits, (slot) => {
-    if (!keep(slot)) return true
-    out.push(view.nameOf(slot))
-    return out.length < NAMES_SHOWN
-  })
-  return { names: out, count }
+  return { names: namesOf(view, slots, bitsFirst(bits, without, without2, slots)), count }
+}
+
+/** The names of the first n (up to 3) slots, in an array of exactly that length. */
+function namesOf(view: InventoryView, slots: ArrayLike<number>, n: number): string[] {
+  if (n === 0) return []
+  const a = view.nameOf(slots[0]!)
+  if (n === 1) return [a]
+  const b = view.nameOf(slots[1]!)
+  if (n === 2) return [a, b]
+  return [a, b, view.nameOf(slots[2]!)]
+}
+
+/** The same names sorted as strings, as Array.prototype.sort would, without its working copy. */
+function sortedNamesOf(view: InventoryView, slots: readonly number[]): string[] {
+  const out = namesOf(view, slots, slots.length)
+  for (let i = 1; i < out.length; i++) {
+    const v = out[i]!
+    let j = i - 1
+    for (; j >= 0 && out[j]! > v; j--) out[j + 1] = out[j]!
+    out[j + 1] = v
+  }
+  return out
 }
 
 /** The namespace label wins over the global mode. */
@@ -312,8 +348,56 @@ export function distinctIds(ids: string[]): string[] {
   })
 }
 
-/** check()'s role in view.scratch (placement takes 0 to 3): it finishes with the bitset before it returns. */
+// check()'s roles in view.scratch (placement takes 0 to 3), held for one decide() call.
 const STALE = 8
+const PRESENT = 9
+const UNSURE = 10
+const MISSING = 11
+
+/**
+ * What every checked container of one decide() call shares, worked out once: the eligible
+ * nodes cut at their last non-empty word (every word loop stops there), and when an image is
+ * not on all of them, the eligible nodes without a current image list and how many, and a
+ * working bitset of that length. One per call; its bitsets are the index's scratch, so it
+ * must not outlive the call.
+ */
+class Survey {
+  /** Eligible nodes, up to the last word that has one. */
+  readonly eligible: Bits
+  /** Eligible nodes whose image list is missing or stale; once an image is not on every eligible node. */
+  stale: Bits | undefined
+  staleCount = 0
+  /** Per container: the eligible nodes that have its image. */
+  present: Bits | undefined
+  /** Slots being named (names()). */
+  readonly slots = new Uint32Array(NAMES_SHOWN)
+
+  constructor(
+    readonly view: InventoryView,
+    readonly where: Eligibility,
+    readonly fresh: Bits,
+  ) {
+    const all = where.nodes
+    let end = all.length
+    while (end > 0 && all[end - 1] === 0) end--
+    this.eligible = all.subarray(0, end)
+  }
+
+  /** The first time an image is not on every eligible node: stale and present. */
+  partial(): Bits {
+    if (this.present !== undefined) return this.present
+    const stale = (this.stale = this.bits(STALE))
+    stale.set(this.eligible)
+    bitsAndNot(stale, this.fresh)
+    this.staleCount = bitsCount(stale)
+    return (this.present = this.bits(PRESENT))
+  }
+
+  /** The scratch bitset for a role, as long as the eligible set. */
+  bits(role: number): Bits {
+    return this.view.scratch.get(role, this.where.nodes.length).subarray(0, this.eligible.length)
+  }
+}
 
 /** Every finding has this one shape, built here only: a fixed shape keeps the hot path monomorphic. */
 function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible: number): Finding {
@@ -345,9 +429,9 @@ function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible
 const NO_WRONG_PLACE: WrongPlace[] = Object.freeze([]) as unknown as WrongPlace[]
 
 const NO_SUGGESTIONS: string[] = Object.freeze([]) as unknown as string[]
-const everyNode = (): boolean => true
 
-function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh: Bits, perNode: boolean): Finding {
+function check(survey: Survey, c: ContainerFacts, perNode: boolean): Finding {
+  const { view, where } = survey
   const parsed = view.lookups.key(c.image)
   if (!parsed.ok) {
     const f = finding(c, 'invalid-reference', 'deny', where.count)
@@ -368,29 +452,35 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
     return f
   }
 
-  const E = where.nodes
-  const H = view.nodesResolving(parsed, fresh)
+  const E = survey.eligible
+  const slots = survey.slots
+  const H = view.nodesResolving(parsed, survey.fresh)
   const have = H === undefined ? 0 : H.countIn(E)
   if (have === where.count) {
     const f = finding(c, 'present', 'ok', where.count)
     f.key = key
-    f.present = names(view, E, everyNode, have)
+    f.present = names(view, E, undefined, undefined, have, slots)
     return f
   }
-  // Eligible nodes without a current image list, not counting those where Node.status.images
-  // already proves the image is present.
-  const stale = view.scratch.get(STALE, E.length)
-  stale.set(E)
-  bitsAndNot(stale, fresh)
+  // P: the eligible nodes that have it.
+  const P = survey.partial()
+  if (H === undefined) P.fill(0)
+  else H.intersectInto(E, P)
+  // Eligible nodes without a current image list (the same for every container), not counting
+  // those where Node.status.images already proves the image is present.
+  let stale = survey.stale!
+  let staleCount = survey.staleCount
   // Nodes whose runtime's way of resolving this name is not known count as unknown too.
   const unsure = view.nodesUnsure(parsed)
   if (unsure !== undefined) {
+    stale = survey.bits(UNSURE)
+    stale.set(survey.stale!)
     unsure.orInto(stale)
     bitsAnd(stale, E)
+    staleCount = bitsCount(stale)
   }
-  const unknownCount = bitsCount(stale) - (H === undefined ? 0 : H.countIn(stale))
+  const unknownCount = staleCount === 0 ? 0 : staleCount - bitsCountAnd(stale, P)
   const missingCount = where.count - have - unknownCount
-  const has = (slot: number): boolean => H !== undefined && H.has(slot)
   let reason: Reason
   let severity: Severity
   if (have > 0) {
@@ -405,29 +495,29 @@ function check(view: InventoryView, c: ContainerFacts, where: Eligibility, fresh
   }
   const f = finding(c, reason, severity, where.count)
   f.key = key
-  f.present = names(view, E, has, have)
-  f.missing = names(view, E, (s) => !has(s) && !bitsHas(stale, s), missingCount)
+  f.present = names(view, P, undefined, undefined, have, slots)
+  const known = staleCount === 0 ? undefined : stale
+  f.missing = names(view, E, P, known, missingCount, slots)
   const crio = missingCount > 0 ? view.crioNodes() : undefined
   if (crio !== undefined) {
-    let n = 0
-    bitsForEach(E, (s) => {
-      if (bitsHas(crio, s) && !has(s) && !bitsHas(stale, s)) n++
-    })
-    f.missingOnCrio = n
+    const missing = survey.bits(MISSING)
+    missing.set(E)
+    bitsAndNot(missing, P)
+    if (known !== undefined) bitsAndNot(missing, known)
+    f.missingOnCrio = bitsCountAnd(missing, crio)
   }
-  f.unknown = names(view, stale, (s) => !has(s), unknownCount)
+  f.unknown = names(view, stale, P, undefined, unknownCount, slots)
   if (H !== undefined && H.size > have) {
-    const slots: number[] = []
-    H.firstOutside(E, NAMES_SHOWN, slots)
-    const elsewhere = slots.map((slot) => view.nameOf(slot)).sort()
-    f.elsewhere = { names: elsewhere, count: H.size - have }
+    const outside: number[] = []
+    H.firstOutside(E, NAMES_SHOWN, outside)
+    f.elsewhere = { names: sortedNamesOf(view, outside), count: H.size - have }
   }
   const held = view.imagesElsewhere(key)
   if (held !== undefined) {
     const wrong: WrongPlace[] = []
     const counted = new Set<number>()
     for (const h of held) {
-      if (!bitsHas(E, h.slot) || has(h.slot) || counted.has(h.slot)) continue
+      if (!bitsHas(E, h.slot) || bitsHas(P, h.slot) || counted.has(h.slot)) continue
       counted.add(h.slot)
       if (wrong.length < NAMES_SHOWN) wrong.push({ node: view.nameOf(h.slot), namespace: h.namespace, name: h.name })
     }
@@ -573,7 +663,7 @@ function steered(
     if (partial(f)) {
       f.reason = 'steered'
       f.severity = 'ok'
-      f.present = names(view, target.nodes, everyNode, target.count)
+      f.present = names(view, target.nodes, undefined, undefined, target.count, new Uint32Array(NAMES_SHOWN))
       f.missing = EMPTY
       f.unknown = EMPTY
     }
@@ -588,7 +678,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   if (mode === 'off') return { mode, outcome: 'allow', verdict: 'allow', findings, notes: NO_NOTES }
 
   let where: Eligibility | undefined
-  let fresh: Bits | undefined
+  let survey: Survey | undefined
   let notes: Note[] = NO_NOTES
   let placement = template.placement
   let before: Map<string, ContainerFacts> | undefined | null = null
@@ -616,7 +706,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       notes = prepared.notes
       placement = prepared.placement
       where = eligibleNodes(view, placement)
-      fresh = view.freshNodes(input.now)
+      survey = new Survey(view, where, view.freshNodes(input.now))
       before = containersByName(previous)
     }
     // An object that ran nothing and now runs pods (replicas 0 -> 3, suspend true -> false):
@@ -630,7 +720,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       previous.idle !== 'paused' &&
       template.idle === undefined
     const changed = waking || changedContainer(c, before ?? undefined)
-    const f = check(view, c, where, fresh!, template.perNode)
+    const f = check(survey!, c, template.perNode)
     f.changed = changed
     f.policy = policy
     f.registry = registry

@@ -72,6 +72,43 @@ export function bitsForEach(bits: Bits, fn: (slot: number) => boolean | void): v
   }
 }
 
+/** How many slots are in both a and b (words past the shorter one count as zero). */
+export function bitsCountAnd(a: Bits, b: Bits): number {
+  const n = Math.min(a.length, b.length)
+  let c = 0
+  for (let i = 0; i < n; i++) c += popcount32(a[i]! & b[i]!)
+  return c
+}
+
+const NONE: Bits = new Uint32Array(0)
+
+/**
+ * The first slots of bits that are in neither `without` nor `without2` (words past their
+ * length count as zero), ascending, written into out until it is full; returns how many.
+ * Stops as soon as it has them: naming the first few nodes of a set walks only as far as
+ * they are, a word at a time, with no callback.
+ */
+export function bitsFirst(bits: Bits, without: Bits | undefined, without2: Bits | undefined, out: Uint32Array): number {
+  const limit = out.length
+  if (limit === 0) return 0
+  const a = without ?? NONE
+  const b = without2 ?? NONE
+  let n = 0
+  for (let w = 0; w < bits.length; w++) {
+    let word = bits[w]!
+    if (word === 0) continue
+    if (w < a.length) word &= ~a[w]!
+    if (w < b.length) word &= ~b[w]!
+    while (word !== 0) {
+      const low = word & -word
+      out[n++] = (w << 5) + (31 - Math.clz32(low))
+      if (n === limit) return n
+      word ^= low
+    }
+  }
+  return n
+}
+
 /** Most slots a set keeps as a list; past that it is a bitset. */
 const SPARSE_LIMIT = 64
 
