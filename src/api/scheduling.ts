@@ -78,6 +78,35 @@ export function toleratesAny(tolerations: readonly Toleration[], taint: Taint): 
 }
 
 /**
+ * A toleration read from a JSON object (a pod spec's or a RuntimeClass's scheduling), field by
+ * field: each of key, operator, value and effect absent, null or a string; `fail` names the
+ * field that is not (`AT.key`, 'must be a string'). The values are not judged here: the
+ * placement knows the operators and effects it can evaluate.
+ */
+export function readToleration(
+  obj: Readonly<Record<string, unknown>>,
+  at: string,
+  fail: (path: string, what: string) => never,
+): Toleration {
+  const text = (key: string): string | undefined => {
+    const v = obj[key]
+    if (v === undefined || v === null) return undefined
+    if (typeof v !== 'string') fail(`${at}.${key}`, 'must be a string')
+    return v
+  }
+  const toleration: Toleration = {}
+  const key = text('key')
+  const operator = text('operator')
+  const value = text('value')
+  const effect = text('effect')
+  if (key !== undefined) toleration.key = key
+  if (operator !== undefined) toleration.operator = operator as Toleration['operator']
+  if (value !== undefined) toleration.value = value
+  if (effect !== undefined) toleration.effect = effect as Toleration['effect']
+  return toleration
+}
+
+/**
  * The tolerations the DaemonSet controller adds to every daemon pod
  * (pkg/controller/daemon/util AddOrUpdateDaemonPodTolerations).
  */

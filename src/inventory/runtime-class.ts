@@ -1,4 +1,5 @@
-import type { RuntimeClassFacts, Toleration } from '../api/types.js'
+import type { RuntimeClassFacts } from '../api/types.js'
+import { readToleration } from '../api/scheduling.js'
 import { errorMessage, isObject, type JsonObject } from '../util/guards.js'
 
 // RuntimeClass objects (node.k8s.io/v1, and v1beta1 on 1.19, whose fields sit at the same
@@ -18,10 +19,14 @@ export function isRuntimeClass(obj: unknown): boolean {
   return RUNTIME_CLASS_VERSIONS.some((v) => apiVersion === `${RUNTIME_CLASS_GROUP}/${v}`)
 }
 
+function fail(path: string, what: string): never {
+  throw new Error(`${path} ${what}`)
+}
+
 function optionalString(obj: JsonObject, key: string, at: string): string | undefined {
   const v = obj[key]
   if (v === undefined || v === null) return undefined
-  if (typeof v !== 'string') throw new Error(`${at}.${key} must be a string`)
+  if (typeof v !== 'string') fail(`${at}.${key}`, 'must be a string')
   return v
 }
 
@@ -57,17 +62,8 @@ export function toRuntimeClass(obj: unknown): RuntimeClassRead {
       if (!Array.isArray(tolerations)) throw new Error(`RuntimeClass ${name}: scheduling.tolerations must be a list`)
       tolerations.forEach((t, i) => {
         const at = `RuntimeClass ${name}: scheduling.tolerations[${i}]`
-        if (!isObject(t)) throw new Error(`${at} must be an object`)
-        const toleration: Toleration = {}
-        const key = optionalString(t, 'key', at)
-        const operator = optionalString(t, 'operator', at)
-        const v = optionalString(t, 'value', at)
-        const effect = optionalString(t, 'effect', at)
-        if (key !== undefined) toleration.key = key
-        if (operator !== undefined) toleration.operator = operator as Toleration['operator']
-        if (v !== undefined) toleration.value = v
-        if (effect !== undefined) toleration.effect = effect as Toleration['effect']
-        value.tolerations.push(toleration)
+        if (!isObject(t)) fail(at, 'must be an object')
+        value.tolerations.push(readToleration(t, at, fail))
       })
     }
     return { ok: true, value }

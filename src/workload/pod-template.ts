@@ -1,5 +1,5 @@
 import type { Toleration } from '../api/types.js'
-import { daemonSetTolerations, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
+import { daemonSetTolerations, readToleration, type NodeSelectorTerm, type Placement } from '../api/scheduling.js'
 import { isObject, type JsonObject } from '../util/guards.js'
 
 // Where the pod spec lives in each object that carries one (KUBERNETES-FACTS §3), and the
@@ -177,16 +177,7 @@ function tolerations(spec: JsonObject, path: string): Toleration[] {
   return list.map((t, i) => {
     const at = `${path}.tolerations[${i}]`
     if (!isObject(t)) fail(at, 'must be an object')
-    const toleration: Toleration = {}
-    const key = optionalString(t, 'key', at)
-    const operator = optionalString(t, 'operator', at)
-    const value = optionalString(t, 'value', at)
-    const effect = optionalString(t, 'effect', at)
-    if (key !== undefined) toleration.key = key
-    if (operator !== undefined) toleration.operator = operator as Toleration['operator']
-    if (value !== undefined) toleration.value = value
-    if (effect !== undefined) toleration.effect = effect as Toleration['effect']
-    return toleration
+    return readToleration(t, at, fail)
   })
 }
 

@@ -105,3 +105,31 @@ t.test('image volumes are checked like containers, on every kind that carries a 
   )
   t.same(bad, { ok: false, error: 'spec.volumes[0].image must be an object' })
 })
+
+// The reader the RuntimeClass reader shares (api/scheduling.ts readToleration): each field
+// absent, null or a string, in the order the placement reads them; a wrong type names it.
+t.test('tolerations are read field by field; a wrong type is an error naming the field', async (t) => {
+  const read = (tolerations: Array<Record<string, unknown>>) =>
+    extractPodTemplate(
+      'DaemonSet',
+      spec('DaemonSet', 'daemonset-create', (s) => (s.tolerations = tolerations)),
+    )
+  const ok = read([
+    { key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' },
+    { operator: 'Exists', key: null },
+  ])
+  t.ok(ok.ok && ok.template !== null)
+  if (!ok.ok || ok.template === null) return
+  t.same(ok.template.placement.tolerations.slice(0, 2), [
+    { key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' },
+    { operator: 'Exists' },
+  ])
+  t.same(read([{ key: 'a' }, { effect: 1 }]), {
+    ok: false,
+    error: 'spec.template.spec.tolerations[1].effect must be a string',
+  })
+  t.same(read([['x']] as unknown as Array<Record<string, unknown>>), {
+    ok: false,
+    error: 'spec.template.spec.tolerations[0] must be an object',
+  })
+})
