@@ -128,9 +128,9 @@ export function checkPodReview(body: unknown, ctx: PodCheckContext): Handled {
     mode,
     now: ctx.now,
     pullable,
-    ...(steeringFor(ctx.inventory, subject.namespace, steer.global, mode) ? { steer } : {}),
+    steer: steeringFor(ctx.inventory, subject.namespace, steer.global, mode) ? steer : undefined,
     mergePods: ctx.mergePods === true,
-    ...(ctx.imageGc === undefined ? {} : { imageGc: ctx.imageGc }),
+    imageGc: ctx.imageGc,
   })
   record.decision = decision.verdict
   record.outcome = decision.outcome
