@@ -21,6 +21,9 @@ import { field } from '../util/guards.js'
  */
 export const MAX_REVIEW_BYTES = 7 * 1024 * 1024
 
+const ARRIVAL = Symbol('neverpull.arrival')
+type Timed = FastifyRequest & { [ARRIVAL]: number }
+
 export type LineLevel = 'debug' | 'info' | 'warn'
 
 /** What every route's record has: the rest is the route's own. */
@@ -59,14 +62,16 @@ export function admissionRoute<R extends RouteRecord>(
   log: Logger,
 ): void {
   // When a review arrived, before its body was read and parsed: the duration is then what the
-  // apiserver waits for (less the network), including time queued behind other work.
-  const arrival = new WeakMap<FastifyRequest, number>()
+  // apiserver waits for (less the network), including time queued behind other work. A
+  // request decorator, so every request has the field from its construction (a WeakMap
+  // keyed by request cost 1.3 µs a review in the bench profile).
+  if (!app.hasRequestDecorator(ARRIVAL)) app.decorateRequest(ARRIVAL, 0)
   const onRequest = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
-    arrival.set(request, performance.now())
+    ;(request as Timed)[ARRIVAL] = performance.now()
     done()
   }
   app.post(route.path, { bodyLimit: MAX_REVIEW_BYTES, onRequest }, async (request, reply) => {
-    const started = arrival.get(request) ?? performance.now()
+    const started = (request as Timed)[ARRIVAL] || performance.now()
     let handled
     try {
       handled = route.handle(request.body)
