@@ -503,6 +503,8 @@ export function denialMessage(decision: Decision, subject: Subject): string {
  */
 export function warningsFor(decision: Decision, subject: Subject): string[] {
   if (decision.mode === 'audit' || decision.mode === 'off') return []
+  // The common case (no finding, no note) without building the empty parts below.
+  if (decision.findings.length === 0 && decision.notes.length === 0) return []
   // A steering notice rides along with warnings: it is the only text kubectl shows.
   const warned = decision.findings.filter(
     (f) => f.severity === 'warn' || f.reason === 'steered' || (f.severity === 'deny' && decision.verdict !== 'deny'),
