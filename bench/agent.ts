@@ -5,6 +5,7 @@ import { createServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { parse as parseYaml } from 'yaml'
 import { ensureCertificates } from '../src/certs/files.js'
 import { containerdSkipReason, startContainerd } from '../test/helpers/containerd.js'
 import { startFakeApiServer, type KubeObject } from '../test/helpers/fake-apiserver.js'
@@ -22,10 +23,26 @@ export interface AgentIdleResult {
   rssMiB: { median: number; max: number }
   cpuPercentOfOneCore: number
   publishedBytes: number
+  /** What the agent ran with: the DaemonSet's NODE_OPTIONS unless AGENT_NODE_OPTIONS said otherwise. */
+  nodeOptions?: string
   skipped?: string
 }
 
 const CLK_TCK = 100
+
+/**
+ * The NODE_OPTIONS the DaemonSet gives the agent, read from its manifest so the bench runs
+ * the agent as a cluster does and cannot drift from it. AGENT_NODE_OPTIONS overrides it.
+ */
+export async function daemonSetNodeOptions(): Promise<string> {
+  const manifest = parseYaml(
+    await readFile(new URL('../manifests/base/agent-daemonset.yaml', import.meta.url), 'utf8'),
+  ) as { spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } } }
+  const env = manifest.spec.template.spec.containers[0]?.env ?? []
+  const value = env.find((e) => e.name === 'NODE_OPTIONS')?.value
+  if (value === undefined) throw new Error('manifests/base/agent-daemonset.yaml sets no NODE_OPTIONS')
+  return value
+}
 
 async function freePort(): Promise<number> {
   const s = createNetServer()
@@ -108,6 +125,8 @@ export async function agentIdleBench(
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
     // The metrics listener on, and scraped every 15 s (Prometheus' usual interval is 30 s).
     const metricsPort = await freePort()
+    const nodeOptions = process.env['AGENT_NODE_OPTIONS'] ?? (await daemonSetNodeOptions())
+    log(`  NODE_OPTIONS=${nodeOptions}`)
     const agent = spawn(
       process.execPath,
       [
@@ -131,7 +150,7 @@ export async function agentIdleBench(
           ...process.env,
           KUBERNETES_SERVICE_HOST: '127.0.0.1',
           KUBERNETES_SERVICE_PORT: String((front.address() as AddressInfo).port),
-          NODE_OPTIONS: process.env['AGENT_NODE_OPTIONS'] ?? '--max-old-space-size=64 --max-semi-space-size=1',
+          NODE_OPTIONS: nodeOptions,
         },
       },
     )
@@ -180,6 +199,7 @@ export async function agentIdleBench(
         rssMiB: { median: rss[rss.length >> 1]!, max: rss[rss.length - 1]! },
         cpuPercentOfOneCore: cpu,
         publishedBytes,
+        nodeOptions,
       }
       log(`  ${scrapes} scrapes of /metrics`)
       log(
