@@ -67,7 +67,11 @@ export interface InventoryView {
   node(slot: number): NodeFacts | undefined
   labelKey(key: string): Bits | undefined
   labelValue(key: string, value: string): Bits | undefined
-  labelValues(key: string): ReadonlyMap<string, Bits> | undefined
+  /**
+   * Every value of label `key` with its nodes: a bitset, or for a value only one node has
+   * (kubernetes.io/hostname), that node's slot.
+   */
+  labelValues(key: string): ReadonlyMap<string, Bits | number> | undefined
   taintGroups(): Iterable<TaintGroup>
   cordoned(): Bits
   nodesWithImage(key: string): NodeSet | undefined
@@ -217,7 +221,11 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private nodeBits: Bits
   private cordonBits: Bits
   private keyBits = new Map<string, Bits>()
-  private valueBits = new Map<string, Map<string, Bits>>()
+  /**
+   * Per label key, per value, its nodes; for a value only one node has, its slot: a bitset
+   * each would cost nodes² bits for kubernetes.io/hostname alone (6 MiB at 5,000 nodes).
+   */
+  private valueBits = new Map<string, Map<string, Bits | number>>()
   private taints = new Map<string, { taint: Taint; nodes: Bits; count: number }>()
   private repos = new Map<string, Set<string>>()
   /** Per slot, the CRI-O group of a node whose runtime is CRI-O (it resolves names its own way). */
@@ -288,8 +296,15 @@ export class InventoryIndex implements InventorySink, InventoryView {
       if (old !== undefined && old.labels[key] === value) continue
       this.bitsIn(this.keyBits, key, slot)
       let values = this.valueBits.get(key)
-      if (values === undefined) this.valueBits.set(key, (values = new Map<string, Bits>()))
-      this.bitsIn(values, value, slot)
+      if (values === undefined) this.valueBits.set(key, (values = new Map<string, Bits | number>()))
+      const held = values.get(value)
+      if (held === undefined) values.set(value, slot)
+      else if (typeof held !== 'number') bitsSet(held, slot)
+      else if (held !== slot) {
+        const bits = this.single(held)
+        bitsSet(bits, slot)
+        values.set(value, bits)
+      }
     }
     for (const t of node.taints) {
       if (!FILTERING_EFFECTS.has(t.effect)) continue
@@ -415,10 +430,11 @@ export class InventoryIndex implements InventorySink, InventoryView {
   }
 
   labelValue(key: string, value: string): Bits | undefined {
-    return this.valueBits.get(key)?.get(value)
+    const held = this.valueBits.get(key)?.get(value)
+    return typeof held === 'number' ? this.single(held) : held
   }
 
-  labelValues(key: string): ReadonlyMap<string, Bits> | undefined {
+  labelValues(key: string): ReadonlyMap<string, Bits | number> | undefined {
     return this.valueBits.get(key)
   }
 
@@ -775,10 +791,12 @@ export class InventoryIndex implements InventorySink, InventoryView {
       const value = node.labels[key]!
       if (next[key] === value) continue
       const values = this.valueBits.get(key)
-      const bits = values?.get(value)
-      if (bits !== undefined) {
-        bitsClear(bits, slot)
-        if (bitsIsEmpty(bits)) values!.delete(value)
+      const held = values?.get(value)
+      if (typeof held === 'number') {
+        if (held === slot) values!.delete(value)
+      } else if (held !== undefined) {
+        bitsClear(held, slot)
+        if (bitsIsEmpty(held)) values!.delete(value)
       }
       if (key in next) continue
       const keyBits = this.keyBits.get(key)
@@ -924,6 +942,13 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.repositoryChanged(repo)
   }
 
+  /** A bitset of one node. */
+  private single(slot: number): Bits {
+    const bits = new Uint32Array(this.words)
+    bitsSet(bits, slot)
+    return bits
+  }
+
   private bitsIn(map: Map<string, Bits>, key: string, slot: number): void {
     let bits = map.get(key)
     if (bits === undefined) map.set(key, (bits = new Uint32Array(this.words)))
@@ -942,7 +967,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.nodeBits = widen(this.nodeBits)
     this.cordonBits = widen(this.cordonBits)
     for (const [k, b] of this.keyBits) this.keyBits.set(k, widen(b))
-    for (const values of this.valueBits.values()) for (const [v, b] of values) values.set(v, widen(b))
+    for (const values of this.valueBits.values())
+      for (const [v, b] of values) if (typeof b !== 'number') values.set(v, widen(b))
     for (const group of this.taints.values()) group.nodes = widen(group.nodes)
     this.crioBits = widen(this.crioBits)
     for (const group of this.crioGroups.values()) group.nodes = widen(group.nodes)

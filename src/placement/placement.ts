@@ -80,7 +80,10 @@ function matchLabel(view: InventoryView, r: NodeSelectorRequirement, out: Bits):
       for (const [value, bits] of byValue) {
         const n = parseInt64(value)
         if (n === undefined) continue
-        if (r.operator === 'Gt' ? n > bound : n < bound) bitsOr(out, bits)
+        if (r.operator === 'Gt' ? n > bound : n < bound) {
+          if (typeof bits === 'number') bitsSet(out, bits)
+          else bitsOr(out, bits)
+        }
       }
       return
     }
