@@ -113,7 +113,7 @@ export function bitsFirst(bits: Bits, without: Bits | undefined, without2: Bits 
 const SPARSE_LIMIT = 64
 
 /** Block sizes (in slots) a list may take in its pool, smallest first; the last is SPARSE_LIMIT. */
-const BLOCKS = [4, 8, 12, 16, 24, 32, 48, SPARSE_LIMIT] as const
+const BLOCKS = [4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, SPARSE_LIMIT] as const
 
 /** The size class of the smallest block holding `size` slots. */
 function blockClass(size: number): number {
@@ -128,9 +128,10 @@ function blockClass(size: number): number {
  * inventory holds one set per image key, 60,000 at 5,000 nodes x 200 images); here a list
  * costs its slots, 2 bytes each while every slot fits in 16 bits (4 after). A set's block is
  * named by a handle, so moving blocks never touches the sets. Freed blocks are reused by size
- * class; when the array is full, the live blocks are copied into a new array sized to twice
- * what they need, which drops the freed ones (a copying collector: amortised constant cost
- * per slot allocated, and the array stays within about twice the live lists).
+ * class (classes 4 slots apart up to 32, 8 after, so a list wastes little of its block);
+ * when the array is full, the live blocks are copied into a new array 1.5 times what they
+ * need, which drops the freed ones (a copying collector: amortised constant cost per slot
+ * allocated, and the array stays within about 1.5 times the live blocks).
  */
 export class SlotPool {
   /** The lists, block after block. Read through a NodeSet; valid until the next write. */
@@ -236,13 +237,14 @@ export class SlotPool {
     let live = more
     for (let h = 0; h < this.handles; h++) if (this.starts[h]! >= 0) live += BLOCKS[this.classes[h]!]!
     const old = this.data
-    const data = old instanceof Uint16Array ? new Uint16Array(2 * live) : new Uint32Array(2 * live)
+    const size = Math.ceil(live * 1.5)
+    const data = old instanceof Uint16Array ? new Uint16Array(size) : new Uint32Array(size)
     let top = 0
     for (let h = 0; h < this.handles; h++) {
       const from = this.starts[h]!
       if (from < 0) continue
       const size = BLOCKS[this.classes[h]!]!
-      data.set(old.subarray(from, from + size), top)
+      for (let i = 0; i < size; i++) data[top + i] = old[from + i]!
       this.starts[h] = top
       top += size
     }
