@@ -34,6 +34,7 @@ import type {
   Taint,
 } from '../api/types.js'
 import type { PullableRegistries } from '../api/registries.js'
+import { hasId, packedHas, packIds, sortedIds, unpackIds, type PackedIds } from '../util/sorted-ids.js'
 
 /** A NoSchedule/NoExecute taint and the nodes that carry it. */
 export interface TaintGroup {
@@ -172,26 +173,6 @@ const NO_IDS = new Uint32Array(0)
 /** Entries per memo map: a bound, not a working set (a few bad images are asked for at a time). */
 const MEMO_LIMIT = 1024
 
-function sortedIds(ids: number[]): Uint32Array {
-  const sorted = Uint32Array.from(ids).sort()
-  let n = 0
-  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[n - 1]) sorted[n++] = sorted[i]!
-  return n === sorted.length ? sorted : sorted.slice(0, n)
-}
-
-function hasId(sorted: Uint32Array, id: number): boolean {
-  let lo = 0
-  let hi = sorted.length - 1
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1
-    const v = sorted[mid]!
-    if (v === id) return true
-    if (v < id) lo = mid + 1
-    else hi = mid - 1
-  }
-  return false
-}
-
 function taintId(t: Taint): string {
   return `${t.key}\u0000${t.value ?? ''}\u0000${t.effect}`
 }
@@ -205,10 +186,10 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private names: string[] = []
   private free: number[] = []
   private facts: Array<NodeFacts | undefined> = []
-  // Per node, the ids of its keys, sorted: 4 bytes a key instead of a Set of strings that
-  // each node's watch event allocated afresh.
-  private setKeys: Array<Uint32Array | undefined> = []
-  private statusKeys: Array<Uint32Array | undefined> = []
+  // Per node, the ids of its keys, sorted and packed: 1-2 bytes a key instead of a Set of
+  // strings that each node's watch event allocated afresh.
+  private setKeys: Array<PackedIds | undefined> = []
+  private statusKeys: Array<PackedIds | undefined> = []
   private keyIds = new Map<string, number>()
   private keyNames: string[] = []
   private keySets: Array<NodeSet | undefined> = []
@@ -615,7 +596,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
       if (id === undefined) continue
       this.keySets[id]?.forEach((slot) => {
         const listed = this.setKeys[slot]
-        if (listed !== undefined && hasId(listed, id)) counts.set(slot, (counts.get(slot) ?? 0) + 1)
+        if (listed !== undefined && packedHas(listed, id)) counts.set(slot, (counts.get(slot) ?? 0) + 1)
       })
     }
     return counts
@@ -862,13 +843,16 @@ export class InventoryIndex implements InventorySink, InventoryView {
    */
   private replaceKeys(
     slot: number,
-    source: Array<Uint32Array | undefined>,
+    source: Array<PackedIds | undefined>,
     next: Uint32Array,
-    other: Array<Uint32Array | undefined>,
+    other: Array<PackedIds | undefined>,
   ): void {
     const fromStatus = source === this.statusKeys
-    const previous = source[slot] ?? NO_IDS
-    const otherIds = other[slot]
+    const packed = source[slot]
+    const previous = packed === undefined ? NO_IDS : unpackIds(packed)
+    const otherPacked = other[slot]
+    // Unpacked when first needed: a Node status update usually changes no image.
+    let otherIds: Uint32Array | undefined
     let i = 0
     let j = 0
     while (i < previous.length || j < next.length) {
@@ -878,19 +862,21 @@ export class InventoryIndex implements InventorySink, InventoryView {
         i++
         j++
       } else if (a < b) {
+        if (otherPacked !== undefined) otherIds ??= unpackIds(otherPacked)
         const inOther = otherIds !== undefined && hasId(otherIds, a)
         if (fromStatus) this.markStatusOnly(a, slot, false)
         if (!inOther) this.removeKey(a, slot)
         else if (!fromStatus) this.markStatusOnly(a, slot, true)
         i++
       } else {
+        if (otherPacked !== undefined) otherIds ??= unpackIds(otherPacked)
         const inOther = otherIds !== undefined && hasId(otherIds, b)
         this.addKey(b, slot)
         if (fromStatus !== inOther) this.markStatusOnly(b, slot, fromStatus)
         j++
       }
     }
-    source[slot] = next
+    source[slot] = packIds(next)
   }
 
   private markStatusOnly(id: number, slot: number, on: boolean): void {
