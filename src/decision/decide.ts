@@ -353,6 +353,8 @@ const STALE = 8
 const PRESENT = 9
 const UNSURE = 10
 const MISSING = 11
+/** decide()'s eligible nodes: no finding keeps them. */
+const ELIGIBLE = 12
 
 /**
  * What every checked container of one decide() call shares, worked out once: the eligible
@@ -368,7 +370,7 @@ class Survey {
   stale: Bits | undefined
   staleCount = 0
   /** Per container: the eligible nodes that have its image. */
-  present: Bits | undefined
+  readonly present: Bits
   /** Slots being named (names()). */
   readonly slots = new Uint32Array(NAMES_SHOWN)
 
@@ -381,16 +383,16 @@ class Survey {
     let end = all.length
     while (end > 0 && all[end - 1] === 0) end--
     this.eligible = all.subarray(0, end)
+    this.present = this.bits(PRESENT)
   }
 
-  /** The first time an image is not on every eligible node: stale and present. */
-  partial(): Bits {
-    if (this.present !== undefined) return this.present
+  /** The first time an image is not on every eligible node: the stale set and its count. */
+  partial(): void {
+    if (this.stale !== undefined) return
     const stale = (this.stale = this.bits(STALE))
     stale.set(this.eligible)
     bitsAndNot(stale, this.fresh)
     this.staleCount = bitsCount(stale)
-    return (this.present = this.bits(PRESENT))
   }
 
   /** The scratch bitset for a role, as long as the eligible set. */
@@ -463,9 +465,10 @@ function check(survey: Survey, c: ContainerFacts, perNode: boolean): Finding {
     return f
   }
   // P: the eligible nodes that have it.
-  const P = survey.partial()
+  const P = survey.present
   if (H === undefined) P.fill(0)
   else H.intersectInto(E, P)
+  survey.partial()
   // Eligible nodes without a current image list (the same for every container), not counting
   // those where Node.status.images already proves the image is present.
   let stale = survey.stale!
@@ -705,7 +708,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       const prepared = prepare(view, template, input.mergePods === true, previous !== undefined && previous !== null)
       notes = prepared.notes
       placement = prepared.placement
-      where = eligibleNodes(view, placement)
+      where = eligibleNodes(view, placement, view.scratch.get(ELIGIBLE, view.words))
       survey = new Survey(view, where, view.freshNodes(input.now))
       before = containersByName(previous)
     }
