@@ -457,17 +457,16 @@ function check(survey: Survey, c: ContainerFacts, perNode: boolean): Finding {
   const E = survey.eligible
   const slots = survey.slots
   const H = view.nodesResolving(parsed, survey.fresh)
-  const have = H === undefined ? 0 : H.countIn(E)
+  // P: the eligible nodes that have it.
+  const P = survey.present
+  const have = H === undefined ? 0 : H.countInto(E, P)
   if (have === where.count) {
     const f = finding(c, 'present', 'ok', where.count)
     f.key = key
     f.present = names(view, E, undefined, undefined, have, slots)
     return f
   }
-  // P: the eligible nodes that have it.
-  const P = survey.present
   if (H === undefined) P.fill(0)
-  else H.intersectInto(E, P)
   survey.partial()
   // Eligible nodes without a current image list (the same for every container), not counting
   // those where Node.status.images already proves the image is present.
