@@ -1,5 +1,15 @@
 import t from 'tap'
-import { bitsCount, bitsForEach, bitsHas, bitsSet, NodeSet, SlotPool, wordsFor } from '../../src/util/node-set.js'
+import {
+  bitsCount,
+  bitsCountAnd,
+  bitsFirst,
+  bitsForEach,
+  bitsHas,
+  bitsSet,
+  NodeSet,
+  SlotPool,
+  wordsFor,
+} from '../../src/util/node-set.js'
 
 t.test('a NodeSet stays a list for few nodes and turns into a bitset for many, with the same answers', async (t) => {
   const set = new NodeSet()
@@ -144,3 +154,36 @@ t.test(
     t.equal(checked, 60 * 300)
   },
 )
+
+t.test('countInto writes this ∩ mask, clears the rest of out, and counts it, for lists and bitsets', async (t) => {
+  for (const n of [0, 5, 200]) {
+    const set = new NodeSet()
+    for (let k = 0; k < n; k++) set.add((k * 7) % 300)
+    const mask = new Uint32Array(wordsFor(150))
+    for (let s = 0; s < 150; s += 2) bitsSet(mask, s)
+    const out = new Uint32Array(wordsFor(300)).fill(0xffffffff)
+    const count = set.countInto(mask, out)
+    const expected = new Uint32Array(wordsFor(300))
+    set.intersectInto(mask, expected)
+    t.same([...out], [...expected], `${n} slots: the intersection, nothing past the mask`)
+    t.equal(count, set.countIn(mask), `${n} slots: the count countIn gives`)
+    t.equal(count, bitsCount(out))
+  }
+})
+
+t.test('bitsFirst names the first slots of a set less two others, ascending, and stops when out is full', async (t) => {
+  const bits = new Uint32Array(wordsFor(200))
+  for (const s of [1, 5, 40, 63, 64, 100, 199]) bitsSet(bits, s)
+  const without = Uint32Array.of(0b10) // slot 1; words past it count as empty
+  const without2 = new Uint32Array(wordsFor(200))
+  bitsSet(without2, 40)
+  const three = new Uint32Array(3)
+  t.equal(bitsFirst(bits, without, without2, three), 3)
+  t.same([...three], [5, 63, 64])
+  const all = new Uint32Array(10)
+  t.equal(bitsFirst(bits, undefined, undefined, all), 7, 'fewer than out holds: how many')
+  t.same([...all.subarray(0, 7)], [1, 5, 40, 63, 64, 100, 199])
+  t.equal(bitsFirst(bits, bits, undefined, three), 0)
+  t.equal(bitsCountAnd(bits, without2), 1)
+  t.equal(bitsCountAnd(bits, without), 1, 'words past the shorter count as empty')
+})
