@@ -6,7 +6,6 @@ import t from 'tap'
 import { createAgent } from '../../src/agent/agent.js'
 import { connectCri } from '../../src/agent/cri.js'
 import { createKubePublisher } from '../../src/agent/publish.js'
-import { ensureCertificates } from '../../src/certs/files.js'
 import { webhookConfig } from '../../src/config/webhook.js'
 import { startWebhook } from '../../src/server/server.js'
 import { containerdSkipReason, startContainerd } from '../helpers/containerd.js'
@@ -14,6 +13,8 @@ import { startFakeApiServer } from '../helpers/fake-apiserver.js'
 import { review } from '../helpers/fixtures.js'
 import type { AdmissionReviewReply } from '../../src/admission/review.js'
 import { writeOciImage } from '../helpers/oci.js'
+import { localCertificates } from '../helpers/local-webhook.js'
+import { localWebhookArgs } from '../helpers/webhook-args.js'
 
 // The whole pipeline with default settings: an image imported into a real containerd, the
 // agent (10 s interval) publishes the node's NodeImageSet to an API server, the webhook's
@@ -84,37 +85,15 @@ t.test(
 
     const dir = await mkdtemp(join(tmpdir(), 'neverpull-e2e-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
-    await ensureCertificates({
-      outDir: dir,
-      service: 'neverpull-guard',
-      namespace: 'neverpull-system',
-      hosts: ['127.0.0.1'],
-      days: 30,
-      force: false,
-      now: new Date(),
-    })
+    await localCertificates(dir)
     await writeFile(join(dir, 'kubeconfig'), api.kubeConfig().exportConfig())
     const parsed = webhookConfig(
-      [
-        '--port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--metrics-port',
-        '0',
-        '--tls-cert',
-        join(dir, 'tls.crt'),
-        '--tls-key',
-        join(dir, 'tls.key'),
-        '--kubeconfig',
-        join(dir, 'kubeconfig'),
-        '--shutdown-delay',
-        '0s',
-        '--log-level',
-        'silent',
-        '--audit-interval',
-        '0',
-      ],
+      localWebhookArgs({
+        tls: { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') },
+        inventoryFile: null,
+        logLevel: 'silent',
+        args: ['--kubeconfig', join(dir, 'kubeconfig'), '--audit-interval', '0'],
+      }),
       {},
     )
     if (!parsed.ok) throw new Error(parsed.error)

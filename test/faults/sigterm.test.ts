@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
-import { ensureCertificates } from '../../src/certs/files.js'
+import { localCertificates } from '../helpers/local-webhook.js'
+import { localWebhookArgs } from '../helpers/webhook-args.js'
 import { failed, keepAliveAgent, loop, sleep, summary, type Outcome } from './load.js'
 
 // SIGTERM while the webhook is under load, as Kubernetes stops a pod: the webhook turns not
@@ -34,15 +35,7 @@ function readyz(url: string, ca: string): Promise<number> {
 t.test('SIGTERM under sustained load: not ready at once, every request answered, exit 0', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'neverpull-sigterm-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await ensureCertificates({
-    outDir: dir,
-    service: 'neverpull-guard',
-    namespace: 'neverpull-system',
-    hosts: ['127.0.0.1'],
-    days: 30,
-    force: false,
-    now: new Date(),
-  })
+  await localCertificates(dir)
   const ca = await readFile(join(dir, 'ca.crt'), 'utf8')
 
   const child = spawn(
@@ -52,22 +45,10 @@ t.test('SIGTERM under sustained load: not ready at once, every request answered,
       'tsx',
       'src/cli.ts',
       'webhook',
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--metrics-port',
-      '0',
-      '--tls-cert',
-      join(dir, 'tls.crt'),
-      '--tls-key',
-      join(dir, 'tls.key'),
-      '--inventory-file',
-      'examples/inventory.yaml',
-      '--shutdown-delay',
-      `${DELAY_MS / 1000}s`,
-      '--log-level',
-      'info',
+      ...localWebhookArgs({
+        tls: { cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') },
+        shutdownDelay: `${DELAY_MS / 1000}s`,
+      }),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } },
   )

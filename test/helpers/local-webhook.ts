@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ensureCertificates } from '../../src/certs/files.js'
+import { ensureCertificates, type EnsureOptions, type EnsureResult } from '../../src/certs/files.js'
 import { webhookConfig } from '../../src/config/webhook.js'
 import { startWebhook, type RunningWebhook } from '../../src/server/server.js'
 import { localWebhookArgs, type LocalWebhookFlags } from './webhook-args.js'
@@ -27,6 +27,23 @@ export interface LocalWebhook {
   close(): Promise<void>
 }
 
+/** A CA and a serving certificate for 127.0.0.1 and localhost in dir (ensureCertificates: kept while good). */
+export function localCertificates(
+  dir: string,
+  options: Partial<Omit<EnsureOptions, 'outDir'>> = {},
+): Promise<EnsureResult> {
+  return ensureCertificates({
+    outDir: dir,
+    service: 'neverpull-guard',
+    namespace: 'neverpull-system',
+    hosts: ['127.0.0.1', 'localhost'],
+    days: 30,
+    force: false,
+    now: new Date(),
+    ...options,
+  })
+}
+
 export async function startLocalWebhook(options: LocalWebhookOptions): Promise<LocalWebhook> {
   let tls = options.tls
   let ca = ''
@@ -38,15 +55,7 @@ export async function startLocalWebhook(options: LocalWebhookOptions): Promise<L
   try {
     if (tls === undefined) {
       dir = await mkdtemp(join(tmpdir(), 'neverpull-webhook-'))
-      const made = await ensureCertificates({
-        outDir: dir,
-        service: 'neverpull-guard',
-        namespace: 'neverpull-system',
-        hosts: ['127.0.0.1', 'localhost'],
-        days: 30,
-        force: false,
-        now: new Date(),
-      })
+      const made = await localCertificates(dir)
       tls = { cert: made.paths.cert, key: made.paths.key }
       caFile = made.paths.caCert
       ca = await readFile(caFile, 'utf8')

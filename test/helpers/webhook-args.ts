@@ -1,5 +1,5 @@
 // The flags of a webhook started beside its caller (tests, the soak, the bench): HTTPS on a
-// free loopback port, no metrics port, no shutdown delay. One list for all of them, so a
+// free loopback port, no metrics port, no shutdown delay unless asked. One list for all of them, so a
 // flag the webhook comes to require reaches every harness at once. No imports: the bench
 // passes these to the compiled dist/ webhook, without loading src/.
 
@@ -12,6 +12,8 @@ export interface LocalWebhookFlags {
   inventoryFile?: string | null
   /** info unless given. */
   logLevel?: string
+  /** 0s unless given. */
+  shutdownDelay?: string
   /** More flags, after these. */
   args?: readonly string[]
 }
@@ -30,7 +32,7 @@ export function localWebhookArgs(flags: LocalWebhookFlags): string[] {
     '--tls-key',
     flags.tls.key,
     '--shutdown-delay',
-    '0s',
+    flags.shutdownDelay ?? '0s',
     '--log-level',
     flags.logLevel ?? 'info',
     ...(inventory === null ? [] : ['--inventory-file', inventory]),

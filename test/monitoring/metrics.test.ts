@@ -19,6 +19,7 @@ import { createMetrics } from '../../src/server/metrics.js'
 import { exampleInventory, review } from '../helpers/fixtures.js'
 import { nodeFacts } from '../helpers/inventory.js'
 import { sample, series, type Series } from '../helpers/metrics.js'
+import { localCertificates } from '../helpers/local-webhook.js'
 import { startTestWebhook } from '../helpers/webhook.js'
 import { render } from '../manifests/render.js'
 import type { AdmissionReviewReply } from '../../src/admission/review.js'
@@ -282,15 +283,7 @@ function httpsGet(url: string, ca: string): Promise<string> {
 
 t.test("the served certificate's expiry is exported, and follows a reload", async (t) => {
   const dir = t.testdir()
-  const made = await ensureCertificates({
-    outDir: dir,
-    service: 'neverpull-guard',
-    namespace: 'neverpull-system',
-    hosts: ['127.0.0.1', 'localhost'],
-    days: 30,
-    force: false,
-    now: new Date(),
-  })
+  const made = await localCertificates(dir)
   const ca = await readFile(made.paths.caCert, 'utf8')
   const hook = await startTestWebhook(t, { tls: { cert: made.paths.cert, key: made.paths.key } })
   const first = certificateNotAfter(await readFile(made.paths.cert, 'utf8'))!

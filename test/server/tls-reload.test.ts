@@ -11,6 +11,7 @@ import { ensureCertificates } from '../../src/certs/files.js'
 import { generateCa, generateServing, type CertificatePair } from '../../src/certs/generate.js'
 import { pairProblem, watchTls, type TlsFiles } from '../../src/server/tls-reload.js'
 import { tmpDir } from '../certs/helpers.js'
+import { localCertificates } from '../helpers/local-webhook.js'
 
 interface Collector {
   changes: TlsFiles[]
@@ -137,15 +138,7 @@ t.test('Fastify serves the renewed certificate without dropping a kept-alive con
   t.equal(await handshakeSerial(port, ca), oldSerial)
 
   const changed = events.next()
-  const second = await ensureCertificates({
-    outDir: dir,
-    service: 'neverpull-guard',
-    namespace: 'neverpull-system',
-    hosts: ['127.0.0.1', 'localhost'],
-    days: 30,
-    force: false,
-    now: new Date(),
-  })
+  const second = await localCertificates(dir)
   t.match(second, { ca: 'kept', serving: 'created' }, 'a new leaf from the same CA')
   const loaded = await within(5000, 'onChange', changed)
   const newSerial = new X509Certificate(await readFile(paths.cert)).serialNumber

@@ -7,6 +7,7 @@ import { connect, type ConnectionOptions } from 'node:tls'
 import t, { type Test } from 'tap'
 import { ensureCertificates } from '../../src/certs/files.js'
 import { TLS_OPTIONS } from '../../src/server/server.js'
+import { localCertificates } from '../helpers/local-webhook.js'
 import { startTestWebhook } from '../helpers/webhook.js'
 
 type Probe = { ok: true; protocol: string; cipher: string } | { ok: false; code: string }
@@ -99,15 +100,7 @@ t.test(
   async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'neverpull-tls-control-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
-    await ensureCertificates({
-      outDir: dir,
-      service: 'neverpull-guard',
-      namespace: 'neverpull-system',
-      hosts: ['127.0.0.1', 'localhost'],
-      days: 30,
-      force: false,
-      now: new Date(),
-    })
+    await localCertificates(dir)
     const [cert, key, ca] = await Promise.all([
       readFile(join(dir, 'tls.crt'), 'utf8'),
       readFile(join(dir, 'tls.key'), 'utf8'),
