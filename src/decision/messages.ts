@@ -424,7 +424,7 @@ function groupedLines(warned: Finding[], budget: number): string[] {
     }
     list.push(f)
   }
-  const build = (withImages: boolean): { lines: string[]; named: number } => {
+  const build = (withImages: boolean): { lines: string[]; named: number; used: number } => {
     const lines: string[] = []
     let named = 0
     let used = 0
@@ -452,7 +452,7 @@ function groupedLines(warned: Finding[], budget: number): string[] {
         // Keep room for the closing "and N more" line.
         if (used + lineRunes + nextRunes > budget - 80) {
           flush()
-          return { lines, named }
+          return { lines, named, used }
         }
         line += next
         lineRunes += nextRunes
@@ -461,10 +461,11 @@ function groupedLines(warned: Finding[], budget: number): string[] {
       }
       flush()
     }
-    return { lines, named }
+    return { lines, named, used }
   }
   let result = build(true)
-  if (result.named < warned.length || total(result.lines) > budget) result = build(false)
+  // `used` is the runes of the lines built: what total(lines) would count.
+  if (result.named < warned.length || result.used > budget) result = build(false)
   if (result.named < warned.length) {
     result.lines.push(`and ${warned.length - result.named} more containers like these`)
   }
@@ -524,12 +525,22 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
       : [cap(`${subjectText(subject)}: kube-scheduler will report: ${clean(unplaced.scheduler!)}`)]
   const atRisk = warned.filter((f) => f.gcRisk !== undefined)
   if (atRisk.length > 0) head.push(cap(gcFix(atRisk)))
-  const detailed = warned.flatMap((f) =>
-    f.gcRisk !== undefined && f.reason !== 'present'
-      ? [cap(findingLine(f, subject)), cap(gcLine(f))]
-      : [cap(findingLine(f, subject))],
-  )
   const budget = MAX_WARNINGS_TOTAL_RUNES - total(head) - total(tail)
-  if (total(detailed) <= budget) return head.concat(detailed, tail)
-  return head.concat(groupedLines(warned, budget), tail)
+  // One line per finding while they fit; the first line past the budget means grouping, so
+  // the rest are not written only to be dropped (20 findings of 256 runes never fit).
+  const detailed: string[] = []
+  let used = 0
+  for (const f of warned) {
+    const line = cap(findingLine(f, subject))
+    used += runes(line)
+    if (used > budget) return head.concat(groupedLines(warned, budget), tail)
+    detailed.push(line)
+    if (f.gcRisk !== undefined && f.reason !== 'present') {
+      const gc = cap(gcLine(f))
+      used += runes(gc)
+      if (used > budget) return head.concat(groupedLines(warned, budget), tail)
+      detailed.push(gc)
+    }
+  }
+  return head.concat(detailed, tail)
 }
