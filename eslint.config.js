@@ -50,7 +50,7 @@ const layerRules = Object.entries(LAYERS).map(([folder, allowed]) => {
 })
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'bench/results/', 'soak/results/'] },
+  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'bench/results/', 'bench/.child/', 'soak/results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

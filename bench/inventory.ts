@@ -1,5 +1,7 @@
-import { InventoryIndex } from '../src/inventory/inventory-index.js'
 import type { InventorySink, NodeFacts, NodeImages, RuntimeImage, RuntimeInfo, Taint } from '../src/api/types.js'
+
+// Types only from src/: the server child runs this file compiled without tsx (bench/load.ts),
+// and builds its index with the webhook's own compiled code.
 
 // A synthetic cluster, the same for the same seed: nodes with the labels and taints a managed
 // cloud cluster carries, and per-node image lists shaped like containerd's CRI ListImages
@@ -338,15 +340,6 @@ export function loadCluster(sink: InventorySink, spec: ClusterSpec, observedAt: 
   }
   clearGeneratorCaches()
   return l
-}
-
-export function buildIndex(
-  spec: ClusterSpec,
-  observedAt: number,
-  staleAfterMs = 15 * 60_000,
-): { index: InventoryIndex; layout: Layout } {
-  const index = new InventoryIndex({ staleAfterMs })
-  return { index, layout: loadCluster(index, spec, observedAt) }
 }
 
 /** Index of the first node of a pool, or -1. */

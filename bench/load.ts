@@ -1,7 +1,9 @@
 import autocannon from 'autocannon'
 import { fork, type ChildProcess } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
 import type { Body } from './bodies.js'
 import type { ChildArgs, ChildReady, ChildUsage } from './server-child.js'
 
@@ -10,7 +12,37 @@ import type { ChildArgs, ChildReady, ChildUsage } from './server-child.js'
 // latency percentiles, and the server child's CPU time per request (its process.cpuUsage
 // delta over the run): on a shared 2-core machine, CPU per request is the steadier figure.
 
-const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url))
+const DIST = new URL('../dist/', import.meta.url).href
+
+/**
+ * The server child as JavaScript, so that it runs without tsx: tsx's loader runs in a thread
+ * of its own, a second V8 isolate that added 33 MiB to every RSS the child reported, which
+ * the webhook in a cluster does not carry (`node dist/cli.js webhook`). server-child.ts and
+ * the files it imports, relative import by relative import, are transpiled as they are
+ * into bench/.child/ (gitignored), in the same layout; the webhook it starts is dist/.
+ */
+function compiledChild(): string {
+  const root = new URL('../', import.meta.url)
+  const out = new URL('./.child/', import.meta.url)
+  const pending = ['bench/server-child.ts']
+  const done = new Set<string>()
+  while (pending.length > 0) {
+    const path = pending.pop()!
+    if (done.has(path)) continue
+    done.add(path)
+    const js = ts.transpileModule(readFileSync(new URL(path, root), 'utf8'), {
+      fileName: path,
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
+    }).outputText
+    const target = new URL(path.replace(/\.ts$/, '.js'), out)
+    mkdirSync(new URL('./', target), { recursive: true })
+    writeFileSync(target, js)
+    // Type-only imports are gone from the output: what is left is loaded at run time.
+    for (const m of js.matchAll(/(?:from|import)\s*'(\.{1,2}\/[^']+)\.js'/g))
+      pending.push(new URL(`${m[1]!}.ts`, new URL(path, root)).href.slice(root.href.length))
+  }
+  return fileURLToPath(new URL('./bench/server-child.js', out))
+}
 
 export interface Server {
   kind: ChildArgs['kind']
@@ -21,13 +53,11 @@ export interface Server {
 }
 
 export async function startServer(args: ChildArgs, maxOldSpaceMb = 6144): Promise<Server> {
-  const child: ChildProcess = fork(CHILD, [JSON.stringify(args)], {
+  const child: ChildProcess = fork(compiledChild(), [JSON.stringify({ dist: DIST, ...args })], {
     // BENCH_CPU_PROF=DIR writes each server child's CPU profile there (the profiles behind docs/BENCHMARKS.md).
     execArgv: [
       '--expose-gc',
       `--max-old-space-size=${maxOldSpaceMb}`,
-      '--import',
-      'tsx',
       ...(process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -1,14 +1,24 @@
 import { checkPodReview } from '../src/admission/pod-check.js'
 import { decide, type DecideInput } from '../src/decision/decide.js'
-import type { InventoryIndex } from '../src/inventory/inventory-index.js'
+import { InventoryIndex } from '../src/inventory/inventory-index.js'
 import type { NodeImages } from '../src/api/types.js'
 import { extractPodTemplate } from '../src/workload/pod-template.js'
 import type { Body } from './bodies.js'
-import { buildIndex, hex64, nodeImages, type Layout } from './inventory.js'
+import { hex64, loadCluster, nodeImages, type ClusterSpec, type Layout } from './inventory.js'
 
 // In-process micro-benchmarks, each call timed alone with process.hrtime.bigint after a
 // warm-up, many iterations: decide() over growing clusters, and one node's NodeImageSet
 // update applied to a 5,000-node index.
+
+/** The synthetic cluster loaded into a fresh index, in this process. */
+export function buildIndex(
+  spec: ClusterSpec,
+  observedAt: number,
+  staleAfterMs = 15 * 60_000,
+): { index: InventoryIndex; layout: Layout } {
+  const index = new InventoryIndex({ staleAfterMs })
+  return { index, layout: loadCluster(index, spec, observedAt) }
+}
 
 export interface Stats {
   n: number

@@ -10,8 +10,11 @@ import type * as AppModule from '../src/server/app.js'
 
 // The webhook is the compiled dist/ that ships (npm run bench builds it first), not src/
 // through tsx, whose transform adds work of its own (esbuild's __name helper on every
-// function) that a cluster never runs.
-const compiled = (path: string): string => new URL(`../dist/${path}`, import.meta.url).href
+// function) that a cluster never runs. This file itself runs compiled too (bench/load.ts),
+// without tsx, whose loader thread is a second V8 isolate: 33 MiB of RSS the webhook does
+// not have. `dist` comes from the parent, since the compiled file lives elsewhere.
+const args = JSON.parse(process.argv[2] ?? '{}') as ChildArgs
+const compiled = (path: string): string => new URL(path, args.dist ?? new URL('../dist/', import.meta.url)).href
 const { webhookConfig } = (await import(compiled('config/webhook.js'))) as typeof WebhookModule
 const { KEEP_ALIVE_MS, startWebhook, TLS_OPTIONS } = (await import(compiled('server/server.js'))) as typeof ServerModule
 const { MAX_REVIEW_BYTES } = (await import(compiled('server/app.js'))) as typeof AppModule
@@ -26,6 +29,8 @@ const { MAX_REVIEW_BYTES } = (await import(compiled('server/app.js'))) as typeof
 
 export interface ChildArgs {
   kind: 'baseline' | 'guard'
+  /** URL of the compiled webhook's dist/ directory, with a trailing slash. */
+  dist?: string
   certDir: string
   cluster?: ClusterSpec
   logLevel?: string
@@ -121,7 +126,6 @@ async function guard(
 }
 
 async function main(): Promise<void> {
-  const args = JSON.parse(process.argv[2] ?? '{}') as ChildArgs
   const send = (m: unknown): void => {
     process.send?.(m)
   }
