@@ -17,6 +17,7 @@ import { ensureCertificates } from '../../src/certs/files.js'
 import { containerdSkipReason, startContainerd } from '../helpers/containerd.js'
 import { writeOciImage } from '../helpers/oci.js'
 import { startFakeApiServer } from '../helpers/fake-apiserver.js'
+import { localWebhookArgs } from '../helpers/webhook-args.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const LIBRARY = '@kubernetes/client-node'
@@ -145,23 +146,7 @@ t.test('the webhook on a static inventory never loads it', async (t) => {
     now: new Date(),
   })
   const run = await cli(
-    [
-      'webhook',
-      '--inventory-file',
-      inventory,
-      '--tls-cert',
-      paths.cert,
-      '--tls-key',
-      paths.key,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--metrics-port',
-      '0',
-      '--shutdown-delay',
-      '0s',
-    ],
+    ['webhook', ...localWebhookArgs({ tls: { cert: paths.cert, key: paths.key }, inventoryFile: inventory })],
     { until: /Server listening/ },
   )
   t.match(run.stdout, /Server listening/, 'it served')
@@ -259,22 +244,11 @@ t.test('the webhook in a pod never loads it: watch synced, audit lease taken', a
   const run = await cli(
     [
       'webhook',
-      '--service-account-dir',
-      saDir,
-      '--tls-cert',
-      paths.cert,
-      '--tls-key',
-      paths.key,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--metrics-port',
-      '0',
-      '--shutdown-delay',
-      '0s',
-      '--audit-interval',
-      '1h',
+      ...localWebhookArgs({
+        tls: { cert: paths.cert, key: paths.key },
+        inventoryFile: null,
+        args: ['--service-account-dir', saDir, '--audit-interval', '1h'],
+      }),
     ],
     {
       env: {
