@@ -1,4 +1,5 @@
 import { Ajv, type ValidateFunction } from 'ajv'
+import { field } from '../util/guards.js'
 
 // The AdmissionReview envelope (admission.k8s.io/v1, and v1beta1 answered in kind). The
 // apiserver treats anything but an HTTP 200 AdmissionReview with the request's uid as
@@ -104,8 +105,10 @@ const validate: ValidateFunction = ajv.compile(schema)
 export type Parsed =
   { ok: true; review: AdmissionReview } | { ok: false; version: ReviewVersion; uid: string; error: string }
 
-function peek(body: unknown, key: string): unknown {
-  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined
+/** The uid and version to answer a review with when it cannot be read (or its handler failed). */
+export function envelopeOf(body: unknown): { uid: string; version: ReviewVersion } {
+  const uid = field(field(body, 'request'), 'uid')
+  return { uid: typeof uid === 'string' ? uid : '', version: field(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1 }
 }
 
 export function parseReview(body: unknown): Parsed {
@@ -116,15 +119,8 @@ export function parseReview(body: unknown): Parsed {
     e?.keyword === 'enum' || e?.keyword === 'const'
       ? `must be one of ${JSON.stringify(e.params['allowedValues'] ?? e.params['allowedValue'])}`
       : (e?.message ?? 'is invalid')
-  const request = peek(body, 'request')
-  const uid = peek(request, 'uid')
-  const version = peek(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1
-  return {
-    ok: false,
-    version,
-    uid: typeof uid === 'string' ? uid : '',
-    error: `malformed AdmissionReview: ${where} ${what}`,
-  }
+  const { uid, version } = envelopeOf(body)
+  return { ok: false, version, uid, error: `malformed AdmissionReview: ${where} ${what}` }
 }
 
 export function allowed(uid: string, warnings: string[] = []): AdmissionResponse {

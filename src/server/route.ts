@@ -1,14 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import {
-  toReview,
-  V1,
-  V1BETA1,
-  type AdmissionResponse,
-  type AdmissionReviewReply,
-  type ReviewVersion,
-} from '../admission/review.js'
+import { envelopeOf, toReview, type AdmissionResponse, type AdmissionReviewReply } from '../admission/review.js'
 import type { Logger } from '../util/logger.js'
-import { field } from '../util/guards.js'
 
 // One admission route, whatever it judges: decide, time it, count it, log one line, and
 // answer with an AdmissionReview even when the handler throws (controller-runtime's
@@ -48,12 +40,6 @@ export interface AdmissionRoute<R extends RouteRecord> {
   describe(record: R): Record<string, unknown>
   /** After the line: once-only reports and the like. */
   after?(record: R): void
-}
-
-/** The uid and version to answer a review with when its handler could not. */
-export function envelopeOf(body: unknown): { uid: string; version: ReviewVersion } {
-  const uid = field(field(body, 'request'), 'uid')
-  return { uid: typeof uid === 'string' ? uid : '', version: field(body, 'apiVersion') === V1BETA1 ? V1BETA1 : V1 }
 }
 
 export function admissionRoute<R extends RouteRecord>(

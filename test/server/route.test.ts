@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import { allowed, toReview, V1, V1BETA1, type AdmissionReviewReply } from '../../src/admission/review.js'
-import { admissionRoute, envelopeOf, type AdmissionRoute } from '../../src/server/route.js'
+import { allowed, envelopeOf, toReview, V1, V1BETA1, type AdmissionReviewReply } from '../../src/admission/review.js'
+import { admissionRoute, type AdmissionRoute } from '../../src/server/route.js'
 import type { Logger } from '../../src/util/logger.js'
 import { review } from '../helpers/fixtures.js'
 
