@@ -1,13 +1,11 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { isIP } from 'node:net'
 import { forge, type Forge } from './forge.js'
-import { subjectAltNames } from './generate.js'
+import { DAY_MS, subjectAltNames } from './generate.js'
 import { errorMessage } from '../util/guards.js'
 
 // Decides whether certificates already on disk can stay. Each check returns the reason a
 // certificate has to be replaced (shown to the person running `certs`), or null to keep it.
-
-const DAY_MS = 86_400_000
 
 // Renew a month ahead so a missed run (or a CronJob that failed over a holiday) does not
 // turn into rejected admission requests.

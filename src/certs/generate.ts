@@ -33,7 +33,7 @@ export interface SubjectAltNames {
   ips: string[]
 }
 
-const DAY_MS = 86_400_000
+export const DAY_MS = 86_400_000
 
 // Nodes and the API server are not always in step with the machine that issued the
 // certificate; a certificate that becomes valid "in a minute" fails every handshake until then.
