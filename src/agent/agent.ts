@@ -94,13 +94,15 @@ export interface Agent {
 }
 
 function sortedUnique(values: readonly string[]): string[] {
+  // Most images have one tag and one digest: no set, no sort for them, every interval.
+  if (values.length < 2) return values.slice()
   return [...new Set(values)].sort()
 }
 
 /**
  * The runtime's list in one order, whatever order the runtime answered in: images by id,
- * names sorted. Equal sets give equal JSON, so the digest below and the applied object are
- * stable and an unchanged node costs no write.
+ * names sorted. Equal sets give equal specs (and JSON, and the digest below), so the applied
+ * object is stable and an unchanged node costs no write.
  */
 export function canonicalImages(images: readonly RuntimeImage[]): RuntimeImage[] {
   return images
@@ -112,6 +114,30 @@ export function canonicalImages(images: readonly RuntimeImage[]): RuntimeImage[]
       pinned: img.pinned,
     }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+}
+
+/**
+ * Equal as JSON values (plain objects, arrays, primitives; a key set to undefined counts),
+ * walked in place: the agent compares its 1,000-image spec with the last one every interval,
+ * and node:util's isDeepStrictEqual allocates key lists and a memo set for that (0.5 MiB).
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false
+    return true
+  }
+  const x = a as Record<string, unknown>
+  const y = b as Record<string, unknown>
+  let keys = 0
+  for (const k in x) {
+    if (!Object.hasOwn(y, k) || !sameJson(x[k], y[k])) return false
+    keys++
+  }
+  for (const k in y) if (Object.hasOwn(y, k)) keys--
+  return keys === 0
 }
 
 export function specDigest(spec: NodeImageSet['spec']): string {
@@ -150,8 +176,8 @@ export function createAgent(options: AgentOptions): Agent {
   const backoffInitialMs = options.backoffInitialMs ?? DEFAULT_BACKOFF_INITIAL_MS
   const backoffMaxMs = Math.max(options.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS, backoffInitialMs)
 
-  /** Spec last applied successfully, and its digest. */
-  let published: { spec: NodeImageSet['spec']; digest: string } | undefined
+  /** Spec last applied successfully. */
+  let published: { spec: NodeImageSet['spec'] } | undefined
   /** Last time the runtime's list was seen equal to the published spec: status.observedTime. */
   let confirmedAt: number | undefined
   /** Last status applied successfully: when, and the condition keys it carried. */
@@ -281,7 +307,7 @@ export function createAgent(options: AgentOptions): Agent {
     let statusPublished = false
 
     // 1. Ask the runtime.
-    let current: { spec: NodeImageSet['spec']; digest: string } | undefined
+    let current: { spec: NodeImageSet['spec'] } | undefined
     let runtimeError: string | undefined
     try {
       const [version, listed] = await Promise.all([cri.version(), cri.listImages()])
@@ -356,7 +382,7 @@ export function createAgent(options: AgentOptions): Agent {
         log.info({ pending: confirmed.pending, calls: confirmed.calls }, 'confirming image names with the runtime')
       } else {
         const spec = nodeImageSet(nodeName, runtime, canonicalImages(confirmed.images), elsewhere).spec
-        current = { spec, digest: specDigest(spec) }
+        current = { spec }
         setCondition(
           CONDITION_RUNTIME_REACHABLE,
           true,
@@ -379,7 +405,9 @@ export function createAgent(options: AgentOptions): Agent {
 
     // 2. Spec: only from a healthy runtime, so an error can never publish an empty list.
     if (current) {
-      if (current.digest !== published?.digest) {
+      // Compared in place, not by digest: the JSON of 1,000 images is a 180 KiB string,
+      // which V8 allocates straight into its old generation; only a change is hashed (for the log).
+      if (published === undefined || !sameJson(current.spec, published.spec)) {
         try {
           await publisher.apply({ ...nodeImageSet(nodeName, undefined, []), spec: current.spec })
           const first = published === undefined
@@ -396,7 +424,7 @@ export function createAgent(options: AgentOptions): Agent {
             clock.now(),
           )
           log.info(
-            { images: current.spec.images.length, digest: current.digest.slice(0, 12), first },
+            { images: current.spec.images.length, digest: specDigest(current.spec).slice(0, 12), first },
             'published image list',
           )
         } catch (err) {

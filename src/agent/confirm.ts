@@ -48,8 +48,23 @@ interface Answer {
   at: number
 }
 
-/** Listed, not asked yet: never published. */
-const PENDING: Answer = Object.freeze({ resolves: false, at: Number.NaN })
+/** A name of an image, by image ID then name: what ImageStatus said about that pair. */
+type Answers = Map<string, Map<string, Answer>>
+
+interface Pair {
+  name: string
+  id: string
+}
+
+function nameCount(image: RuntimeImage): number {
+  return image.repoTags.length + image.repoDigests.length
+}
+
+/** The image's k-th name, tags then digests: a walk over both without an array for them. */
+function nameAt(image: RuntimeImage, k: number): string {
+  const tags = image.repoTags.length
+  return (k < tags ? image.repoTags[k] : image.repoDigests[k - tags])!
+}
 
 export function createNameConfirmer(
   imageStatus: (image: string) => Promise<RuntimeImage | undefined>,
@@ -57,8 +72,13 @@ export function createNameConfirmer(
 ): NameConfirmer {
   const budget = Math.max(1, options.budget ?? DEFAULT_CONFIRM_BUDGET)
   const recheckMs = options.recheckMs ?? DEFAULT_RECHECK_MS
-  /** `name id` -> what ImageStatus said; only pairs in the latest listing are kept. */
-  let answers = new Map<string, Answer>()
+  /**
+   * Only pairs in the latest listing are kept. Keyed by the strings the listing already
+   * holds, and an image's names are kept in one map reused while they stay the same: an
+   * unchanged listing costs one map of image IDs, not a string and an entry per name and
+   * a copy of every image, every interval (the agent's memory budget, docs/BENCHMARKS.md).
+   */
+  let answers: Answers = new Map()
   let enabled = true
 
   async function ask(name: string, id: string): Promise<boolean> {
@@ -78,6 +98,15 @@ export function createNameConfirmer(
     }
   }
 
+  /** Every answer `from` has that `into` lacks or holds older: what a failed tick did learn. */
+  function merge(into: Answers, from: Answers): void {
+    for (const [id, names] of from) {
+      const kept = into.get(id)
+      if (kept === undefined) into.set(id, new Map(names))
+      else if (kept !== names) for (const [name, a] of names) kept.set(name, a)
+    }
+  }
+
   return {
     async confirm(images, now) {
       if (!enabled)
@@ -88,34 +117,58 @@ export function createNameConfirmer(
           unresolved: [],
           enabled,
         }
-      const next = new Map<string, Answer>()
+      const next: Answers = new Map()
       // New pairs first: a backlog of re-checks must not keep a new image from being published.
-      const fresh: Array<{ pair: string; name: string; id: string }> = []
-      const recheck: Array<{ pair: string; name: string; id: string }> = []
+      const fresh: Pair[] = []
+      const recheck: Pair[] = []
+      /** Pairs queued above: an image listed twice is asked about once. */
+      const queued = new Set<string>()
+      const queue = (to: Pair[], name: string, id: string): void => {
+        const pair = `${name} ${id}`
+        if (queued.has(pair)) return
+        queued.add(pair)
+        to.push({ name, id })
+      }
       for (const image of images) {
-        for (const name of [...image.repoTags, ...image.repoDigests]) {
-          const pair = `${name} ${image.id}`
-          if (next.has(pair)) continue
-          const known = answers.get(pair)
-          if (known === undefined) {
-            next.set(pair, PENDING)
-            fresh.push({ pair, name, id: image.id })
+        const known = answers.get(image.id)
+        let names = next.get(image.id)
+        if (names === undefined) {
+          // The image's map from the last listing, as it is, when it holds exactly this
+          // listing's names; a copy without the names gone, otherwise.
+          const count = nameCount(image)
+          let same = known !== undefined && known.size === count
+          for (let k = 0; same && k < count; k++) same = known?.has(nameAt(image, k)) === true
+          names = same && known !== undefined ? known : new Map()
+          next.set(image.id, names)
+        }
+        for (let k = 0, count = nameCount(image); k < count; k++) {
+          const name = nameAt(image, k)
+          const a = names.get(name) ?? known?.get(name)
+          if (a === undefined) {
+            queue(fresh, name, image.id)
             continue
           }
-          next.set(pair, known)
-          if (!known.resolves && now - known.at >= recheckMs) recheck.push({ pair, name, id: image.id })
+          if (names !== known) names.set(name, a)
+          if (!a.resolves && now - a.at >= recheckMs) queue(recheck, name, image.id)
         }
       }
       const todo =
         fresh.length >= budget ? fresh.slice(0, budget) : [...fresh, ...recheck.slice(0, budget - fresh.length)]
       const pending = Math.max(0, fresh.length - budget)
       let calls = 0
+      // Answers go into maps of their own, so a map shared with the last listing only
+      // changes once the whole batch is in.
+      const learned: Answers = new Map()
       try {
         for (let i = 0; i < todo.length; i += CONCURRENCY) {
           const batch = todo.slice(i, i + CONCURRENCY)
           const results = await Promise.all(batch.map((p) => ask(p.name, p.id)))
           calls += batch.length
-          batch.forEach((p, k) => next.set(p.pair, { resolves: results[k]!, at: now }))
+          batch.forEach((p, k) => {
+            let names = learned.get(p.id)
+            if (names === undefined) learned.set(p.id, (names = new Map<string, Answer>()))
+            names.set(p.name, { resolves: results[k]!, at: now })
+          })
         }
       } catch (err) {
         if (!enabled)
@@ -127,19 +180,31 @@ export function createNameConfirmer(
             enabled,
           }
         // The runtime went away mid-way: keep what it did answer.
-        for (const [pair, a] of next) if (a !== PENDING) answers.set(pair, a)
+        merge(answers, next)
+        merge(answers, learned)
         throw err
       }
-      // Pairs still pending are asked next time, as new.
-      for (const [pair, a] of next) if (a === PENDING) next.delete(pair)
+      // Pairs never asked (beyond the budget) are not in `next`: asked next time, as new.
+      for (const [id, names] of learned) {
+        const into = next.get(id)
+        if (into === undefined) next.set(id, names)
+        else for (const [name, a] of names) into.set(name, a)
+      }
       answers = next
       const unresolved = new Set<string>()
+      const answer = (image: RuntimeImage, name: string): Answer | undefined => next.get(image.id)?.get(name)
       const out = images.map((image) => {
-        const keep = (name: string): boolean => {
-          const a = next.get(`${name} ${image.id}`)
-          if (a !== undefined && a !== PENDING && !a.resolves) unresolved.add(name)
-          return a?.resolves === true
+        let all = true
+        for (let k = 0, count = nameCount(image); k < count; k++) {
+          const name = nameAt(image, k)
+          const a = answer(image, name)
+          if (a?.resolves === true) continue
+          all = false
+          if (a !== undefined) unresolved.add(name)
         }
+        // Every name confirmed (the usual case): the image as listed, not a copy.
+        if (all) return image
+        const keep = (name: string): boolean => answer(image, name)?.resolves === true
         return {
           ...image,
           repoTags: image.repoTags.filter(keep),

@@ -205,6 +205,34 @@ t.test(
   },
 )
 
+t.test('the spec is compared field by field: any one change is a new spec, an equal one is not', async (t) => {
+  const { clock, cri, publisher, agent } = setup()
+  const base = [image('nginx'), image('redis')]
+  cri.images = base
+  await agent.tick()
+  const changes: Array<[string, (i: RuntimeImage) => RuntimeImage]> = [
+    ['size', (i) => ({ ...i, size: i.size + 1 })],
+    ['pinned', (i) => ({ ...i, pinned: true })],
+    ['a digest', (i) => ({ ...i, repoDigests: [`${i.repoDigests[0]!.split('@')[0]!}@sha256:${hex('other')}`] })],
+    ['no tags', (i) => ({ ...i, repoTags: [] })],
+    ['the same name twice (de-duplicated: no change)', (i) => ({ ...i, repoTags: [...i.repoTags, ...i.repoTags] })],
+  ]
+  let writes = 1
+  for (const [what, change] of changes) {
+    clock.t += 10_000
+    cri.images = [base[0]!, change(base[1]!)]
+    await agent.tick()
+    if (!what.includes('no change')) writes++
+    t.equal(publisher.applied.length, writes, what)
+    clock.t += 10_000
+    cri.images = base
+    await agent.tick()
+    if (!what.includes('no change')) writes++
+    t.equal(publisher.applied.length, writes, `${what}, undone`)
+  }
+  t.same(publisher.applied.at(-1)?.spec.images, canonicalImages(base))
+})
+
 t.test('heartbeat: status.observedTime is refreshed every heartbeat even when unchanged', async (t) => {
   const { clock, cri, publisher, agent } = setup({ heartbeatMs: 60_000 })
   cri.images = [image('nginx')]

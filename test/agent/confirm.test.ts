@@ -70,6 +70,45 @@ t.test('the confirmer: asks once per new name, keeps only what resolves', async 
   t.equal(r5.calls, 0, 'then not again within recheckMs')
 })
 
+t.test('the confirmer: keeps only the pairs listed, asks a pair listed twice once', async (t) => {
+  const both = img('a', ['docker.io/library/a:1', 'docker.io/library/a:2'])
+  const f = fakeStatus(() => [both], new Set())
+  const c = createNameConfirmer(f.status, { budget: 10, recheckMs: 60_000 })
+  const r1 = await c.confirm([both, { ...both }], 0)
+  t.equal(r1.calls, 2, 'an image listed twice: each name asked once')
+  t.same(
+    r1.images.map((i) => i.repoTags),
+    [both.repoTags, both.repoTags],
+  )
+  const r2 = await c.confirm([both], 1_000)
+  t.equal(r2.calls, 0)
+  t.equal(r2.images[0], both, 'an image whose names are all confirmed is handed back as listed')
+  // A name gone from the listing is forgotten: listed again, it is asked again.
+  const one = img('a', ['docker.io/library/a:1'])
+  const r3 = await c.confirm([one], 2_000)
+  t.equal(r3.calls, 0)
+  t.same(r3.images[0]?.repoTags, ['docker.io/library/a:1'])
+  const r4 = await c.confirm([both], 3_000)
+  t.equal(r4.calls, 1)
+  t.same(f.asked.slice(-1), ['docker.io/library/a:2'])
+  t.same(r4.images[0]?.repoTags, both.repoTags)
+  // A runtime failing mid-way keeps what it answered before the failure (4 names a batch).
+  const six = img(
+    'b',
+    [1, 2, 3, 4, 5, 6].map((n) => `docker.io/library/b:${n}`),
+  )
+  let fail = true
+  const flaky = createNameConfirmer(async (name) => {
+    if (fail && name.endsWith(':6')) throw new CriError('CRI ImageStatus failed: UNAVAILABLE', 'unix:///x', 14)
+    return six
+  })
+  await t.rejects(flaky.confirm([six], 0), /UNAVAILABLE/)
+  fail = false
+  const r5 = await flaky.confirm([six], 1)
+  t.equal(r5.calls, 2, 'only the batch that failed is asked again')
+  t.same(r5.images[0]?.repoTags, six.repoTags)
+})
+
 t.test('the confirmer: a name resolving to another image is not this image’s name', async (t) => {
   // Two images listed under one name (one stored raw, one normalised): the runtime resolves it to one.
   const listing = [img('a', ['docker.io/library/x:1']), img('b', ['docker.io/library/x:1'])]
