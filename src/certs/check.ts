@@ -85,10 +85,16 @@ function expiryProblem(cert: Forge.pki.Certificate, now: Date, renewBefore: numb
 
 // Exact match rather than "covers": a host dropped from --host (a stale node IP, say) must
 // leave the certificate too.
-function sanProblem(cert: Forge.pki.Certificate, service: string, namespace: string, hosts: readonly string[]): string | null {
+function sanProblem(
+  cert: Forge.pki.Certificate,
+  service: string,
+  namespace: string,
+  hosts: readonly string[],
+): string | null {
   const want = subjectAltNames(service, namespace, hosts)
   const wantKeys = new Set([...want.dns.map((d) => `DNS:${d}`), ...want.ips.map((ip) => `IP:${canonicalIp(ip)}`)])
-  const ext: { altNames?: Array<{ type: number; value: string; ip?: string }> } | undefined = cert.getExtension('subjectAltName')
+  const ext: { altNames?: Array<{ type: number; value: string; ip?: string }> } | undefined =
+    cert.getExtension('subjectAltName')
   const haveKeys = new Set<string>()
   for (const name of ext?.altNames ?? []) {
     if (name.type === 2) haveKeys.add(`DNS:${name.value.toLowerCase()}`)

@@ -1,6 +1,13 @@
 import { readFile, stat } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { DEFAULT_DAYS, DEV_NAMESPACE, DEV_SERVICE, ensureCertificates, writeFileAtomic, type EnsureResult } from './files.js'
+import {
+  DEFAULT_DAYS,
+  DEV_NAMESPACE,
+  DEV_SERVICE,
+  ensureCertificates,
+  writeFileAtomic,
+  type EnsureResult,
+} from './files.js'
 import { normalizeHost } from './generate.js'
 import { patchLiveWebhookConfig, type PatchLive } from './live.js'
 import { SECRET_NAME, caBundleOf, patchWebhookConfigYaml, secretManifest } from './manifests.js'
@@ -41,7 +48,7 @@ const MAX_DAYS = 3650
 
 export const CERTS_COMMAND: CommandSpec = {
   name: 'neverpull-guard certs',
-  description: 'Creates (or keeps, while still good) a private CA and the webhook\'s serving certificate.',
+  description: "Creates (or keeps, while still good) a private CA and the webhook's serving certificate.",
   flags: [
     { name: 'service', value: 'NAME', help: 'Service name in front of the webhook', default: DEV_SERVICE },
     { name: 'namespace', value: 'NAME', help: 'Namespace of that Service', default: DEV_NAMESPACE },
@@ -49,8 +56,12 @@ export const CERTS_COMMAND: CommandSpec = {
     { name: 'days', value: 'N', help: 'Lifetime of new certificates in days', default: String(DEFAULT_DAYS) },
     { name: 'host', value: 'NAME|IP', help: 'Extra name or IP on the serving certificate', repeatable: true },
     { name: 'force', help: 'Replace the CA and serving certificate even if still good' },
-    { name: 'print-ca-bundle', help: 'Print base64 of ca.crt (the webhook\'s caBundle) to stdout' },
-    { name: 'secret-manifest', value: 'FILE|-', help: `Write a kubernetes.io/tls Secret "${SECRET_NAME}" (- for stdout)` },
+    { name: 'print-ca-bundle', help: "Print base64 of ca.crt (the webhook's caBundle) to stdout" },
+    {
+      name: 'secret-manifest',
+      value: 'FILE|-',
+      help: `Write a kubernetes.io/tls Secret "${SECRET_NAME}" (- for stdout)`,
+    },
     {
       name: 'patch-webhook-config',
       value: 'FILE',
@@ -61,7 +72,11 @@ export const CERTS_COMMAND: CommandSpec = {
       value: 'NAME',
       help: 'Set caBundle on the live ValidatingWebhookConfiguration NAME, and the MutatingWebhookConfiguration NAME if installed',
     },
-    { name: 'kubeconfig', value: 'FILE', help: 'Kubeconfig for --patch-live (default: $KUBECONFIG, ~/.kube/config, in-cluster)' },
+    {
+      name: 'kubeconfig',
+      value: 'FILE',
+      help: 'Kubeconfig for --patch-live (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
+    },
   ],
   unknownFlag: (flag) => `unknown flag ${flag}`,
 }
@@ -142,7 +157,9 @@ async function execute(flags: CertsFlags, out: Output, deps: CertsDeps): Promise
     }
     for (const skip of patched.skipped) out.stderr.write(`${file}: skipped ${skip}\n`)
     if (patched.patched.length === 0) {
-      throw new Error(`${file}: no Validating- or MutatingWebhookConfiguration webhook with a clientConfig found; nothing to patch`)
+      throw new Error(
+        `${file}: no Validating- or MutatingWebhookConfiguration webhook with a clientConfig found; nothing to patch`,
+      )
     }
     if (patched.text !== source) await writeFileAtomic(file, patched.text, mode)
     out.stderr.write(`${file}: caBundle set on ${patched.patched.join(', ')}\n`)
@@ -185,10 +202,14 @@ export function parseCertsFlags(argv: readonly string[]): CertsFlags {
     help: parsed.help,
   }
   if (!isDns1035Label(flags.service)) {
-    throw new UsageError(`--service '${flags.service}' is not a valid Service name (lower-case letters, digits and '-', starting with a letter, at most 63)`)
+    throw new UsageError(
+      `--service '${flags.service}' is not a valid Service name (lower-case letters, digits and '-', starting with a letter, at most 63)`,
+    )
   }
   if (!isDns1123Label(flags.namespace)) {
-    throw new UsageError(`--namespace '${flags.namespace}' is not a valid namespace name (lower-case letters, digits and '-', at most 63)`)
+    throw new UsageError(
+      `--namespace '${flags.namespace}' is not a valid namespace name (lower-case letters, digits and '-', at most 63)`,
+    )
   }
   for (const host of flags.hosts) {
     const normalized = normalizeHost(host)
@@ -200,7 +221,9 @@ export function parseCertsFlags(argv: readonly string[]): CertsFlags {
     throw new UsageError('--kubeconfig is only used with --patch-live NAME')
   }
   if (flags.printCaBundle && flags.secretManifest === '-') {
-    throw new UsageError('--print-ca-bundle and --secret-manifest - both write to stdout; use one, or give --secret-manifest a FILE')
+    throw new UsageError(
+      '--print-ca-bundle and --secret-manifest - both write to stdout; use one, or give --secret-manifest a FILE',
+    )
   }
   return flags
 }

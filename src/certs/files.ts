@@ -59,7 +59,9 @@ export async function ensureCertificates(options: EnsureOptions): Promise<Ensure
 
   let ca: CertificatePair
   let caOutcome: Outcome = 'kept'
-  const caProblem = options.force ? 'forced' : checkCa({ cert: caCert, key: caKey, now: options.now, renewBeforeMs: renewBefore })
+  const caProblem = options.force
+    ? 'forced'
+    : checkCa({ cert: caCert, key: caKey, now: options.now, renewBeforeMs: renewBefore })
   if (caProblem !== null || caCert === undefined || caKey === undefined) {
     ca = generateCa({ commonName: `${options.service}-ca`, days: options.days, now: options.now })
     caOutcome = 'created'
@@ -84,7 +86,14 @@ export async function ensureCertificates(options: EnsureOptions): Promise<Ensure
           renewBeforeMs: renewBefore,
         })
   if (servingProblem !== null) {
-    serving = generateServing({ ca, service: options.service, namespace: options.namespace, hosts: options.hosts, days: options.days, now: options.now })
+    serving = generateServing({
+      ca,
+      service: options.service,
+      namespace: options.namespace,
+      hosts: options.hosts,
+      days: options.days,
+      now: options.now,
+    })
     servingOutcome = 'created'
     reasons.serving = servingProblem
   }

@@ -47,7 +47,12 @@ export function servingCommonName(service: string, namespace: string): string {
 
 /** The names the API server (and people with port-forward) use to reach the webhook. */
 export function subjectAltNames(service: string, namespace: string, hosts: readonly string[]): SubjectAltNames {
-  const dns = [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`]
+  const dns = [
+    service,
+    `${service}.${namespace}`,
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.cluster.local`,
+  ]
   const ips: string[] = []
   for (const raw of hosts) {
     const host = normalizeHost(raw)

@@ -47,7 +47,8 @@ export function caBundlePatch(webhookNames: ReadonlyArray<string | undefined>, c
  */
 export const patchLiveWebhookConfig: PatchLive = async (options) => {
   const http = kubeConfigHttp(await loadKubeConfig(options.kubeconfig))
-  const path = (plural: string): string => `/apis/admissionregistration.k8s.io/v1/${plural}/${encodeURIComponent(options.name)}`
+  const path = (plural: string): string =>
+    `/apis/admissionregistration.k8s.io/v1/${plural}/${encodeURIComponent(options.name)}`
   const names = (config: Record<string, unknown>): Array<string | undefined> => {
     const webhooks = config['webhooks']
     if (!Array.isArray(webhooks)) return []
@@ -80,7 +81,8 @@ export const patchLiveWebhookConfig: PatchLive = async (options) => {
   try {
     steering = names(await getObject(http, mutating))
   } catch (err) {
-    if (!(err instanceof ApiStatusError) || err.code !== 404) throw describe(err, `reading ${mutatingKind} ${options.name}`)
+    if (!(err instanceof ApiStatusError) || err.code !== 404)
+      throw describe(err, `reading ${mutatingKind} ${options.name}`)
     results.push({ kind: mutatingKind, count: 0, missing: true })
     return results
   }
@@ -99,9 +101,12 @@ const FIELD_MANAGER = 'neverpull-guard-certs'
 
 function describe(err: unknown, doing: string): Error {
   const code = err instanceof ApiStatusError ? err.code : undefined
-  if (code === 404) return new Error(`${doing}: not found (is it installed? kubectl get validatingwebhookconfigurations)`)
-  if (code === 401 || code === 403) return new Error(`${doing}: not allowed (HTTP ${code}); check the kubeconfig's user and RBAC`)
-  if (code === 409 || code === 422) return new Error(`${doing}: the webhooks changed while patching (HTTP ${code}); run again`)
+  if (code === 404)
+    return new Error(`${doing}: not found (is it installed? kubectl get validatingwebhookconfigurations)`)
+  if (code === 401 || code === 403)
+    return new Error(`${doing}: not allowed (HTTP ${code}); check the kubeconfig's user and RBAC`)
+  if (code === 409 || code === 422)
+    return new Error(`${doing}: the webhooks changed while patching (HTTP ${code}); run again`)
   const message = errorMessage(err)
   return new Error(`${doing}: ${message}`, { cause: err })
 }

@@ -4,7 +4,10 @@ export const SECRET_NAME = 'neverpull-guard-tls'
 export const WEBHOOK_CONFIGURATION_KIND = 'ValidatingWebhookConfiguration'
 /** Steering's registration: the same Service, so the same caBundle. */
 export const MUTATING_WEBHOOK_CONFIGURATION_KIND = 'MutatingWebhookConfiguration'
-const WEBHOOK_CONFIGURATION_KINDS: ReadonlySet<unknown> = new Set([WEBHOOK_CONFIGURATION_KIND, MUTATING_WEBHOOK_CONFIGURATION_KIND])
+const WEBHOOK_CONFIGURATION_KINDS: ReadonlySet<unknown> = new Set([
+  WEBHOOK_CONFIGURATION_KIND,
+  MUTATING_WEBHOOK_CONFIGURATION_KIND,
+])
 
 /** A YAML scalar's text for a message; a missing, null or non-scalar value gives `fallback`. */
 function scalarText(value: unknown, fallback: string): string {
@@ -129,7 +132,8 @@ function verify(text: string, expected: number, caBundle: string): void {
     const webhooks = doc.get('webhooks')
     if (!isSeq(webhooks)) continue
     for (const item of webhooks.items) {
-      if (isMap(item) && isMap(item.get('clientConfig')) && item.getIn(['clientConfig', 'caBundle']) === caBundle) found++
+      if (isMap(item) && isMap(item.get('clientConfig')) && item.getIn(['clientConfig', 'caBundle']) === caBundle)
+        found++
     }
   }
   if (found !== expected) throw new Error(`patching set ${found} of ${expected} caBundle fields`)

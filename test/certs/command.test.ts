@@ -23,12 +23,15 @@ t.test('defaults', async (t) => {
     printCaBundle: false,
     secretManifest: undefined,
   })
-  t.match(parseCertsFlags(['--host', 'a.example', '--host=10.0.0.1', '--days=30', '--secret-manifest', '-', '--force']), {
-    hosts: ['a.example', '10.0.0.1'],
-    days: 30,
-    secretManifest: '-',
-    force: true,
-  })
+  t.match(
+    parseCertsFlags(['--host', 'a.example', '--host=10.0.0.1', '--days=30', '--secret-manifest', '-', '--force']),
+    {
+      hosts: ['a.example', '10.0.0.1'],
+      days: 30,
+      secretManifest: '-',
+      force: true,
+    },
+  )
 })
 
 t.test('bad flags exit 2 with a message that names the flag', async (t) => {
@@ -86,10 +89,18 @@ t.test('--secret-manifest writes the Secret to a 0600 file or to stdout', async 
   const io = capture()
   t.equal(await runCerts(['--out-dir', dir, '--namespace', 'guard', '--secret-manifest', file], io.out), EXIT_OK)
   t.equal((await stat(file)).mode & 0o777, 0o600, 'it holds a private key')
-  const secret = parse(await readFile(file, 'utf8')) as { type: string; metadata: unknown; data: Record<string, string> }
+  const secret = parse(await readFile(file, 'utf8')) as {
+    type: string
+    metadata: unknown
+    data: Record<string, string>
+  }
   t.equal(secret.type, 'kubernetes.io/tls')
   t.same(secret.metadata, { name: 'neverpull-guard-tls', namespace: 'guard' })
-  for (const [key, path] of [['tls.crt', 'tls.crt'], ['tls.key', 'tls.key'], ['ca.crt', 'ca.crt']] as const) {
+  for (const [key, path] of [
+    ['tls.crt', 'tls.crt'],
+    ['tls.key', 'tls.key'],
+    ['ca.crt', 'ca.crt'],
+  ] as const) {
     t.equal(Buffer.from(secret.data[key] ?? '', 'base64').toString(), await readFile(join(dir, path), 'utf8'), key)
   }
   const out = capture()
@@ -126,10 +137,16 @@ metadata: {name: neverpull-guard}
   await writeFile(empty, 'kind: ConfigMap\n')
   const failed = capture()
   t.equal(await runCerts(['--out-dir', dir, '--patch-webhook-config', empty], failed.out), EXIT_FAILED)
-  t.match(failed.stderr(), /empty\.yaml: no Validating- or MutatingWebhookConfiguration webhook with a clientConfig found/)
+  t.match(
+    failed.stderr(),
+    /empty\.yaml: no Validating- or MutatingWebhookConfiguration webhook with a clientConfig found/,
+  )
 
   const missing = capture()
-  t.equal(await runCerts(['--out-dir', dir, '--patch-webhook-config', join(dir, 'nope.yaml')], missing.out), EXIT_FAILED)
+  t.equal(
+    await runCerts(['--out-dir', dir, '--patch-webhook-config', join(dir, 'nope.yaml')], missing.out),
+    EXIT_FAILED,
+  )
   t.match(missing.stderr(), /cannot read --patch-webhook-config .*nope\.yaml/)
 })
 
@@ -137,17 +154,27 @@ t.test('--patch-live hands the bundle and kubeconfig to the patcher', async (t) 
   const dir = await tmpDir(t)
   const calls: LivePatchOptions[] = []
   const io = capture()
-  const code = await runCerts(['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', '/k/config'], io.out, {
-    patchLive: async (options) => {
-      calls.push(options)
-      return [
-        { kind: 'ValidatingWebhookConfiguration', count: 2 },
-        { kind: 'MutatingWebhookConfiguration', count: 0, missing: true },
-      ]
+  const code = await runCerts(
+    ['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', '/k/config'],
+    io.out,
+    {
+      patchLive: async (options) => {
+        calls.push(options)
+        return [
+          { kind: 'ValidatingWebhookConfiguration', count: 2 },
+          { kind: 'MutatingWebhookConfiguration', count: 0, missing: true },
+        ]
+      },
     },
-  })
+  )
   t.equal(code, EXIT_OK)
-  t.same(calls, [{ name: 'neverpull-guard', kubeconfig: '/k/config', caBundle: Buffer.from(await readFile(join(dir, 'ca.crt'))).toString('base64') }])
+  t.same(calls, [
+    {
+      name: 'neverpull-guard',
+      kubeconfig: '/k/config',
+      caBundle: Buffer.from(await readFile(join(dir, 'ca.crt'))).toString('base64'),
+    },
+  ])
   t.match(io.stderr(), /ValidatingWebhookConfiguration neverpull-guard: caBundle set on 2 webhook/)
   t.match(io.stderr(), /MutatingWebhookConfiguration neverpull-guard: not installed/)
 })
@@ -195,7 +222,13 @@ async function fakeApiServer(
     let body = ''
     req.on('data', (chunk: Buffer) => (body += chunk.toString()))
     req.on('end', () => {
-      requests.push({ method: req.method, url: req.url, contentType: req.headers['content-type'], authorization: req.headers.authorization, body })
+      requests.push({
+        method: req.method,
+        url: req.url,
+        contentType: req.headers['content-type'],
+        authorization: req.headers.authorization,
+        body,
+      })
       const at = req.url?.split('?')[0]
       const served = at === path ? object : at === mutatingPath && mutating !== undefined ? mutatingObject : undefined
       res.writeHead(served !== undefined ? 200 : 404, { 'content-type': 'application/json' })
@@ -226,17 +259,33 @@ current-context: fake
 t.test('--patch-live sends a JSON patch to the API server named in --kubeconfig', async (t) => {
   const dir = await tmpDir(t)
   const api = await fakeApiServer(t, [
-    { name: 'pods.neverpull.dev', clientConfig: { service: { name: 'neverpull-guard', namespace: 'neverpull-system' } } },
+    {
+      name: 'pods.neverpull.dev',
+      clientConfig: { service: { name: 'neverpull-guard', namespace: 'neverpull-system' } },
+    },
     { name: 'workloads.neverpull.dev', clientConfig: { caBundle: 'b2xk' } },
   ])
   const io = capture()
-  const code = await runCerts(['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', await kubeconfig(dir, api)], io.out)
+  const code = await runCerts(
+    ['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', await kubeconfig(dir, api)],
+    io.out,
+  )
   t.equal(code, EXIT_OK, io.stderr())
   const bundle = Buffer.from(await readFile(join(dir, 'ca.crt'))).toString('base64')
   t.equal(api.requests.length, 3)
-  t.match(api.requests[0], { method: 'GET', authorization: 'Bearer secret-token', url: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/neverpull-guard' })
-  t.match(api.requests[2], { method: 'GET', url: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/neverpull-guard' })
-  t.match(io.stderr(), /MutatingWebhookConfiguration neverpull-guard: not installed \(steering's registration\), skipped/)
+  t.match(api.requests[0], {
+    method: 'GET',
+    authorization: 'Bearer secret-token',
+    url: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/neverpull-guard',
+  })
+  t.match(api.requests[2], {
+    method: 'GET',
+    url: '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/neverpull-guard',
+  })
+  t.match(
+    io.stderr(),
+    /MutatingWebhookConfiguration neverpull-guard: not installed \(steering's registration\), skipped/,
+  )
   t.match(api.requests[1], { method: 'PATCH', contentType: 'application/json-patch+json' })
   t.match(api.requests[1]?.url, /fieldManager=neverpull-guard-certs/)
   t.same(JSON.parse(api.requests[1]?.body ?? ''), [
@@ -248,19 +297,38 @@ t.test('--patch-live sends a JSON patch to the API server named in --kubeconfig'
   t.match(io.stderr(), /caBundle set on 2 webhook/)
 
   const missing = capture()
-  t.equal(await runCerts(['--out-dir', dir, '--patch-live', 'absent', '--kubeconfig', await kubeconfig(dir, api)], missing.out), EXIT_FAILED)
+  t.equal(
+    await runCerts(
+      ['--out-dir', dir, '--patch-live', 'absent', '--kubeconfig', await kubeconfig(dir, api)],
+      missing.out,
+    ),
+    EXIT_FAILED,
+  )
   t.match(missing.stderr(), /reading ValidatingWebhookConfiguration absent: not found/)
 })
 
-t.test('--patch-live sets the steering webhook\'s caBundle too when it is installed', async (t) => {
+t.test("--patch-live sets the steering webhook's caBundle too when it is installed", async (t) => {
   const dir = await tmpDir(t)
   const api = await fakeApiServer(
     t,
-    [{ name: 'pods.neverpull.dev', clientConfig: { service: { name: 'neverpull-guard', namespace: 'neverpull-system' } } }],
-    [{ name: 'steer.neverpull.dev', clientConfig: { service: { name: 'neverpull-guard', namespace: 'neverpull-system', path: '/mutate' } } }],
+    [
+      {
+        name: 'pods.neverpull.dev',
+        clientConfig: { service: { name: 'neverpull-guard', namespace: 'neverpull-system' } },
+      },
+    ],
+    [
+      {
+        name: 'steer.neverpull.dev',
+        clientConfig: { service: { name: 'neverpull-guard', namespace: 'neverpull-system', path: '/mutate' } },
+      },
+    ],
   )
   const io = capture()
-  const code = await runCerts(['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', await kubeconfig(dir, api)], io.out)
+  const code = await runCerts(
+    ['--out-dir', dir, '--patch-live', 'neverpull-guard', '--kubeconfig', await kubeconfig(dir, api)],
+    io.out,
+  )
   t.equal(code, EXIT_OK, io.stderr())
   const bundle = Buffer.from(await readFile(join(dir, 'ca.crt'))).toString('base64')
   t.same(

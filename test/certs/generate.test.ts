@@ -68,7 +68,9 @@ t.test('the serving certificate has server extensions', async (t) => {
   t.match(ku, { digitalSignature: true, keyEncipherment: true, critical: true })
   t.notOk(ku.keyCertSign)
   t.same(leafX.keyUsage, ['1.3.6.1.5.5.7.3.1'], 'extKeyUsage serverAuth only')
-  const caSki = (forge.pki.certificateFromPem(ca.cert).getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier: string }).subjectKeyIdentifier
+  const caSki = (
+    forge.pki.certificateFromPem(ca.cert).getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier: string }
+  ).subjectKeyIdentifier
   const ski = (f.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier: string }).subjectKeyIdentifier
   const aki = f.getExtension('authorityKeyIdentifier') as { value: string }
   t.not(ski, caSki)

@@ -14,7 +14,11 @@ export async function tmpDir(t: Teardown): Promise<string> {
   return dir
 }
 
-export function capture(): { out: { stdout: { write(s: string): boolean }; stderr: { write(s: string): boolean } }; stdout: () => string; stderr: () => string } {
+export function capture(): {
+  out: { stdout: { write(s: string): boolean }; stderr: { write(s: string): boolean } }
+  stdout: () => string
+  stderr: () => string
+} {
   let stdout = ''
   let stderr = ''
   return {

@@ -47,9 +47,14 @@ t.test('every caBundle is replaced and nothing else changes', async (t) => {
   const result = patchWebhookConfigYaml(INSTALL, BUNDLE)
   t.same(result.patched, ['neverpull-guard/pods.neverpull.dev', 'neverpull-guard/workloads.neverpull.dev'])
   t.same(result.skipped, [])
-  const expected = INSTALL.replace('caBundle: ""', `caBundle: "${BUNDLE}"`).replace('caBundle: OLDOLDOLD', `caBundle: ${BUNDLE}`)
+  const expected = INSTALL.replace('caBundle: ""', `caBundle: "${BUNDLE}"`).replace(
+    'caBundle: OLDOLDOLD',
+    `caBundle: ${BUNDLE}`,
+  )
   t.equal(result.text, expected, 'byte-identical apart from the two values (comments, flow style, quoting kept)')
-  const docs = parseAllDocuments(result.text).map((d) => d.toJS() as { webhooks?: Array<{ clientConfig: { caBundle?: string } }>; data?: Record<string, string> })
+  const docs = parseAllDocuments(result.text).map(
+    (d) => d.toJS() as { webhooks?: Array<{ clientConfig: { caBundle?: string } }>; data?: Record<string, string> },
+  )
   t.equal(docs.length, 3)
   t.equal(docs[1]?.webhooks?.[0]?.clientConfig.caBundle, BUNDLE)
   t.equal(docs[1]?.webhooks?.[1]?.clientConfig.caBundle, BUNDLE)
@@ -89,8 +94,10 @@ webhooks:
   t.equal(doc.webhooks[3]?.clientConfig.service !== undefined, true)
 })
 
-t.test('webhooks without clientConfig are reported; the steering MutatingWebhookConfiguration is patched too', async (t) => {
-  const source = `kind: ValidatingWebhookConfiguration
+t.test(
+  'webhooks without clientConfig are reported; the steering MutatingWebhookConfiguration is patched too',
+  async (t) => {
+    const source = `kind: ValidatingWebhookConfiguration
 metadata: {name: broken}
 webhooks:
   - name: no-client-config
@@ -100,18 +107,24 @@ webhooks:
   - name: m
     clientConfig: {url: https://m}
 `
-  const result = patchWebhookConfigYaml(source, BUNDLE)
-  t.same(result.patched, ['(unnamed)/m'])
-  t.same(result.skipped, ['broken/no-client-config: has no clientConfig'])
-  const docs = result.text.split('\n---\n').map((d) => parse(d) as { webhooks: Array<{ clientConfig?: Record<string, string> }> })
-  t.equal(docs[1]?.webhooks[0]?.clientConfig?.['caBundle'], BUNDLE)
-  t.equal(docs[0]?.webhooks[0]?.clientConfig, undefined)
-  const other = 'kind: ConfigMap\nwebhooks:\n  - name: x\n    clientConfig: {url: https://x}\n'
-  t.same(patchWebhookConfigYaml(other, BUNDLE).patched, [], 'other kinds are left alone')
-})
+    const result = patchWebhookConfigYaml(source, BUNDLE)
+    t.same(result.patched, ['(unnamed)/m'])
+    t.same(result.skipped, ['broken/no-client-config: has no clientConfig'])
+    const docs = result.text
+      .split('\n---\n')
+      .map((d) => parse(d) as { webhooks: Array<{ clientConfig?: Record<string, string> }> })
+    t.equal(docs[1]?.webhooks[0]?.clientConfig?.['caBundle'], BUNDLE)
+    t.equal(docs[0]?.webhooks[0]?.clientConfig, undefined)
+    const other = 'kind: ConfigMap\nwebhooks:\n  - name: x\n    clientConfig: {url: https://x}\n'
+    t.same(patchWebhookConfigYaml(other, BUNDLE).patched, [], 'other kinds are left alone')
+  },
+)
 
 t.test('invalid YAML is an error, not a rewrite', async (t) => {
-  t.throws(() => patchWebhookConfigYaml('kind: ValidatingWebhookConfiguration\nwebhooks: [\n', BUNDLE), /not valid YAML/)
+  t.throws(
+    () => patchWebhookConfigYaml('kind: ValidatingWebhookConfiguration\nwebhooks: [\n', BUNDLE),
+    /not valid YAML/,
+  )
 })
 
 t.test('the Secret manifest is a kubernetes.io/tls Secret with the three files', async (t) => {
