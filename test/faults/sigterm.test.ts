@@ -134,7 +134,10 @@ t.test('SIGTERM under sustained load: not ready at once, every request answered,
     `/readyz 503 ${firstNotReady === undefined ? 'never' : `${(firstNotReady.at - sigtermAt).toFixed(0)} ms`} after SIGTERM; exit ${exit === undefined ? 'none' : `${exit.code} ${(exit.at - sigtermAt).toFixed(0)} ms`} after SIGTERM`,
   )
 
-  t.ok(before.length > 100 && draining.length > 200, 'sustained load before and during the drain')
+  // Counts, not rates: how many requests fit in 2 s depends on the machine and its load (this
+  // failed at a load average of 10 when it asked for 200); what matters is that there was
+  // traffic on kept-alive connections before SIGTERM and that the server went on serving it.
+  t.ok(before.length >= 10 && draining.length >= 10, 'load before and during the drain')
   t.same(before.filter(failed), [], 'no request before SIGTERM failed')
   t.same(draining.filter(failed), [], 'no request during the drain failed (non-2xx, error or timeout)')
   t.same(
@@ -142,7 +145,9 @@ t.test('SIGTERM under sustained load: not ready at once, every request answered,
     [],
     'every request the server answered after the drain got a 2xx',
   )
-  t.ok(firstNotReady !== undefined && firstNotReady.at - sigtermAt < 500, '/readyz turns 503 within 500 ms of SIGTERM')
+  // Readiness must fail while the server still serves, so endpoints drain before it closes;
+  // an order of events, not a time (a busy machine delays the probe, not the order).
+  t.ok(firstNotReady !== undefined && firstNotReady.at < closeAt, '/readyz turns 503 before the server begins closing')
   t.same(readyAfter, [], '/readyz stays 503 while draining')
   t.ok(exit !== undefined, `exits within ${EXIT_WITHIN_MS} ms`)
   if (exit !== undefined) {
