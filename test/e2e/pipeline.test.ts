@@ -118,10 +118,11 @@ t.test(
     const loadDelay = await until(
       'the import to reach the decision',
       async () => (await post(url, ca, body)).allowed,
-      30_000,
+      40_000,
     )
     t.comment(`freshness: import -> allowed in ${(loadDelay / 1000).toFixed(1)} s (agent interval 10 s)`)
-    t.ok(loadDelay <= 15_000, `import reached the decision within 15 s (${loadDelay} ms)`)
+    // Two agent intervals and slack for a busy machine: a missed publish would take a third.
+    t.ok(loadDelay <= 25_000, `import reached the decision within 25 s (${loadDelay} ms)`)
 
     const published = api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as {
       metadata: { ownerReferences?: Array<{ kind: string; uid: string }> }
@@ -135,9 +136,9 @@ t.test(
     const removeDelay = await until(
       'the removal to reach the decision',
       async () => !(await post(url, ca, body)).allowed,
-      30_000,
+      40_000,
     )
     t.comment(`freshness: removal -> denied in ${(removeDelay / 1000).toFixed(1)} s`)
-    t.ok(removeDelay <= 15_000, `removal reached the decision within 15 s (${removeDelay} ms)`)
+    t.ok(removeDelay <= 25_000, `removal reached the decision within 25 s (${removeDelay} ms)`)
   },
 )

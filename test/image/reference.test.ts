@@ -557,7 +557,8 @@ t.test('parseReference: linear time on hostile input', async (t) => {
   ]
   const start = performance.now()
   for (const s of inputs) t.notOk(parseReference(s).ok)
-  t.ok(performance.now() - start < 2000, `took ${Math.round(performance.now() - start)} ms`)
+  // A bound far from any machine's speed: a quadratic parser takes minutes on these inputs.
+  t.ok(performance.now() - start < 30_000, `took ${Math.round(performance.now() - start)} ms`)
 })
 
 t.test('lookupKey', async (t) => {
