@@ -74,7 +74,9 @@ function who(c: ContainerFacts): string {
 function list(nodes: NodeList): string {
   if (nodes.count === 0) return ''
   const more = nodes.count - nodes.names.length
-  const shown = nodes.names.map((n) => clean(n)).join(', ')
+  let shown = ''
+  for (let i = 0; i < nodes.names.length; i++)
+    shown = i === 0 ? clean(nodes.names[i]!) : `${shown}, ${clean(nodes.names[i]!)}`
   return more > 0 ? `${shown} and ${more} more` : shown
 }
 
@@ -530,14 +532,17 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
   // the rest are not written only to be dropped (20 findings of 256 runes never fit).
   const detailed: string[] = []
   let used = 0
+  // A line cap() cut has exactly MAX_WARNING_RUNES runes: only whole lines are counted.
   for (const f of warned) {
-    const line = cap(findingLine(f, subject))
-    used += runes(line)
+    const text = findingLine(f, subject)
+    const line = cap(text)
+    used += line === text ? runes(line) : MAX_WARNING_RUNES
     if (used > budget) return head.concat(groupedLines(warned, budget), tail)
     detailed.push(line)
     if (f.gcRisk !== undefined && f.reason !== 'present') {
-      const gc = cap(gcLine(f))
-      used += runes(gc)
+      const gcText = gcLine(f)
+      const gc = cap(gcText)
+      used += gc === gcText ? runes(gc) : MAX_WARNING_RUNES
       if (used > budget) return head.concat(groupedLines(warned, budget), tail)
       detailed.push(gc)
     }
