@@ -224,7 +224,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private modes = new Map<string, Mode>()
   private elsewhere = new Map<string, ElsewhereHolding[]>()
   private elsewhereKeys: Array<string[] | undefined> = []
-  private pinnedIds: Array<Uint32Array | undefined> = []
+  private pinnedIds: Array<PackedIds | undefined> = []
   private filesystems: Array<NodeImageSetImageFilesystem | undefined> = []
   private runtimeClasses = new Map<string, RuntimeClassFacts>()
   private runtimeClassesListed = false
@@ -328,7 +328,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (this.setKeys[slot] === undefined) this.imageSets++
     this.replaceKeys(slot, this.setKeys, sortedIds(ids), this.statusKeys)
     // Interned above, so the ids stay valid as long as the node holds the keys.
-    this.pinnedIds[slot] = pinned === undefined ? undefined : sortedIds(pinned)
+    this.pinnedIds[slot] = pinned === undefined ? undefined : packIds(sortedIds(pinned))
     this.filesystems[slot] = set.imageFilesystem
     const used = set.imageFilesystem?.usedPercent
     if (used !== undefined && used > this.fullest) this.fullest = used
@@ -667,7 +667,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     const pinned = this.pinnedIds[slot]
     if (pinned === undefined) return false
     const id = this.keyIds.get(key)
-    return id !== undefined && hasId(pinned, id)
+    return id !== undefined && packedHas(pinned, id)
   }
 
   imageFilesystem(slot: number): NodeImageSetImageFilesystem | undefined {
