@@ -8,6 +8,7 @@ import type { InventoryView } from '../inventory/inventory-index.js'
 import {
   bitsAnd,
   bitsAndNot,
+  bitsAndNotCount,
   bitsCount,
   bitsCountAnd,
   bitsFirst,
@@ -389,10 +390,8 @@ class Survey {
   /** The first time an image is not on every eligible node: the stale set and its count. */
   partial(): void {
     if (this.stale !== undefined) return
-    const stale = (this.stale = this.bits(STALE))
-    stale.set(this.eligible)
-    bitsAndNot(stale, this.fresh)
-    this.staleCount = bitsCount(stale)
+    this.stale = this.bits(STALE)
+    this.staleCount = bitsAndNotCount(this.eligible, this.fresh, this.stale)
   }
 
   /** The scratch bitset for a role, as long as the eligible set. */

@@ -80,6 +80,19 @@ export function bitsCountAnd(a: Bits, b: Bits): number {
   return c
 }
 
+/** out = a & ~b (words of b past its length count as zero) and how many slots that is: one pass. */
+export function bitsAndNotCount(a: Bits, b: Bits, out: Bits): number {
+  const n = Math.min(a.length, out.length)
+  const m = Math.min(n, b.length)
+  let c = 0
+  for (let i = 0; i < n; i++) {
+    const v = i < m ? a[i]! & ~b[i]! : a[i]!
+    out[i] = v
+    if (v !== 0) c += popcount32(v)
+  }
+  return c
+}
+
 const NONE: Bits = new Uint32Array(0)
 
 /**

@@ -1,5 +1,6 @@
 import t from 'tap'
 import {
+  bitsAndNotCount,
   bitsCount,
   bitsCountAnd,
   bitsFirst,
@@ -186,4 +187,14 @@ t.test('bitsFirst names the first slots of a set less two others, ascending, and
   t.equal(bitsFirst(bits, bits, undefined, three), 0)
   t.equal(bitsCountAnd(bits, without2), 1)
   t.equal(bitsCountAnd(bits, without), 1, 'words past the shorter count as empty')
+})
+
+t.test('bitsAndNotCount writes a less b and counts it; words past b are kept whole', async (t) => {
+  const a = Uint32Array.of(0b1111, 0xffffffff, 0b101)
+  const b = Uint32Array.of(0b0101, 0x0000ffff) // shorter than a
+  const out = new Uint32Array(3).fill(7)
+  t.equal(bitsAndNotCount(a, b, out), 2 + 16 + 2)
+  t.same([...out], [0b1010, 0xffff0000, 0b101])
+  t.equal(bitsAndNotCount(a, a, out), 0)
+  t.same([...out], [0, 0, 0])
 })
