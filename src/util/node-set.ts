@@ -135,6 +135,10 @@ function blockClass(size: number): number {
   return c
 }
 
+const NO_SLOTS = new Uint16Array(0)
+const NO_STARTS = new Int32Array(0)
+const NO_CLASSES = new Uint8Array(0)
+
 /**
  * Storage for the lists of many NodeSets: one typed array carved into blocks. A typed array
  * per set cost about 400 bytes of V8 objects and malloc bookkeeping besides its data (the
@@ -147,17 +151,19 @@ function blockClass(size: number): number {
  * allocated, and the array stays within about 1.5 times the live blocks).
  */
 export class SlotPool {
+  // A pool starts with nothing of its own (a NodeSet made without one, for one request's
+  // answer, makes a pool of its own): the empty arrays are shared and replaced on first use.
   /** The lists, block after block. Read through a NodeSet; valid until the next write. */
-  private data: Uint16Array | Uint32Array = new Uint16Array(0)
+  private data: Uint16Array | Uint32Array = NO_SLOTS
   private top = 0
   /** Per handle, its block's first index in data, or -1 for a handle not in use. */
-  private starts = new Int32Array(0)
+  private starts = NO_STARTS
   /** Per handle, its block's size class. */
-  private classes = new Uint8Array(0)
+  private classes = NO_CLASSES
   private handles = 0
   private readonly spareHandles: number[] = []
-  /** Per size class, freed blocks (their first index). */
-  private readonly spare: number[][] = BLOCKS.map(() => [])
+  /** Per size class, freed blocks (their first index); made when first needed. */
+  private readonly spare: Array<number[] | undefined> = []
 
   /** The array the lists live in; re-read it after any write to any set of the pool. */
   get slots(): Uint16Array | Uint32Array {
@@ -196,7 +202,7 @@ export class SlotPool {
 
   /** Gives back handle h and its block. */
   close(h: number): void {
-    this.spare[this.classes[h]!]!.push(this.starts[h]!)
+    this.spareBlock(this.classes[h]!, this.starts[h]!)
     this.starts[h] = -1
     this.spareHandles.push(h)
   }
@@ -214,13 +220,19 @@ export class SlotPool {
     // place() may have compacted: then the list was left behind in `before`, at `from`.
     const to = this.starts[h]
     this.data.set(before.subarray(from, from + used), to)
-    if (!compacted) this.spare[old]!.push(from)
+    if (!compacted) this.spareBlock(old, from)
   }
 
   /** Writes slot at position i of handle h's list. */
   write(h: number, i: number, slot: number): void {
     if (slot > 0xffff && this.data instanceof Uint16Array) this.data = Uint32Array.from(this.data)
     this.data[this.starts[h]! + i] = slot
+  }
+
+  private spareBlock(c: number, start: number): void {
+    let list = this.spare[c]
+    if (list === undefined) this.spare[c] = list = []
+    list.push(start)
   }
 
   /**
@@ -230,7 +242,7 @@ export class SlotPool {
   private place(h: number, c: number): boolean {
     const size = BLOCKS[c]!
     this.classes[h] = c
-    const reused = this.spare[c]!.pop()
+    const reused = this.spare[c]?.pop()
     if (reused !== undefined) {
       this.starts[h] = reused
       return false
@@ -263,7 +275,7 @@ export class SlotPool {
     }
     this.data = data
     this.top = top
-    for (const list of this.spare) list.length = 0
+    this.spare.length = 0
   }
 }
 
