@@ -268,10 +268,10 @@ export class SlotPool {
     for (let h = 0; h < this.handles; h++) {
       const from = this.starts[h]!
       if (from < 0) continue
-      const size = BLOCKS[this.classes[h]!]!
-      for (let i = 0; i < size; i++) data[top + i] = old[from + i]!
+      const block = BLOCKS[this.classes[h]!]!
+      for (let i = 0; i < block; i++) data[top + i] = old[from + i]!
       this.starts[h] = top
-      top += size
+      top += block
     }
     this.data = data
     this.top = top
