@@ -187,7 +187,7 @@ const EMPTY: NodeList = Object.freeze({ names: [], count: 0 })
 
 /**
  * The first NAMES_SHOWN nodes of bits less `without` and `without2`, of `count` in all: one
- * word walk that stops at the last name shown. `slots` is working space, emptied here.
+ * word walk that stops at the last name shown. `slots` is working space, overwritten here.
  */
 function names(
   view: InventoryView,
