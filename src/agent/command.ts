@@ -16,6 +16,7 @@ import type { Logger } from '../util/logger.js'
 import type { SignalSource } from '../util/signals.js'
 import type { AgentMetrics, MetricsServer } from './metrics.js'
 import { errorMessage } from '../util/guards.js'
+import { isDns1123Subdomain } from '../util/dns-name.js'
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 type LogLevel = (typeof LOG_LEVELS)[number]
@@ -78,11 +79,6 @@ const MIN_INTERVAL_MS = 100
 
 export { UsageError }
 
-/** Go-style durations (`500ms`, `10s`, `1m30s`); a bad one is a usage error. */
-export function parseDuration(text: string, flag?: string): number {
-  return durationValue(text, flag)
-}
-
 export interface AgentConfig {
   nodeName: string
   /** Undefined: probe the well-known sockets. */
@@ -101,9 +97,6 @@ export interface AgentConfig {
   hostRoot: string
 }
 
-// RFC 1123 subdomain, what the apiserver accepts as a Node name.
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
-
 /** Flags and environment to a validated config; `'help'` when help was asked for. */
 export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentConfig | 'help' {
   const flags = parseFlags(AGENT_COMMAND, argv, env)
@@ -115,16 +108,17 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv): AgentCon
       '--node-name is required (or set NODE_NAME, e.g. from the downward API fieldRef spec.nodeName)',
     )
   }
-  if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) {
+  // What the apiserver accepts as a Node name: an RFC 1123 subdomain.
+  if (!isDns1123Subdomain(nodeName)) {
     throw new UsageError(`node name "${nodeName}" is not a valid Kubernetes node name (lowercase RFC 1123 subdomain)`)
   }
 
   const interval = flags.string('interval')
-  const intervalMs = interval === undefined ? DEFAULT_INTERVAL_MS : parseDuration(interval, '--interval')
+  const intervalMs = interval === undefined ? DEFAULT_INTERVAL_MS : durationValue(interval, '--interval')
   if (intervalMs < MIN_INTERVAL_MS)
     throw new UsageError(`--interval ${interval} is too short: at least ${MIN_INTERVAL_MS}ms`)
   const heartbeat = flags.string('heartbeat')
-  const heartbeatMs = heartbeat === undefined ? DEFAULT_HEARTBEAT_MS : parseDuration(heartbeat, '--heartbeat')
+  const heartbeatMs = heartbeat === undefined ? DEFAULT_HEARTBEAT_MS : durationValue(heartbeat, '--heartbeat')
   if (heartbeatMs < intervalMs) {
     throw new UsageError(`--heartbeat (${heartbeatMs}ms) must not be shorter than --interval (${intervalMs}ms)`)
   }
@@ -237,10 +231,7 @@ export async function runAgent(
       try {
         metricsServer = await serveAgentMetrics(metrics.registry, config.metricsPort)
       } catch (err) {
-        throw new Error(
-          `cannot serve metrics on port ${config.metricsPort}: ${err instanceof Error ? err.message : String(err)}`,
-          { cause: err },
-        )
+        throw new Error(`cannot serve metrics on port ${config.metricsPort}: ${errorMessage(err)}`, { cause: err })
       }
       d.onMetrics?.(metricsServer.url)
     }

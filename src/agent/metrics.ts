@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
 import type { Counter as CounterClass, Gauge as GaugeClass, Registry as RegistryClass } from 'prom-client'
 import type { AgentObserver, PublishedObject } from './agent.js'
+import { errorMessage } from '../util/guards.js'
 
 // prom-client's classes one by one: its index also loads the default process metrics, the
 // Pushgateway, the cluster aggregator and, through them, @opentelemetry/api, which together
@@ -110,10 +111,7 @@ export async function serveAgentMetrics(registry: Registry, port: number, host =
       registry.metrics().then(
         (text) =>
           res.writeHead(200, { 'content-type': registry.contentType }).end(req.method === 'HEAD' ? undefined : text),
-        (err: unknown) =>
-          res
-            .writeHead(500, { 'content-type': 'text/plain' })
-            .end(`${err instanceof Error ? err.message : String(err)}\n`),
+        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${errorMessage(err)}\n`),
       )
       return
     }

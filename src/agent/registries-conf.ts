@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { errorMessage } from '../util/guards.js'
 
 // The short-name configuration a CRI-O node resolves with, read as containers/image v5
 // pkg/sysregistriesv2 (system_registries_v2.go) reads it for CRI-O:
@@ -50,7 +51,7 @@ async function readIfExists(path: string): Promise<string | undefined> {
     return await readFile(path, 'utf8')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new RegistriesConfError(`cannot read ${path}: ${(err as Error).message}`)
+    throw new RegistriesConfError(`cannot read ${path}: ${errorMessage(err)}`)
   }
 }
 
@@ -167,7 +168,7 @@ export async function readShortNameConfig(paths: RegistriesConfPaths): Promise<R
       .sort()
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new RegistriesConfError(`cannot read ${paths.dir}: ${(err as Error).message}`)
+      throw new RegistriesConfError(`cannot read ${paths.dir}: ${errorMessage(err)}`)
   }
   for (const name of names) {
     const file = join(paths.dir, name)

@@ -1,20 +1,21 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { AGENT_USAGE, parseAgentArgs, parseDuration, runAgent, type AgentCommandDeps } from '../../src/agent/command.js'
+import { AGENT_USAGE, parseAgentArgs, runAgent, type AgentCommandDeps } from '../../src/agent/command.js'
+import { durationValue } from '../../src/util/flags.js'
 import type { CriClient } from '../../src/agent/cri.js'
 import type { NodeImageSet } from '../../src/api/types.js'
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} }
 
-t.test('parseDuration', async (t) => {
-  t.equal(parseDuration('10s'), 10_000)
-  t.equal(parseDuration('500ms'), 500)
-  t.equal(parseDuration('5m'), 300_000)
-  t.equal(parseDuration('1h'), 3_600_000)
-  t.equal(parseDuration('1m30s'), 90_000)
-  t.equal(parseDuration('1.5s'), 1_500)
+t.test('--interval and --heartbeat durations (util/flags durationValue)', async (t) => {
+  t.equal(durationValue('10s'), 10_000)
+  t.equal(durationValue('500ms'), 500)
+  t.equal(durationValue('5m'), 300_000)
+  t.equal(durationValue('1h'), 3_600_000)
+  t.equal(durationValue('1m30s'), 90_000)
+  t.equal(durationValue('1.5s'), 1_500)
   for (const bad of ['10', '', 's', '10x', '-1s', '10 s', '5m10', '1e3s']) {
-    t.throws(() => parseDuration(bad), { name: 'UsageError', message: /invalid duration .*e\.g\. 500ms, 10s, 5m/ }, bad)
+    t.throws(() => durationValue(bad), { name: 'UsageError', message: /invalid duration .*e\.g\. 500ms, 10s, 5m/ }, bad)
   }
 })
 
