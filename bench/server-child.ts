@@ -1,7 +1,6 @@
 import Fastify from 'fastify'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { pino } from 'pino'
 import { loadCluster, type ClusterSpec } from './inventory.js'
 import { localWebhookArgs } from '../test/helpers/webhook-args.js'
 import type * as WebhookModule from '../src/config/webhook.js'
@@ -16,7 +15,9 @@ import type * as AppModule from '../src/server/app.js'
 const args = JSON.parse(process.argv[2] ?? '{}') as ChildArgs
 const compiled = (path: string): string => new URL(path, args.dist ?? new URL('../dist/', import.meta.url)).href
 const { webhookConfig } = (await import(compiled('config/webhook.js'))) as typeof WebhookModule
-const { KEEP_ALIVE_MS, startWebhook, TLS_OPTIONS } = (await import(compiled('server/server.js'))) as typeof ServerModule
+const { KEEP_ALIVE_MS, logDestination, startWebhook, TLS_OPTIONS } = (await import(
+  compiled('server/server.js')
+)) as typeof ServerModule
 const { MAX_REVIEW_BYTES } = (await import(compiled('server/app.js'))) as typeof AppModule
 
 // One server per child process, so that on a 2-core machine the server has a core to itself
@@ -99,9 +100,9 @@ async function guard(
     {},
   )
   if (!parsed.ok) throw new Error(parsed.error)
-  // pino's own default for stdout is a synchronous SonicBoom; only the file differs. Fastify
-  // hands the stream to pino, which takes a SonicBoom as it is (its type is not a Writable).
-  const logStream = pino.destination({ dest: '/dev/null', sync: true }) as unknown as NodeJS.WritableStream
+  // The destination the webhook builds for stdout (asynchronous), on /dev/null. pino takes a
+  // SonicBoom as it is (its type is not a Writable).
+  const logStream = logDestination('/dev/null') as unknown as NodeJS.WritableStream
   const running = await startWebhook(parsed.config, { logStream })
   gc()
   const before = process.memoryUsage()

@@ -45,6 +45,15 @@ export interface RunningWebhook {
   shutdown(): Promise<void>
 }
 
+/**
+ * Where the webhook's lines go: pino's own stdout destination, spelled out. Asynchronous
+ * (sonic-boom writes in the background; lines that arrive while a write is in flight go out
+ * together), nothing held back (minLength 0), flushed by pino when the process exits.
+ */
+export function logDestination(dest: number | string): ReturnType<typeof pino.destination> {
+  return pino.destination({ dest, sync: false, minLength: 0 })
+}
+
 export interface StartOptions {
   /** Pino destination; stdout when absent. */
   logStream?: NodeJS.WritableStream
@@ -65,7 +74,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
 
   const log = pino(
     { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password'] },
-    options.logStream ?? pino.destination(1),
+    options.logStream ?? logDestination(1),
   )
   const app = Fastify({
     https: { cert, key, ...TLS_OPTIONS },
