@@ -1,15 +1,13 @@
 import { spawn } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parse as parseYaml } from 'yaml'
-import { ensureCertificates } from '../src/certs/files.js'
 import { containerdSkipReason, startContainerd } from '../test/helpers/containerd.js'
 import { startFakeApiServer, type KubeObject } from '../test/helpers/fake-apiserver.js'
 import { writeOciImage } from '../test/helpers/oci.js'
+import { daemonSetNodeOptions, podServiceAccount } from '../test/helpers/agent-pod.js'
 
 // The agent at idle on a node with 1,000 images: a real containerd holding 1,000 distinct
 // images, the compiled agent (`node dist/cli.js agent`, as the DaemonSet runs it) with its
@@ -29,20 +27,6 @@ export interface AgentIdleResult {
 }
 
 const CLK_TCK = 100
-
-/**
- * The NODE_OPTIONS the DaemonSet gives the agent, read from its manifest so the bench runs
- * the agent as a cluster does and cannot drift from it. AGENT_NODE_OPTIONS overrides it.
- */
-export async function daemonSetNodeOptions(): Promise<string> {
-  const manifest = parseYaml(
-    await readFile(new URL('../manifests/base/agent-daemonset.yaml', import.meta.url), 'utf8'),
-  ) as { spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } } }
-  const env = manifest.spec.template.spec.containers[0]?.env ?? []
-  const value = env.find((e) => e.name === 'NODE_OPTIONS')?.value
-  if (value === undefined) throw new Error('manifests/base/agent-daemonset.yaml sets no NODE_OPTIONS')
-  return value
-}
 
 async function freePort(): Promise<number> {
   const s = createNetServer()
@@ -94,34 +78,20 @@ export async function agentIdleBench(
     api.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', uid: 'uid-node-a' } })
     // In a pod the agent reaches the apiserver over HTTPS with its service account; the
     // in-process API server speaks HTTP, so a small TLS front stands before it.
-    const pki = await ensureCertificates({
-      outDir: join(ctrd.dir, 'pki'),
-      service: 'kubernetes',
-      namespace: 'default',
-      hosts: ['127.0.0.1'],
-      days: 30,
-      force: false,
-      now: new Date(),
-    })
-    const sa = join(ctrd.dir, 'serviceaccount')
-    await mkdir(sa)
-    await writeFile(join(sa, 'token'), 'bench-token')
-    await writeFile(join(sa, 'ca.crt'), await readFile(pki.paths.caCert))
+    const account = await podServiceAccount(ctrd.dir, 'bench-token', 30)
+    const sa = account.dir
     const upstream = new URL(api.url)
-    const front = createServer(
-      { cert: await readFile(pki.paths.cert), key: await readFile(pki.paths.key) },
-      (req, res) => {
-        const up = httpRequest(
-          { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
-          (ur) => {
-            res.writeHead(ur.statusCode ?? 502, ur.headers)
-            ur.pipe(res)
-          },
-        )
-        up.on('error', () => res.destroy())
-        req.pipe(up)
-      },
-    )
+    const front = createServer({ cert: account.cert, key: account.key }, (req, res) => {
+      const up = httpRequest(
+        { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
+        (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers)
+          ur.pipe(res)
+        },
+      )
+      up.on('error', () => res.destroy())
+      req.pipe(up)
+    })
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
     // The metrics listener on, and scraped every 15 s (Prometheus' usual interval is 30 s).
     const metricsPort = await freePort()

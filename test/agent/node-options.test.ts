@@ -1,15 +1,13 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parse as parseYaml } from 'yaml'
-import { ensureCertificates } from '../../src/certs/files.js'
 import type { NodeImageSet } from '../../src/api/types.js'
 import { containerdSkipReason, startContainerd } from '../helpers/containerd.js'
 import { writeOciImage } from '../helpers/oci.js'
+import { daemonSetNodeOptions, podServiceAccount } from '../helpers/agent-pod.js'
 
 // The agent as the DaemonSet starts it: a process of its own with the manifest's
 // NODE_OPTIONS (a V8 without its JIT compilers, --jitless, for memory), in a pod's shape
@@ -18,17 +16,6 @@ import { writeOciImage } from '../helpers/oci.js'
 // WebAssembly, so a dependency on either would only show here or in a cluster.
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-
-interface DaemonSet {
-  spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } }
-}
-
-async function daemonSetNodeOptions(): Promise<string> {
-  const ds = parseYaml(await readFile(join(root, 'manifests', 'base', 'agent-daemonset.yaml'), 'utf8')) as DaemonSet
-  const value = ds.spec.template.spec.containers[0]?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value
-  if (value === undefined) throw new Error('the agent DaemonSet sets no NODE_OPTIONS')
-  return value
-}
 
 function run(
   args: string[],
@@ -58,45 +45,31 @@ t.test('the agent lists and publishes under those options, in a pod shape', { sk
   const image = await writeOciImage(ctrd.dir, 'a.tar', { names: ['docker.io/neverpull/a:1'], content: 'a' })
   await ctrd.importImage(image.path)
 
-  const pki = await ensureCertificates({
-    outDir: join(ctrd.dir, 'pki'),
-    service: 'kubernetes',
-    namespace: 'default',
-    hosts: ['127.0.0.1'],
-    days: 1,
-    force: false,
-    now: new Date(),
-  })
-  const sa = join(ctrd.dir, 'serviceaccount')
-  await mkdir(sa)
-  await writeFile(join(sa, 'token'), 'agent-token')
-  await writeFile(join(sa, 'ca.crt'), await readFile(pki.paths.caCert))
+  const account = await podServiceAccount(ctrd.dir, 'agent-token')
+  const sa = account.dir
 
   const specs: NodeImageSet[] = []
   const tokens = new Set<string>()
-  const server = createServer(
-    { cert: await readFile(pki.paths.cert), key: await readFile(pki.paths.key) },
-    (req, res) => {
-      let body = ''
-      req.on('data', (c: Buffer) => (body += c.toString()))
-      req.on('end', () => {
-        tokens.add(req.headers.authorization ?? '')
-        const path = new URL(req.url ?? '/', 'https://x').pathname
-        res.setHeader('content-type', 'application/json')
-        if (req.method === 'GET' && path === '/api/v1/nodes/node-a') {
-          res.end(JSON.stringify({ kind: 'Node', apiVersion: 'v1', metadata: { name: 'node-a', uid: 'uid-1' } }))
-          return
-        }
-        if (req.method === 'PATCH') {
-          if (!path.endsWith('/status')) specs.push(JSON.parse(body) as NodeImageSet)
-          res.end(body)
-          return
-        }
-        res.statusCode = 404
-        res.end('{"kind":"Status","code":404,"message":"not found"}')
-      })
-    },
-  )
+  const server = createServer({ cert: account.cert, key: account.key }, (req, res) => {
+    let body = ''
+    req.on('data', (c: Buffer) => (body += c.toString()))
+    req.on('end', () => {
+      tokens.add(req.headers.authorization ?? '')
+      const path = new URL(req.url ?? '/', 'https://x').pathname
+      res.setHeader('content-type', 'application/json')
+      if (req.method === 'GET' && path === '/api/v1/nodes/node-a') {
+        res.end(JSON.stringify({ kind: 'Node', apiVersion: 'v1', metadata: { name: 'node-a', uid: 'uid-1' } }))
+        return
+      }
+      if (req.method === 'PATCH') {
+        if (!path.endsWith('/status')) specs.push(JSON.parse(body) as NodeImageSet)
+        res.end(body)
+        return
+      }
+      res.statusCode = 404
+      res.end('{"kind":"Status","code":404,"message":"not found"}')
+    })
+  })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   t.teardown(() => {
     server.closeAllConnections()
