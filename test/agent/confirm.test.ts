@@ -3,12 +3,13 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { createAgent, type Clock } from '../../src/agent/agent.js'
 import { createNameConfirmer } from '../../src/agent/confirm.js'
-import { connectCri, CriError } from '../../src/agent/cri.js'
+import { CriError } from '../../src/agent/cri.js'
 import type { NodeImageSetStatus, Publisher } from '../../src/agent/publish.js'
 import type { NodeImageSet, RuntimeImage } from '../../src/api/types.js'
 import { lookupKey } from '../../src/image/reference.js'
 import { InventoryIndex } from '../../src/inventory/inventory-index.js'
-import { containerdSkipReason, NAMESPACE, startContainerd, type Containerd } from '../helpers/containerd.js'
+import { containerdSkipReason, NAMESPACE } from '../helpers/containerd.js'
+import { containerdWithCri } from '../helpers/containerd-cri.js'
 import { writeOciImage } from '../helpers/oci.js'
 
 // Issue 10 item 8: publish only the names the runtime resolves. containerd lists a name stored
@@ -236,16 +237,9 @@ t.test(
   'against a real containerd: a raw name is listed, not resolved, not published',
   { skip: skip ?? false },
   async (t) => {
-    let ctrd: Containerd
-    try {
-      ctrd = await startContainerd()
-    } catch (err) {
-      t.fail(`containerd did not start: ${(err as Error).message}`)
-      return
-    }
-    t.teardown(() => ctrd.cleanup())
-    const cri = connectCri(ctrd.endpoint)
-    t.teardown(() => cri.close())
+    const started = await containerdWithCri(t)
+    if (started === undefined) return
+    const { ctrd, cri } = started
     const a = await writeOciImage(ctrd.dir, 'a.tar', {
       names: ['docker.io/neverpull/app:1.0'],
       content: 'raw names',

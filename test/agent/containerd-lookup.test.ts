@@ -1,10 +1,11 @@
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { connectCri, CriError } from '../../src/agent/cri.js'
+import { CriError } from '../../src/agent/cri.js'
 import { lookupKey, parseReference } from '../../src/image/reference.js'
 import { InventoryIndex } from '../../src/inventory/inventory-index.js'
-import { containerdSkipReason, startContainerd, type Containerd } from '../helpers/containerd.js'
+import { containerdSkipReason } from '../helpers/containerd.js'
+import { containerdWithCri } from '../helpers/containerd-cri.js'
 import { buildOciImage, type OciImage } from '../helpers/oci.js'
 
 // The webhook's verdict against the real runtime's: for each image string a container could
@@ -23,16 +24,9 @@ function asKubeletSends(image: string): string {
 const skip = await containerdSkipReason()
 
 t.test('truncated image IDs: our verdict is containerd ImageStatus', { skip: skip ?? false }, async (t) => {
-  let ctrd: Containerd
-  try {
-    ctrd = await startContainerd()
-  } catch (err) {
-    t.fail(`containerd did not start: ${(err as Error).message}`)
-    return
-  }
-  t.teardown(() => ctrd.cleanup())
-  const cri = connectCri(ctrd.endpoint)
-  t.teardown(() => cri.close())
+  const started = await containerdWithCri(t)
+  if (started === undefined) return
+  const { ctrd, cri } = started
 
   // Two images whose IDs share their first three hex digits (found deterministically by
   // building until a pair collides), and a third with a unique ID.

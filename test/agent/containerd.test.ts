@@ -1,14 +1,14 @@
 import t from 'tap'
 import { createAgent } from '../../src/agent/agent.js'
 import { boundImagesElsewhere, connectContainerd, MAX_IMAGES_ELSEWHERE } from '../../src/agent/containerd.js'
-import { connectCri } from '../../src/agent/cri.js'
 import type { NodeImageSet } from '../../src/api/types.js'
 import { decide } from '../../src/decision/decide.js'
 import { denialMessage, warningsFor } from '../../src/decision/messages.js'
 import { toNodeImages } from '../../src/inventory/convert.js'
 import { InventoryIndex } from '../../src/inventory/inventory-index.js'
 import { renderWhere, whereIs } from '../../src/inspect/where.js'
-import { containerdSkipReason, startContainerd, type Containerd } from '../helpers/containerd.js'
+import { containerdSkipReason } from '../helpers/containerd.js'
+import { containerdWithCri } from '../helpers/containerd-cri.js'
 import { nodeFacts } from '../helpers/inventory.js'
 import { writeOciImage } from '../helpers/oci.js'
 
@@ -33,16 +33,9 @@ t.test('the published list is sorted, de-duplicated and bounded', (t) => {
 const skip = await containerdSkipReason()
 
 t.test('against a real containerd', { skip: skip ?? false }, async (t) => {
-  let ctrd: Containerd
-  try {
-    ctrd = await startContainerd()
-  } catch (err) {
-    t.fail(`containerd did not start: ${(err as Error).message}`)
-    return
-  }
-  t.teardown(() => ctrd.cleanup())
-  const cri = connectCri(ctrd.endpoint)
-  t.teardown(() => cri.close())
+  const started = await containerdWithCri(t)
+  if (started === undefined) return
+  const { ctrd, cri } = started
   const containerd = connectContainerd(ctrd.endpoint)
   t.teardown(() => containerd.close())
 

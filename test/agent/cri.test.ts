@@ -14,7 +14,8 @@ import {
   type CriClient,
 } from '../../src/agent/cri.js'
 import type { NodeImageSet, RuntimeImage } from '../../src/api/types.js'
-import { containerdSkipReason, startContainerd, type Containerd } from '../helpers/containerd.js'
+import { containerdSkipReason } from '../helpers/containerd.js'
+import { containerdWithCri } from '../helpers/containerd-cri.js'
 import { writeOciImage } from '../helpers/oci.js'
 
 t.test('endpoints: unix URLs and bare paths', async (t) => {
@@ -76,16 +77,9 @@ t.test('a missing socket is a clear, prompt error', async (t) => {
 const containerdSkip = await containerdSkipReason()
 
 t.test('against a real containerd', { skip: containerdSkip ?? false }, async (t) => {
-  let ctrd: Containerd
-  try {
-    ctrd = await startContainerd()
-  } catch (err) {
-    t.fail(`containerd did not start: ${(err as Error).message}`)
-    return
-  }
-  t.teardown(() => ctrd.cleanup())
-  const cri = connectCri(ctrd.endpoint)
-  t.teardown(() => cri.close())
+  const started = await containerdWithCri(t)
+  if (started === undefined) return
+  const { ctrd, cri } = started
 
   const a = await writeOciImage(ctrd.dir, 'a.tar', {
     names: ['docker.io/neverpull/app:1.0', 'docker.io/neverpull/app:latest'],
