@@ -10,7 +10,7 @@ import t from 'tap'
 import { ensureCertificates } from '../../src/certs/files.js'
 import { generateCa, generateServing, type CertificatePair } from '../../src/certs/generate.js'
 import { pairProblem, watchTls, type TlsFiles } from '../../src/server/tls-reload.js'
-import { tmpDir } from '../certs/helpers.js'
+import { tmpDir, type Teardown } from '../certs/helpers.js'
 import { localCertificates } from '../helpers/local-webhook.js'
 
 interface Collector {
@@ -42,6 +42,18 @@ function collector(): Collector {
       waitError?.(err)
     },
   }
+}
+
+/** A CA and two serving pairs it signed (a, then b for host "b"), and where a test writes them. */
+async function twoPairs(
+  t: Teardown,
+): Promise<{ a: CertificatePair; b: CertificatePair; certPath: string; keyPath: string }> {
+  const dir = await tmpDir(t)
+  const now = new Date()
+  const ca = generateCa({ commonName: 'ca', days: 10, now })
+  const a = generateServing({ ca, service: 's', namespace: 'n', hosts: [], days: 10, now })
+  const b = generateServing({ ca, service: 's', namespace: 'n', hosts: ['b'], days: 10, now })
+  return { a, b, certPath: join(dir, 'tls.crt'), keyPath: join(dir, 'tls.key') }
 }
 
 function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
@@ -210,13 +222,7 @@ t.test('a Kubernetes Secret volume update (..data symlink swap) is picked up by 
 })
 
 t.test('a key that does not match is refused until a good pair arrives', async (t) => {
-  const dir = await tmpDir(t)
-  const now = new Date()
-  const ca = generateCa({ commonName: 'ca', days: 10, now })
-  const a = generateServing({ ca, service: 's', namespace: 'n', hosts: [], days: 10, now })
-  const b = generateServing({ ca, service: 's', namespace: 'n', hosts: ['b'], days: 10, now })
-  const certPath = join(dir, 'tls.crt')
-  const keyPath = join(dir, 'tls.key')
+  const { a, b, certPath, keyPath } = await twoPairs(t)
   await writeFile(certPath, a.cert)
   await writeFile(keyPath, a.key)
   const events = collector()
@@ -244,13 +250,7 @@ t.test('a key that does not match is refused until a good pair arrives', async (
 })
 
 t.test('the poll finds a change without file events', async (t) => {
-  const dir = await tmpDir(t)
-  const now = new Date()
-  const ca = generateCa({ commonName: 'ca', days: 10, now })
-  const a = generateServing({ ca, service: 's', namespace: 'n', hosts: [], days: 10, now })
-  const b = generateServing({ ca, service: 's', namespace: 'n', hosts: ['b'], days: 10, now })
-  const certPath = join(dir, 'tls.crt')
-  const keyPath = join(dir, 'tls.key')
+  const { a, b, certPath, keyPath } = await twoPairs(t)
   await writeFile(certPath, a.cert)
   await writeFile(keyPath, a.key)
   const events = collector()
