@@ -33,6 +33,11 @@ export interface AppOptions {
   steer?: SteerSettings
   /** Where admission lines and errors go; silent when absent (tests). */
   log?: Logger
+  /**
+   * The one line per review, when it should not go to `log` as it is: server.ts passes a
+   * child of `log` without its redaction (see there).
+   */
+  reviewLog?: Logger
   /** `--pullable-registries`; any registry when absent. */
   pullable?: PullableRegistries
   /** The kubelets' image GC settings; the GC-risk warnings are off when absent. */
@@ -123,6 +128,7 @@ const NODE_IMAGE_SET_LOG_LEVEL: Record<NodeImageSetReason, 'debug' | 'info' | 'w
 export async function webhookApp(app: FastifyInstance, options: AppOptions): Promise<void> {
   const now = options.now ?? Date.now
   const log = options.log ?? silentLogger
+  const lines = options.reviewLog ?? log
   const policy: NodeImageSetPolicy = {
     agentServiceAccount: options.agentServiceAccount ?? DEFAULT_AGENT_SERVICE_ACCOUNT,
     adminGroups: DEFAULT_ADMIN_GROUPS,
@@ -185,6 +191,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       describe: (record) => logFields(record),
     },
     log,
+    lines,
   )
 
   // Who may write the inventory. Fails closed (like the webhook's failurePolicy): a refused
@@ -214,6 +221,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       },
     },
     log,
+    lines,
   )
 
   // Steering (opt-in): registered with failurePolicy Ignore, so a failure here leaves the
@@ -232,6 +240,7 @@ export async function webhookApp(app: FastifyInstance, options: AppOptions): Pro
       describe: mutationFields,
     },
     log,
+    lines,
   )
 
   await opsApp(app, options)

@@ -42,10 +42,15 @@ export interface AdmissionRoute<R extends RouteRecord> {
   after?(record: R): void
 }
 
+/**
+ * `log` takes the error line when a handler throws; `lines` the one line per review (the same
+ * logger, or one without redaction when every line's fields are picked one by one).
+ */
 export function admissionRoute<R extends RouteRecord>(
   app: FastifyInstance,
   route: AdmissionRoute<R>,
   log: Logger,
+  lines: Logger = log,
 ): void {
   // When a review arrived, before its body was read and parsed: the duration is then what the
   // apiserver waits for (less the network), including time queued behind other work. A
@@ -72,8 +77,8 @@ export function admissionRoute<R extends RouteRecord>(
     route.observe(record, seconds)
     const level = route.level(record)
     // Formatting a line costs more than most decisions: only for levels that are written.
-    if (log.isLevelEnabled?.(level) !== false)
-      log[level]({ admission: route.describe(record), seconds }, `admission ${record.decision}`)
+    if (lines.isLevelEnabled?.(level) !== false)
+      lines[level]({ admission: route.describe(record), seconds }, `admission ${record.decision}`)
     route.after?.(record)
     return reply.send(handled.reply)
   })

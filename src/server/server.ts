@@ -76,6 +76,12 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password'] },
     options.logStream ?? logDestination(1),
   )
+  // The line per review carries a closed set of fields, each picked by name from the record
+  // (logFields, mutationFields in app.ts), none of them a credential: the redaction above
+  // could never find anything in it, and walking every line for `*.token` and `*.password`
+  // was a fifth of the line's cost (1.5 of 7 µs in a warm loop, more between requests).
+  // Error lines, which carry `err` objects, keep it.
+  const reviewLog = log.child({}, { redact: [] })
   const app = Fastify({
     https: { cert, key, ...TLS_OPTIONS },
     // The app writes one line per admission to its own logger (the review's uid is the
@@ -103,6 +109,7 @@ export async function startWebhook(config: WebhookConfig, options: StartOptions 
     agentServiceAccount: config.agentServiceAccount,
     steer: { global: config.steer, maxNodes: config.steerMaxNodes },
     log,
+    reviewLog,
     pullable: config.pullableRegistries,
     imageGc: config.imageGc,
   })

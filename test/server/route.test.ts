@@ -120,3 +120,30 @@ t.test('a handler that throws: the route recovers in the version and with the ui
   )
   t.match(String((lines[0]!.obj['err'] as Error).message), /boom/)
 })
+
+t.test('review lines go to their own logger when one is given; error lines to the main one', async (t) => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  const main = memoryLogger()
+  const reviews = memoryLogger()
+  let fail = false
+  const { spec } = route({
+    handle: (body) => {
+      const { uid, version } = envelopeOf(body)
+      if (fail) throw new Error('boom')
+      return { record: { uid, decision: 'allow', secret: 'token' }, reply: toReview(version, allowed(uid)) }
+    },
+  })
+  admissionRoute(app, spec, main.log, reviews.log)
+  await app.inject({ method: 'POST', url: '/judge', payload: review('pod-create') })
+  fail = true
+  await app.inject({ method: 'POST', url: '/judge', payload: review('pod-create') })
+  t.same(
+    reviews.lines.map((l) => [l.level, l.msg]),
+    [['info', 'admission allow']],
+  )
+  t.same(
+    main.lines.map((l) => [l.level, l.msg]),
+    [['error', 'judging failed']],
+  )
+})
