@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { ensureCertificates } from '../src/certs/files.js'
 import { bodyNamed, loadBodies, type Body } from './bodies.js'
 import type { ClusterSpec } from './inventory.js'
-import { rounds, review, startServer, type RunResult, type Server } from './load.js'
+import { rounds, review, run, startServer, type RunResult, type Server } from './load.js'
 import { buildIndex, decideBench, updateBench, type DecideResult, type UpdateResult } from './micro.js'
 import { agentIdleBench, type AgentIdleResult } from './agent.js'
 import { webhookIdleBench, type IdleResult } from './idle.js'
@@ -122,6 +122,77 @@ async function loadPhase(
   }
 }
 
+interface Calibration {
+  /** The plain baseline in the same rounds. */
+  baseline: { rps: number; cpuUs: number }
+  rows: Array<{
+    body: string
+    /** checkPodReview's warm median on that body at 1,000 nodes, spun by a bare server. */
+    workUs: number
+    rps: number
+    cpuUs: number
+    /** Median over rounds of its req/s over the plain baseline's in the same round. */
+    ratio: number
+    /** Server CPU per request added per µs of work: 1 if work cost only itself. */
+    cpuPerWorkUs: number
+  }>
+}
+
+/**
+ * What a handler's work costs a whole server here: bare servers that spin, per request, as
+ * long as checkPodReview takes on a body in a warm loop, against the plain baseline. The
+ * spin touches no memory, so this is the least such work can cost; the guard's own work
+ * also takes caches from the TLS and HTTP code around it.
+ */
+async function calibrate(
+  certDir: string,
+  baseline: Server,
+  works: Array<{ body: string; workUs: number }>,
+  body: Body,
+  count: number,
+  seconds: number,
+  connections: number,
+): Promise<Calibration> {
+  log(
+    `\ncalibration: the bare server spinning as long as checkPodReview takes (warm, 1,000 nodes), ${count} round(s) x ${seconds} s`,
+  )
+  const spinning = await Promise.all(works.map((w) => startServer({ kind: 'baseline', certDir, workUs: w.workUs })))
+  try {
+    const servers = [baseline, ...spinning]
+    const rps: number[][] = servers.map(() => [])
+    const cpu: number[][] = servers.map(() => [])
+    for (let round = 1; round <= count; round++) {
+      const order = servers.map((_, i) => i)
+      if (round % 2 === 0) order.reverse()
+      for (const i of order) {
+        const r = await run(servers[i]!, body, round, { seconds, connections })
+        rps[i]!.push(r.rps)
+        cpu[i]!.push(r.serverCpuUs)
+      }
+    }
+    const base = { rps: median(rps[0]!), cpuUs: median(cpu[0]!) }
+    const rows = works.map((w, k) => {
+      const i = k + 1
+      const cpuUs = median(cpu[i]!)
+      return {
+        body: w.body,
+        workUs: w.workUs,
+        rps: median(rps[i]!),
+        cpuUs,
+        ratio: median(rps[i]!.map((x, round) => x / rps[0]![round]!)),
+        cpuPerWorkUs: (cpuUs - base.cpuUs) / w.workUs,
+      }
+    })
+    for (const r of rows)
+      log(
+        `  ${r.workUs.toFixed(1).padStart(5)} µs (${r.body.padEnd(26)}) ${r.rps.toFixed(0).padStart(6)} req/s, cpu ${r.cpuUs.toFixed(0)} vs ${base.cpuUs.toFixed(0)} µs/req: ratio ${r.ratio.toFixed(3)}, ${r.cpuPerWorkUs.toFixed(1)} µs of server CPU per µs of work`,
+      )
+    return { baseline: base, rows }
+  } finally {
+    await Promise.all(spinning.map((s) => s.stop()))
+  }
+}
+
 async function main(): Promise<void> {
   const started = Date.now()
   const date = new Date(started)
@@ -188,6 +259,7 @@ async function main(): Promise<void> {
   const idle: IdleResult = await webhookIdleBench(certDir, 3, log)
   const baseline = await startServer({ kind: 'baseline', certDir })
   const phases: Phase[] = []
+  let calibration: Calibration | undefined
   try {
     for (const cluster of clusters) {
       // The 1,000-image cluster is the memory case: one round of each body is enough there.
@@ -204,6 +276,17 @@ async function main(): Promise<void> {
         ),
       )
     }
+    const warm = decideResults.find((r) => r.nodes === 1000)
+    if (warm !== undefined)
+      calibration = await calibrate(
+        certDir,
+        baseline,
+        warm.paths.map((p) => ({ body: p.body, workUs: p.handle.medianUs })),
+        micro[0]!,
+        count,
+        seconds,
+        connections,
+      )
   } finally {
     await baseline.stop()
   }
@@ -330,6 +413,13 @@ async function main(): Promise<void> {
       )
     }
   }
+  if (calibration !== undefined) {
+    log('  calibration: the bare server spinning per request as long as checkPodReview takes warm (1,000 nodes)')
+    for (const r of calibration.rows)
+      log(
+        `    ${r.body.padEnd(26)} ${r.workUs.toFixed(1).padStart(5)} µs of work: ratio ${r.ratio.toFixed(3)}, cpu ${r.cpuUs.toFixed(0)} vs ${calibration.baseline.cpuUs.toFixed(0)} µs/req (${r.cpuPerWorkUs.toFixed(1)} µs of CPU per µs of work)`,
+      )
+  }
   log('\ntargets')
   for (const t of targets) log(`  ${t.result}  ${t.target}: ${t.value}`)
 
@@ -352,6 +442,7 @@ async function main(): Promise<void> {
       bodies: p.bodies,
       runs: p.runs,
     })),
+    calibration,
     agent,
     targets,
     elapsedSeconds: (Date.now() - started) / 1000,

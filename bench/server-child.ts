@@ -35,6 +35,11 @@ export interface ChildArgs {
   certDir: string
   cluster?: ClusterSpec
   logLevel?: string
+  /**
+   * Baseline only: spin this many µs in the handler before answering. The calibration: what
+   * a handler doing that much work (with no memory of its own) costs a server on this machine.
+   */
+  workUs?: number
 }
 
 export interface ChildReady {
@@ -66,7 +71,7 @@ function gc(): void {
   for (let i = 0; i < 3; i++) collect()
 }
 
-async function baseline(certDir: string): Promise<{ url: string; close: () => Promise<void> }> {
+async function baseline(certDir: string, workUs = 0): Promise<{ url: string; close: () => Promise<void> }> {
   const [cert, key] = await Promise.all([
     readFile(join(certDir, 'tls.crt'), 'utf8'),
     readFile(join(certDir, 'tls.key'), 'utf8'),
@@ -74,6 +79,10 @@ async function baseline(certDir: string): Promise<{ url: string; close: () => Pr
   const app = Fastify({ https: { cert, key, ...TLS_OPTIONS }, logger: false, keepAliveTimeout: KEEP_ALIVE_MS })
   app.post('/validate', { bodyLimit: MAX_REVIEW_BYTES }, (request) => {
     const body = request.body as { apiVersion?: string; kind?: string; request?: { uid?: string } }
+    if (workUs > 0) {
+      const until = performance.now() + workUs / 1000
+      while (performance.now() < until);
+    }
     // A promise, as the webhook's async route returns one.
     return Promise.resolve({
       apiVersion: body.apiVersion,
@@ -131,7 +140,7 @@ async function main(): Promise<void> {
     process.send?.(m)
   }
   const server: { url: string; memory?: ChildReady['memory']; close: () => Promise<void> } =
-    args.kind === 'baseline' ? await baseline(args.certDir) : await guard(args)
+    args.kind === 'baseline' ? await baseline(args.certDir, args.workUs) : await guard(args)
   process.on('message', (m: { type: string; id: number }) => {
     if (m.type === 'usage') {
       const mem = process.memoryUsage()
