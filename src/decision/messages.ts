@@ -528,23 +528,33 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
   const atRisk = warned.filter((f) => f.gcRisk !== undefined)
   if (atRisk.length > 0) head.push(cap(gcFix(atRisk)))
   const budget = MAX_WARNINGS_TOTAL_RUNES - total(head) - total(tail)
-  // One line per finding while they fit; the first line past the budget means grouping, so
-  // the rest are not written only to be dropped (20 findings of 256 runes never fit).
-  const detailed: string[] = []
-  let used = 0
-  // A line cap() cut has exactly MAX_WARNING_RUNES runes: only whole lines are counted.
+  // One line per finding while they all fit, else grouping. A line counts as min(256, its
+  // runes), which lies between half its UTF-16 length and its length (a rune is one or two
+  // units), and is 256 for a line of more than 512 units: the lengths alone, without cutting
+  // or counting, mostly tell. A line is written in full only when kept; the first pass stops
+  // as soon as the lines cannot fit (20 findings of 256 runes never do).
+  const texts: string[] = []
+  let least = 0
+  let most = 0
+  const add = (text: string): void => {
+    texts.push(text)
+    const n = text.length
+    least += n > 2 * MAX_WARNING_RUNES ? MAX_WARNING_RUNES : Math.min(MAX_WARNING_RUNES, Math.ceil(n / 2))
+    most += Math.min(MAX_WARNING_RUNES, n)
+  }
   for (const f of warned) {
-    const text = findingLine(f, subject)
-    const line = cap(text)
-    used += line === text ? runes(line) : MAX_WARNING_RUNES
-    if (used > budget) return head.concat(groupedLines(warned, budget), tail)
-    detailed.push(line)
-    if (f.gcRisk !== undefined && f.reason !== 'present') {
-      const gcText = gcLine(f)
-      const gc = cap(gcText)
-      used += gc === gcText ? runes(gc) : MAX_WARNING_RUNES
+    add(findingLine(f, subject))
+    if (f.gcRisk !== undefined && f.reason !== 'present') add(gcLine(f))
+    if (least > budget) return head.concat(groupedLines(warned, budget), tail)
+  }
+  const detailed = texts.map((text) => cap(text))
+  if (most > budget) {
+    // In between: count. A line cap() cut has exactly MAX_WARNING_RUNES runes.
+    let used = 0
+    for (let i = 0; i < texts.length; i++) {
+      const line = detailed[i]!
+      used += line === texts[i] ? runes(line) : MAX_WARNING_RUNES
       if (used > budget) return head.concat(groupedLines(warned, budget), tail)
-      detailed.push(gc)
     }
   }
   return head.concat(detailed, tail)
