@@ -49,8 +49,12 @@ export interface ReflectorOptions {
   listTimeoutMs: number
   /** Objects per list page (`limit`). */
   pageSize: number
-  /** Asked of the apiserver for each watch. */
-  watchTimeoutSeconds(): number
+  /**
+   * Asked of the apiserver for each watch. Absent: drawn for each watch from 300-600 s with
+   * `random`, as client-go's reflector does (its minWatchTimeout, 5 minutes, times [1, 2)),
+   * so that the watches of many replicas do not all end at once.
+   */
+  watchTimeoutSeconds?: number
   /** Called once, after the first complete list. */
   onListed(): void
   /**
@@ -65,6 +69,8 @@ export interface ReflectorOptions {
 // client-go reports a watch that ends this quickly without events as an error, so that a
 // server or proxy that keeps closing the stream is retried with backoff, not in a loop.
 const SHORT_WATCH_MS = 1000
+// client-go's minWatchTimeout: each watch asks for this times [1, 2) unless told a timeout.
+const MIN_WATCH_TIMEOUT_SECONDS = 300
 // Slack between the timeout we ask the apiserver for and the moment we abort ourselves.
 const WATCH_ABORT_SLACK_SECONDS = 30
 // How long close() waits for a loop stuck outside our control (an exec credential plugin).
@@ -315,7 +321,8 @@ export class Reflector {
   // ---- watch ----
 
   private async watch(): Promise<WatchEnd> {
-    const timeoutSeconds = this.options.watchTimeoutSeconds()
+    const timeoutSeconds =
+      this.options.watchTimeoutSeconds ?? Math.floor(MIN_WATCH_TIMEOUT_SECONDS * (1 + this.random()))
     const limit = deadline(
       this.clock,
       this.abort.signal,

@@ -223,13 +223,12 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
     }
   }
 
-  const fixedTimeout = options.watchTimeoutSeconds
   const common: Omit<ReflectorOptions, 'listerWatcher' | 'pageSize' | 'onListed'> = {
     log,
     retryInitialMs: options.retry?.initialMs ?? DEFAULT_RETRY_INITIAL_MS,
     retryMaxMs: options.retry?.maxMs ?? DEFAULT_RETRY_MAX_MS,
     listTimeoutMs: options.listTimeoutMs ?? DEFAULT_LIST_TIMEOUT_MS,
-    watchTimeoutSeconds: () => fixedTimeout ?? Math.floor(300 + Math.random() * 300),
+    watchTimeoutSeconds: options.watchTimeoutSeconds,
   }
   const reflectors = sources.map(
     (source) =>

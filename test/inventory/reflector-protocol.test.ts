@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Reflector, type ReflectorSource } from '../../src/inventory/reflector.js'
+import { Reflector, type ReflectorOptions, type ReflectorSource } from '../../src/inventory/reflector.js'
 import type { ListerWatcher, ListPage, ListRequest, WatchFrame, WatchRequest } from '../../src/kube/lister-watcher.js'
 import { ApiStatusError } from '../../src/kube/status.js'
 import type { Clock } from '../../src/util/clock.js'
@@ -188,7 +188,7 @@ interface Run {
   warnings: string[]
 }
 
-function setUp(steps: Step[]): Run {
+function setUp(steps: Step[], options: Partial<ReflectorOptions> = {}): Run {
   const trace: string[] = []
   const warnings: string[] = []
   const clock = new FakeClock(trace)
@@ -213,10 +213,11 @@ function setUp(steps: Step[]): Run {
     retryMaxMs: 500,
     listTimeoutMs: 5000,
     pageSize: 3,
-    watchTimeoutSeconds: () => 60,
+    watchTimeoutSeconds: 60,
     onListed: () => void trace.push('listed'),
     clock,
     random: () => 0,
+    ...options,
   })
   return { trace, reflector, clock, lw, warnings }
 }
@@ -509,3 +510,24 @@ t.test('start after close, and a second start, do nothing', async (t) => {
   await settle()
   t.strictSame(run.trace, ['list', 'listed', 'watch rv=10'])
 })
+
+t.test(
+  'no watch timeout given: each watch asks for 300-600 s, drawn with the injected random (client-go)',
+  async (t) => {
+    for (const [random, seconds] of [
+      [0, 300],
+      [0.5, 450],
+      [0.999, 599],
+    ] as const) {
+      const run = setUp([page('10', []), watched([], 'hang', 0)], {
+        watchTimeoutSeconds: undefined,
+        random: () => random,
+      })
+      run.reflector.start()
+      await settle()
+      t.strictSame(run.trace, ['list', 'listed', 'watch rv=10'])
+      t.strictSame(run.clock.pending, [(seconds + 30) * 1000], `random ${random}: timeoutSeconds ${seconds} + 30 s`)
+      await run.reflector.close()
+    }
+  },
+)

@@ -72,7 +72,7 @@ async function harness(
     retryMaxMs: 50,
     listTimeoutMs: 5000,
     pageSize: 3,
-    watchTimeoutSeconds: () => 60,
+    watchTimeoutSeconds: 60,
     onListed: () => h.listed++,
     ...extra,
   })
