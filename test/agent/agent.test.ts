@@ -1,4 +1,5 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createHash } from 'node:crypto'
 import { canonicalImages, createAgent, nodeImageSet, specDigest, type Clock } from '../../src/agent/agent.js'
 import { PublishError, applyBody, type NodeImageSetStatus, type Publisher } from '../../src/agent/publish.js'
@@ -431,7 +432,7 @@ t.test('run() loops on the clock; stop() waits for the current iteration', async
   t.equal(cri.calls, 3)
   let stopped = false
   const stopping = agent.stop().then(() => (stopped = true))
-  await new Promise((r) => setTimeout(r, 20))
+  await sleep(20)
   t.equal(stopped, false, 'stop() waits for the iteration in flight')
   release()
   await stopping

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -185,7 +186,7 @@ async function eventually(
   for (;;) {
     const m = new Map((await cri.listImages()).map((i) => [i.id, i]))
     if (ok(m) || Date.now() > deadline) return m
-    await new Promise((r) => setTimeout(r, 50))
+    await sleep(50)
   }
 }
 
@@ -196,7 +197,7 @@ async function eventuallyList(cri: CriClient, timeoutMs = 10_000): Promise<Runti
       return await cri.listImages()
     } catch (err) {
       if (Date.now() > deadline) throw err
-      await new Promise((r) => setTimeout(r, 100))
+      await sleep(100)
     }
   }
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -108,7 +109,7 @@ t.test('the agent lists and publishes under those options, in a pod shape', { sk
   })
   // Not a speed target: a bound so a broken agent fails instead of hanging.
   const deadline = Date.now() + 60_000
-  while (specs.length === 0 && !exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+  while (specs.length === 0 && !exited && Date.now() < deadline) await sleep(100)
   t.equal(exited, false, `the agent keeps running (stderr: ${agent.stderr()})`)
   t.same(
     specs[0]?.spec.images.map((i) => [i.id, i.repoTags]),

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { kubeConfigHttp } from '../../src/kube/http.js'
 import { assess, AuditLedger, EVENT_REASON, MAX_EVENT_MESSAGE } from '../../src/audit/audit.js'
 import { LeaseElector } from '../../src/audit/lease.js'
@@ -207,7 +208,7 @@ t.test('against the API server: removing an image yields exactly one event per a
     const end = Date.now() + ms
     while (!ok()) {
       if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
     }
   }
   await until('the first pass', () => passes.length >= 1)
@@ -225,7 +226,7 @@ t.test('against the API server: removing an image yields exactly one event per a
 
   server.put(nis('b', []))
   await until('a pass after the change', () => passes.length >= 2 && events().length >= 2)
-  await new Promise((r) => setTimeout(r, 300))
+  await sleep(300)
   const got = events()
     .map((e) => `${e.involvedObject.kind}/${e.involvedObject.name}`)
     .sort()

@@ -1,4 +1,5 @@
 import { request } from 'node:https'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,7 +48,7 @@ async function until(what: string, fn: () => Promise<boolean>, ms: number): Prom
   const start = Date.now()
   while (!(await fn())) {
     if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
   }
   return Date.now() - start
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createAgent } from '../../src/agent/agent.js'
 import { connectCri } from '../../src/agent/cri.js'
 import { createKubePublisher } from '../../src/agent/publish.js'
@@ -20,7 +21,7 @@ async function until<T>(what: string, fn: () => T | undefined, ms: number): Prom
     const value = fn()
     if (value !== undefined) return { value, after: Date.now() - start }
     if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
+    await sleep(50)
   }
 }
 
@@ -68,7 +69,7 @@ t.test('containerd stopped and restarted under the agent', { skip: skip ?? false
   t.match(message, /the published list of 1 images is kept/)
 
   // A long outage, so any reconnect backoff has grown.
-  await new Promise((r) => setTimeout(r, 8 * INTERVAL_MS))
+  await sleep(8 * INTERVAL_MS)
   t.equal(object()?.spec.images.length, 1, 'the last good list is still published, never an empty one')
   t.equal(object()?.spec.images[0]?.repoTags?.[0], 'docker.io/neverpull/a:1')
 

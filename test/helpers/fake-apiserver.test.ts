@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import {
   CoordinationV1Api,
@@ -15,7 +16,7 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Pr
   const deadline = Date.now() + timeoutMs
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
+    await sleep(10)
   }
 }
 

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { kubeConfigHttp } from '../../src/kube/http.js'
 import { httpListerWatcher } from '../../src/kube/lister-watcher.js'
 import { Reflector, type ReflectorOptions, type ReflectorSource } from '../../src/inventory/reflector.js'
@@ -17,7 +18,7 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Pr
   const deadline = Date.now() + timeoutMs
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
+    await sleep(5)
   }
 }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
@@ -143,7 +144,7 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Pr
   const deadline = Date.now() + timeoutMs
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
+    await sleep(5)
   }
 }
 
@@ -520,7 +521,7 @@ t.test('a watch the apiserver ends normally is resumed, not relisted', async (t)
   const h = await harness(t, seedCluster)
   await h.watch.synced
   await waitFor('watches open', () => h.server.openWatches === WATCHES)
-  await new Promise((r) => setTimeout(r, 1100)) // past the "very short watch" threshold
+  await sleep(1100) // past the "very short watch" threshold
   h.server.endWatches()
   h.server.put(node('c'))
   await waitFor('node c seen', () => h.sink.nodes.has('c'))
@@ -537,7 +538,7 @@ t.test('a watch that keeps ending at once is retried with backoff, not in a loop
   // A stream that carries an ERROR 500 event and ends: a broken server or proxy.
   const ending = setInterval(() => h.server.endWatches(), 2)
   t.teardown(() => clearInterval(ending))
-  await new Promise((r) => setTimeout(r, 300))
+  await sleep(300)
   clearInterval(ending)
   const attempts = watchRequests(h.server, NODES).length - before
   t.ok(attempts >= 2, `retried (${attempts} attempts)`)
@@ -619,7 +620,7 @@ t.test('close() before the first sync rejects synced and stops all traffic', asy
   t.ok(Date.now() - started < 5_000, 'close() aborts in-flight lists instead of waiting for them')
   await t.rejects(watch.synced, /closed before the first sync/)
   t.equal(watch.isSynced(), false)
-  await new Promise((r) => setTimeout(r, 300))
+  await sleep(300)
   t.equal(server.requests.length, WATCHES, 'no request after close')
   t.equal(server.openWatches, 0)
 })

@@ -3,6 +3,7 @@
 // label breaks this test instead of silently emptying an alert or a panel in production.
 import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'node:https'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -308,7 +309,7 @@ t.test("the served certificate's expiry is exported, and follows a reload", asyn
   // The watcher reloads within its debounce; wait for it without asserting on time.
   let seen: number | undefined
   for (let i = 0; i < 200 && seen !== expected; i++) {
-    await new Promise((r) => setTimeout(r, 50))
+    await sleep(50)
     seen = sample(
       await httpsGet(`${hook.url}/metrics`, ca),
       'neverpull_serving_certificate_expiration_timestamp_seconds',

@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { request } from 'node:https'
@@ -67,7 +68,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_
       // not yet
     }
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
   }
 }
 
