@@ -12,6 +12,7 @@ import {
   bitsCount,
   bitsCountAnd,
   bitsFirst,
+  bitsFirstIn,
   bitsForEach,
   bitsHas,
   type Bits,
@@ -370,7 +371,7 @@ class Survey {
   /** Eligible nodes whose image list is missing or stale; once an image is not on every eligible node. */
   stale: Bits | undefined
   staleCount = 0
-  /** Per container: the eligible nodes that have its image. */
+  /** Per container: the eligible nodes that have its image, when its node set is a short list. */
   readonly present: Bits
   /** Slots being named (names()). */
   readonly slots = new Uint32Array(NAMES_SHOWN)
@@ -431,6 +432,9 @@ const NO_WRONG_PLACE: WrongPlace[] = Object.freeze([]) as unknown as WrongPlace[
 
 const NO_SUGGESTIONS: string[] = Object.freeze([]) as unknown as string[]
 
+/** No node: words past a bitset's length count as empty. */
+const NO_BITS: Bits = new Uint32Array(0)
+
 function check(survey: Survey, c: ContainerFacts, perNode: boolean): Finding {
   const { view, where } = survey
   const parsed = view.lookups.key(c.image)
@@ -456,16 +460,24 @@ function check(survey: Survey, c: ContainerFacts, perNode: boolean): Finding {
   const E = survey.eligible
   const slots = survey.slots
   const H = view.nodesResolving(parsed, survey.fresh)
-  // P: the eligible nodes that have it.
-  const P = survey.present
-  const have = H === undefined ? 0 : H.countInto(E, P)
+  // One counting pass over the eligible words: all the allowed path needs.
+  const have = H === undefined ? 0 : H.countIn(E)
   if (have === where.count) {
     const f = finding(c, 'present', 'ok', where.count)
     f.key = key
     f.present = names(view, E, undefined, undefined, have, slots)
     return f
   }
-  if (H === undefined) P.fill(0)
+  // P: the nodes that have it, read only within E (so E ∩ P is the eligible nodes that have
+  // it). An image on many nodes is a bitset already, used as it is; a short list is written
+  // out as its eligible part.
+  let P: Bits
+  if (H === undefined) P = NO_BITS
+  else {
+    const dense = H.bits
+    if (dense !== null) P = dense
+    else H.intersectInto(E, (P = survey.present))
+  }
   survey.partial()
   // Eligible nodes without a current image list (the same for every container), not counting
   // those where Node.status.images already proves the image is present.
@@ -496,7 +508,7 @@ function check(survey: Survey, c: ContainerFacts, perNode: boolean): Finding {
   }
   const f = finding(c, reason, severity, where.count)
   f.key = key
-  f.present = names(view, P, undefined, undefined, have, slots)
+  f.present = have === 0 ? EMPTY : { names: namesOf(view, slots, bitsFirstIn(E, P, slots)), count: have }
   const known = staleCount === 0 ? undefined : stale
   f.missing = names(view, E, P, known, missingCount, slots)
   const crio = missingCount > 0 ? view.crioNodes() : undefined

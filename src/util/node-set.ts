@@ -74,9 +74,38 @@ export function bitsForEach(bits: Bits, fn: (slot: number) => boolean | void): v
 
 /** How many slots are in both a and b (words past the shorter one count as zero). */
 export function bitsCountAnd(a: Bits, b: Bits): number {
-  const n = Math.min(a.length, b.length)
-  let c = 0
-  for (let i = 0; i < n; i++) c += popcount32(a[i]! & b[i]!)
+  return countAnd(a, b, Math.min(a.length, b.length))
+}
+
+/**
+ * popcount(a & b) over the first n words, four words at a time through a carry-save adder
+ * (Harley-Seal): one popcount per four words instead of one per word. Deciding a container
+ * is this pass over the eligible words; it runs at about the speed of the bare loop.
+ */
+function countAnd(a: Bits, b: Bits, n: number): number {
+  let fours = 0
+  let twos = 0
+  let ones = 0
+  let i = 0
+  for (; i + 4 <= n; i += 4) {
+    const w0 = a[i]! & b[i]!
+    const w1 = a[i + 1]! & b[i + 1]!
+    const w2 = a[i + 2]! & b[i + 2]!
+    const w3 = a[i + 3]! & b[i + 3]!
+    // ones + w0 + w1 -> ones, twosA (carry); ones + w2 + w3 -> ones, twosB; twos + twosA + twosB -> twos, four.
+    let u = ones ^ w0
+    const twosA = (ones & w0) | (u & w1)
+    ones = u ^ w1
+    u = ones ^ w2
+    const twosB = (ones & w2) | (u & w3)
+    ones = u ^ w3
+    u = twos ^ twosA
+    const four = (twos & twosA) | (u & twosB)
+    twos = u ^ twosB
+    fours += popcount32(four)
+  }
+  let c = 4 * fours + 2 * popcount32(twos) + popcount32(ones)
+  for (; i < n; i++) c += popcount32(a[i]! & b[i]!)
   return c
 }
 
@@ -94,6 +123,28 @@ export function bitsAndNotCount(a: Bits, b: Bits, out: Bits): number {
 }
 
 const NONE: Bits = new Uint32Array(0)
+
+/**
+ * The first slots of bits that are also in mask (words past mask's length count as zero),
+ * ascending, written into out until it is full; returns how many. bitsFirst's walk, for an
+ * intersection that is never written out.
+ */
+export function bitsFirstIn(bits: Bits, mask: Bits, out: Uint32Array): number {
+  const limit = out.length
+  if (limit === 0) return 0
+  const end = Math.min(bits.length, mask.length)
+  let n = 0
+  for (let w = 0; w < end; w++) {
+    let word = bits[w]! & mask[w]!
+    while (word !== 0) {
+      const low = word & -word
+      out[n++] = (w << 5) + (31 - Math.clz32(low))
+      if (n === limit) return n
+      word ^= low
+    }
+  }
+  return n
+}
 
 /**
  * The first slots of bits that are in neither `without` nor `without2` (words past their
@@ -393,9 +444,16 @@ export class NodeSet {
       for (let i = at, end = at + this.n; i < end; i++) if (bitsHas(mask, data[i]!)) c++
       return c
     }
-    const n = Math.min(mask.length, this.dense.length)
-    for (let i = 0; i < n; i++) c += popcount32(mask[i]! & this.dense[i]!)
-    return c
+    return countAnd(mask, this.dense, Math.min(mask.length, this.dense.length))
+  }
+
+  /**
+   * The set as a bitset when it is one (past SPARSE_LIMIT slots), else null: read it, never
+   * write it; valid until the set's next write. Lets a caller mask with the set itself
+   * instead of copying an intersection out.
+   */
+  get bits(): Bits | null {
+    return this.dense
   }
 
   /**

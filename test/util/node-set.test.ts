@@ -4,6 +4,7 @@ import {
   bitsCount,
   bitsCountAnd,
   bitsFirst,
+  bitsFirstIn,
   bitsForEach,
   bitsHas,
   bitsSet,
@@ -198,3 +199,54 @@ t.test('bitsAndNotCount writes a less b and counts it; words past b are kept who
   t.equal(bitsAndNotCount(a, a, out), 0)
   t.same([...out], [0, 0, 0])
 })
+
+t.test('bitsCountAnd and NodeSet.countIn count a ∩ b exactly at every length, dense words and sparse', async (t) => {
+  // The four-words-at-a-time count must agree with one popcount per word at every length
+  // (its tail, its carries) and at every density, up to all ones.
+  let seed = 7
+  const next = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0)
+  const word = (density: number): number => {
+    let w = 0
+    for (let b = 0; b < 32; b++) if (next() / 2 ** 32 < density) w |= 1 << b
+    return w >>> 0
+  }
+  let mismatches = 0
+  for (let n = 0; n <= 41; n++) {
+    for (const density of [0, 0.05, 0.5, 0.95, 1]) {
+      const a = Uint32Array.from({ length: n }, () => word(density))
+      const b = Uint32Array.from({ length: n + (n % 3) }, () => word(density))
+      let expected = 0
+      for (let i = 0; i < n; i++) for (let v = a[i]! & b[i]!; v !== 0; v &= v - 1) expected++
+      if (bitsCountAnd(a, b) !== expected || bitsCountAnd(b, a) !== expected) mismatches++
+      const set = NodeSet.fromBits(b)
+      let inMask = 0
+      set.forEach((slot) => void (bitsHas(a, slot) && inMask++))
+      if (set.countIn(a) !== inMask) mismatches++
+    }
+  }
+  t.equal(mismatches, 0)
+  const full = new Uint32Array(157).fill(0xffffffff)
+  t.equal(bitsCountAnd(full, full), 157 * 32, 'all ones: no carry lost')
+})
+
+t.test(
+  'bitsFirstIn names the first slots of a ∩ mask, ascending; NodeSet.bits is the bitset of a dense set only',
+  async (t) => {
+    const bits = new Uint32Array(wordsFor(200))
+    for (const s of [1, 5, 40, 63, 64, 100, 199]) bitsSet(bits, s)
+    const mask = new Uint32Array(wordsFor(101)) // shorter: words past it count as empty
+    for (const s of [5, 63, 64, 100]) bitsSet(mask, s)
+    const three = new Uint32Array(3)
+    t.equal(bitsFirstIn(bits, mask, three), 3)
+    t.same([...three], [5, 63, 64])
+    const all = new Uint32Array(10)
+    t.equal(bitsFirstIn(bits, mask, all), 4, 'fewer than out holds: how many')
+    t.same([...all.subarray(0, 4)], [5, 63, 64, 100])
+    t.equal(bitsFirstIn(bits, new Uint32Array(0), three), 0)
+    const small = new NodeSet()
+    small.add(3)
+    t.equal(small.bits, null, 'a list has no bitset')
+    const big = NodeSet.fromBits(new Uint32Array(8).fill(0xffffffff))
+    t.ok(big.bits !== null && bitsCount(big.bits) === 256, 'a dense set reads as its bitset')
+  },
+)
