@@ -2,6 +2,7 @@ import type { InventoryView } from '../inventory/inventory-index.js'
 import {
   bitsAnd,
   bitsAndNot,
+  bitsClear,
   bitsCount,
   bitsForEach,
   bitsHas,
@@ -15,6 +16,7 @@ import {
   toleratesAny,
   UNSCHEDULABLE_TAINT,
   type NodeSelectorRequirement,
+  type NodeSelectorTerm,
   type Placement,
 } from '../api/scheduling.js'
 
@@ -34,37 +36,54 @@ export interface Eligibility {
 /** apimachinery validation.IsValidLabelValue: at most 63 characters, alphanumeric at both ends. */
 const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/
 
-/** Nodes matching one label requirement, written into out. */
-function matchLabel(view: InventoryView, r: NodeSelectorRequirement, out: Bits): void {
-  out.fill(0)
+/**
+ * Keeps in target only the nodes matching one label requirement; target holds nodes the
+ * index has, so a requirement that removes nodes is applied as it is, without first writing
+ * out the nodes it matches. `scratch` (as long as target) is working space for the forms
+ * that match a union (In with several values, Gt, Lt).
+ */
+function matchLabel(view: InventoryView, r: NodeSelectorRequirement, target: Bits, scratch: Bits): void {
   const values = r.values ?? []
   // labels.NewRequirement checks every value is a label value (`-1`, `a/b`, 64 characters
   // are not), which the apiserver's own validation of node affinity does not; one that is
   // not fails the whole term (component-helpers nodeaffinity newNodeSelectorTerm: parseErrs).
-  for (const v of values) if (!LABEL_VALUE.test(v)) return
-  switch (r.operator) {
-    case 'In':
-      for (const v of values) {
-        const bits = view.labelValue(r.key, v)
-        if (bits !== undefined) bitsOr(out, bits)
-      }
+  for (const v of values) {
+    if (!LABEL_VALUE.test(v)) {
+      target.fill(0)
       return
-    case 'NotIn':
-      out.set(view.nodes())
+    }
+  }
+  switch (r.operator) {
+    case 'In': {
+      if (values.length === 1) {
+        const bits = view.labelValue(r.key, values[0]!)
+        if (bits === undefined) target.fill(0)
+        else bitsAnd(target, bits)
+        return
+      }
+      scratch.fill(0)
       for (const v of values) {
         const bits = view.labelValue(r.key, v)
-        if (bits !== undefined) bitsAndNot(out, bits)
+        if (bits !== undefined) bitsOr(scratch, bits)
+      }
+      bitsAnd(target, scratch)
+      return
+    }
+    case 'NotIn':
+      for (const v of values) {
+        const bits = view.labelValue(r.key, v)
+        if (bits !== undefined) bitsAndNot(target, bits)
       }
       return
     case 'Exists': {
       const bits = view.labelKey(r.key)
-      if (bits !== undefined) bitsOr(out, bits)
+      if (bits === undefined) target.fill(0)
+      else bitsAnd(target, bits)
       return
     }
     case 'DoesNotExist': {
-      out.set(view.nodes())
       const bits = view.labelKey(r.key)
-      if (bits !== undefined) bitsAndNot(out, bits)
+      if (bits !== undefined) bitsAndNot(target, bits)
       return
     }
     case 'Gt':
@@ -73,42 +92,63 @@ function matchLabel(view: InventoryView, r: NodeSelectorRequirement, out: Bits):
       // and the node's label both parse with strconv.ParseInt(v, 10, 64). A requirement value
       // that does not parse makes the whole term fail (component-helpers nodeaffinity
       // newNodeSelectorTerm); a label that does not parse (overflow included) never matches.
+      scratch.fill(0)
       const bound = values.length === 1 ? parseInt64(values[0]!) : undefined
-      if (bound === undefined) return
-      const byValue = view.labelValues(r.key)
-      if (byValue === undefined) return
-      for (const [value, bits] of byValue) {
-        const n = parseInt64(value)
-        if (n === undefined) continue
-        if (r.operator === 'Gt' ? n > bound : n < bound) {
-          if (typeof bits === 'number') bitsSet(out, bits)
-          else bitsOr(out, bits)
+      const byValue = bound === undefined ? undefined : view.labelValues(r.key)
+      if (byValue !== undefined) {
+        for (const [value, bits] of byValue) {
+          const n = parseInt64(value)
+          if (n === undefined) continue
+          if (r.operator === 'Gt' ? n > bound! : n < bound!) {
+            if (typeof bits === 'number') setWithin(scratch, bits)
+            else bitsOr(scratch, bits)
+          }
         }
       }
+      bitsAnd(target, scratch)
       return
     }
     default:
+      target.fill(0)
       return
   }
 }
 
-/** matchFields supports only metadata.name with In / NotIn. */
-function matchField(view: InventoryView, r: NodeSelectorRequirement, out: Bits): void {
-  out.fill(0)
-  if (r.key !== 'metadata.name') return
-  if (r.operator === 'In') {
+/** bitsSet, for a slot that may lie past the end of bits (then nothing). */
+function setWithin(bits: Bits, slot: number): void {
+  if (slot >>> 5 < bits.length) bitsSet(bits, slot)
+}
+
+/** matchFields supports only metadata.name with In / NotIn: keeps in target the nodes it matches. */
+function matchField(view: InventoryView, r: NodeSelectorRequirement, target: Bits, scratch: Bits): void {
+  if (r.key === 'metadata.name' && r.operator === 'In') {
+    scratch.fill(0)
     for (const name of r.values ?? []) {
       const slot = view.slotOf(name)
-      if (slot !== undefined) bitsSet(out, slot)
+      if (slot !== undefined) setWithin(scratch, slot)
     }
-    bitsAnd(out, view.nodes())
-  } else if (r.operator === 'NotIn') {
-    out.set(view.nodes())
+    bitsAnd(target, scratch)
+  } else if (r.key === 'metadata.name' && r.operator === 'NotIn') {
     for (const name of r.values ?? []) {
       const slot = view.slotOf(name)
-      if (slot !== undefined) out[slot >>> 5] = out[slot >>> 5]! & ~(1 << (slot & 31))
+      if (slot !== undefined && slot >>> 5 < target.length) bitsClear(target, slot)
     }
+  } else target.fill(0)
+}
+
+/**
+ * Keeps in target only the nodes one node selector term matches (every requirement). An
+ * empty term matches no objects (component-helpers nodeaffinity).
+ */
+function matchTerm(view: InventoryView, t: NodeSelectorTerm, target: Bits, scratch: Bits): void {
+  const expressions = t.matchExpressions ?? []
+  const fields = t.matchFields ?? []
+  if (expressions.length === 0 && fields.length === 0) {
+    target.fill(0)
+    return
   }
+  for (const r of expressions) matchLabel(view, r, target, scratch)
+  for (const r of fields) matchField(view, r, target, scratch)
 }
 
 // Scratch roles this module takes from view.scratch (ScratchBits); decide uses others.
@@ -167,27 +207,23 @@ function nodeAffinity(view: InventoryView, placement: Placement, nodes: Bits): v
   }
   const terms = placement.requiredTerms
   if (terms === undefined) return
-  const scratch = view.scratch.get(REQUIREMENT, words)
-  const union = view.scratch.get(UNION, words)
-  const term = view.scratch.get(TERM, words)
+  // Working bitsets as long as the nodes being filtered (which stop at the last word that
+  // holds a node).
+  const scratch = view.scratch.get(REQUIREMENT, words).subarray(0, nodes.length)
+  if (terms.length === 1) {
+    matchTerm(view, terms[0]!, nodes, scratch)
+    return
+  }
+  // Terms are ORed: nodes ∩ (t1 ∪ t2 ...) = (nodes ∩ t1) ∪ (nodes ∩ t2) ...
+  const union = view.scratch.get(UNION, words).subarray(0, nodes.length)
+  const term = view.scratch.get(TERM, words).subarray(0, nodes.length)
   union.fill(0)
   for (const t of terms) {
-    const expressions = t.matchExpressions ?? []
-    const fields = t.matchFields ?? []
-    // An empty term matches no objects (component-helpers nodeaffinity).
-    if (expressions.length === 0 && fields.length === 0) continue
-    term.set(view.nodes())
-    for (const r of expressions) {
-      matchLabel(view, r, scratch)
-      bitsAnd(term, scratch)
-    }
-    for (const r of fields) {
-      matchField(view, r, scratch)
-      bitsAnd(term, scratch)
-    }
+    term.set(nodes)
+    matchTerm(view, t, term, scratch)
     bitsOr(union, term)
   }
-  bitsAnd(nodes, union)
+  nodes.set(union)
 }
 
 const STAGES: readonly FilterStage[] = [
