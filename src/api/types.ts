@@ -170,6 +170,14 @@ export interface InventorySink {
   setNamespacePullableRegistries(namespace: string, registries: PullableRegistries | undefined): void
   /** The namespace's `neverpull.dev/steer` label; `undefined` when absent (the global `--steer` applies). */
   setNamespaceSteer(namespace: string, steer: boolean | undefined): void
+  /** The namespace exists (a list or watch event named it), or is gone (`false`). */
+  setNamespaceSeen(namespace: string, seen: boolean): void
+  /**
+   * Whether the namespaces seen are all the cluster had when the Namespace list synced, so
+   * that one not seen is newer than the inventory (its labels not known yet); false while
+   * they are unknown, and for file inventories, which need not list them all.
+   */
+  setNamespacesComplete(complete: boolean): void
   upsertRuntimeClass(runtimeClass: RuntimeClassFacts): void
   removeRuntimeClass(name: string): void
   /**

@@ -160,11 +160,19 @@ export type Verdict = 'allow' | 'warn' | 'deny'
  * - `runtime-class-unknown`: the inventory does not hold the RuntimeClass, so its scheduling
  *   is unknown (detail: the name);
  * - `runtime-class-conflict`: its nodeSelector conflicts with the template's, so its pods
- *   will be rejected (detail: the plugin's words).
+ *   will be rejected (detail: the plugin's words);
+ * - `namespace-unseen`: the namespace is newer than the inventory's list of them (created in
+ *   the same `kubectl apply`), so its mode label, which may say warn or off, is not known
+ *   yet: the enforce mode must not deny on that (detail: the namespace).
  * The three RuntimeClass notes are warned about even when every image is in place.
  */
 export type NoteReason =
-  'idle' | 'toleration-operator' | 'runtime-class-not-found' | 'runtime-class-unknown' | 'runtime-class-conflict'
+  | 'idle'
+  | 'toleration-operator'
+  | 'runtime-class-not-found'
+  | 'runtime-class-unknown'
+  | 'runtime-class-conflict'
+  | 'namespace-unseen'
 
 export interface Note {
   reason: NoteReason
@@ -717,6 +725,8 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
     if (where === undefined) {
       const prepared = prepare(view, template, input.mergePods === true, previous !== undefined && previous !== null)
       notes = prepared.notes
+      if (mode === 'enforce' && view.namespaceUnseen(input.subject.namespace))
+        notes = [...notes, { reason: 'namespace-unseen', detail: input.subject.namespace }]
       placement = prepared.placement
       where = eligibleNodes(view, placement, view.scratch.get(ELIGIBLE, view.words))
       survey = new Survey(view, where, view.freshNodes(input.now))

@@ -1,3 +1,4 @@
+import { MODE_LABEL } from '../api/types.js'
 import type { ContainerFacts } from '../workload/pod-template.js'
 import type { Decision, Finding, Note, NodeList, Subject, WrongPlace } from './decide.js'
 
@@ -373,6 +374,11 @@ export function noteLine(n: Note, subject: Subject): string {
       )
     case 'runtime-class-conflict':
       return `the RuntimeClass admission plugin will reject the pods of ${subjectText(subject)}: ${clean(n.detail)}`
+    case 'namespace-unseen':
+      return (
+        `namespace ${quote(n.detail, 63)} is newer than neverpull-guard's list of namespaces, so its ${MODE_LABEL} label ` +
+        'is not known yet: it warns instead of denying'
+      )
     case 'toleration-operator':
       if (n.detail !== 'Lt' && n.detail !== 'Gt') {
         return `a toleration uses operator ${quote(n.detail, 20)}, which neverpull-guard does not know (Exists, Equal, Lt, Gt), so it warns instead of denying`

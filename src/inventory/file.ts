@@ -82,6 +82,7 @@ export function loadInventoryText(text: string, file: string, sink: InventorySin
         )
       }
       apply.push(() => {
+        sink.setNamespaceSeen(name, true)
         sink.setNamespaceMode(name, mode)
         sink.setNamespacePullableRegistries(name, pullable.value)
         sink.setNamespaceSteer(name, steer)

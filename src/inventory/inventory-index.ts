@@ -115,6 +115,12 @@ export interface InventoryView {
    */
   memoByRepository<T>(repository: string, key: string, compute: () => T): T
   namespaceMode(namespace: string): Mode | undefined
+  /**
+   * True when the namespaces are complete (their list synced) and this one is not among them:
+   * created after the inventory's view, in the same `kubectl apply` as what is reviewed, its
+   * labels (the mode) not known yet.
+   */
+  namespaceUnseen(namespace: string): boolean
   /** Nodes holding the image outside the kubelet's view (containerd namespaces other than k8s.io). */
   imagesElsewhere(key: string): readonly ElsewhereHolding[] | undefined
   /** Nodes whose runtime is CRI-O (images are loaded there differently); undefined when there are none. */
@@ -228,6 +234,8 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private filesystems: Array<NodeImageSetImageFilesystem | undefined> = []
   private runtimeClasses = new Map<string, RuntimeClassFacts>()
   private runtimeClassesListed = false
+  private readonly namespacesSeen = new Set<string>()
+  private namespacesListed = false
   private fullest = -1
   private usageCache: { percent: number; version: number; bits: Bits | undefined } | undefined
   private pullable = new Map<string, PullableRegistries>()
@@ -356,6 +364,15 @@ export class InventoryIndex implements InventorySink, InventoryView {
   setNamespaceMode(namespace: string, mode: Mode | undefined): void {
     if (mode === undefined) this.modes.delete(namespace)
     else this.modes.set(namespace, mode)
+  }
+
+  setNamespaceSeen(namespace: string, seen: boolean): void {
+    if (seen) this.namespacesSeen.add(namespace)
+    else this.namespacesSeen.delete(namespace)
+  }
+
+  setNamespacesComplete(complete: boolean): void {
+    this.namespacesListed = complete
   }
 
   upsertRuntimeClass(runtimeClass: RuntimeClassFacts): void {
@@ -653,6 +670,10 @@ export class InventoryIndex implements InventorySink, InventoryView {
 
   namespaceMode(namespace: string): Mode | undefined {
     return this.modes.get(namespace)
+  }
+
+  namespaceUnseen(namespace: string): boolean {
+    return this.namespacesListed && namespace !== '' && !this.namespacesSeen.has(namespace)
   }
 
   crioNodes(): Bits | undefined {

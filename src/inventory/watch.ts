@@ -125,6 +125,7 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
       path: '/api/v1/namespaces',
       pageSize: options.pageSize ?? DEFAULT_PAGE_SIZE,
       upsert: (obj, name) => {
+        sink.setNamespaceSeen(name, true)
         const mode = namespaceMode(obj)
         const label = (obj as { metadata?: { labels?: Record<string, unknown> } }).metadata?.labels?.[MODE_LABEL]
         if (mode === undefined && label !== undefined) {
@@ -153,6 +154,7 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
         sink.setNamespaceSteer(name, steer)
       },
       remove: (name) => {
+        sink.setNamespaceSeen(name, false)
         sink.setNamespaceMode(name, undefined)
         sink.setNamespacePullableRegistries(name, undefined)
         sink.setNamespaceSteer(name, undefined)
@@ -239,6 +241,7 @@ export function startInventoryWatch(options: InventoryWatchOptions): InventoryWa
         pageSize: source.pageSize,
         onListed: () => {
           if (source.kind === 'RuntimeClass') sink.setRuntimeClassesComplete(true)
+          if (source.kind === 'Namespace') sink.setNamespacesComplete(true)
           onListed(source.kind)
         },
       }),

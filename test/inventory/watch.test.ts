@@ -120,6 +120,16 @@ class RecordingSink implements InventorySink {
   setRuntimeClassesComplete(complete: boolean): void {
     this.runtimeClassesComplete = complete
   }
+  /** Nor these: which namespaces exist, and whether that is all of them. */
+  readonly namespacesSeen = new Set<string>()
+  namespacesComplete = false
+  setNamespaceSeen(ns: string, seen: boolean): void {
+    if (seen) this.namespacesSeen.add(ns)
+    else this.namespacesSeen.delete(ns)
+  }
+  setNamespacesComplete(complete: boolean): void {
+    this.namespacesComplete = complete
+  }
   private track(): void {
     if (!this.tracking) return
     this.minNodes = Math.min(this.minNodes, this.nodes.size)
@@ -246,6 +256,8 @@ t.test('initial sync: all three resources land in the sink, then synced resolves
   })
   t.same([...h.sink.modes], [['team-a', 'warn']])
   t.ok(h.sink.calls.includes('setNamespaceMode team-b -'), 'unlabelled namespace clears its mode')
+  t.same([...h.sink.namespacesSeen].sort(), ['team-a', 'team-b'], 'every namespace listed is seen, labelled or not')
+  t.equal(h.sink.namespacesComplete, true, 'the Namespace list synced: a namespace not seen is newer')
 
   // Every watch resumes from its list's resourceVersion and asks for bookmarks and a timeout.
   await waitFor('three watches open', () => h.server.openWatches === WATCHES)
@@ -494,6 +506,8 @@ t.test('history expired while disconnected: 410, relist, deletions reconciled wi
   await waitFor('node b reconciled away', () => !h.sink.nodes.has('b'))
   await waitFor('image set b reconciled away', () => !h.sink.images.has('b'))
   await waitFor('namespace team-a cleared', () => !h.sink.modes.has('team-a'))
+  t.notOk(h.sink.namespacesSeen.has('team-a'), 'a namespace gone is no longer seen')
+  t.ok(h.sink.namespacesSeen.has('team-b'))
   await waitFor('node c listed', () => h.sink.nodes.has('c'))
   await waitFor('node a updated', () => h.sink.nodes.get('a')?.labels.zone === 'z7')
   await waitFor('watches open again', () => h.server.openWatches === WATCHES)
@@ -818,6 +832,8 @@ t.test('memory: synced NodeImageSets are not retained beyond the sink', async (t
     upsertRuntimeClass: () => undefined,
     removeRuntimeClass: () => undefined,
     setRuntimeClassesComplete: () => undefined,
+    setNamespaceSeen: () => undefined,
+    setNamespacesComplete: () => undefined,
   }
   await settle()
   const before = process.memoryUsage().heapUsed
@@ -850,6 +866,8 @@ t.test(
     const server = await startFakeApiServer()
     t.teardown(() => server.close())
     server.put(real)
+    // The pod below is judged in a namespace the inventory has seen (one it has not only warns).
+    server.put(namespace('np-e2e'))
     const index = new InventoryIndex({ staleAfterMs: 60_000 })
     const lines: LogLine[] = []
     const fieldsSkipped: string[] = []
