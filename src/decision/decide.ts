@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util'
 import type { ImageGcPolicy } from '../api/image-gc.js'
 import { lookupKey, repositoryOfKey, shortRef } from '../image/reference.js'
 import { ANY_REGISTRY, isPullable, type PullableRegistries } from '../api/registries.js'
@@ -287,6 +288,20 @@ function containersByName(previous: PodTemplateFacts | null | undefined): Map<st
     if (!byName.has(key)) byName.set(key, p)
   }
   return byName
+}
+
+/**
+ * An UPDATE that changes where a controller's pods may run (nodeSelector, node affinity,
+ * tolerations, nodeName, RuntimeClass): the pods the rollout creates go to the new places,
+ * so every image matters there as if just written, though no container changed. Not a Pod:
+ * an updated Pod stays on its node.
+ */
+function movedPods(template: PodTemplateFacts, previous: PodTemplateFacts | null | undefined): boolean {
+  if (previous === undefined || previous === null || template.kind === 'Pod') return false
+  return (
+    template.runtimeClassName !== previous.runtimeClassName ||
+    !isDeepStrictEqual(template.placement, previous.placement)
+  )
 }
 
 function changedContainer(c: ContainerFacts, previous: Map<string, ContainerFacts> | undefined): boolean {
@@ -703,6 +718,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
   let notes: Note[] = NO_NOTES
   let placement = template.placement
   let before: Map<string, ContainerFacts> | undefined | null = null
+  let moved = false
   let outcome: Verdict = 'allow'
   const pullable = input.pullable ?? ANY_REGISTRY
   // --image-gc-high-threshold=100 turns the kubelet's disk-based image GC off.
@@ -723,6 +739,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       policy = p
     } else if (!hasImage(c)) continue
     if (where === undefined) {
+      moved = movedPods(template, previous)
       const prepared = prepare(view, template, input.mergePods === true, previous !== undefined && previous !== null)
       notes = prepared.notes
       if (mode === 'enforce' && view.namespaceUnseen(input.subject.namespace))
@@ -742,7 +759,7 @@ export function decide(view: InventoryView, input: DecideInput): Decision {
       previous.idle !== undefined &&
       previous.idle !== 'paused' &&
       template.idle === undefined
-    const changed = waking || changedContainer(c, before ?? undefined)
+    const changed = waking || moved || changedContainer(c, before ?? undefined)
     const f = check(survey!, c, template.perNode)
     f.changed = changed
     f.policy = policy

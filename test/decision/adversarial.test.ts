@@ -671,22 +671,6 @@ t.test('open problems', (t) => {
     },
   )
   t.todo(
-    'an UPDATE that only moves a Deployment (nodeSelector) onto nodes without the image rolls out pods that fail, ' +
-      'yet counts as unchanged and only warns (decide changedContainer compares image and policy only)',
-    (t) => {
-      const body = review(
-        'Deployment',
-        workload('Deployment', podSpec([c('myapp:1.0')], { nodeSelector: { pool: 'v6' } })),
-        {
-          operation: 'UPDATE',
-          oldObject: workload('Deployment', podSpec([c('myapp:1.0')], web)),
-        },
-      )
-      t.equal(outcome(verdict(body)), 'deny')
-      t.end()
-    },
-  )
-  t.todo(
     'KubeletEnsureSecretPulledImages (beta, on by default 1.35, KEP-2535): an image the kubelet pulled with ' +
       'credentials is refused to a Never pod lacking them though present; the agent cannot see the kubelet pull ' +
       'records (/var/lib/kubelet/image_manager), so such pods are allowed (false allow)',
@@ -735,5 +719,33 @@ t.test('a namespace newer than the inventory: its mode label is unknown, so enfo
   )
   // The same object in a namespace the inventory has seen (unlabelled: the global enforce applies) is denied.
   t.equal(outcome(verdict(review('Deployment', workload('Deployment', podSpec([c('myapp:9')], web))))), 'deny')
+  t.end()
+})
+
+t.test("an UPDATE that moves a controller's pods onto nodes without the image is judged as if just written", (t) => {
+  const moving = (kind: string, from: Json, to: Json): Json =>
+    review(kind, workload(kind, podSpec([c('myapp:1.0')], to)), {
+      operation: 'UPDATE',
+      oldObject: workload(kind, podSpec([c('myapp:1.0')], from)),
+    })
+  // kube-controller-manager: a changed template is a new ReplicaSet (pkg/controller/deployment
+  // getNewReplicaSet), whose pods go where the new nodeSelector says; myapp:1.0 is on w1 and w2 only.
+  t.equal(outcome(verdict(moving('Deployment', web, { nodeSelector: { pool: 'v6' } }))), 'deny', 'nodeSelector moved')
+  t.equal(
+    outcome(verdict(moving('DaemonSet', web, { nodeSelector: { pool: 'v6' } }))),
+    'deny',
+    'a DaemonSet moved: pods start on the new nodes',
+  )
+  t.equal(
+    outcome(verdict(moving('Deployment', web, { nodeSelector: { pool: 'web', 'kubernetes.io/os': 'linux' } }))),
+    'allow',
+    'moved, to nodes that all have the image',
+  )
+  // Unchanged placement and image: what runs already is only warned about, as before.
+  t.equal(
+    outcome(verdict(moving('Deployment', { nodeSelector: { pool: 'v6' } }, { nodeSelector: { pool: 'v6' } }))),
+    'warn',
+    'nothing moved: a warning',
+  )
   t.end()
 })
