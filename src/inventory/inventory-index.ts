@@ -13,6 +13,7 @@ import {
   bitsAnd,
   bitsAndNot,
   bitsClear,
+  bitsForEach,
   bitsHas,
   bitsOr,
   bitsIsEmpty,
@@ -225,8 +226,12 @@ export class InventoryIndex implements InventorySink, InventoryView {
   private derived = new Map<string, Map<string, unknown>>()
   /** Its answers for repositories they do not hold, dropped when any repository's keys change. */
   private derivedElsewhere = new Map<string, unknown>()
-  /** Every image-ID key, for the rare truncated-ID lookup. */
-  private idKeys = new Set<string>()
+  /**
+   * Which key ids are image-ID keys, for the rare truncated-ID lookup: a bitset over key ids
+   * (a set bit per update costs nothing; a Set of the ID strings cost a hash insert and
+   * delete of a long string per image an update replaced).
+   */
+  private idKeyBits: Bits = new Uint32Array(0)
   private modes = new Map<string, Mode>()
   private elsewhere = new Map<string, ElsewhereHolding[]>()
   private elsewhereKeys: Array<string[] | undefined> = []
@@ -586,7 +591,10 @@ export class InventoryIndex implements InventorySink, InventoryView {
     const prefix = lookup.idPrefix
     if (prefix === undefined) return []
     const out: string[] = []
-    for (const key of this.idKeys) if (key.startsWith(prefix)) out.push(key)
+    bitsForEach(this.idKeyBits, (id) => {
+      const key = this.keyNames[id]!
+      if (key.startsWith(prefix)) out.push(key)
+    })
     return out.sort().slice(0, limit)
   }
 
@@ -607,15 +615,13 @@ export class InventoryIndex implements InventorySink, InventoryView {
    */
   private idPrefixCounts(prefix: string): Map<number, number> {
     const counts = new Map<number, number>()
-    for (const key of this.idKeys) {
-      if (!key.startsWith(prefix)) continue
-      const id = this.keyIds.get(key)
-      if (id === undefined) continue
+    bitsForEach(this.idKeyBits, (id) => {
+      if (!this.keyNames[id]!.startsWith(prefix)) return
       this.keySets[id]?.forEach((slot) => {
         const listed = this.setKeys[slot]
         if (listed !== undefined && packedHas(listed, id)) counts.set(slot, (counts.get(slot) ?? 0) + 1)
       })
-    }
+    })
     return counts
   }
 
@@ -916,7 +922,14 @@ export class InventoryIndex implements InventorySink, InventoryView {
     if (set === undefined) {
       this.keySets[id] = set = new NodeSet(this.lists)
       const key = this.keyNames[id]!
-      if (isIdKey(key)) this.idKeys.add(key)
+      if (isIdKey(key)) {
+        if (id >>> 5 >= this.idKeyBits.length) {
+          const wider = new Uint32Array(Math.max(64, (id >>> 5) * 2))
+          wider.set(this.idKeyBits)
+          this.idKeyBits = wider
+        }
+        bitsSet(this.idKeyBits, id)
+      }
       const repo = repositoryOfKey(key)
       if (repo !== undefined) {
         let keys = this.repos.get(repo)
@@ -940,7 +953,7 @@ export class InventoryIndex implements InventorySink, InventoryView {
     this.keyIds.delete(key)
     this.keyNames[id] = ''
     this.freeKeys.push(id)
-    this.idKeys.delete(key)
+    bitsClear(this.idKeyBits, id)
     const repo = repositoryOfKey(key)
     if (repo === undefined) return
     const keys = this.repos.get(repo)
