@@ -373,7 +373,7 @@ export function distinctIds(ids: string[]): string[] {
   })
 }
 
-// check()'s roles in view.scratch (placement takes 0 to 3), held for one decide() call.
+// check()'s roles in view.scratch (placement takes 0 to 5), held for one decide() call.
 const STALE = 8
 const PRESENT = 9
 const UNSURE = 10
