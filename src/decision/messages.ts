@@ -81,6 +81,37 @@ function list(nodes: NodeList): string {
   return more > 0 ? `${shown} and ${more} more` : shown
 }
 
+function sameNodes(a: NodeList, b: NodeList): boolean {
+  if (a === b) return true
+  if (a.count !== b.count || a.names.length !== b.names.length) return false
+  for (let i = 0; i < a.names.length; i++) if (a.names[i] !== b.names[i]) return false
+  return true
+}
+
+/**
+ * The node lists one message has written, for the rest of that message: the containers of a
+ * pod often hold, or lack, their images on the same nodes, and each line would clean and join
+ * the same names again. One per warningsFor or denialMessage call; `remember` only when that
+ * call writes more than one line (a single line has nothing to share).
+ */
+class NodeLists {
+  /** Pairs of a list and its text; created at the first one remembered. */
+  private written: Array<NodeList | string> | undefined
+
+  constructor(private readonly remember: boolean) {}
+
+  list(nodes: NodeList): string {
+    if (!this.remember || nodes.count === 0) return list(nodes)
+    const w = this.written
+    if (w !== undefined)
+      for (let i = 0; i < w.length; i += 2) if (sameNodes(w[i] as NodeList, nodes)) return w[i + 1] as string
+    const text = list(nodes)
+    if (w === undefined) this.written = [nodes, text]
+    else if (w.length < 16) w.push(nodes, text)
+    return text
+  }
+}
+
 function nodesWord(n: number): string {
   return n === 1 ? '1 eligible node' : `${n} eligible nodes`
 }
@@ -179,6 +210,10 @@ function gcFix(findings: Finding[]): string {
 
 /** The one-line summary of a finding, used both in denials and as a warning. */
 export function findingLine(f: Finding, subject: Subject): string {
+  return writeFinding(f, subject, new NodeLists(false))
+}
+
+function writeFinding(f: Finding, subject: Subject, lists: NodeLists): string {
   const image = quote(f.container.image)
   const c = who(f.container)
   const policy = policyText(f)
@@ -192,35 +227,35 @@ export function findingLine(f: Finding, subject: Subject): string {
     case 'unknown':
       return (
         `${c}: cannot confirm image ${image} (${policy}): ` +
-        (f.missing.count > 0 ? `not on ${list(f.missing)}; ` : '') +
-        `${f.unknown.count} of ${nodesWord(f.eligible)} have no current image list (${list(f.unknown)})` +
+        (f.missing.count > 0 ? `not on ${lists.list(f.missing)}; ` : '') +
+        `${f.unknown.count} of ${nodesWord(f.eligible)} have no current image list (${lists.list(f.unknown)})` +
         wrongPlaceText(f)
       )
     case 'missing': {
       const elsewhere =
-        f.elsewhere.count > 0 ? `; it is only on ${list(f.elsewhere)}, which the placement excludes` : ''
+        f.elsewhere.count > 0 ? `; it is only on ${lists.list(f.elsewhere)}, which the placement excludes` : ''
       const hint = f.suggestions.length > 0 ? `; did you mean ${f.suggestions.join(', ')}?` : ''
       const where =
         f.eligible === 1
-          ? `is not on the only eligible node (${list(f.missing)})`
-          : `is on none of the ${nodesWord(f.eligible)} (${list(f.missing)})`
+          ? `is not on the only eligible node (${lists.list(f.missing)})`
+          : `is on none of the ${nodesWord(f.eligible)} (${lists.list(f.missing)})`
       const pull = f.policy === 'Never' ? '' : '; the kubelet would try to pull it and fail with ErrImagePull'
       return `${c}: image ${image} (${policy}) ${where}${wrongPlaceText(f)}${elsewhere}${pull}${hint}`
     }
     case 'partial': {
       const absent =
         f.missing.count > 0
-          ? `missing on ${list(f.missing)}`
-          : `${f.unknown.count} without a current image list (${list(f.unknown)})`
+          ? `missing on ${lists.list(f.missing)}`
+          : `${f.unknown.count} without a current image list (${lists.list(f.unknown)})`
       const consequence =
         f.severity === 'deny'
           ? `its daemon pods there would fail with ${failure(f)}`
           : `pods placed elsewhere fail with ${failure(f)}`
-      return `${c}: image ${image} (${policy}) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}), ${absent}${wrongPlaceText(f)}; ${consequence}`
+      return `${c}: image ${image} (${policy}) is on ${f.present.count} of ${nodesWord(f.eligible)} (${lists.list(f.present)}), ${absent}${wrongPlaceText(f)}; ${consequence}`
     }
     case 'steered': {
       const those = f.present.count === 1 ? 'that node' : `those ${f.present.count} nodes`
-      return `${c}: image ${image} (imagePullPolicy: Never) is on ${f.present.count} of ${nodesWord(f.eligible)} (${list(f.present)}); this namespace steers its pods to ${those} (neverpull.dev/steer)`
+      return `${c}: image ${image} (imagePullPolicy: Never) is on ${f.present.count} of ${nodesWord(f.eligible)} (${lists.list(f.present)}); this namespace steers its pods to ${those} (neverpull.dev/steer)`
     }
     case 'present':
       if (f.gcRisk !== undefined) return gcLine(f)
@@ -488,15 +523,16 @@ export function denialMessage(decision: Decision, subject: Subject): string {
   const denied = decision.findings.filter((f) => f.severity === 'deny')
   const first = denied[0]
   if (first === undefined) return ''
+  const lists = new NodeLists(denied.length > 1)
   const lines: string[] = []
   if (denied.length === 1) {
-    lines.push(`${subjectText(subject)}: ${findingLine(first, subject)}`)
+    lines.push(`${subjectText(subject)}: ${writeFinding(first, subject, lists)}`)
   } else {
     const named = denied.slice(0, NAMED_IN_SUMMARY).map((f) => `${who(f.container)} (${quote(f.container.image, 60)})`)
     if (denied.length > NAMED_IN_SUMMARY) named.push(`and ${denied.length - NAMED_IN_SUMMARY} more`)
     const policy = denied.every((f) => f.policy === 'Never') ? 'with imagePullPolicy: Never ' : ''
     lines.push(`${subjectText(subject)}: ${denied.length} containers ${policy}would fail: ${named.join(', ')}`)
-    for (const f of denied.slice(0, DETAILED)) lines.push(`- ${findingLine(f, subject)}`)
+    for (const f of denied.slice(0, DETAILED)) lines.push(`- ${writeFinding(f, subject, lists)}`)
     if (denied.length > DETAILED) lines.push(`- and ${denied.length - DETAILED} more containers like these`)
   }
   lines.push(...fixLines(denied))
@@ -548,8 +584,9 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
     least += n > 2 * MAX_WARNING_RUNES ? MAX_WARNING_RUNES : Math.min(MAX_WARNING_RUNES, Math.ceil(n / 2))
     most += Math.min(MAX_WARNING_RUNES, n)
   }
+  const lists = new NodeLists(warned.length > 1)
   for (const f of warned) {
-    add(findingLine(f, subject))
+    add(writeFinding(f, subject, lists))
     if (f.gcRisk !== undefined && f.reason !== 'present') add(gcLine(f))
     if (least > budget) return head.concat(groupedLines(warned, budget), tail)
   }
