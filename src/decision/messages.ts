@@ -277,13 +277,30 @@ function writeFinding(f: Finding, subject: Subject, lists: NodeLists): string {
 
 /** The registries that matter for the fix lines: those the nodes cannot pull from. */
 function unpullableRegistries(findings: Finding[]): string[] {
-  const out = new Set<string>()
-  for (const f of findings) if (f.registry !== undefined) out.add(clean(f.registry))
-  return [...out]
+  let out: Set<string> | undefined
+  for (const f of findings) if (f.registry !== undefined) (out ??= new Set()).add(clean(f.registry))
+  return out === undefined ? [] : [...out]
 }
 
+/**
+ * The distinct images the findings name, cleaned, up to two: the fixes need to know only
+ * whether there are none, one (named in the command) or several.
+ */
 function imagesOf(findings: Finding[]): string[] {
-  return [...new Set(findings.filter((f) => f.reason !== 'invalid-reference').map((f) => clean(f.container.image)))]
+  const out: string[] = []
+  let first: string | undefined
+  for (const f of findings) {
+    if (f.reason === 'invalid-reference' || f.container.image === first) continue
+    const image = clean(f.container.image)
+    if (first === undefined) {
+      first = f.container.image
+      out.push(image)
+    } else if (image !== out[0]) {
+      out.push(image)
+      break
+    }
+  }
+  return out
 }
 
 /** Which runtimes the nodes that lack the image run: CRI-O loads with podman, not ctr. */
@@ -473,22 +490,26 @@ function groupedLines(warned: Finding[], budget: number): string[] {
     let used = 0
     for (const reason of reasons) {
       const list = byReason.get(reason)!
+      // Fixed words and a number: one rune per UTF-16 unit.
       const head = `${list.length} ${list.length === 1 ? 'container' : 'containers'}, ${GROUP_WORDS[reason]}: `
       const continued = `(continued) ${GROUP_WORDS[reason]}: `
       let line = head
-      let lineRunes = runes(head)
+      let lineRunes = head.length
       let count = 0
       const flush = (): void => {
         if (count === 0) return
         lines.push(line)
         used += lineRunes
         line = continued
-        lineRunes = runes(continued)
+        lineRunes = continued.length
         count = 0
       }
       for (const f of list) {
         const item = withImages ? `${who(f.container)} (${quote(f.container.image, 60)})` : who(f.container)
-        const itemRunes = runes(item)
+        // Fixed words around the name and image: plain ones (no character clean() rewrites,
+        // none astral) leave one rune per unit, without scanning the item.
+        const plain = !SPECIAL.test(f.container.name) && (!withImages || !SPECIAL.test(f.container.image))
+        const itemRunes = plain ? item.length : runes(item)
         if (count > 0 && lineRunes + 2 + itemRunes > MAX_WARNING_RUNES) flush()
         const next = count === 0 ? item : `, ${item}`
         const nextRunes = count === 0 ? itemRunes : itemRunes + 2
