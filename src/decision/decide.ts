@@ -380,6 +380,8 @@ const UNSURE = 10
 const MISSING = 11
 /** decide()'s eligible nodes: no finding keeps them. */
 const ELIGIBLE = 12
+/** The slots of the nodes being named. */
+const SLOTS = 13
 
 /**
  * What every checked container of one decide() call shares, worked out once: the eligible
@@ -397,7 +399,7 @@ class Survey {
   /** Per container: the eligible nodes that have its image, when its node set is a short list. */
   readonly present: Bits
   /** Slots being named (names()). */
-  readonly slots = new Uint32Array(NAMES_SHOWN)
+  readonly slots: Uint32Array
 
   constructor(
     readonly view: InventoryView,
@@ -405,10 +407,11 @@ class Survey {
     readonly fresh: Bits,
   ) {
     const all = where.nodes
-    let end = all.length
+    let end = Math.min(all.length, where.span ?? all.length)
     while (end > 0 && all[end - 1] === 0) end--
     this.eligible = all.subarray(0, end)
     this.present = this.bits(PRESENT)
+    this.slots = view.scratch.get(SLOTS, NAMES_SHOWN)
   }
 
   /** The first time an image is not on every eligible node: the stale set and its count. */

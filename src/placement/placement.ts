@@ -26,6 +26,8 @@ import {
 export interface Eligibility {
   nodes: Bits
   count: number
+  /** When known: no eligible node lies past this many words of nodes. */
+  span?: number
   /** `nodeName` names a node the inventory does not know. */
   unknownNodeName?: string
   /** When no node fits: why, in the scheduler's words (schedulerSentence). */
@@ -272,7 +274,7 @@ export function eligibleNodes(view: InventoryView, placement: Placement, into?: 
     for (const stage of STAGES) stage.apply(view, placement, used)
     count = bitsCount(used)
   }
-  if (count > 0) return { nodes, count }
+  if (count > 0) return { nodes, count, span: end }
   // Nothing fits: the rare path can afford to say why, filter by filter.
   return { nodes, count: 0, scheduler: schedulerSentence(explainPlacement(view, placement)) }
 }
