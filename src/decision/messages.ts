@@ -560,6 +560,11 @@ export function denialMessage(decision: Decision, subject: Subject): string {
   return lines.join('\n')
 }
 
+/** Whether a finding is told as a warning. A steering notice rides along: it is the only text kubectl shows. */
+function warns(f: Finding, verdict: Decision['verdict']): boolean {
+  return f.severity === 'warn' || f.reason === 'steered' || (f.severity === 'deny' && verdict !== 'deny')
+}
+
 /**
  * The warnings: why nothing was denied (notes), the fix, then one line per finding that is
  * not fine; each one line of at most 256 runes, and all together within the apiserver's
@@ -571,10 +576,10 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
   if (decision.mode === 'audit' || decision.mode === 'off') return []
   // The common case (no finding, no note) without building the empty parts below.
   if (decision.findings.length === 0 && decision.notes.length === 0) return []
-  // A steering notice rides along with warnings: it is the only text kubectl shows.
-  const warned = decision.findings.filter(
-    (f) => f.severity === 'warn' || f.reason === 'steered' || (f.severity === 'deny' && decision.verdict !== 'deny'),
-  )
+  const warned: Finding[] = []
+  for (const f of decision.findings) if (warns(f, decision.verdict)) warned.push(f)
+  // Every image in place, nothing to note (an allowed pod): nothing to write.
+  if (warned.length === 0 && decision.notes.length === 0) return []
   const head: string[] = []
   for (const n of decision.notes) head.push(cap(noteLine(n, subject)))
   const actionable = warned.filter(
