@@ -16,7 +16,7 @@ export class DistanceRows {
 /**
  * Levenshtein distance between a and b, or max + 1 as soon as it is certain to exceed max.
  * Only the diagonal band |i - j| <= max is computed: O(len * max). `skip` leading characters
- * that a and b are known to share are left out (a shared prefix never changes the distance).
+ * that a and b are known to share are left out without comparing them.
  */
 export function editDistance(
   a: string,
@@ -28,9 +28,19 @@ export function editDistance(
   max = max > 0 ? Math.floor(max) : 0
   const over = max + 1
   if (a === b) return 0
-  const la = a.length - skip
-  const lb = b.length - skip
-  if (la - lb > max || lb - la > max) return over
+  if (a.length - b.length > max || b.length - a.length > max) return over
+  // A shared prefix or suffix never changes the distance: leave both out of the rows (image
+  // names share most of theirs, `registry.example.com/team/` or `:1.2.3`).
+  const end = a.length < b.length ? a.length : b.length
+  while (skip < end && a.charCodeAt(skip) === b.charCodeAt(skip)) skip++
+  let ea = a.length
+  let eb = b.length
+  while (ea > skip && eb > skip && a.charCodeAt(ea - 1) === b.charCodeAt(eb - 1)) {
+    ea--
+    eb--
+  }
+  const la = ea - skip
+  const lb = eb - skip
   if (la === 0) return lb
   if (lb === 0) return la
 

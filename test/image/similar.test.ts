@@ -77,6 +77,42 @@ t.test('editDistance agrees with the full table on random strings', async (t) =>
   t.equal(bad, 0, 'no disagreements in 5000 pairs')
 })
 
+t.test('editDistance: names sharing a prefix and a suffix agree with the full table', async (t) => {
+  // The prefix and suffix both names share are left out of the rows: they overlap when one
+  // name is the other with letters added (`aa` / `aaa`), and `skip` may end inside them.
+  let seed = 777
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
+  const alphabet = 'aab:.'
+  const word = (max: number): string => {
+    let s = ''
+    const len = rand(max)
+    for (let i = 0; i < len; i++) s += alphabet[rand(alphabet.length)]
+    return s
+  }
+  let bad = 0
+  for (let n = 0; n < 5000; n++) {
+    const prefix = rand(2) === 0 ? 'registry.example.com/team/' : word(4)
+    const suffix = rand(2) === 0 ? ':1.2.3' : word(4)
+    const a = prefix + word(6) + suffix
+    const b = prefix + word(6) + suffix
+    const max = rand(8)
+    const skip = rand(2) === 0 ? prefix.length : 0
+    const full = levenshtein(a, b)
+    const want = full > max ? max + 1 : full
+    const got = editDistance(a, b, max, skip)
+    if (got !== want) {
+      bad++
+      if (bad < 5) t.fail(`${JSON.stringify(a)} ${JSON.stringify(b)} max=${max} skip=${skip}: got ${got}, want ${want}`)
+    }
+  }
+  t.equal(bad, 0, 'no disagreements in 5000 pairs')
+  t.equal(editDistance('aa', 'aaa', 2), 1, 'one name inside the other')
+  t.equal(editDistance('registry.example.com/search/apj', 'registry.example.com/search/api', 2), 1)
+})
+
 t.test('editDistance: long strings grow the shared buffer and stay correct', async (t) => {
   const a = 'registry.example.com/team/' + 'x'.repeat(2000) + ':v1'
   const b = 'registry.example.com/team/' + 'x'.repeat(1999) + 'y:v2'
