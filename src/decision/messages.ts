@@ -450,12 +450,6 @@ export function runes(s: string): number {
   return n
 }
 
-function total(lines: readonly string[]): number {
-  let n = 0
-  for (const l of lines) n += runes(l)
-  return n
-}
-
 const GROUP_WORDS: Record<Finding['reason'], string> = {
   missing: 'image on none of the eligible nodes',
   partial: 'image on only some eligible nodes',
@@ -528,7 +522,7 @@ function groupedLines(warned: Finding[], budget: number): string[] {
     return { lines, named, used }
   }
   let result = build(true)
-  // `used` is the runes of the lines built: what total(lines) would count.
+  // `used` is the runes of the lines built.
   if (result.named < warned.length || result.used > budget) result = build(false)
   if (result.named < warned.length) {
     result.lines.push(`and ${warned.length - result.named} more containers like these`)
@@ -581,21 +575,27 @@ export function warningsFor(decision: Decision, subject: Subject): string[] {
   // Every image in place, nothing to note (an allowed pod): nothing to write.
   if (warned.length === 0 && decision.notes.length === 0) return []
   const head: string[] = []
-  for (const n of decision.notes) head.push(cap(noteLine(n, subject)))
+  const tail: string[] = []
+  // Runes of the lines cut and kept; a line cap() cut has exactly MAX_WARNING_RUNES, uncounted.
+  let fixed = 0
+  const keep = (lines: string[], text: string): void => {
+    const line = cap(text)
+    lines.push(line)
+    fixed += line === text ? runes(line) : MAX_WARNING_RUNES
+  }
+  for (const n of decision.notes) keep(head, noteLine(n, subject))
   const actionable = warned.filter(
     (f) =>
       f.reason === 'missing' || f.reason === 'partial' || f.reason === 'invalid-reference' || f.reason === 'unpullable',
   )
-  if (actionable.length > 0) head.push(cap(fixWarning(actionable)))
+  if (actionable.length > 0) keep(head, fixWarning(actionable))
   // No node fits: why, once, after the findings, in the words `kubectl describe pod` will show.
   const unplaced = warned.find((f) => f.reason === 'no-eligible-nodes' && f.scheduler !== undefined)
-  const tail =
-    unplaced === undefined
-      ? []
-      : [cap(`${subjectText(subject)}: kube-scheduler will report: ${clean(unplaced.scheduler!)}`)]
+  if (unplaced !== undefined)
+    keep(tail, `${subjectText(subject)}: kube-scheduler will report: ${clean(unplaced.scheduler!)}`)
   const atRisk = warned.filter((f) => f.gcRisk !== undefined)
-  if (atRisk.length > 0) head.push(cap(gcFix(atRisk)))
-  const budget = MAX_WARNINGS_TOTAL_RUNES - total(head) - total(tail)
+  if (atRisk.length > 0) keep(head, gcFix(atRisk))
+  const budget = MAX_WARNINGS_TOTAL_RUNES - fixed
   // One line per finding while they all fit, else grouping. A line counts as min(256, its
   // runes), which lies between half its UTF-16 length and its length (a rune is one or two
   // units), and is 256 for a line of more than 512 units: the lengths alone, without cutting
