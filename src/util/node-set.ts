@@ -456,37 +456,6 @@ export class NodeSet {
     return this.dense
   }
 
-  /**
-   * Writes this ∩ mask into out (as long as mask, or longer: the rest is cleared) and returns
-   * how many slots it has: countIn and intersectInto in one pass.
-   */
-  countInto(mask: Bits, out: Bits): number {
-    let c = 0
-    if (this.dense === null) {
-      out.fill(0)
-      if (this.n === 0) return 0
-      const data = this.pool.slots
-      const at = this.pool.start(this.list)
-      for (let i = at, end = at + this.n; i < end; i++) {
-        const slot = data[i]!
-        if (bitsHas(mask, slot)) {
-          bitsSet(out, slot)
-          c++
-        }
-      }
-      return c
-    }
-    const dense = this.dense
-    const n = Math.min(mask.length, dense.length, out.length)
-    for (let i = 0; i < n; i++) {
-      const v = mask[i]! & dense[i]!
-      out[i] = v
-      if (v !== 0) c += popcount32(v)
-    }
-    if (n < out.length) out.fill(0, n)
-    return c
-  }
-
   /** Writes this ∩ mask into out (out is cleared first). */
   intersectInto(mask: Bits, out: Bits): void {
     out.fill(0)

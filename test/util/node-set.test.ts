@@ -157,22 +157,6 @@ t.test(
   },
 )
 
-t.test('countInto writes this ∩ mask, clears the rest of out, and counts it, for lists and bitsets', async (t) => {
-  for (const n of [0, 5, 200]) {
-    const set = new NodeSet()
-    for (let k = 0; k < n; k++) set.add((k * 7) % 300)
-    const mask = new Uint32Array(wordsFor(150))
-    for (let s = 0; s < 150; s += 2) bitsSet(mask, s)
-    const out = new Uint32Array(wordsFor(300)).fill(0xffffffff)
-    const count = set.countInto(mask, out)
-    const expected = new Uint32Array(wordsFor(300))
-    set.intersectInto(mask, expected)
-    t.same([...out], [...expected], `${n} slots: the intersection, nothing past the mask`)
-    t.equal(count, set.countIn(mask), `${n} slots: the count countIn gives`)
-    t.equal(count, bitsCount(out))
-  }
-})
-
 t.test('bitsFirst names the first slots of a set less two others, ascending, and stops when out is full', async (t) => {
   const bits = new Uint32Array(wordsFor(200))
   for (const s of [1, 5, 40, 63, 64, 100, 199]) bitsSet(bits, s)
