@@ -49,15 +49,22 @@ function quote(s: string, max = 120): string {
 }
 
 /**
+ * Marks a cut. ASCII, not U+2026: one non-Latin-1 character makes the whole reply a two-byte
+ * string, which JSON.stringify and the UTF-8 encoding of the response then walk more slowly
+ * (1.6 µs more per warned reply in a warm loop; ~7 µs of server CPU in the perf profile).
+ */
+const CUT = '...'
+
+/**
  * Cuts to at most `max` runes, marking the cut. A string has at least as many UTF-16 units as
  * runes, so one no longer than `max` units fits as it is, and one without surrogates is cut by
  * units; only text with astral characters is walked rune by rune.
  */
 export function cap(s: string, max = MAX_WARNING_RUNES): string {
   if (s.length <= max) return s
-  if (!SURROGATE.test(s)) return s.slice(0, max - 1) + '…'
+  if (!SURROGATE.test(s)) return s.slice(0, max - CUT.length) + CUT
   const runes = [...s]
-  return runes.length <= max ? s : runes.slice(0, max - 1).join('') + '…'
+  return runes.length <= max ? s : runes.slice(0, max - CUT.length).join('') + CUT
 }
 
 /** What each kind of checked container is called, in messages and in `explain`. */

@@ -1,6 +1,12 @@
 import t from 'tap'
 import { decide, suggest, type Decision, type Subject } from '../../src/decision/decide.js'
-import { denialMessage, MAX_WARNING_RUNES, MAX_WARNINGS_TOTAL_RUNES, warningsFor } from '../../src/decision/messages.js'
+import {
+  cap,
+  denialMessage,
+  MAX_WARNING_RUNES,
+  MAX_WARNINGS_TOTAL_RUNES,
+  warningsFor,
+} from '../../src/decision/messages.js'
 import type { Mode } from '../../src/api/types.js'
 import type { ContainerFacts, PodTemplateFacts } from '../../src/workload/pod-template.js'
 import { daemonSetTolerations, type Placement } from '../../src/api/scheduling.js'
@@ -266,6 +272,16 @@ t.test('warnings are single lines of at most 256 runes, whatever the input', asy
   }
   const msg = denialMessage(run(template([never(evil, 'c\nd')], { nodeSelector: { zone: 'a' } })), subject)
   t.notMatch(msg.split('\n')[0]!, '\u0007', 'user input never injects lines or controls into the denial')
+})
+
+t.test('cap cuts to exactly the limit with an ASCII mark, rune by rune when astral characters are in', async (t) => {
+  const ascii = cap('a'.repeat(300))
+  t.equal(ascii.length, MAX_WARNING_RUNES)
+  t.ok(ascii.endsWith('a...'), 'ASCII mark: the reply stays a one-byte string')
+  t.equal(cap('a'.repeat(256)), 'a'.repeat(256), 'at the limit: kept whole')
+  const astral = cap('\u{1F600}'.repeat(300))
+  t.equal([...astral].length, MAX_WARNING_RUNES)
+  t.ok(astral.endsWith('\u{1F600}...'), 'no surrogate pair split')
 })
 
 t.test('many eligible nodes are summarised', async (t) => {
