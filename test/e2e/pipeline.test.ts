@@ -125,12 +125,16 @@ t.test(
     // Two agent intervals and slack for a busy machine: a missed publish would take a third.
     t.ok(loadDelay <= 25_000, `import reached the decision within 25 s (${loadDelay} ms)`)
 
-    const published = api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as {
+    type Published = {
       metadata: { ownerReferences?: Array<{ kind: string; uid: string }> }
       status?: { imageCount?: number }
     }
-    t.match(published.metadata.ownerReferences, [{ kind: 'Node', uid: 'uid-node-a' }], 'owned by its Node')
-    t.equal(published.status?.imageCount, 1)
+    const published = (): Published => api.get('neverpull.dev/v1alpha1', 'NodeImageSet', 'node-a') as Published
+    t.match(published().metadata.ownerReferences, [{ kind: 'Node', uid: 'uid-node-a' }], 'owned by its Node')
+    // The agent applies the status in a request of its own after the spec, which is what
+    // the decision reads: the status may still be on its way.
+    await until('the status to count the image', async () => published().status?.imageCount === 1, 10_000)
+    t.equal(published().status?.imageCount, 1)
 
     await ctrd.removeImage(IMAGE)
     await ctrd.removeImage(image.configDigest)
