@@ -3,7 +3,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { ensureCertificates } from '../src/certs/files.js'
+import { localCertificates } from '../test/helpers/local-webhook.js'
 import { bodyNamed, loadBodies, type Body } from './bodies.js'
 import type { ClusterSpec } from './inventory.js'
 import { rounds, review, run, startServer, type RunResult, type Server } from './load.js'
@@ -246,15 +246,7 @@ async function main(): Promise<void> {
 
   // ---- load ----
   const certDir = join(tmpdir(), 'neverpull-bench-certs')
-  await ensureCertificates({
-    outDir: certDir,
-    service: 'neverpull-guard',
-    namespace: 'neverpull-system',
-    hosts: ['127.0.0.1', 'localhost'],
-    days: 30,
-    force: false,
-    now: date,
-  })
+  await localCertificates(certDir, { now: date })
   log('\nwebhook at idle: the compiled CLI on an empty inventory')
   const idle: IdleResult = await webhookIdleBench(certDir, 3, log)
   const baseline = await startServer({ kind: 'baseline', certDir })
