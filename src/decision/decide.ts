@@ -16,6 +16,7 @@ import {
   bitsFirstIn,
   bitsForEach,
   bitsHas,
+  NO_BITS,
   type Bits,
 } from '../util/node-set.js'
 import type { Mode } from '../api/types.js'
@@ -457,9 +458,6 @@ function finding(c: ContainerFacts, reason: Reason, severity: Severity, eligible
 const NO_WRONG_PLACE: WrongPlace[] = Object.freeze([]) as unknown as WrongPlace[]
 
 const NO_SUGGESTIONS: string[] = Object.freeze([]) as unknown as string[]
-
-/** No node: words past a bitset's length count as empty. */
-const NO_BITS: Bits = new Uint32Array(0)
 
 function check(survey: Survey, c: ContainerFacts, perNode: boolean): Finding {
   const { view, where } = survey

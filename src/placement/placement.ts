@@ -8,6 +8,7 @@ import {
   bitsHas,
   bitsOr,
   bitsSet,
+  popcount32,
   type Bits,
 } from '../util/node-set.js'
 import {
@@ -132,7 +133,7 @@ function matchField(view: InventoryView, r: NodeSelectorRequirement, target: Bit
   } else if (r.key === 'metadata.name' && r.operator === 'NotIn') {
     for (const name of r.values ?? []) {
       const slot = view.slotOf(name)
-      if (slot !== undefined && slot >>> 5 < target.length) bitsClear(target, slot)
+      if (slot !== undefined) bitsClear(target, slot)
     }
   } else target.fill(0)
 }
@@ -340,7 +341,7 @@ function filtered(view: InventoryView, placement: Placement, all: Bits, out: Bit
     for (let i = 0; i < end; i++) {
       const v = all[i]! & ~not0[i]! & ~not1[i]! & ~not2[i]! & and0[i]! & and1[i]!
       out[i] = v
-      count += popcount(v)
+      count += popcount32(v)
     }
   }
   const terms = placement.requiredTerms
@@ -348,12 +349,6 @@ function filtered(view: InventoryView, placement: Placement, all: Bits, out: Bit
   for (const m of more ?? []) (m.keep ? bitsAnd : bitsAndNot)(out, m.bits)
   if (terms !== undefined) nodeAffinity(view, { tolerations, requiredTerms: terms }, out)
   return bitsCount(out)
-}
-
-function popcount(v: number): number {
-  v = v - ((v >>> 1) & 0x55555555)
-  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333)
-  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24
 }
 
 /** What one filter did: how many nodes it was the first to reject, and why, as the scheduler says. */

@@ -23,7 +23,8 @@ export function bitsClear(bits: Bits, slot: number): void {
   if (w < bits.length) bits[w] = bits[w]! & ~(1 << (slot & 31))
 }
 
-function popcount32(v: number): number {
+/** Set bits in a 32-bit word. */
+export function popcount32(v: number): number {
   v = v - ((v >>> 1) & 0x55555555)
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333)
   return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24
@@ -122,7 +123,21 @@ export function bitsAndNotCount(a: Bits, b: Bits, out: Bits): number {
   return c
 }
 
-const NONE: Bits = new Uint32Array(0)
+/** No slot: a bitset of no words (words past a bitset's length count as empty). */
+export const NO_BITS: Bits = new Uint32Array(0)
+
+/**
+ * Writes the slots of `word` (word number w of a bitset), ascending, into out from n on,
+ * until out is full; returns the new n. The inner walk of bitsFirst and bitsFirstIn.
+ */
+function takeSlots(word: number, w: number, out: Uint32Array, n: number): number {
+  while (word !== 0 && n < out.length) {
+    const low = word & -word
+    out[n++] = (w << 5) + (31 - Math.clz32(low))
+    word ^= low
+  }
+  return n
+}
 
 /**
  * The first slots of bits that are also in mask (words past mask's length count as zero),
@@ -134,15 +149,7 @@ export function bitsFirstIn(bits: Bits, mask: Bits, out: Uint32Array): number {
   if (limit === 0) return 0
   const end = Math.min(bits.length, mask.length)
   let n = 0
-  for (let w = 0; w < end; w++) {
-    let word = bits[w]! & mask[w]!
-    while (word !== 0) {
-      const low = word & -word
-      out[n++] = (w << 5) + (31 - Math.clz32(low))
-      if (n === limit) return n
-      word ^= low
-    }
-  }
+  for (let w = 0; w < end && n < limit; w++) n = takeSlots(bits[w]! & mask[w]!, w, out, n)
   return n
 }
 
@@ -155,20 +162,16 @@ export function bitsFirstIn(bits: Bits, mask: Bits, out: Uint32Array): number {
 export function bitsFirst(bits: Bits, without: Bits | undefined, without2: Bits | undefined, out: Uint32Array): number {
   const limit = out.length
   if (limit === 0) return 0
-  const a = without ?? NONE
-  const b = without2 ?? NONE
+  const a = without ?? NO_BITS
+  const b = without2 ?? NO_BITS
   let n = 0
   for (let w = 0; w < bits.length; w++) {
     let word = bits[w]!
     if (word === 0) continue
     if (w < a.length) word &= ~a[w]!
     if (w < b.length) word &= ~b[w]!
-    while (word !== 0) {
-      const low = word & -word
-      out[n++] = (w << 5) + (31 - Math.clz32(low))
-      if (n === limit) return n
-      word ^= low
-    }
+    n = takeSlots(word, w, out, n)
+    if (n === limit) return n
   }
   return n
 }
