@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process'
-import { request as httpRequest } from 'node:http'
-import { createServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { containerdSkipReason, startContainerd } from '../test/helpers/containerd.js'
-import { startFakeApiServer, type KubeObject } from '../test/helpers/fake-apiserver.js'
+import { httpsFront, startFakeApiServer, type KubeObject } from '../test/helpers/fake-apiserver.js'
 import { writeOciImage } from '../test/helpers/oci.js'
 import { daemonSetNodeOptions, podServiceAccount } from '../test/helpers/agent-pod.js'
 
@@ -80,19 +78,7 @@ export async function agentIdleBench(
     // in-process API server speaks HTTP, so a small TLS front stands before it.
     const account = await podServiceAccount(ctrd.dir, 'bench-token', 30)
     const sa = account.dir
-    const upstream = new URL(api.url)
-    const front = createServer({ cert: account.cert, key: account.key }, (req, res) => {
-      const up = httpRequest(
-        { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
-        (ur) => {
-          res.writeHead(ur.statusCode ?? 502, ur.headers)
-          ur.pipe(res)
-        },
-      )
-      up.on('error', () => res.destroy())
-      req.pipe(up)
-    })
-    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
+    const front = await httpsFront(api.url, account)
     // The metrics listener on, and scraped every 15 s (Prometheus' usual interval is 30 s).
     const metricsPort = await freePort()
     const nodeOptions = process.env['AGENT_NODE_OPTIONS'] ?? (await daemonSetNodeOptions())
@@ -119,12 +105,12 @@ export async function agentIdleBench(
         env: {
           ...process.env,
           KUBERNETES_SERVICE_HOST: '127.0.0.1',
-          KUBERNETES_SERVICE_PORT: String((front.address() as AddressInfo).port),
+          KUBERNETES_SERVICE_PORT: String(front.port),
           NODE_OPTIONS: nodeOptions,
         },
       },
     )
-    cleanups.push(() => new Promise<void>((r) => front.close(() => r())))
+    cleanups.push(() => front.close())
     try {
       const deadline = Date.now() + 60_000
       let published: (KubeObject & { spec?: { images?: unknown[] } }) | undefined

@@ -5,7 +5,6 @@
 // command, in a child process whose module resolutions are recorded by a loader hook.
 import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { request as httpRequest } from 'node:http'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -16,7 +15,7 @@ import t, { type Test } from 'tap'
 import { ensureCertificates } from '../../src/certs/files.js'
 import { containerdSkipReason, startContainerd } from '../helpers/containerd.js'
 import { writeOciImage } from '../helpers/oci.js'
-import { startFakeApiServer } from '../helpers/fake-apiserver.js'
+import { httpsFront, startFakeApiServer } from '../helpers/fake-apiserver.js'
 import { localWebhookArgs } from '../helpers/webhook-args.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -218,25 +217,13 @@ t.test('the webhook in a pod never loads it: watch synced, audit lease taken', a
     force: false,
     now: new Date(),
   })
-  const upstream = new URL(fake.url)
   const tokens: string[] = []
-  const front = createServer({ cert: await readFile(paths.cert), key: await readFile(paths.key) }, (req, res) => {
-    tokens.push(req.headers.authorization ?? '')
-    const out = httpRequest(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(res)
-      },
-    )
-    out.on('error', () => res.destroy())
-    req.pipe(out)
-  })
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
-  t.teardown(() => {
-    front.closeAllConnections()
-    return new Promise<void>((r) => front.close(() => r()))
-  })
+  const front = await httpsFront(
+    fake.url,
+    { cert: await readFile(paths.cert), key: await readFile(paths.key) },
+    (req) => void tokens.push(req.headers.authorization ?? ''),
+  )
+  t.teardown(() => front.close())
   const saDir = join(dir, 'serviceaccount')
   await mkdir(saDir)
   await writeFile(join(saDir, 'token'), 'pod-token\n')
@@ -253,7 +240,7 @@ t.test('the webhook in a pod never loads it: watch synced, audit lease taken', a
     {
       env: {
         KUBERNETES_SERVICE_HOST: '127.0.0.1',
-        KUBERNETES_SERVICE_PORT: String((front.address() as AddressInfo).port),
+        KUBERNETES_SERVICE_PORT: String(front.port),
         POD_NAMESPACE: 'neverpull-system',
         POD_NAME: 'webhook-0',
       },

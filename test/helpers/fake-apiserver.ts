@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { KubeConfig } from '@kubernetes/client-node'
@@ -1212,4 +1213,43 @@ export class FakeApiServer {
 
 export function startFakeApiServer(options?: FakeApiServerOptions): Promise<FakeApiServer> {
   return FakeApiServer.start(options)
+}
+
+export interface HttpsFront {
+  port: number
+  /** Drops its connections and stops listening. */
+  close(): Promise<void>
+}
+
+/**
+ * The fake apiserver behind TLS, as a pod reaches the real one (KUBERNETES_SERVICE_HOST and
+ * _PORT, trusted through the service account's ca.crt): every request is passed through to
+ * `upstream` as it is. `seen` is told of each request first (to record its credentials).
+ */
+export async function httpsFront(
+  upstream: string,
+  tls: { cert: string | Buffer; key: string | Buffer },
+  seen?: (req: IncomingMessage) => void,
+): Promise<HttpsFront> {
+  const to = new URL(upstream)
+  const front = createHttpsServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+    seen?.(req)
+    const out = httpRequest(
+      { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      },
+    )
+    out.on('error', () => res.destroy())
+    req.pipe(out)
+  })
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
+  return {
+    port: (front.address() as AddressInfo).port,
+    close: () => {
+      front.closeAllConnections()
+      return new Promise<void>((r) => front.close(() => r()))
+    },
+  }
 }
